@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { computeGeometry, DEFAULT_GEOMETRY } from '../layout/geometry.js';
+import { CHANNEL_STATE, HEADER, MSG_RESPONSE_BIT, MSG_TYPE, STATUS, VMGMT_MAGIC } from '../layout/wire-layout.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { FakeGuest } from '../testing/fake-guest.js';
+import { silentLogger } from './core-logger.js';
+import { DeviceCore, type DeviceCoreOptions } from './device-core.js';
+import { pingService } from './ping-service.js';
+
+function setup(overrides: Partial<DeviceCoreOptions> = {}) {
+  const r = computeGeometry({ ...DEFAULT_GEOMETRY, regionSizeBytes: 1024 * 1024, ringSlots: 8 });
+  if (!r.ok) throw new Error(r.reason);
+  const mem = new GuestMemory(new ArrayBuffer(r.geometry.regionSizeBytes));
+  const notifications: number[] = [];
+  const opts: DeviceCoreOptions = { mem, geometry: r.geometry, services: [pingService], notifyGuest: (v) => notifications.push(v), log: silentLogger, ...overrides };
+  const core = DeviceCore.initialize(opts);
+  const guest = new FakeGuest(mem, r.geometry, 0);
+  guest.claim(1234);
+  core.process();
+  guest.afterReset();
+  return { mem, core, guest, notifications, opts, geometry: r.geometry };
+}
+
+const ping = (id: number, bytes = [1, 2, 3]) => ({ type: MSG_TYPE.PING, requestId: id, status: 0, payload: new Uint8Array(bytes) });
+
+describe('DeviceCore', () => {
+  it('publishes a valid header', () => {
+    const { mem, geometry } = setup();
+    expect(mem.loadU32(HEADER.offsets.magic)).toBe(VMGMT_MAGIC);
+    expect(mem.loadU32(HEADER.offsets.ring_slots)).toBe(geometry.ringSlots);
+  });
+
+  it('resets a claimed channel to READY and acknowledges the reset', () => {
+    const { guest } = setup();
+    expect(guest.readChannel('state')).toBe(CHANNEL_STATE.READY);
+    expect(guest.readChannel('reset_done')).toBe(guest.readChannel('reset_request'));
+  });
+
+  it('answers PING with the same payload and id', () => {
+    const { core, guest } = setup();
+    guest.send(ping(5, [9, 8, 7]));
+    core.process();
+    const [reply] = guest.receiveAll();
+    expect(reply).toEqual({ type: MSG_TYPE.PING | MSG_RESPONSE_BIT, requestId: 5, status: 0, payload: new Uint8Array([9, 8, 7]) });
+  });
+
+  it('rings the guest only when it asked to be woken, once per batch', () => {
+    const { core, guest, notifications } = setup();
+    notifications.length = 0;
+    guest.send(ping(1));
+    core.process();
+    expect(notifications).toEqual([]);
+    guest.setWantsWakeup(true);
+    for (let i = 0; i < 3; i++) guest.send(ping(10 + i));
+    core.process();
+    expect(notifications).toEqual([0]);
+    expect(guest.receiveAll().map((m) => m.requestId)).toEqual([1, 10, 11, 12]);
+  });
+
+  it('leaves need_wakeup set when idle so the guest knows to ring', () => {
+    const { core, guest } = setup();
+    core.process();
+    expect(guest.coreWantsWakeup()).toBe(true);
+  });
+
+  it('answers an unknown type with UNKNOWN_TYPE and counts the error', () => {
+    const { core, guest } = setup();
+    guest.send({ type: 0x0777, requestId: 3, status: 0, payload: new Uint8Array() });
+    core.process();
+    expect(guest.receiveAll()).toEqual([{ type: 0x0777 | MSG_RESPONSE_BIT, requestId: 3, status: STATUS.UNKNOWN_TYPE.code, payload: new Uint8Array() }]);
+    expect(guest.readChannel('error_count')).toBe(1);
+    expect(guest.readChannel('last_status')).toBe(STATUS.UNKNOWN_TYPE.code);
+  });
+
+  it('answers a garbage length with BAD_LENGTH', () => {
+    const { core, guest } = setup();
+    const slot = new Uint8Array(16);
+    new DataView(slot.buffer).setUint16(0, MSG_TYPE.PING, true);
+    new DataView(slot.buffer).setUint32(4, 0xfffffff0, true);
+    new DataView(slot.buffer).setUint32(8, 77, true);
+    guest.sendRaw(slot);
+    core.process();
+    expect(guest.receiveAll()[0]).toMatchObject({ requestId: 77, status: STATUS.BAD_LENGTH.code });
+  });
+
+  it('marks the channel NEEDS_RESET when the guest moves its producer index past the ring, and serves again after a reset', () => {
+    const { core, guest, geometry } = setup();
+    guest.pokeRing('g2c', 'prod', geometry.ringSlots + 5);
+    core.process();
+    expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
+    expect(guest.readChannel('last_status')).toBe(STATUS.BAD_INDEX.code);
+    guest.send(ping(1));
+    core.process();
+    expect(guest.receiveAll()).toEqual([]);
+    guest.claim(1234);
+    core.process();
+    guest.afterReset();
+    guest.send(ping(2));
+    core.process();
+    expect(guest.receiveAll().map((m) => m.requestId)).toEqual([2]);
+  });
+
+  it('stops serving a channel after repeated garbage', () => {
+    const { core, guest } = setup({ maxErrorsBeforeReset: 3 });
+    for (let i = 0; i < 5; i++) guest.send({ type: 0x0777, requestId: i, status: 0, payload: new Uint8Array() });
+    core.process();
+    expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
+    expect(guest.receiveAll().length).toBe(3);
+  });
+
+  it('leaves requests in place while the response ring is full, and resumes', () => {
+    const { core, guest, geometry } = setup();
+    for (let i = 0; i < geometry.ringSlots; i++) guest.send(ping(i));
+    expect(core.process().more).toBe(false);
+    for (let i = 0; i < 2; i++) guest.send(ping(100 + i));
+    expect(core.process().more).toBe(true);
+    expect(guest.receiveAll().length).toBe(geometry.ringSlots);
+    expect(core.process().more).toBe(false);
+    expect(guest.receiveAll().map((m) => m.requestId)).toEqual([100, 101]);
+  });
+
+  it('garbage in one channel does not disturb another', () => {
+    const { core, guest, mem, geometry } = setup();
+    const other = new FakeGuest(mem, geometry, 1);
+    other.claim(99);
+    core.process();
+    other.afterReset();
+    guest.pokeRing('g2c', 'prod', 0x80000000);
+    other.send(ping(4));
+    core.process();
+    expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
+    expect(other.receiveAll().map((m) => m.requestId)).toEqual([4]);
+  });
+
+  it('device reset frees every channel and acknowledges', () => {
+    const { core, guest, mem } = setup();
+    const req = guest.requestDeviceReset();
+    core.process();
+    expect(mem.loadU32(HEADER.offsets.reset_done)).toBe(req);
+    expect(guest.readChannel('owner')).toBe(0);
+    expect(guest.readChannel('state')).toBe(CHANNEL_STATE.IDLE);
+  });
+
+  it('re-attaches to a live region and carries on from the published indices', () => {
+    const { core, guest, opts, mem } = setup();
+    guest.send(ping(1));
+    core.process();
+    guest.receiveAll();
+    const generation = mem.loadU32(HEADER.offsets.core_generation);
+    const again = DeviceCore.reattach(opts);
+    expect(mem.loadU32(HEADER.offsets.core_generation)).toBe(generation + 1);
+    guest.send(ping(2));
+    again.process();
+    expect(guest.receiveAll().map((m) => m.requestId)).toEqual([2]);
+  });
+
+  it('refuses to re-attach to a region with another geometry', () => {
+    const { opts } = setup();
+    expect(() => DeviceCore.reattach({ ...opts, geometry: { ...opts.geometry, ringSlots: 16 } })).toThrow(/ring_slots/);
+  });
+});

@@ -1,0 +1,53 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateCHeader } from './generate-c-header.js';
+import { CHANNEL, CHANNEL_LAYOUT, HEADER, MSG_HEADER, RING, STATUS } from './wire-layout.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const headerPath = path.join(repoRoot, 'guest-driver/include/vmgmt_layout.h');
+
+describe('wire layout', () => {
+  it('pins every struct size', () => {
+    expect(HEADER.sizeBytes).toBe(256);
+    expect(CHANNEL.sizeBytes).toBe(64);
+    expect(RING.sizeBytes).toBe(128);
+    expect(MSG_HEADER.sizeBytes).toBe(16);
+    expect(RING.offsets.cons).toBe(64); // producer and consumer indices on separate cache lines
+    expect(CHANNEL_LAYOUT.SLOTS_G2C % 64).toBe(0);
+  });
+
+  it('pins the header offsets the driver depends on', () => {
+    expect(HEADER.offsets).toMatchObject({ magic: 0, version_major: 4, channel_count: 12, region_size: 16, device_status: 40, reset_request: 44, reset_done: 48, data_offset: 72 });
+  });
+
+  it('has unique status codes, each with words', () => {
+    const codes = Object.values(STATUS).map((s) => s.code);
+    expect(new Set(codes).size).toBe(codes.length);
+    for (const s of Object.values(STATUS)) expect(s.text.length).toBeGreaterThan(5);
+  });
+
+  it('the committed C header is what the generator writes', () => {
+    expect(readFileSync(headerPath, 'utf8')).toBe(generateCHeader());
+  });
+
+  it('C compiles the header and agrees with every offset (its _Static_asserts) and size', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vmgmt-layout-'));
+    try {
+      const structs = [HEADER, CHANNEL, RING, MSG_HEADER];
+      const prints = structs.flatMap((s) => [
+        `printf("${s.cName} %zu\\n", sizeof(struct ${s.cName}));`,
+        ...s.fields.map((f) => `printf("${s.cName}.${f.name} %zu\\n", offsetof(struct ${s.cName}, ${f.name}));`),
+      ]);
+      writeFileSync(path.join(dir, 'probe.c'), `#include <stdio.h>\n#include "vmgmt_layout.h"\nint main(void) {\n${prints.join('\n')}\nreturn 0; }\n`);
+      execFileSync('gcc', ['-std=gnu11', '-Wall', '-Werror', '-I', path.dirname(headerPath), '-o', path.join(dir, 'probe'), path.join(dir, 'probe.c')]);
+      const printed = execFileSync(path.join(dir, 'probe'), { encoding: 'utf8' }).trim().split('\n');
+      const expected = structs.flatMap((s) => [`${s.cName} ${s.sizeBytes}`, ...s.fields.map((f) => `${s.cName}.${f.name} ${f.offset}`)]);
+      expect(printed).toEqual(expected);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
