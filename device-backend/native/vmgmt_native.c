@@ -1,0 +1,873 @@
+/*
+ * vmgmt_native: the few Linux calls the ivshmem server needs and Node lacks.
+ *
+ * Design note
+ * - Plain C against N-API (NAPI_VERSION 8) plus libuv for fd readiness. No threads: fd watches are
+ *   uv_poll_t handles on the Node event loop, and callbacks go through napi_make_callback so
+ *   process.nextTick and promise jobs run right after each callback.
+ * - Every failing syscall throws an Error with `code` (errno name, e.g. "ENOENT"), `errno` (negative,
+ *   as Node's own system errors), `syscall`, and a message "call(args): strerror".
+ * - Argument errors throw TypeError/RangeError with code ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE.
+ * - Ownership: mapShared's ArrayBuffer owns its mapping (munmap on GC unless unmap() ran first). A
+ *   watch is kept alive by its open uv handle and by its JS stop function; the struct is freed when
+ *   both are gone. An env cleanup hook closes watches still running when a worker/env shuts down.
+ *
+ * Every name in this file carries the prefix vn_.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+#define VN_MSG_BYTES 8
+#define VN_SEND_TIMEOUT_MS 1000
+#define VN_RECV_REST_TIMEOUT_MS 1000
+#define VN_DISCARD_BYTES 4096
+#define VN_MAX_RECV_FDS 4
+#define VN_MAX_SAFE_INTEGER 9007199254740991LL
+
+/* Marks ArrayBuffers created by mapShared so unmap() can refuse foreign ones. */
+static const napi_type_tag VN_MAPPING_TAG = {0x766d676d745f6d61ULL, 0x7070696e67000001ULL};
+
+/* ---------------------------------------------------------------- errors */
+
+static void vn_throw_napi(napi_env env, const char *what) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  const char *detail = info != NULL && info->error_message != NULL ? info->error_message : "unknown";
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  char msg[512];
+  snprintf(msg, sizeof msg, "vmgmt_native: N-API call %s failed: %s", what, detail);
+  napi_throw_error(env, "ERR_VMGMT_NATIVE_NAPI", msg);
+}
+
+#define VN_CALL(env, call)            \
+  do {                                \
+    if ((call) != napi_ok) {          \
+      vn_throw_napi((env), #call);    \
+      return NULL;                    \
+    }                                 \
+  } while (0)
+
+static const char *vn_errno_name(int err, char *fallback, size_t fallback_len) {
+  const char *name = strerrorname_np(err);
+  if (name != NULL) return name;
+  snprintf(fallback, fallback_len, "E%d", err);
+  return fallback;
+}
+
+/* Builds an Error with code = errno name, errno = -err (as Node's system errors), syscall. NULL on failure. */
+static napi_value vn_new_error(napi_env env, int err, const char *syscall_name, const char *msg) {
+  char fallback[16];
+  const char *code_name = vn_errno_name(err, fallback, sizeof fallback);
+  napi_value code, message, error, syscall_value, errno_value;
+  if (napi_create_string_utf8(env, code_name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+      napi_create_error(env, code, message, &error) != napi_ok ||
+      napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &syscall_value) != napi_ok ||
+      napi_create_int32(env, -err, &errno_value) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", syscall_value) != napi_ok ||
+      napi_set_named_property(env, error, "errno", errno_value) != napi_ok) {
+    return NULL;
+  }
+  return error;
+}
+
+static napi_value vn_throw_error(napi_env env, int err, const char *syscall_name, const char *msg) {
+  napi_value error = vn_new_error(env, err, syscall_name, msg);
+  if (error == NULL) {
+    vn_throw_napi(env, "creating an errno error");
+  } else {
+    napi_throw(env, error);
+  }
+  return NULL;
+}
+
+/* Throws "syscall(args): strerror(err)". Always returns NULL. */
+static napi_value vn_throw_errno(napi_env env, int err, const char *syscall_name, const char *args_fmt, ...) {
+  char args[384];
+  va_list ap;
+  va_start(ap, args_fmt);
+  vsnprintf(args, sizeof args, args_fmt, ap);
+  va_end(ap);
+  char msg[640];
+  snprintf(msg, sizeof msg, "%s(%s): %s", syscall_name, args, strerror(err));
+  return vn_throw_error(env, err, syscall_name, msg);
+}
+
+/* Throws with a message spelled out in full instead of strerror. Always returns NULL. */
+static napi_value vn_throw_explained(napi_env env, int err, const char *syscall_name, const char *fmt, ...) {
+  char msg[640];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return vn_throw_error(env, err, syscall_name, msg);
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+#define VN_ARGS(n)                                                             \
+  size_t argc = (n);                                                           \
+  napi_value argv[(n)];                                                        \
+  VN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
+
+static bool vn_arg_int(napi_env env, napi_value value, const char *fn, const char *name, int64_t min, int64_t max,
+                       int64_t *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) {
+    vn_throw_napi(env, "napi_typeof");
+    return false;
+  }
+  char msg[256];
+  if (type != napi_number) {
+    snprintf(msg, sizeof msg, "%s: %s must be a number, got a value of type %d (napi_valuetype)", fn, name, (int)type);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) {
+    vn_throw_napi(env, "napi_get_value_double");
+    return false;
+  }
+  if (!(d == d) || d != (double)(int64_t)d || d < (double)min || d > (double)max) {
+    snprintf(msg, sizeof msg, "%s: %s must be an integer in [%lld, %lld], got %g", fn, name, (long long)min,
+             (long long)max, d);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool vn_arg_fd(napi_env env, napi_value value, const char *fn, const char *name, int *out) {
+  int64_t v;
+  if (!vn_arg_int(env, value, fn, name, 0, INT_MAX, &v)) return false;
+  *out = (int)v;
+  return true;
+}
+
+/* Returns a malloc'ed NUL-terminated copy, or NULL with an exception pending. */
+static char *vn_arg_string(napi_env env, napi_value value, const char *fn, const char *name, size_t *len_out) {
+  char msg[256];
+  size_t len = 0;
+  napi_status s = napi_get_value_string_utf8(env, value, NULL, 0, &len);
+  if (s == napi_string_expected) {
+    snprintf(msg, sizeof msg, "%s: %s must be a string", fn, name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return NULL;
+  }
+  if (s != napi_ok) {
+    vn_throw_napi(env, "napi_get_value_string_utf8");
+    return NULL;
+  }
+  char *buf = malloc(len + 1);
+  if (buf == NULL) {
+    vn_throw_errno(env, ENOMEM, "malloc", "%zu", len + 1);
+    return NULL;
+  }
+  if (napi_get_value_string_utf8(env, value, buf, len + 1, &len) != napi_ok) {
+    free(buf);
+    vn_throw_napi(env, "napi_get_value_string_utf8");
+    return NULL;
+  }
+  if (strlen(buf) != len) {
+    free(buf);
+    snprintf(msg, sizeof msg, "%s: %s must not contain NUL characters", fn, name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+    return NULL;
+  }
+  if (len_out != NULL) *len_out = len;
+  return buf;
+}
+
+static napi_value vn_int(napi_env env, int64_t v) {
+  napi_value out;
+  VN_CALL(env, napi_create_int64(env, v, &out));
+  return out;
+}
+
+static napi_value vn_undefined(napi_env env) {
+  napi_value out;
+  VN_CALL(env, napi_get_undefined(env, &out));
+  return out;
+}
+
+static int64_t vn_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd has `events` or the deadline passes. Returns 1 ready, 0 timeout, -1 error (errno set). */
+static int vn_wait_fd(int fd, short events, int64_t deadline_ms) {
+  for (;;) {
+    int64_t left = deadline_ms - vn_now_ms();
+    if (left <= 0) return 0;
+    struct pollfd p = {.fd = fd, .events = events, .revents = 0};
+    int r = poll(&p, 1, (int)left);
+    if (r < 0 && errno == EINTR) continue;
+    return r < 0 ? -1 : (r == 0 ? 0 : 1);
+  }
+}
+
+/* ---------------------------------------------------------------- memory */
+
+typedef struct {
+  void *addr;
+  size_t len;
+  bool unmapped;
+} vn_mapping;
+
+static napi_value vn_memfd_create(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  char *name = vn_arg_string(env, argv[0], "memfdCreate", "name", NULL);
+  if (name == NULL) return NULL;
+  int64_t size;
+  if (!vn_arg_int(env, argv[1], "memfdCreate", "sizeBytes", 0, VN_MAX_SAFE_INTEGER, &size)) {
+    free(name);
+    return NULL;
+  }
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    int err = errno;
+    vn_throw_errno(env, err, "memfd_create", "%s", name);
+    free(name);
+    return NULL;
+  }
+  if (ftruncate(fd, (off_t)size) != 0) {
+    int err = errno;
+    close(fd);
+    vn_throw_errno(env, err, "ftruncate", "memfd %s, %lld bytes", name, (long long)size);
+    free(name);
+    return NULL;
+  }
+  free(name);
+  return vn_int(env, fd);
+}
+
+static void vn_mapping_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  vn_mapping *m = data;
+  if (!m->unmapped) munmap(m->addr, m->len);
+  free(m);
+}
+
+static napi_value vn_map_shared(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int fd;
+  int64_t size;
+  if (!vn_arg_fd(env, argv[0], "mapShared", "fd", &fd)) return NULL;
+  if (!vn_arg_int(env, argv[1], "mapShared", "sizeBytes", 1, VN_MAX_SAFE_INTEGER, &size)) return NULL;
+
+  /* Touching a MAP_SHARED page past the end of the file raises SIGBUS and kills the process. */
+  struct stat st;
+  if (fstat(fd, &st) != 0) return vn_throw_errno(env, errno, "fstat", "fd %d", fd);
+  if (S_ISREG(st.st_mode) && (int64_t)st.st_size < size) {
+    return vn_throw_explained(env, EINVAL, "mmap",
+                              "mmap(fd %d, %lld bytes): the file is only %lld bytes; mapping past its end would "
+                              "crash with SIGBUS on access. Grow it first (memfdCreate sizes it) or map less.",
+                              fd, (long long)size, (long long)st.st_size);
+  }
+
+  void *addr = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (addr == MAP_FAILED) return vn_throw_errno(env, errno, "mmap", "fd %d, %lld bytes", fd, (long long)size);
+
+  vn_mapping *m = malloc(sizeof *m);
+  if (m == NULL) {
+    munmap(addr, (size_t)size);
+    return vn_throw_errno(env, ENOMEM, "malloc", "%zu", sizeof *m);
+  }
+  m->addr = addr;
+  m->len = (size_t)size;
+  m->unmapped = false;
+
+  napi_value buf;
+  if (napi_create_external_arraybuffer(env, addr, (size_t)size, NULL, NULL, &buf) != napi_ok) {
+    munmap(addr, (size_t)size);
+    free(m);
+    vn_throw_napi(env, "napi_create_external_arraybuffer");
+    return NULL;
+  }
+  if (napi_type_tag_object(env, buf, &VN_MAPPING_TAG) != napi_ok ||
+      napi_wrap(env, buf, m, vn_mapping_finalize, NULL, NULL) != napi_ok) {
+    napi_detach_arraybuffer(env, buf);
+    munmap(addr, (size_t)size);
+    free(m);
+    vn_throw_napi(env, "napi_wrap(mapping)");
+    return NULL;
+  }
+  return buf;
+}
+
+static napi_value vn_unmap(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  bool is_ours = false;
+  napi_valuetype type;
+  VN_CALL(env, napi_typeof(env, argv[0], &type));
+  if (type == napi_object) VN_CALL(env, napi_check_object_type_tag(env, argv[0], &VN_MAPPING_TAG, &is_ours));
+  if (!is_ours) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "unmap: buf must be an ArrayBuffer returned by mapShared");
+    return NULL;
+  }
+  vn_mapping *m = NULL;
+  VN_CALL(env, napi_unwrap(env, argv[0], (void **)&m));
+  if (m->unmapped) return vn_undefined(env);
+  VN_CALL(env, napi_detach_arraybuffer(env, argv[0]));
+  m->unmapped = true;
+  if (munmap(m->addr, m->len) != 0) return vn_throw_errno(env, errno, "munmap", "%p, %zu bytes", m->addr, m->len);
+  return vn_undefined(env);
+}
+
+/* ---------------------------------------------------------------- eventfd */
+
+static napi_value vn_eventfd_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return vn_throw_errno(env, errno, "eventfd", "0, EFD_NONBLOCK|EFD_CLOEXEC");
+  return vn_int(env, fd);
+}
+
+static napi_value vn_eventfd_write(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], "eventfdWrite", "fd", &fd)) return NULL;
+  uint64_t one = 1;
+  for (;;) {
+    ssize_t n = write(fd, &one, sizeof one);
+    if (n == (ssize_t)sizeof one) return vn_undefined(env);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return vn_throw_errno(env, errno, "write", "eventfd %d", fd);
+    return vn_throw_explained(env, EIO, "write", "write(eventfd %d): wrote %zd of 8 bytes", fd, n);
+  }
+}
+
+/* ---------------------------------------------------------------- unix sockets */
+
+static napi_value vn_unix_listen(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  size_t path_len;
+  char *path = vn_arg_string(env, argv[0], "unixListen", "path", &path_len);
+  if (path == NULL) return NULL;
+  int64_t backlog;
+  if (!vn_arg_int(env, argv[1], "unixListen", "backlog", 1, INT_MAX, &backlog)) {
+    free(path);
+    return NULL;
+  }
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (path_len == 0 || path_len >= sizeof addr.sun_path) {
+    vn_throw_explained(env, ENAMETOOLONG, "bind",
+                       "bind(%s): a UNIX socket path must be 1..%zu bytes (sun_path holds %zu with the NUL), this "
+                       "one is %zu bytes. Use a shorter directory, e.g. under /run or /tmp.",
+                       path, sizeof addr.sun_path - 1, sizeof addr.sun_path, path_len);
+    free(path);
+    return NULL;
+  }
+  memcpy(addr.sun_path, path, path_len + 1);
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    vn_throw_errno(env, errno, "socket", "AF_UNIX, SOCK_STREAM");
+    free(path);
+    return NULL;
+  }
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    int err = errno;
+    close(fd);
+    vn_throw_errno(env, err, "bind", "%s", path);
+    free(path);
+    return NULL;
+  }
+  if (listen(fd, (int)backlog) != 0) {
+    int err = errno;
+    close(fd);
+    vn_throw_errno(env, err, "listen", "%s, backlog %lld", path, (long long)backlog);
+    free(path);
+    return NULL;
+  }
+  free(path);
+  return vn_int(env, fd);
+}
+
+static napi_value vn_unix_accept(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int listen_fd;
+  if (!vn_arg_fd(env, argv[0], "unixAccept", "listenFd", &listen_fd)) return NULL;
+  for (;;) {
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return vn_int(env, fd);
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return vn_int(env, -1);
+    return vn_throw_errno(env, errno, "accept4", "fd %d", listen_fd);
+  }
+}
+
+static napi_value vn_send_int64_with_fd(napi_env env, napi_callback_info info) {
+  VN_ARGS(3);
+  int sock;
+  int64_t pass_fd;
+  if (!vn_arg_fd(env, argv[0], "sendInt64WithFd", "sockFd", &sock)) return NULL;
+  int64_t value;
+  bool lossless = false;
+  napi_status s = napi_get_value_bigint_int64(env, argv[1], &value, &lossless);
+  if (s == napi_bigint_expected) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendInt64WithFd: value must be a bigint");
+    return NULL;
+  }
+  if (s != napi_ok) {
+    vn_throw_napi(env, "napi_get_value_bigint_int64");
+    return NULL;
+  }
+  if (!lossless) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "sendInt64WithFd: value must fit in a signed 64-bit integer");
+    return NULL;
+  }
+  if (!vn_arg_int(env, argv[2], "sendInt64WithFd", "fd", -1, INT_MAX, &pass_fd)) return NULL;
+
+  uint8_t bytes[VN_MSG_BYTES];
+  for (int i = 0; i < VN_MSG_BYTES; i++) bytes[i] = (uint8_t)((uint64_t)value >> (8 * i));
+  struct iovec iov = {.iov_base = bytes, .iov_len = sizeof bytes};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  if (pass_fd >= 0) {
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    int fd_int = (int)pass_fd;
+    memcpy(CMSG_DATA(cmsg), &fd_int, sizeof fd_int);
+  }
+
+  int64_t deadline = -1;
+  for (;;) {
+    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n == VN_MSG_BYTES) return vn_undefined(env);
+    if (n >= 0) {
+      return vn_throw_explained(env, EPROTO, "sendmsg",
+                                "sendmsg(fd %d, value %lld, fd %lld): sent only %zd of 8 bytes; the stream is out "
+                                "of sync, close this connection",
+                                sock, (long long)value, (long long)pass_fd, n);
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return vn_throw_errno(env, errno, "sendmsg", "fd %d, value %lld, fd %lld", sock, (long long)value,
+                            (long long)pass_fd);
+    }
+    if (deadline < 0) deadline = vn_now_ms() + VN_SEND_TIMEOUT_MS;
+    int r = vn_wait_fd(sock, POLLOUT, deadline);
+    if (r < 0) return vn_throw_errno(env, errno, "poll", "fd %d, POLLOUT", sock);
+    if (r == 0) {
+      return vn_throw_explained(env, EAGAIN, "sendmsg",
+                                "sendmsg(fd %d, value %lld, fd %lld): socket still full after %d ms; the peer is "
+                                "not reading, drop it",
+                                sock, (long long)value, (long long)pass_fd, VN_SEND_TIMEOUT_MS);
+    }
+  }
+}
+
+static void vn_close_fds(const int *fds, int count) {
+  for (int i = 0; i < count; i++) close(fds[i]);
+}
+
+/* One recvmsg into bytes[*got..8); appends received fds. Returns bytes read, 0 on EOF, -1 with errno. */
+static ssize_t vn_recv_part(int sock, uint8_t *bytes, size_t *got, int *fds, int *fd_count, bool *truncated) {
+  struct iovec iov = {.iov_base = bytes + *got, .iov_len = VN_MSG_BYTES - *got};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * VN_MAX_RECV_FDS)];
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t n;
+  do {
+    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;
+  if (msg.msg_flags & MSG_CTRUNC) *truncated = true;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (*fd_count < VN_MAX_RECV_FDS) {
+        fds[(*fd_count)++] = fd;
+      } else {
+        close(fd);
+        *truncated = true;
+      }
+    }
+  }
+  *got += (size_t)n;
+  return n;
+}
+
+static napi_value vn_recv_int64_with_fd(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int sock;
+  if (!vn_arg_fd(env, argv[0], "recvInt64WithFd", "sockFd", &sock)) return NULL;
+  uint8_t bytes[VN_MSG_BYTES];
+  size_t got = 0;
+  int fds[VN_MAX_RECV_FDS];
+  int fd_count = 0;
+  bool truncated = false;
+  int64_t deadline = -1;
+
+  while (got < VN_MSG_BYTES) {
+    ssize_t n = vn_recv_part(sock, bytes, &got, fds, &fd_count, &truncated);
+    if (n > 0) continue;
+    if (n == 0) {
+      vn_close_fds(fds, fd_count);
+      if (got == 0) {
+        return vn_throw_explained(env, ECONNRESET, "recvmsg",
+                                  "recvmsg(fd %d): the peer closed the connection (EOF)", sock);
+      }
+      return vn_throw_explained(env, EPROTO, "recvmsg",
+                                "recvmsg(fd %d): the peer closed the connection after %zu of 8 bytes", sock, got);
+    }
+    int err = errno;
+    if (err != EAGAIN && err != EWOULDBLOCK) {
+      vn_close_fds(fds, fd_count);
+      return vn_throw_errno(env, err, "recvmsg", "fd %d", sock);
+    }
+    if (got == 0) {
+      napi_value null_value;
+      VN_CALL(env, napi_get_null(env, &null_value));
+      return null_value;
+    }
+    /* The rest of a split message should follow at once. */
+    if (deadline < 0) deadline = vn_now_ms() + VN_RECV_REST_TIMEOUT_MS;
+    int r = vn_wait_fd(sock, POLLIN, deadline);
+    if (r <= 0) {
+      int wait_err = errno;
+      vn_close_fds(fds, fd_count);
+      if (r < 0) return vn_throw_errno(env, wait_err, "poll", "fd %d, POLLIN", sock);
+      return vn_throw_explained(env, EPROTO, "recvmsg",
+                                "recvmsg(fd %d): got %zu of 8 bytes and the rest did not arrive within %d ms", sock,
+                                got, VN_RECV_REST_TIMEOUT_MS);
+    }
+  }
+  if (truncated || fd_count > 1) {
+    vn_close_fds(fds, fd_count);
+    return vn_throw_explained(env, EPROTO, "recvmsg",
+                              "recvmsg(fd %d): expected at most one fd per message, got %d%s; closed them", sock,
+                              fd_count, truncated ? " and truncated control data" : "");
+  }
+
+  uint64_t raw = 0;
+  for (int i = 0; i < VN_MSG_BYTES; i++) raw |= (uint64_t)bytes[i] << (8 * i);
+  napi_value result, value, fd_value;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_bigint_int64(env, (int64_t)raw, &value) != napi_ok ||
+      napi_create_int32(env, fd_count == 1 ? fds[0] : -1, &fd_value) != napi_ok ||
+      napi_set_named_property(env, result, "value", value) != napi_ok ||
+      napi_set_named_property(env, result, "fd", fd_value) != napi_ok) {
+    vn_close_fds(fds, fd_count);
+    vn_throw_napi(env, "building the recvInt64WithFd result");
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value vn_recv_discard(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], "recvDiscard", "fd", &fd)) return NULL;
+  char buf[VN_DISCARD_BYTES];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n >= 0) return vn_int(env, n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return vn_int(env, -1);
+    return vn_throw_errno(env, errno, "read", "fd %d", fd);
+  }
+}
+
+static napi_value vn_close(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], "close", "fd", &fd)) return NULL;
+  /* On Linux the fd is released even when close reports EINTR; retrying could close a reused fd. */
+  if (close(fd) != 0 && errno != EINTR) return vn_throw_errno(env, errno, "close", "fd %d", fd);
+  return vn_undefined(env);
+}
+
+/* ---------------------------------------------------------------- fd watches */
+
+typedef struct {
+  uv_poll_t poll; /* first member: the uv handle pointer is the watch pointer */
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  int fd;
+  bool drain_eventfd;
+  bool active;
+  int owners; /* the open uv handle + the JS stop function; freed at 0 */
+} vn_watch;
+
+static void vn_watch_release(vn_watch *w) {
+  if (--w->owners == 0) free(w);
+}
+
+static void vn_watch_on_closed(uv_handle_t *handle) { vn_watch_release((vn_watch *)handle); }
+
+static void vn_watch_on_stop_fn_finalized(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  vn_watch_release(data);
+}
+
+/* Stops polling and schedules the handle close; `in_teardown` skips calls that may run JS. */
+static void vn_watch_stop(vn_watch *w, bool in_teardown) {
+  if (!w->active) return;
+  w->active = false;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(w->env, w->callback);
+  w->callback = NULL;
+  if (!in_teardown) napi_async_destroy(w->env, w->async);
+  uv_close((uv_handle_t *)&w->poll, vn_watch_on_closed);
+}
+
+static void vn_watch_on_env_teardown(void *arg) { vn_watch_stop(arg, true); }
+
+static void vn_watch_on_poll(uv_poll_t *handle, int status, int events) {
+  (void)status;
+  (void)events;
+  vn_watch *w = (vn_watch *)handle;
+  if (!w->active) return;
+  double count = 0;
+  int read_err = 0;
+  if (w->drain_eventfd) {
+    for (;;) {
+      uint64_t v;
+      ssize_t n = read(w->fd, &v, sizeof v);
+      if (n == (ssize_t)sizeof v) {
+        count += (double)v;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      read_err = n < 0 ? errno : EIO;
+      break;
+    }
+    if (read_err == 0 && count == 0) return;
+  }
+
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (read_err != 0) {
+    /* The eventfd was closed or replaced under the watch; report it as an uncaught exception. */
+    char msg[256];
+    snprintf(msg, sizeof msg, "read(eventfd %d): %s; the watch was stopped", w->fd, strerror(read_err));
+    napi_remove_env_cleanup_hook(env, vn_watch_on_env_teardown, w);
+    vn_watch_stop(w, false);
+    napi_value error = vn_new_error(env, read_err, "read", msg);
+    if (error != NULL) napi_fatal_exception(env, error);
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+
+  napi_value cb, recv, argv[1], result;
+  size_t argc = 0;
+  if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok) {
+    if (w->drain_eventfd && napi_create_double(env, count, &argv[0]) == napi_ok) argc = 1;
+    napi_status s = napi_make_callback(env, w->async, recv, cb, argc, argv, &result);
+    if (s == napi_pending_exception) {
+      napi_value exception;
+      if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value vn_stop_fn(napi_env env, napi_callback_info info) {
+  vn_watch *w = NULL;
+  VN_CALL(env, napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&w));
+  if (w->active) {
+    napi_remove_env_cleanup_hook(env, vn_watch_on_env_teardown, w);
+    vn_watch_stop(w, false);
+  }
+  return vn_undefined(env);
+}
+
+static napi_value vn_watch_create(napi_env env, napi_callback_info info, const char *fn, bool drain_eventfd) {
+  VN_ARGS(2);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], fn, "fd", &fd)) return NULL;
+  napi_valuetype type;
+  VN_CALL(env, napi_typeof(env, argv[1], &type));
+  if (type != napi_function) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: the callback must be a function", fn);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return NULL;
+  }
+  uv_loop_t *loop;
+  VN_CALL(env, napi_get_uv_event_loop(env, &loop));
+
+  vn_watch *w = calloc(1, sizeof *w);
+  if (w == NULL) return vn_throw_errno(env, ENOMEM, "malloc", "%zu", sizeof *w);
+  int uv_err = uv_poll_init(loop, &w->poll, fd);
+  if (uv_err != 0) {
+    free(w);
+    if (uv_err == UV_EEXIST) {
+      return vn_throw_explained(env, EEXIST, "uv_poll_init",
+                                "uv_poll_init(fd %d): this fd is already watched on the event loop; stop the other "
+                                "watch first",
+                                fd);
+    }
+    return vn_throw_errno(env, -uv_err, "uv_poll_init", "fd %d", fd);
+  }
+  w->env = env;
+  w->fd = fd;
+  w->drain_eventfd = drain_eventfd;
+  w->owners = 1; /* the uv handle; the stop function adds one below */
+
+  napi_value resource_name, stop_fn, result;
+  if (napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok ||
+      napi_create_string_utf8(env, drain_eventfd ? "vmgmt:watchEventfd" : "vmgmt:watchReadable", NAPI_AUTO_LENGTH,
+                              &resource_name) != napi_ok ||
+      napi_async_init(env, NULL, resource_name, &w->async) != napi_ok) {
+    if (w->callback != NULL) napi_delete_reference(env, w->callback);
+    uv_close((uv_handle_t *)&w->poll, vn_watch_on_closed);
+    vn_throw_napi(env, "setting up the watch");
+    return NULL;
+  }
+  w->active = true;
+  uv_err = uv_poll_start(&w->poll, UV_READABLE, vn_watch_on_poll);
+  if (uv_err != 0) {
+    vn_watch_stop(w, false);
+    return vn_throw_errno(env, -uv_err, "uv_poll_start", "fd %d", fd);
+  }
+  if (napi_create_function(env, "stop", NAPI_AUTO_LENGTH, vn_stop_fn, w, &stop_fn) != napi_ok ||
+      napi_add_finalizer(env, stop_fn, w, vn_watch_on_stop_fn_finalized, NULL, NULL) != napi_ok) {
+    vn_watch_stop(w, false);
+    vn_throw_napi(env, "creating the stop function");
+    return NULL;
+  }
+  w->owners++;
+  VN_CALL(env, napi_add_env_cleanup_hook(env, vn_watch_on_env_teardown, w));
+  VN_CALL(env, napi_create_object(env, &result));
+  VN_CALL(env, napi_set_named_property(env, result, "stop", stop_fn));
+  return result;
+}
+
+static napi_value vn_watch_readable(napi_env env, napi_callback_info info) {
+  return vn_watch_create(env, info, "watchReadable", false);
+}
+
+static napi_value vn_watch_eventfd(napi_env env, napi_callback_info info) {
+  return vn_watch_create(env, info, "watchEventfd", true);
+}
+
+/* ---------------------------------------------------------------- pidfd and /proc */
+
+static napi_value vn_pidfd_open(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int64_t pid;
+  if (!vn_arg_int(env, argv[0], "pidfdOpen", "pid", 1, INT_MAX, &pid)) return NULL;
+  long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
+  if (fd < 0) return vn_throw_errno(env, errno, "pidfd_open", "pid %lld", (long long)pid);
+  return vn_int(env, fd);
+}
+
+static napi_value vn_pidfd_getfd(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int pidfd, target;
+  if (!vn_arg_fd(env, argv[0], "pidfdGetfd", "pidfd", &pidfd)) return NULL;
+  if (!vn_arg_fd(env, argv[1], "pidfdGetfd", "targetFd", &target)) return NULL;
+  long fd = syscall(SYS_pidfd_getfd, pidfd, target, 0);
+  if (fd < 0) return vn_throw_errno(env, errno, "pidfd_getfd", "pidfd %d, fd %d", pidfd, target);
+  if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0) {
+    int err = errno;
+    close((int)fd);
+    return vn_throw_errno(env, err, "fcntl", "fd %ld, F_SETFD FD_CLOEXEC", fd);
+  }
+  return vn_int(env, fd);
+}
+
+static napi_value vn_fd_realpath(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], "fdRealpath", "fd", &fd)) return NULL;
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  char target[PATH_MAX];
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n < 0) return vn_throw_errno(env, errno, "readlink", "%s", link);
+  target[n] = '\0';
+  napi_value out;
+  VN_CALL(env, napi_create_string_utf8(env, target, (size_t)n, &out));
+  return out;
+}
+
+/* ---------------------------------------------------------------- module */
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_property_descriptor props[] = {
+      {"memfdCreate", NULL, vn_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mapShared", NULL, vn_map_shared, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmap", NULL, vn_unmap, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"eventfdCreate", NULL, vn_eventfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"eventfdWrite", NULL, vn_eventfd_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixListen", NULL, vn_unix_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixAccept", NULL, vn_unix_accept, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendInt64WithFd", NULL, vn_send_int64_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvInt64WithFd", NULL, vn_recv_int64_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvDiscard", NULL, vn_recv_discard, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, vn_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchReadable", NULL, vn_watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchEventfd", NULL, vn_watch_eventfd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pidfdOpen", NULL, vn_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pidfdGetfd", NULL, vn_pidfd_getfd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fdRealpath", NULL, vn_fd_realpath, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
+    vn_throw_napi(env, "napi_define_properties");
+    return NULL;
+  }
+  return exports;
+}
