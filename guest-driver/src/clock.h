@@ -1,0 +1,14 @@
+/* clock: CLOCK_MONOTONIC in nanoseconds. */
+#ifndef VG_CLOCK_H
+#define VG_CLOCK_H
+#include <stdint.h>
+#include <time.h>
+
+static inline uint64_t clock_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif

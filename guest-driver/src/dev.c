@@ -1,0 +1,16 @@
+#include "dev.h"
+
+#include <string.h>
+
+void dev_init_empty(struct vmgmt_dev *dev, bool verbose)
+{
+    memset(dev, 0, sizeof(*dev));
+    dev->vfio.container_fd = -1;
+    dev->vfio.group_fd = -1;
+    dev->vfio.device_fd = -1;
+    dev->vfio.irq_fd[0] = -1;
+    dev->vfio.irq_fd[1] = -1;
+    dev->wait = DEV_WAIT_POLL;
+    dev->spin_ns = DEV_DEFAULT_SPIN_NS;
+    dev->verbose = verbose;
+}

@@ -1,0 +1,49 @@
+/* dev: the state of one opened management device, passed to every module (there is no global one). */
+#ifndef VG_DEV_H
+#define VG_DEV_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmgmt_layout.h"
+
+#define DEV_DEFAULT_SPIN_NS 30000ull
+
+/* How a consumer blocks once spinning is over. */
+enum dev_wait_method {
+    DEV_WAIT_POLL,  /* adaptive sleep back-off, no interrupt */
+    DEV_WAIT_MSIX,  /* the VECTOR_RING MSI-X interrupt, delivered through vfio-pci as an eventfd */
+};
+
+struct dev_vfio {
+    int container_fd;
+    int group_fd;
+    int device_fd;
+    int irq_fd[2];      /* eventfds for VMGMT_VECTOR_RING and VMGMT_VECTOR_CONFIG; -1 when unset */
+    unsigned irq_count; /* MSI-X vectors wired to irq_fd */
+};
+
+struct vmgmt_dev {
+    char bdf[32];               /* e.g. 0000:00:03.0 */
+    char sysfs_dir[96];         /* /sys/bus/pci/devices/<bdf> */
+    uint64_t bar0_size;
+    uint64_t bar2_size;
+    volatile uint8_t *bar0;     /* ivshmem registers */
+    uint8_t *bar2;              /* the shared region; struct vmgmt_header at 0 */
+    size_t bar0_map_bytes;
+    size_t bar2_map_bytes;
+    const char *bar_source;     /* "sysfs" or "vfio": where the mappings came from */
+    struct vmgmt_header geom;   /* validated copy of the header: geometry is read from here, never from BAR2 */
+    struct vmgmt_header *hdr;   /* the live header in BAR2, for the fields that change (status, resets) */
+    uint32_t peer_id;           /* IVPosition */
+    uint64_t features;          /* feature bits in force (guest_features) */
+    enum dev_wait_method wait;
+    uint64_t spin_ns;           /* how long a waiter spins before it blocks */
+    struct dev_vfio vfio;
+    bool verbose;
+};
+
+/* Sets every fd to -1 and every pointer to NULL. */
+void dev_init_empty(struct vmgmt_dev *dev, bool verbose);
+
+#endif

@@ -1,0 +1,30 @@
+#include "report.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static void report_vprint(const char *fmt, va_list ap)
+{
+    fputs("vmgmt-guest: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int report_error(enum report_exit code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report_vprint(fmt, ap);
+    va_end(ap);
+    return (int)code;
+}
+
+void report_verbose(bool verbose, const char *fmt, ...)
+{
+    if (!verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    report_vprint(fmt, ap);
+    va_end(ap);
+}
