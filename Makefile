@@ -1,0 +1,54 @@
+# vmgmt. `make demo` and `make test` set up everything they need (apt, npm ci) and build what is stale.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+NATIVE := device-backend/native/build/Release/vmgmt_native.node
+DRIVER := guest-driver/build/vmgmt-guest
+IMAGE  := images/build/initramfs.cpio.gz
+TS_STAMP := dist/.stamp
+TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
+
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+$(NATIVE): device-backend/native/vmgmt_native.c device-backend/native/binding.gyp
+	node scripts/build-native.mjs
+
+native: $(NATIVE)
+
+$(TS_STAMP): $(TS_SOURCES)
+	npx tsc -p tsconfig.json
+	@touch $@
+
+ts: $(TS_STAMP)
+
+# The C header is generated from the TypeScript wire layout and committed; a unit test keeps them equal.
+layout: $(TS_STAMP)
+	node dist/device-backend/layout/generate-c-header-cli.js guest-driver/include/vmgmt_layout.h
+
+driver:
+	$(MAKE) -C guest-driver
+
+image: driver
+	bash images/build-image.sh
+
+build: setup
+	$(MAKE) native ts driver image
+
+demo: build
+	node dist/orchestrator/demo/demo-cli.js
+
+test: build
+	npx vitest run --project unit
+	npx vitest run --project integration
+
+test-unit: build
+	npx vitest run --project unit
+
+test-integration: build
+	npx vitest run --project integration
+
+clean:
+	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 

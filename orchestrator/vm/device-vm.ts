@@ -1,0 +1,103 @@
+// A VM booted from the test image with its management device served in this process: the unit the
+// demo and the integration tests work with. The daemon (issue 3) manages VMs the same way, persistently.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { CoreLogger } from '../../device-backend/core/core-logger.js';
+import { silentLogger } from '../../device-backend/core/core-logger.js';
+import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
+import { ManagementDevice } from '../../device-backend/management-device.js';
+import { loadNative } from '../../device-backend/native/index.js';
+import { GuestControlClient } from '../guest-control/guest-control-client.js';
+import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
+import { type QemuProcess, startQemu } from '../qemu/qemu-process.js';
+import { testImage } from './test-image.js';
+
+export interface DeviceVmOptions {
+  name: string;
+  accel?: AccelRequest;
+  memoryMiB?: number;
+  cpus?: number;
+  geometry?: Partial<GeometryOptions>;
+  log?: CoreLogger;
+  readyTimeoutMs?: number;
+  /** Where the KVM self-probe caches its answer. */
+  cacheDir?: string;
+}
+
+export interface DeviceVm {
+  readonly name: string;
+  readonly runDir: string;
+  readonly accel: AccelDecision;
+  readonly device: ManagementDevice;
+  readonly qemu: QemuProcess;
+  readonly control: GuestControlClient;
+  /** From starting QEMU to the guest answering on its control channel. */
+  readonly bootToReadyMs: number;
+  /** Closes the management core (socket, eventfds, region mapping) while the VM keeps running. */
+  stopCore(): void;
+  /** Stops QEMU and removes every socket, region and file this VM created. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
+  const image = testImage();
+  const runDir = mkdtempSync(path.join(tmpdir(), `vmgmt-${opts.name}-`));
+  const log = opts.log ?? silentLogger;
+  let device: ManagementDevice | undefined;
+  let qemu: QemuProcess | undefined;
+  let control: GuestControlClient | undefined;
+  const cleanup = async (): Promise<void> => {
+    control?.close();
+    try {
+      await qemu?.shutdown({ timeoutMs: 5_000 });
+    } finally {
+      device?.close();
+      rmSync(runDir, { recursive: true, force: true });
+    }
+  };
+  try {
+    const accel = await resolveAccel(opts.accel ?? 'auto', {
+      kernelPath: image.kernelPath,
+      initrdPath: image.initrdPath,
+      cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
+    });
+    device = ManagementDevice.start({ native: loadNative(), name: opts.name, socketPath: path.join(runDir, 'ivshmem.sock'), geometry: opts.geometry, log });
+    const startedAt = performance.now();
+    qemu = await startQemu(
+      {
+        name: opts.name,
+        uuid: randomUUID(),
+        accel: accel.accel,
+        memoryMiB: opts.memoryMiB ?? 256,
+        cpus: opts.cpus ?? 1,
+        kernelPath: image.kernelPath,
+        initrdPath: image.initrdPath,
+        append: image.append,
+        qmpSocketPath: path.join(runDir, 'qmp.sock'),
+        consoleLogPath: path.join(runDir, 'console.log'),
+        controlSocketPath: path.join(runDir, 'control.sock'),
+        ivshmem: { serverSocketPath: path.join(runDir, 'ivshmem.sock'), vectors: device.geometry.vectors },
+      },
+      { runDir },
+    );
+    control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
+    await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
+    const bootToReadyMs = performance.now() - startedAt;
+    const started = { device, qemu, control };
+    let closing: Promise<void> | undefined;
+    return {
+      name: opts.name,
+      runDir,
+      accel,
+      ...started,
+      bootToReadyMs,
+      stopCore: () => started.device.close(),
+      close: () => (closing ??= cleanup()),
+    };
+  } catch (err) {
+    await cleanup().catch(() => {});
+    throw err;
+  }
+}

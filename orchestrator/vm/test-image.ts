@@ -1,0 +1,21 @@
+// Where the bootable test guest lives once `make image` (images/build-image.sh) has built it.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { findRepoRoot } from './repo-root.js';
+
+export interface TestImage {
+  kernelPath: string;
+  initrdPath: string;
+  append: string;
+}
+
+export const TEST_IMAGE_APPEND = 'console=ttyS0 intel_iommu=on panic=-1 quiet';
+
+export function testImage(root = findRepoRoot()): TestImage {
+  const dir = path.join(root, 'images/build');
+  const image = { kernelPath: path.join(dir, 'vmlinuz'), initrdPath: path.join(dir, 'initramfs.cpio.gz'), append: TEST_IMAGE_APPEND };
+  for (const p of [image.kernelPath, image.initrdPath]) {
+    if (!existsSync(p)) throw new Error(`test image file ${p} is missing: build it with \`make image\``);
+  }
+  return image;
+}

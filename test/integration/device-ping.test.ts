@@ -1,0 +1,78 @@
+// A real guest under TCG pings the management core through the ivshmem-doorbell device with the real C
+// driver, and reports a timeout in words when the core is gone.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePingSummary } from '../../orchestrator/demo/ping-summary.js';
+import { type DeviceVm, startDeviceVm } from '../../orchestrator/vm/device-vm.js';
+import { expectNoLeftovers } from '../support/leftovers.js';
+
+interface GuestInfo {
+  vendor: string;
+  device: string;
+  ivPosition: number;
+  bar2SizeBytes: number;
+  header: Record<string, number | string> & { deviceStatusText: string };
+  channels: { owner: number; state: string; errorCount: number }[];
+}
+
+describe('guest ping through the management device', () => {
+  let vm: DeviceVm;
+
+  beforeAll(async () => {
+    vm = await startDeviceVm({ name: 'it-ping', accel: 'tcg' });
+  });
+
+  afterAll(async () => {
+    await vm?.close();
+    if (vm) expect(expectNoLeftovers(vm.runDir)).toEqual([]);
+  });
+
+  async function guestInfo(): Promise<GuestInfo> {
+    const r = await vm.control.run('vmgmt-guest info --json', { timeoutMs: 30_000 });
+    expect(r.exitCode, r.stdout).toBe(0);
+    return JSON.parse(r.stdout) as GuestInfo;
+  }
+
+  it('the driver finds the device and reads the geometry the core wrote', async () => {
+    const info = await guestInfo();
+    const g = vm.device.geometry;
+    expect(info).toMatchObject({ vendor: '1af4', device: '1110', ivPosition: 1, bar2SizeBytes: g.regionSizeBytes });
+    expect(info.header).toMatchObject({ channelCount: g.channelCount, ringSlots: g.ringSlots, slotSizeBytes: g.slotSizeBytes, dataOffset: g.dataOffset, vectors: g.vectors });
+  });
+
+  it('round-trips 200 pings, each served by the core, waiting on MSI-X', async () => {
+    const before = vm.device.core.counters.messages;
+    const r = await vm.control.run('vmgmt-guest ping -n 200 --wait msix', { timeoutMs: 60_000 });
+    expect(r.exitCode, r.stdout).toBe(0);
+    const summary = parsePingSummary(r.stdout);
+    expect(summary, r.stdout).toBeDefined();
+    expect(summary!.n).toBe(200);
+    expect(summary!.wait).toBe('msix');
+    expect(summary!.minUs).toBeGreaterThan(0);
+    expect(summary!.minUs).toBeLessThanOrEqual(summary!.medianUs);
+    expect(summary!.medianUs).toBeLessThanOrEqual(summary!.p99Us);
+    expect(vm.device.core.counters.messages - before).toBe(200);
+    expect(vm.device.core.counters.protocolErrors).toBe(0);
+  });
+
+  it('round-trips by polling when asked to', async () => {
+    const r = await vm.control.run('vmgmt-guest ping -n 20 --wait poll', { timeoutMs: 60_000 });
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(parsePingSummary(r.stdout)?.wait).toBe('poll');
+  });
+
+  it('the device is initialised and every channel released after the driver exits', async () => {
+    const info = await guestInfo();
+    expect(info.header.deviceStatusText).toMatch(/DRIVER_OK/);
+    expect(info.channels.map((c) => c.owner)).toEqual(new Array(vm.device.geometry.channelCount).fill(0));
+    expect(info.channels[0]!.state).toBe('READY');
+    expect(info.channels[0]!.errorCount).toBe(0);
+  });
+
+  it('reports a timeout in words when the core is gone', async () => {
+    vm.stopCore();
+    const r = await vm.control.run('vmgmt-guest ping -n 1 -t 1000', { timeoutMs: 60_000 });
+    expect(r.exitCode, r.stdout).toBe(5);
+    expect(r.stdout).toMatch(/timed out after \d+ ms waiting for the management core/);
+    expect(r.stdout).toMatch(/is the vmgmt daemon running\?/);
+  });
+});
