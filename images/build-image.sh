@@ -145,7 +145,7 @@ if [[ ! -s "$KMODDIR/modules.dep" || "$UNPACK_STAMP" -nt "$KMODDIR/modules.dep" 
   depmod -b "$(dirname "$(dirname "$KMODROOT")")" "$KREL" || die "depmod -b $KROOT $KREL failed"
 fi
 
-cp -f "$KROOT/boot/vmlinuz-$KREL" "$OUT_DIR/vmlinuz"
+cmp -s "$KROOT/boot/vmlinuz-$KREL" "$OUT_DIR/vmlinuz" 2>/dev/null || cp -p "$KROOT/boot/vmlinuz-$KREL" "$OUT_DIR/vmlinuz"
 printf 'package=%s\nversion=%s\nrelease=%s\n' "$KPKG" "$KVERSION" "$KREL" >"$OUT_DIR/kernel-version.txt"
 
 # --- initramfs tree ---------------------------------------------------------------------------
