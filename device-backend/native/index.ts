@@ -50,6 +50,8 @@ export interface VmgmtNative {
   pidfdOpen(pid: number): number;
   /** pidfd_getfd(pidfd, targetFd, 0): a close-on-exec duplicate of another process's fd. */
   pidfdGetfd(pidfd: number, targetFd: number): number;
+  /** kcmp(KCMP_FILE): whether fd1 of pid1 and fd2 of pid2 are the same open file description. */
+  kcmpFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean;
   /** readlink(/proc/self/fd/N), for tests and diagnostics. */
   fdRealpath(fd: number): string;
 }

@@ -391,3 +391,18 @@ describe('pidfd', () => {
     expect(isNativeSyscallError(error) && error.code).toBe('EBADF');
   });
 });
+
+describe('kcmpFile', () => {
+  it('tells the same open file description from another open of the same file', () => {
+    const fd = native.memfdCreate('kcmp-test', 4096);
+    const pidfd = native.pidfdOpen(process.pid);
+    const dup = native.pidfdGetfd(pidfd, fd);
+    const other = native.memfdCreate('kcmp-test', 4096);
+    try {
+      expect(native.kcmpFile(process.pid, fd, process.pid, dup)).toBe(true);
+      expect(native.kcmpFile(process.pid, fd, process.pid, other)).toBe(false);
+    } finally {
+      for (const f of [fd, pidfd, dup, other]) native.close(f);
+    }
+  });
+});

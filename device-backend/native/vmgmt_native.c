@@ -40,6 +40,11 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_kcmp
+#define SYS_kcmp 312
+#endif
+#define VN_KCMP_FILE 0
+
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
@@ -844,6 +849,24 @@ static napi_value vn_fd_realpath(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* kcmp(KCMP_FILE): whether fd1 in pid1 and fd2 in pid2 are the same open file description. */
+static napi_value vn_kcmp_file(napi_env env, napi_callback_info info) {
+  VN_ARGS(4);
+  int64_t pid1, fd1, pid2, fd2;
+  if (!vn_arg_int(env, argv[0], "kcmpFile", "pid1", 1, INT_MAX, &pid1)) return NULL;
+  if (!vn_arg_int(env, argv[1], "kcmpFile", "fd1", 0, INT_MAX, &fd1)) return NULL;
+  if (!vn_arg_int(env, argv[2], "kcmpFile", "pid2", 1, INT_MAX, &pid2)) return NULL;
+  if (!vn_arg_int(env, argv[3], "kcmpFile", "fd2", 0, INT_MAX, &fd2)) return NULL;
+  long r = syscall(SYS_kcmp, (pid_t)pid1, (pid_t)pid2, VN_KCMP_FILE, (unsigned long)fd1, (unsigned long)fd2);
+  if (r < 0) return vn_throw_errno(env, errno, "kcmp", "pid %lld fd %lld, pid %lld fd %lld", (long long)pid1, (long long)fd1, (long long)pid2, (long long)fd2);
+  napi_value out;
+  if (napi_get_boolean(env, r == 0, &out) != napi_ok) {
+    vn_throw_napi(env, "napi_get_boolean");
+    return NULL;
+  }
+  return out;
+}
+
 /* ---------------------------------------------------------------- module */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -863,6 +886,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"watchEventfd", NULL, vn_watch_eventfd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdOpen", NULL, vn_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdGetfd", NULL, vn_pidfd_getfd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"kcmpFile", NULL, vn_kcmp_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdRealpath", NULL, vn_fd_realpath, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
