@@ -7,11 +7,16 @@ export interface QemuVmSpec {
   accel: 'tcg' | 'kvm';
   memoryMiB: number;
   cpus: number;
-  kernelPath: string;
-  initrdPath: string;
-  append: string;
+  /** Direct kernel boot; or `disk`. */
+  kernelPath?: string;
+  initrdPath?: string;
+  append?: string;
+  disk?: { path: string; format: 'raw' | 'qcow2' };
   qmpSocketPath: string;
+  /** Everything the guest prints on ttyS0 is appended here. */
   consoleLogPath: string;
+  /** ttyS0 served as a listening UNIX socket too (for `vmgmt vm console`), still logged to consoleLogPath. */
+  consoleSocketPath?: string;
   /** ttyS1 of the guest, served by QEMU as a listening UNIX socket. */
   controlSocketPath?: string;
   ivshmem?: { serverSocketPath: string; vectors: number };
@@ -21,6 +26,7 @@ export interface QemuVmSpec {
 }
 
 export const QEMU_CONTROL_CHARDEV_ID = 'vmgmtctl';
+export const QEMU_CONSOLE_CHARDEV_ID = 'vmgmtcon';
 export const QEMU_IVSHMEM_CHARDEV_ID = 'vmgmtivsh';
 export const QEMU_MAX_IVSHMEM_VECTORS = 1024;
 
@@ -45,13 +51,21 @@ export function buildQemuArgs(spec: QemuVmSpec): string[] {
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
   ];
   if (spec.sandbox ?? true) args.push('-sandbox', SANDBOX_ARG);
-  args.push(
-    '-kernel', spec.kernelPath,
-    '-initrd', spec.initrdPath,
-    '-append', spec.append,
-    '-qmp', `unix:${spec.qmpSocketPath},server=on,wait=off`,
-    '-serial', `file:${spec.consoleLogPath}`,
-  );
+  if (spec.kernelPath !== undefined) {
+    args.push('-kernel', spec.kernelPath);
+    if (spec.initrdPath !== undefined) args.push('-initrd', spec.initrdPath);
+    if (spec.append !== undefined) args.push('-append', spec.append);
+  }
+  if (spec.disk) args.push('-drive', `file=${spec.disk.path},if=virtio,format=${spec.disk.format}`);
+  args.push('-qmp', `unix:${spec.qmpSocketPath},server=on,wait=off`);
+  if (spec.consoleSocketPath !== undefined) {
+    args.push(
+      '-chardev', `socket,id=${QEMU_CONSOLE_CHARDEV_ID},path=${spec.consoleSocketPath},server=on,wait=off,logfile=${spec.consoleLogPath},logappend=on`,
+      '-serial', `chardev:${QEMU_CONSOLE_CHARDEV_ID}`,
+    );
+  } else {
+    args.push('-serial', `file:${spec.consoleLogPath}`);
+  }
   if (spec.controlSocketPath !== undefined) {
     args.push(
       '-chardev', `socket,id=${QEMU_CONTROL_CHARDEV_ID},path=${spec.controlSocketPath},server=on,wait=off`,
@@ -83,8 +97,10 @@ function validateSpec(spec: QemuVmSpec): void {
   const paths: Array<[string, string | undefined]> = [
     ['kernelPath', spec.kernelPath],
     ['initrdPath', spec.initrdPath],
+    ['disk.path', spec.disk?.path],
     ['qmpSocketPath', spec.qmpSocketPath],
     ['consoleLogPath', spec.consoleLogPath],
+    ['consoleSocketPath', spec.consoleSocketPath],
     ['controlSocketPath', spec.controlSocketPath],
     ['ivshmem.serverSocketPath', spec.ivshmem?.serverSocketPath],
   ];
@@ -103,5 +119,6 @@ function validateSpec(spec: QemuVmSpec): void {
       fail('ivshmem.vectors', vectors, `must be an integer in 1..${QEMU_MAX_IVSHMEM_VECTORS}`);
     }
   }
-  if (spec.append.includes('\n')) fail('append', spec.append, 'must not contain a newline');
+  if (spec.append?.includes('\n')) fail('append', spec.append, 'must not contain a newline');
+  if ((spec.kernelPath === undefined) === (spec.disk === undefined)) fail('kernelPath', spec.kernelPath, 'or disk: give exactly one way to boot');
 }

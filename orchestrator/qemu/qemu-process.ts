@@ -34,6 +34,8 @@ export interface QemuProcess {
 
 export interface QemuStartOptions {
   runDir: string;
+  /** Where QEMU's own stdout/stderr go; default <runDir>/qemu.log. */
+  logPath?: string;
   binary?: string;
   /** Time for QEMU to create its QMP socket and answer the handshake. Default 15 s. */
   startTimeoutMs?: number;
@@ -43,8 +45,8 @@ export async function startQemu(spec: QemuVmSpec, opts: QemuStartOptions): Promi
   const args = buildQemuArgs(spec);
   const binary = opts.binary ?? QEMU_DEFAULT_BINARY;
   const startTimeoutMs = opts.startTimeoutMs ?? QEMU_DEFAULT_START_TIMEOUT_MS;
-  const logPath = join(opts.runDir, 'qemu.log');
-  const sockets = [spec.qmpSocketPath, ...(spec.controlSocketPath === undefined ? [] : [spec.controlSocketPath])];
+  const logPath = opts.logPath ?? join(opts.runDir, 'qemu.log');
+  const sockets = [spec.qmpSocketPath, spec.controlSocketPath, spec.consoleSocketPath].filter((p): p is string => p !== undefined);
 
   await mkdir(opts.runDir, { recursive: true });
   for (const path of sockets) await removeStaleSocket(path);
@@ -132,18 +134,41 @@ export async function startQemu(spec: QemuVmSpec, opts: QemuStartOptions): Promi
     );
   }
 
+  return qemuHandle({ pid, qmp, logPath, exited, sockets, hasExited: () => hasExited });
+}
+
+export interface QemuHandleParts {
+  pid: number;
+  qmp: QmpClient;
+  logPath: string;
+  exited: Promise<QemuExit>;
+  /** Sockets QEMU serves, removed once it is gone. */
+  sockets: readonly string[];
+  hasExited: () => boolean;
+}
+
+/** shutdown and kill for a QEMU we started or re-attached to; QEMU leads its own process group. */
+export function qemuHandle(parts: QemuHandleParts): QemuProcess {
+  const { pid, qmp, exited, sockets, hasExited } = parts;
+  const killGroup = (): void => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  };
   const removeSockets = async (): Promise<void> => {
     for (const path of sockets) await rm(path, { force: true });
   };
   const kill = async (): Promise<void> => {
-    if (!hasExited) killGroup();
+    if (!hasExited()) killGroup();
     await exited;
     qmp.close();
     await removeSockets();
   };
   const shutdown = async (shutdownOpts: { timeoutMs?: number } = {}): Promise<void> => {
     const timeoutMs = shutdownOpts.timeoutMs ?? QEMU_DEFAULT_SHUTDOWN_TIMEOUT_MS;
-    if (!hasExited) {
+    if (!hasExited()) {
       // The exit is what counts: QEMU may close the socket before its reply to quit is read.
       qmp.execute('quit', undefined, { timeoutMs }).catch(() => {});
       const exit = await Promise.race([exited, sleep(timeoutMs).then(() => undefined)]);
@@ -151,8 +176,7 @@ export async function startQemu(spec: QemuVmSpec, opts: QemuStartOptions): Promi
     }
     await kill();
   };
-
-  return { pid, qmp, logPath, exited, shutdown, kill };
+  return { pid, qmp, logPath: parts.logPath, exited, shutdown, kill };
 }
 
 async function removeStaleSocket(path: string): Promise<void> {

@@ -1,0 +1,75 @@
+// What a user writes to define a VM, validated with zod. Unknown fields are rejected; every field but the
+// name has a default, so `{"name": "a"}` boots the test image.
+import { z } from 'zod';
+
+export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+const powerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+
+export const kernelBootSchema = z
+  .object({
+    kernel: z.string().min(1).describe('path to the kernel image'),
+    initrd: z.string().min(1).optional(),
+    append: z.string().max(4096).optional(),
+  })
+  .strict();
+
+export const diskBootSchema = z
+  .object({
+    disk: z.string().min(1).describe('path to a disk image'),
+    format: z.enum(['raw', 'qcow2']).default('qcow2'),
+  })
+  .strict();
+
+export const deviceSchema = z
+  .object({
+    regionSizeBytes: z.number().int().refine(powerOfTwo, 'must be a power of two').default(4 * 1024 * 1024),
+    vectors: z.number().int().min(1).max(8).default(2),
+    channels: z.number().int().min(1).max(64).default(8),
+    ringSlots: z.number().int().refine(powerOfTwo, 'must be a power of two').default(64),
+    slotSizeBytes: z.number().int().multipleOf(64).min(64).max(4096).default(256),
+  })
+  .strict();
+
+export const filesSchema = z
+  .object({
+    root: z.string().startsWith('/', 'must be an absolute path'),
+    readOnly: z.boolean().default(false),
+  })
+  .strict();
+
+export const restartSchema = z
+  .object({
+    policy: z.enum(['never', 'on-failure']).default('never'),
+    maxRestarts: z.number().int().min(0).max(100).default(3),
+    backoffMs: z.number().int().min(0).max(600_000).default(1000),
+  })
+  .strict();
+
+export const vmDefinitionSchema = z
+  .object({
+    name: z.string().regex(VM_NAME_PATTERN, 'use 1-32 characters: lower-case letters, digits, - and _, starting with a letter or digit'),
+    memoryMiB: z.number().int().min(64).max(1024 * 1024).default(256),
+    cpus: z.number().int().min(1).max(64).default(1),
+    boot: z.union([kernelBootSchema, diskBootSchema]).optional().describe('default: the test image from images/build'),
+    accel: z.enum(['tcg', 'kvm', 'auto']).default('auto'),
+    device: deviceSchema.default(deviceSchema.parse({})),
+    files: filesSchema.optional(),
+    chatGroup: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/).optional(),
+    restart: restartSchema.default(restartSchema.parse({})),
+    powerdownTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
+  })
+  .strict();
+
+export type VmDefinition = z.infer<typeof vmDefinitionSchema>;
+export type VmDefinitionInput = z.input<typeof vmDefinitionSchema>;
+
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+/** Every problem with a definition, each naming the field and why. */
+export function definitionProblems(error: z.ZodError): FieldProblem[] {
+  return error.issues.map((i) => ({ path: i.path.length ? i.path.join('.') : '(top level)', message: i.message }));
+}

@@ -1,0 +1,315 @@
+// One VM under the daemon: its QEMU process, QMP event stream, management device, cgroup and persisted
+// state. Lifecycle decisions come from the pure state machine; this file does the I/O they call for.
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { ManagementDevice } from '../../device-backend/management-device.js';
+import type { VmgmtNative } from '../../device-backend/native/index.js';
+import { type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
+import type { QemuVmSpec } from '../qemu/qemu-args.js';
+import { attachQemu } from '../qemu/qemu-attach.js';
+import { type QemuExit, type QemuProcess, startQemu } from '../qemu/qemu-process.js';
+import { testImage } from '../vm/test-image.js';
+import { createVmCgroup } from './cgroup.js';
+import type { Logger } from './logger.js';
+import { checkProcessIdentity, processStartTime } from './process-identity.js';
+import type { StateStore, VmRecord } from './state-store.js';
+import type { VmDefinition } from './vm-definition.js';
+import type { VmDetails, VmPaths, VmSummary } from './vm-manager-api.js';
+import { initialStatus, isActive, restartDelayMs, transition, type VmEvent, wantsRestart } from './vm-state-machine.js';
+import { VmgmtError } from './vmgmt-error.js';
+
+export interface VmInstanceDeps {
+  store: StateStore;
+  runtimeDir: string;
+  cacheDir: string;
+  native: VmgmtNative;
+  log: Logger;
+}
+
+const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
+
+export function newRecord(): VmRecord {
+  return { uuid: randomUUID(), status: initialStatus(), pid: null, pidStartTime: null, accel: null, startedAt: null, restarts: 0, lastExit: null, deviceFds: null };
+}
+
+export class VmInstance {
+  private qemu: QemuProcess | undefined;
+  private device: ManagementDevice | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private detached = false;
+  readonly log: Logger;
+  readonly paths: VmPaths;
+
+  constructor(
+    readonly definition: VmDefinition,
+    private record: VmRecord,
+    private readonly deps: VmInstanceDeps,
+  ) {
+    const run = path.join(deps.runtimeDir, 'vms', definition.name);
+    const state = deps.store.vmDir(definition.name);
+    this.paths = {
+      runDir: run,
+      qmpSocket: path.join(run, 'qmp.sock'),
+      consoleSocket: path.join(run, 'console.sock'),
+      controlSocket: path.join(run, 'control.sock'),
+      ivshmemSocket: path.join(run, 'ivshmem.sock'),
+      consoleLog: path.join(state, 'console.log'),
+      qemuLog: path.join(state, 'qemu.log'),
+    };
+    this.log = deps.log.child({ vm: definition.name }, { file: path.join(state, 'daemon.log') });
+  }
+
+  get name(): string {
+    return this.definition.name;
+  }
+
+  get state(): VmRecord['status']['state'] {
+    return this.record.status.state;
+  }
+
+  /** Runs lifecycle operations on this VM one at a time. */
+  private serialize<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(op, op);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private apply(event: VmEvent): void {
+    const t = transition(this.record.status, event);
+    if (!t.ok) throw new VmgmtError('INVALID_STATE', `VM ${this.name}: ${t.reason}`, { name: this.name, state: this.state });
+    if (t.status.state !== this.record.status.state) this.log.info(`state ${this.record.status.state} -> ${t.status.state}`, { reason: t.status.reason });
+    this.record = { ...this.record, status: t.status };
+    this.persist();
+  }
+
+  private persist(): void {
+    this.deps.store.saveRecord(this.name, this.record);
+  }
+
+  summary(): VmSummary {
+    const r = this.record;
+    return { name: this.name, uuid: r.uuid, state: r.status.state, pid: r.pid, accel: r.accel, startedAt: r.startedAt, restarts: r.restarts, lastExit: r.lastExit };
+  }
+
+  details(): VmDetails {
+    const d = this.device;
+    return {
+      ...this.summary(),
+      definition: this.definition,
+      paths: this.paths,
+      stateReason: this.record.status.reason,
+      device: d
+        ? { attached: true, origin: d.origin, regionSizeBytes: d.geometry.regionSizeBytes, messages: d.core.counters.messages, protocolErrors: d.core.counters.protocolErrors, doorbells: d.core.counters.doorbells }
+        : null,
+    };
+  }
+
+  start(opts: { resetRestarts?: boolean } = {}): Promise<VmDetails> {
+    return this.serialize(async () => {
+      this.apply({ type: 'start' });
+      if (opts.resetRestarts ?? true) this.record.restarts = 0;
+      clearTimeout(this.restartTimer);
+      try {
+        await this.launch();
+      } catch (err) {
+        this.cleanupAfterExit();
+        this.apply({ type: 'start-failed', reason: (err as Error).message });
+        throw new VmgmtError('QEMU_FAILED', `VM ${this.name} failed to start: ${(err as Error).message}`, { name: this.name }, { cause: err });
+      }
+      this.apply({ type: 'started' });
+      return this.details();
+    });
+  }
+
+  private bootSpec(): Pick<QemuVmSpec, 'kernelPath' | 'initrdPath' | 'append' | 'disk'> {
+    const boot = this.definition.boot;
+    if (!boot) {
+      const image = testImage();
+      return { kernelPath: image.kernelPath, initrdPath: image.initrdPath, append: image.append };
+    }
+    if ('disk' in boot) return { disk: { path: boot.disk, format: boot.format } };
+    return { kernelPath: boot.kernel, ...(boot.initrd ? { initrdPath: boot.initrd } : {}), ...(boot.append ? { append: boot.append } : {}) };
+  }
+
+  private async resolveAccel(): Promise<'tcg' | 'kvm'> {
+    const requested: AccelRequest = this.definition.accel;
+    if (requested !== 'auto') return requested;
+    const image = testImage();
+    const decision = await resolveAccel('auto', { kernelPath: image.kernelPath, initrdPath: image.initrdPath, cacheDir: this.deps.cacheDir });
+    this.log.info(`accelerator ${decision.accel}`, { reason: decision.reason });
+    return decision.accel;
+  }
+
+  private async launch(): Promise<void> {
+    const def = this.definition;
+    mkdirSync(this.paths.runDir, { recursive: true, mode: 0o700 });
+    const accel = await this.resolveAccel();
+    const device = ManagementDevice.start({
+      native: this.deps.native,
+      name: def.name,
+      socketPath: this.paths.ivshmemSocket,
+      geometry: { regionSizeBytes: def.device.regionSizeBytes, vectors: def.device.vectors, channelCount: def.device.channels, ringSlots: def.device.ringSlots, slotSizeBytes: def.device.slotSizeBytes },
+      log: this.log,
+    });
+    this.device = device;
+    const qemu = await startQemu(
+      {
+        name: def.name,
+        uuid: this.record.uuid,
+        accel,
+        memoryMiB: def.memoryMiB,
+        cpus: def.cpus,
+        ...this.bootSpec(),
+        qmpSocketPath: this.paths.qmpSocket,
+        consoleLogPath: this.paths.consoleLog,
+        consoleSocketPath: this.paths.consoleSocket,
+        controlSocketPath: this.paths.controlSocket,
+        ivshmem: { serverSocketPath: this.paths.ivshmemSocket, vectors: device.geometry.vectors },
+      },
+      { runDir: this.paths.runDir, logPath: this.paths.qemuLog },
+    );
+    this.qemu = qemu;
+    const cgroup = createVmCgroup(def.name);
+    if (cgroup.ok) cgroup.cgroup.addProcess(qemu.pid);
+    else this.log.warn('VM runs without its own cgroup', { reason: cgroup.reason });
+    this.record = {
+      ...this.record,
+      pid: qemu.pid,
+      pidStartTime: processStartTime(qemu.pid) ?? null,
+      accel,
+      startedAt: new Date().toISOString(),
+      deviceFds: await device.locateInQemu(qemu.pid),
+    };
+    this.persist();
+    this.watch(qemu);
+  }
+
+  private watch(qemu: QemuProcess): void {
+    void (async () => {
+      for await (const ev of qemu.qmp.events()) {
+        if (!QMP_EVENTS.has(ev.event) || this.qemu !== qemu) continue;
+        this.log.info(`QMP event ${ev.event}`, { data: ev.data });
+        try {
+          this.apply({ type: 'qmp', event: ev.event as 'STOP' });
+        } catch (err) {
+          this.log.warn('ignored QMP event', { event: ev.event, error: (err as Error).message });
+        }
+        if (ev.event === 'GUEST_PANICKED') void qemu.kill();
+      }
+    })().catch((err: unknown) => this.log.warn('QMP event stream ended with an error', { error: (err as Error).message }));
+    void qemu.exited.then((exit) => this.onExited(qemu, exit, true));
+  }
+
+  private onExited(qemu: QemuProcess, exit: QemuExit, known: boolean): void {
+    if (this.qemu !== qemu || this.detached) return;
+    this.qemu = undefined;
+    this.cleanupAfterExit();
+    const at = new Date().toISOString();
+    this.apply({ type: 'exited', exitCode: exit.exitCode, signal: exit.signal, known: known && (exit.exitCode !== null || exit.signal !== null) });
+    this.record = { ...this.record, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: exit.exitCode, signal: exit.signal, at, reason: this.record.status.reason } };
+    this.persist();
+    this.scheduleRestartIfWanted();
+  }
+
+  private scheduleRestartIfWanted(): void {
+    const policy = this.definition.restart;
+    if (!wantsRestart(this.record.status, policy, this.record.restarts)) return;
+    const delayMs = restartDelayMs(policy.backoffMs, this.record.restarts);
+    this.record.restarts += 1;
+    this.persist();
+    this.log.info(`restarting in ${delayMs} ms (restart ${this.record.restarts} of ${policy.maxRestarts}, policy on-failure)`);
+    this.restartTimer = setTimeout(() => {
+      this.start({ resetRestarts: false }).catch((err: unknown) => this.log.error('restart failed', { error: (err as Error).message }));
+    }, delayMs);
+  }
+
+  private cleanupAfterExit(): void {
+    this.device?.close();
+    this.device = undefined;
+    for (const s of [this.paths.qmpSocket, this.paths.consoleSocket, this.paths.controlSocket, this.paths.ivshmemSocket]) rmSync(s, { force: true });
+    const cg = createVmCgroup(this.name);
+    if (cg.ok) cg.cgroup.remove();
+  }
+
+  stop(opts: { timeoutMs?: number } = {}): Promise<VmDetails> {
+    return this.serialize(async () => {
+      this.apply({ type: 'stop' });
+      const qemu = this.qemu;
+      if (!qemu) throw new VmgmtError('INTERNAL', `VM ${this.name} is ${this.state} but has no QEMU process attached`);
+      const deadlineMs = opts.timeoutMs ?? this.definition.powerdownTimeoutMs;
+      await qemu.qmp.execute('system_powerdown').catch((err: unknown) => this.log.warn('system_powerdown failed', { error: (err as Error).message }));
+      const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), deadlineMs))]);
+      if (!exited) {
+        this.log.warn(`guest did not power off within ${deadlineMs} ms: quitting QEMU`);
+        await qemu.shutdown({ timeoutMs: 5_000 });
+      }
+      await qemu.exited;
+      await this.settled();
+      return this.details();
+    });
+  }
+
+  kill(): Promise<VmDetails> {
+    return this.serialize(async () => {
+      this.apply({ type: 'kill' });
+      const qemu = this.qemu;
+      if (qemu) await qemu.kill();
+      await this.settled();
+      return this.details();
+    });
+  }
+
+  /** Lets the exit handler (a promise reaction) run before reporting. */
+  private async settled(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+  }
+
+  /** After a daemon restart: take back a VM that was running, or record that it died meanwhile. */
+  async recover(): Promise<void> {
+    const r = this.record;
+    if (!isActive(r.status.state)) return;
+    const identity = r.pid !== null && r.pidStartTime !== null ? checkProcessIdentity(r.pid, r.pidStartTime, r.uuid) : { same: false as const, why: 'no pid recorded' };
+    if (!identity.same) {
+      this.log.warn('VM died while the daemon was not running', { why: identity.why });
+      this.cleanupAfterExit();
+      this.record = { ...this.record, status: { ...r.status, state: 'crashed', reason: `QEMU ended while the daemon was not running (exit status unknown; ${identity.why})` }, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: 'exit status unknown' } };
+      this.persist();
+      this.scheduleRestartIfWanted();
+      return;
+    }
+    const pid = r.pid!;
+    const qemu = await attachQemu({ pid, qmpSocketPath: this.paths.qmpSocket, sockets: [this.paths.qmpSocket, this.paths.consoleSocket, this.paths.controlSocket], logPath: this.paths.qemuLog, native: this.deps.native });
+    this.qemu = qemu;
+    if (r.deviceFds) {
+      try {
+        this.device = ManagementDevice.reattach({
+          native: this.deps.native,
+          name: this.name,
+          socketPath: this.paths.ivshmemSocket,
+          geometry: { regionSizeBytes: this.definition.device.regionSizeBytes, vectors: this.definition.device.vectors, channelCount: this.definition.device.channels, ringSlots: this.definition.device.ringSlots, slotSizeBytes: this.definition.device.slotSizeBytes },
+          log: this.log,
+          qemuPid: pid,
+          fds: r.deviceFds,
+        });
+      } catch (err) {
+        this.log.error('could not re-attach the management device; the VM runs without it until restarted', { error: (err as Error).message });
+      }
+    }
+    const status = (await qemu.qmp.execute<{ status: string }>('query-status')).status;
+    const state = status === 'paused' ? 'paused' : r.status.state === 'stopping' ? 'stopping' : 'running';
+    this.record = { ...this.record, status: { ...r.status, state, reason: `re-attached after a daemon restart (QEMU status ${status})` } };
+    this.persist();
+    this.log.info('re-attached', { pid, device: this.device ? 'served' : 'none' });
+    this.watch(qemu);
+  }
+
+  /** Daemon shutdown: let go of QEMU and the device without stopping the VM. */
+  detach(): void {
+    this.detached = true;
+    clearTimeout(this.restartTimer);
+    this.qemu?.qmp.close();
+    this.device?.close();
+  }
+}

@@ -1,0 +1,130 @@
+// The daemon's registry of VMs: creates, finds and removes them, and hands lifecycle requests to each
+// VM's instance. Implements what the control API serves.
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { VmgmtNative } from '../../device-backend/native/index.js';
+import type { Logger } from './logger.js';
+import { StateStore } from './state-store.js';
+import type { VmDefinition } from './vm-definition.js';
+import { newRecord, VmInstance } from './vm-instance.js';
+import type { LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
+import { isActive } from './vm-state-machine.js';
+import { VmgmtError } from './vmgmt-error.js';
+
+export interface VmManagerOptions {
+  stateDir: string;
+  runtimeDir: string;
+  native: VmgmtNative;
+  log: Logger;
+}
+
+const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
+
+export class VmManager implements VmManagerApi {
+  private readonly store: StateStore;
+  private readonly vms = new Map<string, VmInstance>();
+
+  constructor(private readonly opts: VmManagerOptions) {
+    this.store = new StateStore(opts.stateDir);
+    const { vms, problems } = this.store.loadAll();
+    for (const p of problems) opts.log.error('cannot load a stored VM; fix or remove its files', { vm: p.name, problem: p.problem, dir: this.store.vmDir(p.name) });
+    for (const { definition, record } of vms) this.vms.set(definition.name, this.instance(definition, record));
+  }
+
+  private instance(definition: VmDefinition, record = newRecord()): VmInstance {
+    return new VmInstance(definition, record, {
+      store: this.store,
+      runtimeDir: this.opts.runtimeDir,
+      cacheDir: path.join(this.opts.stateDir, 'cache'),
+      native: this.opts.native,
+      log: this.opts.log,
+    });
+  }
+
+  private get(name: string): VmInstance {
+    const vm = this.vms.get(name);
+    if (!vm) throw new VmgmtError('NOT_FOUND', `no VM named ${name}: see \`vmgmt vm ls\``, { name });
+    return vm;
+  }
+
+  /** Re-attaches every VM that was running when the daemon last stopped. */
+  async recoverAll(): Promise<void> {
+    for (const vm of this.vms.values()) {
+      try {
+        await vm.recover();
+      } catch (err) {
+        vm.log.error('re-attach failed', { error: (err as Error).message });
+      }
+    }
+  }
+
+  detachAll(): void {
+    for (const vm of this.vms.values()) vm.detach();
+  }
+
+  async create(definition: VmDefinition): Promise<VmDetails> {
+    if (this.vms.has(definition.name) || this.store.exists(definition.name)) {
+      throw new VmgmtError('ALREADY_EXISTS', `a VM named ${definition.name} already exists: choose another name or remove it first (\`vmgmt vm rm ${definition.name}\`)`, { name: definition.name });
+    }
+    const record = newRecord();
+    this.store.saveDefinition(definition);
+    this.store.saveRecord(definition.name, record);
+    const vm = this.instance(definition, record);
+    this.vms.set(definition.name, vm);
+    vm.log.info('defined');
+    return vm.details();
+  }
+
+  list(): VmSummary[] {
+    return [...this.vms.values()].map((vm) => vm.summary()).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  inspect(name: string): VmDetails {
+    return this.get(name).details();
+  }
+
+  start(name: string): Promise<VmDetails> {
+    return this.get(name).start();
+  }
+
+  stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails> {
+    return this.get(name).stop(opts);
+  }
+
+  kill(name: string): Promise<VmDetails> {
+    return this.get(name).kill();
+  }
+
+  async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    const vm = this.get(name);
+    if (isActive(vm.state)) {
+      if (!opts.force) throw new VmgmtError('INVALID_STATE', `VM ${name} is ${vm.state}: stop it first, or remove it with --force`, { name, state: vm.state });
+      await vm.kill();
+    }
+    vm.detach();
+    this.vms.delete(name);
+    this.store.remove(name);
+    rmSync(vm.paths.runDir, { recursive: true, force: true });
+    this.opts.log.info('removed', { vm: name });
+  }
+
+  async logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string> {
+    const vm = this.get(name);
+    const file = opts.source === 'console' ? vm.paths.consoleLog : opts.source === 'qemu' ? vm.paths.qemuLog : path.join(this.store.vmDir(name), 'daemon.log');
+    return readTail(file, opts.tailBytes ?? DEFAULT_LOG_TAIL_BYTES);
+  }
+}
+
+function readTail(file: string, tailBytes: number): string {
+  if (!existsSync(file)) return '';
+  const size = statSync(file).size;
+  const start = Math.max(0, size - tailBytes);
+  const buf = Buffer.alloc(size - start);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buf, 0, buf.length, start);
+  } finally {
+    closeSync(fd);
+  }
+  return buf.toString('utf8');
+}
