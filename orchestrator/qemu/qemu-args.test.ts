@@ -90,3 +90,25 @@ describe('buildQemuArgs', () => {
     expect((err as Error).message).toContain(field);
   });
 });
+
+describe('buildQemuArgs: console socket and disk boot', () => {
+  it('serves ttyS0 on a socket and still logs it when consoleSocketPath is set', () => {
+    const args = buildQemuArgs({ ...base, consoleSocketPath: '/run/vm1/console.sock' });
+    expect(valuesOf(args, '-chardev')).toContain('socket,id=vmgmtcon,path=/run/vm1/console.sock,server=on,wait=off,logfile=/run/vm1/console.log,logappend=on');
+    expect(valuesOf(args, '-serial')[0]).toBe('chardev:vmgmtcon');
+    expect(args.join(' ')).not.toContain('file:/run/vm1/console.log');
+  });
+
+  it('boots a disk image instead of a kernel', () => {
+    const { kernelPath: _k, initrdPath: _i, append: _a, ...noKernel } = base;
+    const args = buildQemuArgs({ ...noKernel, disk: { path: '/img/disk.qcow2', format: 'qcow2' } });
+    expect(valuesOf(args, '-drive')).toEqual(['file=/img/disk.qcow2,if=virtio,format=qcow2']);
+    expect(args).not.toContain('-kernel');
+  });
+
+  it('refuses both a kernel and a disk, or neither', () => {
+    expect(() => buildQemuArgs({ ...base, disk: { path: '/d', format: 'raw' } })).toThrow(/exactly one way to boot/);
+    const { kernelPath: _k, ...none } = base;
+    expect(() => buildQemuArgs(none)).toThrow(/exactly one way to boot/);
+  });
+});

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { initialStatus, restartDelayMs, transition, type VmEvent, type VmStatus, wantsRestart } from './vm-state-machine.js';
+
+function run(events: VmEvent[], from: VmStatus = initialStatus()): VmStatus {
+  return events.reduce((s, e) => {
+    const t = transition(s, e);
+    if (!t.ok) throw new Error(t.reason);
+    return t.status;
+  }, from);
+}
+
+const exited = (exitCode: number | null, signal: string | null = null, known = true): VmEvent => ({ type: 'exited', exitCode, signal, known });
+
+describe('VM state machine', () => {
+  it('defined -> starting -> running -> stopping -> stopped', () => {
+    expect(run([{ type: 'start' }]).state).toBe('starting');
+    expect(run([{ type: 'start' }, { type: 'started' }]).state).toBe('running');
+    const s = run([{ type: 'start' }, { type: 'started' }, { type: 'stop' }, exited(0)]);
+    expect(s).toMatchObject({ state: 'stopped', reason: 'stopped (exit code 0)' });
+  });
+
+  it('pauses and resumes on QMP STOP/RESUME', () => {
+    const paused = run([{ type: 'start' }, { type: 'started' }, { type: 'qmp', event: 'STOP' }]);
+    expect(paused.state).toBe('paused');
+    expect(run([{ type: 'qmp', event: 'RESUME' }], paused).state).toBe('running');
+  });
+
+  it('a guest that shuts itself down ends stopped, not crashed', () => {
+    expect(run([{ type: 'start' }, { type: 'started' }, { type: 'qmp', event: 'SHUTDOWN' }, exited(0)]).state).toBe('stopped');
+  });
+
+  it('an unexpected exit is a crash, with how it ended', () => {
+    expect(run([{ type: 'start' }, { type: 'started' }, exited(null, 'SIGKILL')])).toMatchObject({ state: 'crashed', reason: 'QEMU ended unexpectedly (killed by SIGKILL)' });
+    expect(run([{ type: 'start' }, { type: 'started' }, exited(null, null, false)]).reason).toMatch(/exit status unknown/);
+  });
+
+  it('a guest panic is a crash that the following exit does not hide', () => {
+    const s = run([{ type: 'start' }, { type: 'started' }, { type: 'qmp', event: 'GUEST_PANICKED' }, exited(null, 'SIGKILL')]);
+    expect(s.state).toBe('crashed');
+    expect(s.reason).toMatch(/panicked/);
+  });
+
+  it('refuses impossible requests with a reason', () => {
+    expect(transition(initialStatus(), { type: 'stop' })).toEqual({ ok: false, reason: 'cannot stop a VM that is defined' });
+    const running = run([{ type: 'start' }, { type: 'started' }]);
+    expect(transition(running, { type: 'start' })).toEqual({ ok: false, reason: 'cannot start a VM that is running' });
+  });
+
+  it('a crashed or stopped VM can be started again', () => {
+    const crashed = run([{ type: 'start' }, { type: 'started' }, exited(1)]);
+    expect(run([{ type: 'start' }], crashed)).toMatchObject({ state: 'starting', stopRequested: false, guestShutdown: false });
+  });
+
+  it('restart policy: only crashes, only on-failure, up to the limit, with exponential back-off', () => {
+    const crashed = run([{ type: 'start' }, { type: 'started' }, exited(1)]);
+    const stopped = run([{ type: 'start' }, { type: 'started' }, { type: 'stop' }, exited(0)]);
+    const policy = { policy: 'on-failure' as const, maxRestarts: 2 };
+    expect(wantsRestart(crashed, policy, 0)).toBe(true);
+    expect(wantsRestart(crashed, policy, 2)).toBe(false);
+    expect(wantsRestart(stopped, policy, 0)).toBe(false);
+    expect(wantsRestart(crashed, { policy: 'never', maxRestarts: 5 }, 0)).toBe(false);
+    expect([0, 1, 2].map((n) => restartDelayMs(1000, n))).toEqual([1000, 2000, 4000]);
+    expect(restartDelayMs(1000, 30)).toBe(300_000);
+  });
+});

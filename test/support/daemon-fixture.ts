@@ -1,0 +1,150 @@
+// A real vmgmt daemon in its own process with its own state and runtime directories, for integration
+// tests: HTTP over its UNIX socket, kill -9 and restart, guest commands, and a cleanup that leaves no
+// QEMU, socket or directory behind even when the daemon is dead.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { GuestControlClient } from '../../orchestrator/guest-control/guest-control-client.js';
+import { findRepoRoot } from '../../orchestrator/vm/repo-root.js';
+import { qemuProcessesMentioning } from './leftovers.js';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+}
+
+export class DaemonFixture {
+  private child: ChildProcess | undefined;
+  private output = '';
+  readonly stateDir: string;
+  readonly runtimeDir: string;
+  readonly socketPath: string;
+
+  private constructor(readonly baseDir: string) {
+    this.stateDir = path.join(baseDir, 'state');
+    this.runtimeDir = path.join(baseDir, 'run');
+    this.socketPath = path.join(this.runtimeDir, 'vmgmt.sock');
+  }
+
+  static async start(): Promise<DaemonFixture> {
+    const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));
+    await d.startDaemon();
+    return d;
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  get cliPath(): string {
+    const cli = path.join(findRepoRoot(), 'dist/orchestrator/cli/vmgmt.js');
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`make build\` (the daemon runs from compiled JavaScript)`);
+    return cli;
+  }
+
+  async startDaemon(): Promise<void> {
+    const child = spawn(process.execPath, [this.cliPath, 'daemon', '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));
+    this.child = child;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${this.output}`);
+      if (this.output.includes('"msg":"ready"')) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`daemon not ready within 20 s:\n${this.output}`);
+  }
+
+  /** SIGKILL: no cleanup of any kind runs in the daemon. */
+  async kill9(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async sigterm(): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    return exited;
+  }
+
+  api<T = any>(method: string, urlPath: string, body?: unknown, timeoutMs = 120_000): Promise<ApiResponse<T>> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        { socketPath: this.socketPath, method, path: urlPath, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}, timeout: timeoutMs },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            const isJson = (res.headers['content-type'] ?? '').includes('json');
+            resolve({ status: res.statusCode ?? 0, body: (isJson && text ? JSON.parse(text) : text) as T });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath} timed out after ${timeoutMs} ms`)));
+      req.on('error', reject);
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  async waitFor(name: string, done: (vm: any) => boolean, timeoutMs = 60_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    let last: any;
+    while (Date.now() < deadline) {
+      last = (await this.api('GET', `/v1/vms/${name}`)).body;
+      if (done(last)) return last;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`VM ${name} did not reach the expected state within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+  }
+
+  /** Runs a command in the guest over its control channel (ttyS1). */
+  async guest(name: string, command: string, timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string }> {
+    const client = await GuestControlClient.connect(path.join(this.runtimeDir, 'vms', name, 'control.sock'), { timeoutMs: 10_000 });
+    try {
+      await client.waitReady({ timeoutMs: 60_000 });
+      return await client.run(command, { timeoutMs });
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Kills the daemon and every QEMU under this fixture's directories, then removes them. */
+  async cleanup(): Promise<string[]> {
+    await this.kill9();
+    for (const line of qemuProcessesMentioning(this.baseDir)) {
+      const pid = Number(line.trim().split(/\s+/)[0]);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    const deadline = Date.now() + 10_000;
+    while (qemuProcessesMentioning(this.baseDir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const left = qemuProcessesMentioning(this.baseDir);
+    removeCgroups(this.baseDir);
+    rmSync(this.baseDir, { recursive: true, force: true });
+    return left;
+  }
+}
+
+function removeCgroups(_baseDir: string): void {
+  // Per-VM cgroups are named by VM: the daemon removes them when a VM stops; an empty leftover is harmless
+  // but tidy it up for names the tests use.
+  try {
+    execFileSync('sh', ['-c', 'for d in /sys/fs/cgroup/*/vmgmt/it-* /sys/fs/cgroup/vmgmt/it-*; do [ -d "$d" ] && rmdir "$d"; done; true']);
+  } catch {
+    // nothing to remove
+  }
+}
