@@ -309,7 +309,7 @@ export class VmInstance {
   detach(): void {
     this.detached = true;
     clearTimeout(this.restartTimer);
-    this.qemu?.qmp.close();
+    this.qemu?.release();
     this.device?.close();
   }
 }

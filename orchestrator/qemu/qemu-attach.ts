@@ -35,5 +35,12 @@ export async function attachQemu(opts: AttachQemuOptions): Promise<QemuProcess> 
     }
     throw new Error(`cannot re-attach to QEMU pid ${pid}: its QMP socket ${opts.qmpSocketPath} does not answer (${(err as Error).message})`, { cause: err });
   }
-  return qemuHandle({ pid, qmp, logPath: opts.logPath, exited, sockets: opts.sockets, hasExited: () => hasExited });
+  let released = false;
+  const unwatch = (): void => {
+    if (hasExited || released) return;
+    released = true;
+    watch.stop();
+    native.close(pidfd);
+  };
+  return qemuHandle({ pid, qmp, logPath: opts.logPath, exited, sockets: opts.sockets, hasExited: () => hasExited, unwatch });
 }

@@ -30,6 +30,8 @@ export interface QemuProcess {
   shutdown(opts?: { timeoutMs?: number }): Promise<void>;
   /** SIGKILL, wait for the exit, remove the VM's sockets. */
   kill(): Promise<void>;
+  /** Lets go of QEMU without stopping it (daemon shutdown): closes QMP, stops watching the process. */
+  release(): void;
 }
 
 export interface QemuStartOptions {
@@ -134,7 +136,7 @@ export async function startQemu(spec: QemuVmSpec, opts: QemuStartOptions): Promi
     );
   }
 
-  return qemuHandle({ pid, qmp, logPath, exited, sockets, hasExited: () => hasExited });
+  return qemuHandle({ pid, qmp, logPath, exited, sockets, hasExited: () => hasExited, unwatch: () => subprocess.unref() });
 }
 
 export interface QemuHandleParts {
@@ -145,6 +147,8 @@ export interface QemuHandleParts {
   /** Sockets QEMU serves, removed once it is gone. */
   sockets: readonly string[];
   hasExited: () => boolean;
+  /** Stops keeping the event loop alive for this process. */
+  unwatch: () => void;
 }
 
 /** shutdown and kill for a QEMU we started or re-attached to; QEMU leads its own process group. */
@@ -176,7 +180,11 @@ export function qemuHandle(parts: QemuHandleParts): QemuProcess {
     }
     await kill();
   };
-  return { pid, qmp, logPath: parts.logPath, exited, shutdown, kill };
+  const release = (): void => {
+    qmp.close();
+    parts.unwatch();
+  };
+  return { pid, qmp, logPath: parts.logPath, exited, shutdown, kill, release };
 }
 
 async function removeStaleSocket(path: string): Promise<void> {

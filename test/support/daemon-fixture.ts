@@ -18,6 +18,7 @@ export interface ApiResponse<T = any> {
 export class DaemonFixture {
   private child: ChildProcess | undefined;
   private output = '';
+  private previousOutput = '';
   readonly stateDir: string;
   readonly runtimeDir: string;
   readonly socketPath: string;
@@ -34,8 +35,9 @@ export class DaemonFixture {
     return d;
   }
 
+  /** Everything the daemon processes of this fixture printed. */
   get log(): string {
-    return this.output;
+    return this.previousOutput + this.output;
   }
 
   get cliPath(): string {
@@ -45,6 +47,8 @@ export class DaemonFixture {
   }
 
   async startDaemon(): Promise<void> {
+    this.previousOutput += this.output;
+    this.output = '';
     const child = spawn(process.execPath, [this.cliPath, 'daemon', '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));

@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { parseApiRequest, type ParsedApiRequest } from './api-requests.js';
+
+const req = (method: string, url: string, bodyText = ''): ParsedApiRequest => parseApiRequest({ method, url, bodyText });
+
+function failure(parsed: ParsedApiRequest): { status: number; body: { code: string; message: string; details: Record<string, unknown> } } {
+  if (parsed.ok) throw new Error(`expected a failure, got ${JSON.stringify(parsed.action)}`);
+  if (parsed.response.kind !== 'json') throw new Error('expected a JSON error');
+  return { status: parsed.response.status, body: parsed.response.body as never };
+}
+
+describe('parseApiRequest', () => {
+  it('creates from a minimal definition, filling defaults', () => {
+    const parsed = req('POST', '/v1/vms', '{"name":"a"}');
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok || parsed.action.kind !== 'create') return;
+    expect(parsed.action.definition).toMatchObject({ name: 'a', memoryMiB: 256, cpus: 1, accel: 'auto', restart: { policy: 'never' } });
+  });
+
+  it('refuses an invalid definition naming every field and why', () => {
+    const f = failure(req('POST', '/v1/vms', JSON.stringify({ name: 'Bad Name', memoryMiB: 1, colour: 'red', device: { ringSlots: 3 } })));
+    expect(f.status).toBe(400);
+    expect(f.body.code).toBe('INVALID_DEFINITION');
+    const problems = f.body.details.problems as { path: string; message: string }[];
+    const paths = problems.map((p) => p.path).sort();
+    expect(paths).toEqual(['(top level)', 'device.ringSlots', 'memoryMiB', 'name']);
+    expect(problems.find((p) => p.path === '(top level)')?.message).toMatch(/colour/);
+    expect(problems.find((p) => p.path === 'device.ringSlots')?.message).toBe('must be a power of two');
+    for (const p of ['name:', 'memoryMiB:', 'device.ringSlots:', 'colour']) expect(f.body.message).toContain(p);
+  });
+
+  it('refuses malformed and empty JSON bodies', () => {
+    const bad = failure(req('POST', '/v1/vms', '{"name":'));
+    expect(bad).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
+    expect(bad.body.message).toMatch(/not valid JSON/);
+    expect(failure(req('POST', '/v1/vms', '')).body.message).toMatch(/empty/);
+    expect(failure(req('POST', '/v1/vms', '[1]')).body.code).toBe('INVALID_DEFINITION');
+  });
+
+  it('start and kill take no body or {}', () => {
+    expect(req('POST', '/v1/vms/a/start')).toEqual({ ok: true, action: { kind: 'start', name: 'a' } });
+    expect(req('POST', '/v1/vms/a/start', '{}')).toEqual({ ok: true, action: { kind: 'start', name: 'a' } });
+    expect(req('POST', '/v1/vms/a/kill', ' \n')).toEqual({ ok: true, action: { kind: 'kill', name: 'a' } });
+    const f = failure(req('POST', '/v1/vms/a/start', '{"now":true}'));
+    expect(f.body.code).toBe('INVALID_REQUEST');
+    expect(f.body.details.problems).toEqual([{ path: 'body', message: expect.stringMatching(/now/) }]);
+  });
+
+  it('stop takes an optional timeoutMs and nothing else', () => {
+    expect(req('POST', '/v1/vms/a/stop')).toEqual({ ok: true, action: { kind: 'stop', name: 'a' } });
+    expect(req('POST', '/v1/vms/a/stop', '{"timeoutMs":5000}')).toEqual({ ok: true, action: { kind: 'stop', name: 'a', timeoutMs: 5000 } });
+    expect(failure(req('POST', '/v1/vms/a/stop', '{"timeoutMs":-1}')).body.details.problems).toEqual([
+      { path: 'body.timeoutMs', message: expect.any(String) },
+    ]);
+    expect(failure(req('POST', '/v1/vms/a/stop', '{"timeoutMs":"5"}')).status).toBe(400);
+    expect(failure(req('POST', '/v1/vms/a/stop', '{"timeout":5}')).body.message).toMatch(/timeout/);
+  });
+
+  it('remove reads force from the query', () => {
+    expect(req('DELETE', '/v1/vms/a')).toEqual({ ok: true, action: { kind: 'remove', name: 'a', force: false } });
+    expect(req('DELETE', '/v1/vms/a?force=true')).toEqual({ ok: true, action: { kind: 'remove', name: 'a', force: true } });
+    expect(req('DELETE', '/v1/vms/a?force=false')).toEqual({ ok: true, action: { kind: 'remove', name: 'a', force: false } });
+    expect(failure(req('DELETE', '/v1/vms/a?force=yes')).body.details.problems).toEqual([{ path: 'query.force', message: expect.any(String) }]);
+  });
+
+  it('logs reads source and tailBytes from the query', () => {
+    expect(req('GET', '/v1/vms/a/logs')).toEqual({ ok: true, action: { kind: 'logs', name: 'a', source: 'console' } });
+    expect(req('GET', '/v1/vms/a/logs?source=qemu&tailBytes=100')).toEqual({
+      ok: true,
+      action: { kind: 'logs', name: 'a', source: 'qemu', tailBytes: 100 },
+    });
+    expect(failure(req('GET', '/v1/vms/a/logs?source=serial')).body.details.problems).toEqual([{ path: 'query.source', message: expect.any(String) }]);
+    expect(failure(req('GET', '/v1/vms/a/logs?tailBytes=0')).status).toBe(400);
+    expect(failure(req('GET', '/v1/vms/a/logs?tailBytes=1e3')).body.details.problems).toEqual([
+      { path: 'query.tailBytes', message: 'must be a positive whole number of bytes' },
+    ]);
+    expect(failure(req('GET', '/v1/vms/a/logs?source=qemu&source=console')).body.message).toMatch(/more than once/);
+  });
+
+  it('refuses unknown query parameters and bodies where none belong', () => {
+    expect(failure(req('GET', '/v1/vms?all=1')).body.details.problems).toEqual([{ path: 'query', message: expect.stringMatching(/all/) }]);
+    expect(failure(req('GET', '/v1/vms/a', '{}')).body.details.problems).toEqual([{ path: 'body', message: 'this route takes no request body' }]);
+  });
+
+  it('checks the name in the path', () => {
+    const f = failure(req('GET', '/v1/vms/Not_OK'));
+    expect(f).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST', details: { name: 'Not_OK' } } });
+    expect(f.body.message).toMatch(/invalid VM name "Not_OK": use 1-32 characters/);
+  });
+
+  it('maps unknown routes to 404 and wrong methods to 405 with Allow', () => {
+    expect(failure(req('GET', '/v1/nothing'))).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+    const parsed = req('PATCH', '/v1/vms/a');
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.response).toMatchObject({ status: 405, headers: { Allow: 'GET, DELETE' }, body: { code: 'INVALID_REQUEST' } });
+  });
+});

@@ -1,0 +1,67 @@
+// The control API's route table and the pure matcher from (method, path) to a route. No I/O.
+
+export const API_ROUTE_IDS = ['health', 'list', 'create', 'inspect', 'remove', 'start', 'stop', 'kill', 'logs'] as const;
+export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
+
+export interface ApiRoute {
+  id: ApiRouteId;
+  method: 'GET' | 'POST' | 'DELETE';
+  /** Path segments; `:name` captures one segment. */
+  segments: readonly string[];
+}
+
+export const API_ROUTES: readonly ApiRoute[] = [
+  { id: 'health', method: 'GET', segments: ['v1', 'health'] },
+  { id: 'list', method: 'GET', segments: ['v1', 'vms'] },
+  { id: 'create', method: 'POST', segments: ['v1', 'vms'] },
+  { id: 'inspect', method: 'GET', segments: ['v1', 'vms', ':name'] },
+  { id: 'remove', method: 'DELETE', segments: ['v1', 'vms', ':name'] },
+  { id: 'start', method: 'POST', segments: ['v1', 'vms', ':name', 'start'] },
+  { id: 'stop', method: 'POST', segments: ['v1', 'vms', ':name', 'stop'] },
+  { id: 'kill', method: 'POST', segments: ['v1', 'vms', ':name', 'kill'] },
+  { id: 'logs', method: 'GET', segments: ['v1', 'vms', ':name', 'logs'] },
+];
+
+export type RouteMatch =
+  | { kind: 'match'; route: ApiRoute; params: { name?: string } }
+  | { kind: 'not-found'; path: string }
+  | { kind: 'method-not-allowed'; path: string; method: string; allowed: string[] }
+  | { kind: 'bad-path'; path: string; reason: string };
+
+/** Matches a request path (without the query string); one trailing slash is ignored. */
+export function matchRoute(method: string, path: string, routes: readonly ApiRoute[] = API_ROUTES): RouteMatch {
+  const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  if (!trimmed.startsWith('/')) return { kind: 'bad-path', path, reason: 'the path must start with /' };
+  const raw = trimmed.slice(1).split('/');
+  let segments: string[];
+  try {
+    segments = raw.map((s) => decodeURIComponent(s));
+  } catch {
+    return { kind: 'bad-path', path, reason: 'the path has a malformed %-escape' };
+  }
+  const allowed: string[] = [];
+  for (const route of routes) {
+    const params = matchSegments(route.segments, segments);
+    if (!params) continue;
+    if (route.method === method) return { kind: 'match', route, params };
+    allowed.push(route.method);
+  }
+  if (allowed.length > 0) return { kind: 'method-not-allowed', path, method, allowed };
+  return { kind: 'not-found', path };
+}
+
+function matchSegments(pattern: readonly string[], segments: readonly string[]): { name?: string } | undefined {
+  if (pattern.length !== segments.length) return undefined;
+  const params: { name?: string } = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const want = pattern[i] as string;
+    const got = segments[i] as string;
+    if (want === ':name') {
+      if (got === '') return undefined;
+      params.name = got;
+    } else if (want !== got) {
+      return undefined;
+    }
+  }
+  return params;
+}

@@ -1,0 +1,176 @@
+// The control API's server glue: node:http on a UNIX socket, request bodies read with a size limit, each
+// request handed to dispatchApiRequest and its answer written back. Everything it decides is in the pure
+// files next to it.
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import path from 'node:path';
+import type { VmManagerApi } from '../daemon/vm-manager-api.js';
+import { findRepoRoot } from '../vm/repo-root.js';
+import { dispatchApiRequest } from './api-dispatch.js';
+import { errorResponse, serializeJson, type ApiResponse } from './api-responses.js';
+import { bindUnixSocket, unlinkBoundSocket } from './api-socket.js';
+
+export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_SOCKET_MODE = 0o660;
+
+export interface ApiLog {
+  info(msg: string, fields?: object): void;
+  warn(msg: string, fields?: object): void;
+  error(msg: string, fields?: object): void;
+}
+
+export interface ApiServerOptions {
+  socketPath: string;
+  manager: VmManagerApi;
+  log: ApiLog;
+  /** File mode of the socket; default 0o660 (owner and group may control VMs). */
+  socketMode?: number;
+  /** Group id to give the socket, e.g. a `vmgmt` group whose members may use the CLI. */
+  socketGroup?: number;
+  /** Reported by GET /v1/health; default: package.json's version. */
+  version?: string;
+  /** How long close() lets requests in flight finish before cutting their connections; default 2000. */
+  closeGraceMs?: number;
+}
+
+export interface ApiServer {
+  socketPath: string;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const { manager, log } = opts;
+  const version = opts.version ?? packageVersion();
+  const server = createServer((req, res) => {
+    void handle(req, res);
+  });
+  // Stopping a VM waits up to its powerdown deadline; the socket is local, so no request deadline.
+  server.requestTimeout = 0;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const startedAt = performance.now();
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    let response: ApiResponse;
+    try {
+      const body = await readBody(req, MAX_REQUEST_BODY_BYTES);
+      if (!body.ok) {
+        response = errorResponse(
+          413,
+          'INVALID_REQUEST',
+          `request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes (${body.declared ? `Content-Length ${body.seenBytes}` : `${body.seenBytes} bytes received so far`}): send a smaller body`,
+          { limitBytes: MAX_REQUEST_BODY_BYTES, seenBytes: body.seenBytes },
+        );
+        res.setHeader('Connection', 'close');
+      } else {
+        const result = await dispatchApiRequest(manager, { method, url, bodyText: body.text }, { version });
+        response = result.response;
+        if (result.unexpectedError !== undefined) {
+          const err = result.unexpectedError;
+          log.error('API request failed unexpectedly', {
+            method,
+            url,
+            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+          });
+        }
+      }
+    } catch (err) {
+      log.error('API request handling failed', { method, url, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      response = errorResponse(500, 'INTERNAL', `internal error in the daemon: ${(err as Error).message}`, {});
+    }
+    writeResponse(res, response, log);
+    if (method !== 'GET' || response.status >= 500) {
+      log.info('API request', { method, url, status: response.status, durationMs: Math.round(performance.now() - startedAt) });
+    }
+  }
+
+  const bound = await bindUnixSocket(server, {
+    socketPath: opts.socketPath,
+    socketMode: opts.socketMode ?? DEFAULT_SOCKET_MODE,
+    ...(opts.socketGroup === undefined ? {} : { socketGroup: opts.socketGroup }),
+  });
+  log.info('API listening', { socketPath: opts.socketPath, socketMode: (opts.socketMode ?? DEFAULT_SOCKET_MODE).toString(8) });
+
+  let closing: Promise<void> | undefined;
+  return {
+    socketPath: opts.socketPath,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const grace = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 2000);
+        await closed;
+        clearTimeout(grace);
+        await unlinkBoundSocket(bound);
+      })();
+      return closing;
+    },
+  };
+}
+
+type BodyResult = { ok: true; text: string } | { ok: false; seenBytes: number; declared: boolean };
+
+function readBody(req: IncomingMessage, limitBytes: number): Promise<BodyResult> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    req.resume();
+    return Promise.resolve({ ok: false, seenBytes: declared, declared: true });
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let seenBytes = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return;
+      seenBytes += chunk.length;
+      if (seenBytes > limitBytes) {
+        tooLarge = true;
+        chunks.length = 0;
+        resolve({ ok: false, seenBytes, declared: false });
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!tooLarge) resolve({ ok: true, text: Buffer.concat(chunks).toString('utf8') });
+    });
+    req.on('error', reject);
+  });
+}
+
+function writeResponse(res: ServerResponse, response: ApiResponse, log: ApiLog): void {
+  if (res.headersSent || res.destroyed) return;
+  try {
+    switch (response.kind) {
+      case 'empty':
+        res.writeHead(204).end();
+        return;
+      case 'text':
+        res.writeHead(response.status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(response.body);
+        return;
+      case 'json': {
+        const text = serializeJson(response.body) + '\n';
+        res.writeHead(response.status, { ...response.headers, 'Content-Type': 'application/json' }).end(text);
+        return;
+      }
+    }
+  } catch (err) {
+    log.error('cannot write API response', { status: response.status, error: (err as Error).message });
+    if (!res.headersSent) {
+      res
+        .writeHead(500, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ code: 'INTERNAL', message: `cannot serialise the answer: ${(err as Error).message}`, details: {} }) + '\n');
+    } else {
+      res.destroy();
+    }
+  }
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(findRepoRoot(), 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { parseCli, type ParsedCli } from './cli-args.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+
+const parse = (line: string, env: Record<string, string> = {}): ParsedCli => parseCli(line ? line.split(' ') : [], env);
+const usage = (line: string): string => {
+  const p = parse(line);
+  if (p.ok) throw new Error(`expected a usage error for "${line}", got ${JSON.stringify(p.command)}`);
+  return p.message;
+};
+
+describe('parseCli', () => {
+  it('parses every vm command', () => {
+    expect(parse('vm create -f def.json')).toMatchObject({ ok: true, command: { kind: 'vm-create', file: 'def.json' } });
+    expect(parse('vm create -f -')).toMatchObject({ ok: true, command: { kind: 'vm-create', file: '-' } });
+    expect(parse('vm ls')).toMatchObject({ ok: true, command: { kind: 'vm-ls' } });
+    expect(parse('vm list')).toMatchObject({ ok: true, command: { kind: 'vm-ls' } });
+    expect(parse('vm inspect a')).toMatchObject({ ok: true, command: { kind: 'vm-inspect', name: 'a' } });
+    expect(parse('vm start a')).toMatchObject({ ok: true, command: { kind: 'vm-start', name: 'a' } });
+    expect(parse('vm stop a')).toEqual({ ok: true, command: { kind: 'vm-stop', name: 'a' }, globals: expect.anything() });
+    expect(parse('vm stop a --timeout 5000')).toMatchObject({ ok: true, command: { kind: 'vm-stop', name: 'a', timeoutMs: 5000 } });
+    expect(parse('vm kill a')).toMatchObject({ ok: true, command: { kind: 'vm-kill', name: 'a' } });
+    expect(parse('vm rm a')).toMatchObject({ ok: true, command: { kind: 'vm-rm', name: 'a', force: false } });
+    expect(parse('vm rm --force a')).toMatchObject({ ok: true, command: { kind: 'vm-rm', name: 'a', force: true } });
+    expect(parse('vm logs a --source qemu --tail 4096')).toMatchObject({
+      ok: true,
+      command: { kind: 'vm-logs', name: 'a', source: 'qemu', tailBytes: 4096 },
+    });
+    expect(parse('vm console a')).toMatchObject({ ok: true, command: { kind: 'vm-console', name: 'a' } });
+  });
+
+  it('parses the daemon command, passing only the options given', () => {
+    expect(parse('daemon')).toMatchObject({ ok: true, command: { kind: 'daemon' } });
+    expect(parse('daemon --state-dir /s --runtime-dir /r --socket /r/x.sock')).toMatchObject({
+      ok: true,
+      command: { kind: 'daemon', stateDir: '/s', runtimeDir: '/r', socketPath: '/r/x.sock' },
+    });
+    expect(parse('daemon', { VMGMT_SOCKET: '/e.sock' })).toMatchObject({ command: { kind: 'daemon', socketPath: '/e.sock' } });
+  });
+
+  it('takes global options anywhere, --socket over VMGMT_SOCKET over the default', () => {
+    expect(parse('vm ls').globals).toEqual({ socketPath: '/run/vmgmt/vmgmt.sock', json: false });
+    expect(parse('vm ls', { VMGMT_SOCKET: '/e.sock' }).globals.socketPath).toBe('/e.sock');
+    expect(parse('--socket /f.sock vm ls --json', { VMGMT_SOCKET: '/e.sock' }).globals).toEqual({ socketPath: '/f.sock', json: true });
+  });
+
+  it('answers help for -h, --help and help', () => {
+    for (const line of ['--help', '-h', 'help', 'vm start --help']) expect(parse(line)).toMatchObject({ ok: true, command: { kind: 'help' } });
+  });
+
+  it('reports usage errors that say what is wrong', () => {
+    expect(usage('')).toBe('no command given');
+    expect(usage('frobnicate')).toMatch(/unknown command "frobnicate"/);
+    expect(usage('vm')).toMatch(/needs a subcommand/);
+    expect(usage('vm reboot a')).toMatch(/unknown command `vmgmt vm reboot`/);
+    expect(usage('vm start')).toMatch(/needs a VM name/);
+    expect(usage('vm start a b')).toMatch(/unexpected "b"/);
+    expect(usage('vm ls x')).toMatch(/takes no arguments/);
+    expect(usage('vm create')).toMatch(/needs -f FILE/);
+    expect(usage('vm start a --force')).toBe('--force does not apply to `vmgmt vm start`');
+    expect(usage('vm stop a --timeout soon')).toMatch(/--timeout takes milliseconds/);
+    expect(usage('vm logs a --tail 0')).toMatch(/--tail takes a byte count/);
+    expect(usage('vm logs a --source serial')).toMatch(/--source must be console, qemu or daemon/);
+    expect(usage('vm ls --bogus')).toMatch(/Unknown option '--bogus'/);
+    expect(usage('daemon --force')).toMatch(/--force does not apply to `vmgmt daemon`/);
+  });
+
+  it('keeps --json for usage errors so they can be reported as JSON', () => {
+    expect(parse('vm start --json')).toMatchObject({ ok: false, globals: { json: true } });
+    expect(parse('vm ls --bogus --json')).toMatchObject({ ok: false, globals: { json: true } });
+  });
+});
+
+describe('exitCodeFor', () => {
+  it('maps daemon codes to the documented exit codes', () => {
+    expect(exitCodeFor('NOT_FOUND')).toBe(4);
+    expect(exitCodeFor('ALREADY_EXISTS')).toBe(5);
+    expect(exitCodeFor('INVALID_STATE')).toBe(5);
+    expect(exitCodeFor('INVALID_DEFINITION')).toBe(6);
+    expect(exitCodeFor('TIMEOUT')).toBe(7);
+    expect(exitCodeFor('QEMU_FAILED')).toBe(EXIT.ERROR);
+    expect(exitCodeFor('INTERNAL')).toBe(1);
+  });
+});

@@ -1,0 +1,168 @@
+// Command line → a typed command, or a usage error that says what is wrong. Pure: argv and env in, value out.
+import { parseArgs } from 'node:util';
+import { DEFAULT_SOCKET_PATH } from './api-client.js';
+
+export type LogSourceArg = 'console' | 'qemu' | 'daemon';
+
+export type CliCommand =
+  | { kind: 'help' }
+  | { kind: 'daemon'; stateDir?: string; runtimeDir?: string; socketPath?: string }
+  | { kind: 'vm-create'; file: string }
+  | { kind: 'vm-ls' }
+  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console'; name: string }
+  | { kind: 'vm-stop'; name: string; timeoutMs?: number }
+  | { kind: 'vm-rm'; name: string; force: boolean }
+  | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number };
+
+export interface CliGlobals {
+  socketPath: string;
+  json: boolean;
+}
+
+export type ParsedCli =
+  | { ok: true; command: CliCommand; globals: CliGlobals }
+  | { ok: false; message: string; globals: CliGlobals };
+
+const OPTIONS = {
+  socket: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'state-dir': { type: 'string' },
+  'runtime-dir': { type: 'string' },
+  file: { type: 'string', short: 'f' },
+  timeout: { type: 'string' },
+  force: { type: 'boolean' },
+  source: { type: 'string' },
+  tail: { type: 'string' },
+} as const;
+type OptionName = keyof typeof OPTIONS;
+
+const GLOBAL_OPTIONS: readonly OptionName[] = ['socket', 'json', 'help'];
+
+/** Each vm subcommand: its positional arguments and the options it takes beyond the global ones. */
+const VM_COMMANDS = {
+  create: { names: 0, options: ['file'] },
+  ls: { names: 0, options: [] },
+  inspect: { names: 1, options: [] },
+  start: { names: 1, options: [] },
+  stop: { names: 1, options: ['timeout'] },
+  kill: { names: 1, options: [] },
+  rm: { names: 1, options: ['force'] },
+  logs: { names: 1, options: ['source', 'tail'] },
+  console: { names: 1, options: [] },
+} as const satisfies Record<string, { names: 0 | 1; options: readonly OptionName[] }>;
+type VmSubcommand = keyof typeof VM_COMMANDS;
+
+const VM_ALIASES: Readonly<Record<string, VmSubcommand>> = { list: 'ls', remove: 'rm', delete: 'rm' };
+
+export function parseCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedCli {
+  const fallbackGlobals: CliGlobals = {
+    socketPath: env.VMGMT_SOCKET || DEFAULT_SOCKET_PATH,
+    json: argv.includes('--json'),
+  };
+  let values: Partial<Record<OptionName, string | boolean>>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (err) {
+    return { ok: false, message: (err as Error).message.split('\n')[0] ?? String(err), globals: fallbackGlobals };
+  }
+  const socketFlag = values.socket as string | undefined;
+  const globals: CliGlobals = { socketPath: socketFlag || fallbackGlobals.socketPath, json: values.json === true };
+  const usage = (message: string): ParsedCli => ({ ok: false, message, globals });
+  const done = (command: CliCommand): ParsedCli => ({ ok: true, command, globals });
+
+  if (socketFlag === '') return usage('--socket needs a path');
+  if (values.help === true || positionals[0] === 'help') return done({ kind: 'help' });
+
+  const [group, sub, ...rest] = positionals;
+  if (group === undefined) return usage('no command given');
+
+  if (group === 'daemon') {
+    const extra = unexpectedOptions(values, ['state-dir', 'runtime-dir']);
+    if (extra) return usage(`${extra} does not apply to \`vmgmt daemon\``);
+    if (sub !== undefined) return usage(`\`vmgmt daemon\` takes no arguments (got ${JSON.stringify(sub)})`);
+    const stateDir = values['state-dir'] as string | undefined;
+    const runtimeDir = values['runtime-dir'] as string | undefined;
+    const socketPath = socketFlag ?? (env.VMGMT_SOCKET || undefined);
+    return done({
+      kind: 'daemon',
+      ...(stateDir === undefined ? {} : { stateDir }),
+      ...(runtimeDir === undefined ? {} : { runtimeDir }),
+      ...(socketPath === undefined ? {} : { socketPath }),
+    });
+  }
+
+  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\` or \`vmgmt vm ...\``);
+  if (sub === undefined) return usage(`\`vmgmt vm\` needs a subcommand: ${Object.keys(VM_COMMANDS).join(', ')}`);
+  const subcommand = VM_ALIASES[sub] ?? sub;
+  if (!isVmSubcommand(subcommand)) {
+    return usage(`unknown command \`vmgmt vm ${sub}\`: use one of ${Object.keys(VM_COMMANDS).join(', ')}`);
+  }
+  const spec = VM_COMMANDS[subcommand];
+  const extra = unexpectedOptions(values, spec.options);
+  if (extra) return usage(`${extra} does not apply to \`vmgmt vm ${subcommand}\``);
+  if (rest.length < spec.names) return usage(`\`vmgmt vm ${subcommand}\` needs a VM name`);
+  if (rest.length > spec.names) {
+    return usage(`\`vmgmt vm ${subcommand}\` takes ${spec.names === 0 ? 'no arguments' : 'one VM name'}; unexpected ${JSON.stringify(rest[spec.names])}`);
+  }
+  const name = rest[0] ?? '';
+
+  switch (subcommand) {
+    case 'create': {
+      const file = values.file as string | undefined;
+      if (file === undefined || file === '') return usage('`vmgmt vm create` needs -f FILE (a JSON definition; - reads stdin)');
+      return done({ kind: 'vm-create', file });
+    }
+    case 'ls':
+      return done({ kind: 'vm-ls' });
+    case 'inspect':
+    case 'start':
+    case 'kill':
+    case 'console':
+      return done({ kind: `vm-${subcommand}`, name });
+    case 'stop': {
+      if (values.timeout === undefined) return done({ kind: 'vm-stop', name });
+      const timeoutMs = wholeNumber(values.timeout as string, 0);
+      if (timeoutMs === undefined) return usage(`--timeout takes milliseconds as a whole number >= 0 (got ${JSON.stringify(values.timeout)})`);
+      return done({ kind: 'vm-stop', name, timeoutMs });
+    }
+    case 'rm':
+      return done({ kind: 'vm-rm', name, force: values.force === true });
+    case 'logs': {
+      const command: CliCommand & { kind: 'vm-logs' } = { kind: 'vm-logs', name };
+      if (values.source !== undefined) {
+        const source = values.source as string;
+        if (source !== 'console' && source !== 'qemu' && source !== 'daemon') {
+          return usage(`--source must be console, qemu or daemon (got ${JSON.stringify(source)})`);
+        }
+        command.source = source;
+      }
+      if (values.tail !== undefined) {
+        const tailBytes = wholeNumber(values.tail as string, 1);
+        if (tailBytes === undefined) return usage(`--tail takes a byte count as a whole number >= 1 (got ${JSON.stringify(values.tail)})`);
+        command.tailBytes = tailBytes;
+      }
+      return done(command);
+    }
+  }
+}
+
+function isVmSubcommand(s: string): s is VmSubcommand {
+  return Object.hasOwn(VM_COMMANDS, s);
+}
+
+/** The first option given that neither the command nor the global set takes, as `--name`. */
+function unexpectedOptions(values: Partial<Record<OptionName, unknown>>, allowed: readonly OptionName[]): string | undefined {
+  for (const key of Object.keys(values) as OptionName[]) {
+    if (values[key] === undefined || GLOBAL_OPTIONS.includes(key) || allowed.includes(key)) continue;
+    return `--${key}`;
+  }
+  return undefined;
+}
+
+function wholeNumber(text: string, min: number): number | undefined {
+  if (!/^[0-9]{1,15}$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n >= min ? n : undefined;
+}

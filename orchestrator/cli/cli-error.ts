@@ -1,0 +1,27 @@
+// Failures the CLI finds on its own side (bad arguments, unreadable files, no console): a closed code set,
+// each with the exit code it ends the command with.
+import { EXIT, type ExitCode } from './exit-codes.js';
+
+export type CliErrorCode = 'USAGE' | 'FILE_UNREADABLE' | 'INVALID_DEFINITION' | 'CONSOLE_UNAVAILABLE' | 'DAEMON_NOT_BUILT';
+
+const EXIT_FOR: Readonly<Record<CliErrorCode, ExitCode>> = {
+  USAGE: EXIT.USAGE,
+  FILE_UNREADABLE: EXIT.ERROR,
+  INVALID_DEFINITION: EXIT.INVALID_DEFINITION,
+  CONSOLE_UNAVAILABLE: EXIT.CONFLICT,
+  DAEMON_NOT_BUILT: EXIT.ERROR,
+};
+
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  readonly exitCode: ExitCode;
+  constructor(
+    readonly code: CliErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.exitCode = EXIT_FOR[code];
+  }
+}

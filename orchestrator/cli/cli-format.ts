@@ -1,0 +1,170 @@
+// Human output of the CLI: tables, key: value blocks, one-line results, error lines. Pure: values in, text out.
+import type { VmDefinition } from '../daemon/vm-definition.js';
+import type { VmDetails, VmExitInfo, VmSummary } from '../daemon/vm-manager-api.js';
+
+/** `45s`, `3m05s`, `2h03m`, `4d07h`. */
+export function formatUptime(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${pad2(s % 60)}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${pad2(m % 60)}m`;
+  return `${Math.floor(h / 24)}d${pad2(h % 24)}h`;
+}
+
+/** States in which a VM's QEMU process is up, so an uptime means something. */
+const LIVE_STATES: ReadonlySet<VmSummary['state']> = new Set(['starting', 'running', 'paused', 'stopping']);
+
+/** Uptime of a VM whose QEMU is up, else `-`. */
+export function vmUptime(vm: Pick<VmSummary, 'startedAt' | 'state'>, nowMs: number): string {
+  if (vm.startedAt === null || !LIVE_STATES.has(vm.state)) return '-';
+  const startedMs = Date.parse(vm.startedAt);
+  return Number.isNaN(startedMs) ? '-' : formatUptime(nowMs - startedMs);
+}
+
+/** Columns padded to their widest cell, two spaces apart, no trailing blanks. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function formatVmTable(vms: readonly VmSummary[], nowMs: number): string {
+  return formatTable(
+    ['NAME', 'STATE', 'PID', 'ACCEL', 'UPTIME', 'RESTARTS'],
+    vms.map((vm) => [vm.name, vm.state, vm.pid === null ? '-' : String(vm.pid), vm.accel ?? '-', vmUptime(vm, nowMs), String(vm.restarts)]),
+  );
+}
+
+/** `key: value` lines with the values aligned. */
+export function formatKeyValues(pairs: readonly (readonly [string, string])[]): string {
+  const width = Math.max(0, ...pairs.map(([k]) => k.length + 1));
+  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`.trimEnd()).join('\n') + '\n';
+}
+
+export function formatVmDetails(vm: VmDetails, nowMs: number): string {
+  const d = vm.definition;
+  const pairs: [string, string][] = [
+    ['name', vm.name],
+    ['uuid', vm.uuid],
+    ['state', vm.stateReason ? `${vm.state} (${vm.stateReason})` : vm.state],
+    ['pid', vm.pid === null ? '-' : String(vm.pid)],
+    ['accel', vm.accel === null ? `- (wanted: ${d.accel})` : `${vm.accel} (wanted: ${d.accel})`],
+    ['started', vm.startedAt === null ? '-' : LIVE_STATES.has(vm.state) ? `${vm.startedAt} (up ${vmUptime(vm, nowMs)})` : vm.startedAt],
+    ['restarts', String(vm.restarts)],
+    ['last exit', formatExit(vm.lastExit)],
+    ['memory', `${d.memoryMiB} MiB`],
+    ['cpus', String(d.cpus)],
+    ['boot', formatBoot(d)],
+    [
+      'device',
+      `${formatBytes(d.device.regionSizeBytes)} region, ${d.device.channels} channels, ${d.device.ringSlots} slots x ${formatBytes(d.device.slotSizeBytes)}, ${d.device.vectors} vectors`,
+    ],
+    ['device state', formatDeviceState(vm)],
+    ['files', d.files ? `${d.files.root}${d.files.readOnly ? ' (read-only)' : ''}` : '-'],
+    ['chat group', d.chatGroup ?? '-'],
+    [
+      'restart',
+      d.restart.policy === 'never' ? 'never' : `${d.restart.policy} (max ${d.restart.maxRestarts}, backoff ${d.restart.backoffMs} ms)`,
+    ],
+    ['powerdown timeout', `${d.powerdownTimeoutMs} ms`],
+    ['run dir', vm.paths.runDir],
+    ['console socket', vm.paths.consoleSocket],
+    ['console log', vm.paths.consoleLog],
+    ['qemu log', vm.paths.qemuLog],
+    ['qmp socket', vm.paths.qmpSocket],
+    ['control socket', vm.paths.controlSocket],
+    ['ivshmem socket', vm.paths.ivshmemSocket],
+  ];
+  return formatKeyValues(pairs);
+}
+
+export function formatExit(exit: VmExitInfo | null): string {
+  if (exit === null) return '-';
+  return `${exitHow(exit)} at ${exit.at}${exit.reason ? ` (${exit.reason})` : ''}`;
+}
+
+/** `signal SIGKILL`, `exit code 0`, or `exit status unknown`. */
+export function exitHow(exit: VmExitInfo): string {
+  if (exit.signal !== null) return `signal ${exit.signal}`;
+  return exit.exitCode !== null ? `exit code ${exit.exitCode}` : 'exit status unknown';
+}
+
+function formatBoot(d: VmDefinition): string {
+  const boot = d.boot;
+  if (boot === undefined) return 'test image (images/build)';
+  if ('kernel' in boot) {
+    const parts = [`kernel ${boot.kernel}`];
+    if (boot.initrd !== undefined) parts.push(`initrd ${boot.initrd}`);
+    if (boot.append !== undefined) parts.push(`append ${JSON.stringify(boot.append)}`);
+    return parts.join(', ');
+  }
+  return `disk ${boot.disk} (${boot.format})`;
+}
+
+function formatDeviceState(vm: VmDetails): string {
+  const dev = vm.device;
+  if (dev === null) return '-';
+  if (!dev.attached) return `not attached (${dev.origin})`;
+  return `attached (${dev.origin}), ${dev.messages} messages, ${dev.doorbells} doorbells, ${dev.protocolErrors} protocol errors`;
+}
+
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
+    if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+  }
+  return `${n} B`;
+}
+
+export type VmAction = 'created' | 'started' | 'stopped' | 'killed';
+
+/** `started vm a (pid 1234)`, `stopped vm a (exit code 0)`, ... */
+export function formatActionResult(action: VmAction, vm: VmDetails): string {
+  switch (action) {
+    case 'created':
+      return `created vm ${vm.name}\n`;
+    case 'started':
+      return `started vm ${vm.name}${vm.pid === null ? ` (${vm.state})` : ` (pid ${vm.pid})`}\n`;
+    case 'stopped':
+    case 'killed':
+      return `${action} vm ${vm.name}${vm.lastExit ? ` (${exitHow(vm.lastExit)})` : ''}\n`;
+  }
+}
+
+export interface FieldProblemLike {
+  path: string;
+  message: string;
+}
+
+/**
+ * `vmgmt: message`, then one indented line per field problem when details.problems holds them (the
+ * one-line list the daemon appends to its message is then left off).
+ */
+export function formatErrorLines(message: string, details: Record<string, unknown>): string {
+  const problems = fieldProblems(details);
+  if (problems.length === 0) return `vmgmt: ${message}\n`;
+  const inline = `: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`;
+  const headline = message.endsWith(inline) ? message.slice(0, -inline.length) : message;
+  return [`vmgmt: ${headline}${headline === message ? '' : ':'}`, ...problems.map((p) => `  ${p.path}: ${p.message}`)].join('\n') + '\n';
+}
+
+export function fieldProblems(details: Record<string, unknown>): FieldProblemLike[] {
+  const problems = details.problems;
+  if (!Array.isArray(problems)) return [];
+  return problems.filter(
+    (p): p is FieldProblemLike => typeof p === 'object' && p !== null && typeof p.path === 'string' && typeof p.message === 'string',
+  );
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
+}

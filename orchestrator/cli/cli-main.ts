@@ -1,0 +1,104 @@
+// `vmgmt` as a function: argv and streams in, exit code out, so tests run it in-process.
+import { runDaemon } from '../daemon/run-daemon.js';
+import { VmgmtError } from '../daemon/vmgmt-error.js';
+import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
+import { parseCli, type CliCommand } from './cli-args.js';
+import { runVmCommand } from './cli-commands.js';
+import { CliError } from './cli-error.js';
+import { formatErrorLines } from './cli-format.js';
+import type { ConsoleStdin } from './console-attach.js';
+import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
+import { HELP_TEXT } from './help-text.js';
+
+export type RunDaemon = (opts: { stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
+
+export interface CliIo {
+  stdin: ConsoleStdin;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: Readonly<Record<string, string | undefined>>;
+  nowMs?: () => number;
+  /** Where `vmgmt daemon` gets runDaemon; default: ../daemon/run-daemon.js. */
+  loadRunDaemon?: () => Promise<RunDaemon>;
+}
+
+export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  const parsed = parseCli(argv, io.env);
+  const json = parsed.globals.json;
+  if (!parsed.ok) {
+    return report(io, json, {
+      code: 'USAGE',
+      message: parsed.message,
+      details: {},
+      exitCode: EXIT.USAGE,
+      hint: 'run `vmgmt --help` for usage',
+    });
+  }
+  const { command, globals } = parsed;
+  try {
+    if (command.kind === 'help') {
+      io.stdout.write(HELP_TEXT);
+      return EXIT.OK;
+    }
+    if (command.kind === 'daemon') return await runDaemonCommand(command, io);
+    return await runVmCommand(command, {
+      client: createApiClient({ socketPath: globals.socketPath }),
+      json,
+      stdin: io.stdin,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      nowMs: io.nowMs ?? Date.now,
+    });
+  } catch (err) {
+    return report(io, json, describeError(err));
+  }
+}
+
+async function runDaemonCommand(command: CliCommand & { kind: 'daemon' }, io: CliIo): Promise<ExitCode> {
+  const runDaemon = await (io.loadRunDaemon ?? importRunDaemon)();
+  const { kind: _kind, ...opts } = command;
+  await runDaemon(opts);
+  return EXIT.OK;
+}
+
+async function importRunDaemon(): Promise<RunDaemon> {
+  return runDaemon;
+}
+
+interface Failure {
+  code: string;
+  message: string;
+  details: Record<string, unknown>;
+  exitCode: ExitCode;
+  hint?: string;
+}
+
+export function describeError(err: unknown): Failure {
+  if (err instanceof DaemonUnavailableError) {
+    if (err.notRunning) {
+      const where = err.reason === 'no-socket' ? `no socket at ${err.socketPath}` : `nothing is listening on ${err.socketPath}`;
+      return {
+        code: 'DAEMON_NOT_RUNNING',
+        message: `the daemon is not running (${where}): start it with \`vmgmt daemon\` or \`systemctl start vmgmt\``,
+        details: { socketPath: err.socketPath, reason: err.reason },
+        exitCode: EXIT.DAEMON_NOT_RUNNING,
+      };
+    }
+    return { code: 'DAEMON_UNREACHABLE', message: err.message, details: { socketPath: err.socketPath, reason: err.reason }, exitCode: EXIT.ERROR };
+  }
+  if (err instanceof ApiError) return { code: err.code, message: err.message, details: err.details, exitCode: exitCodeFor(err.code) };
+  if (err instanceof CliError) return { code: err.code, message: err.message, details: err.details, exitCode: err.exitCode };
+  if (err instanceof VmgmtError) return { code: err.code, message: err.message, details: err.details, exitCode: exitCodeFor(err.code) };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'INTERNAL', message: `unexpected failure: ${message}`, details: {}, exitCode: EXIT.ERROR };
+}
+
+function report(io: CliIo, json: boolean, failure: Failure): ExitCode {
+  if (json) {
+    io.stdout.write(JSON.stringify({ code: failure.code, message: failure.message, details: failure.details }, null, 2) + '\n');
+  } else {
+    io.stderr.write(formatErrorLines(failure.message, failure.details));
+    if (failure.hint) io.stderr.write(`${failure.hint}\n`);
+  }
+  return failure.exitCode;
+}

@@ -1,0 +1,34 @@
+// `vmgmt --help`. Keep in step with README.md next to this file.
+
+export const HELP_TEXT = `vmgmt: run QEMU VMs with a virtual management device
+
+Usage:
+  vmgmt daemon [--state-dir DIR] [--runtime-dir DIR] [--socket PATH]
+                                       run the daemon in the foreground
+  vmgmt vm create -f FILE              define a VM from a JSON file (-f - reads stdin)
+  vmgmt vm ls                          list VMs
+  vmgmt vm inspect NAME                show one VM in detail
+  vmgmt vm start NAME                  start a VM
+  vmgmt vm stop NAME [--timeout MS]    ACPI power-off; quit after MS, then SIGKILL
+  vmgmt vm kill NAME                   SIGKILL the VM's QEMU
+  vmgmt vm rm NAME [--force]           remove a VM (--force kills a running one first)
+  vmgmt vm logs NAME [--source console|qemu|daemon] [--tail BYTES]
+                                       print a VM's log (default: the serial console)
+  vmgmt vm console NAME                attach to the serial console; detach with Ctrl-]
+
+Options for every command:
+  --socket PATH   the daemon's socket (default $VMGMT_SOCKET, else /run/vmgmt/vmgmt.sock)
+  --json          machine output: one JSON document on stdout, errors as
+                  {"code", "message", "details"} on stdout too
+  -h, --help      this text
+
+Exit codes:
+  0  ok
+  1  error from the daemon (other than below), or a local failure
+  2  usage error
+  3  the daemon is not running (no socket, or nothing listening on it)
+  4  not found
+  5  conflict: the VM already exists, or its state does not allow the request
+  6  invalid VM definition (each field problem is printed on its own line)
+  7  timeout
+`;
