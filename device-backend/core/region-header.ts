@@ -21,6 +21,7 @@ export function writeFreshHeader(mem: GuestMemory, g: Geometry): void {
   mem.storeU64(H.data_size, BigInt(g.dataSizeBytes));
   mem.storeU32(H.vectors, g.vectors);
   mem.storeU32(H.core_peer_id, 0);
+  mem.storeU32(H.data_slice_size, g.dataSliceBytes);
   mem.storeU32(H.core_generation, 1);
   // version_major and version_minor share one aligned 32-bit word.
   mem.storeU32(H.version_major, VMGMT_VERSION_MAJOR | (VMGMT_VERSION_MINOR << 16));
@@ -42,6 +43,7 @@ export function checkHeaderGeometry(mem: GuestMemory, g: Geometry): string | und
     ['ring_slots', mem.loadU32(H.ring_slots), g.ringSlots],
     ['slot_size', mem.loadU32(H.slot_size), g.slotSizeBytes],
     ['data_offset', mem.loadU64(H.data_offset), BigInt(g.dataOffset)],
+    ['data_slice_size', mem.loadU32(H.data_slice_size), g.dataSliceBytes],
   ];
   for (const [name, found, wanted] of expect) {
     if (found !== wanted) return `header field ${name} is ${found}, expected ${wanted}`;

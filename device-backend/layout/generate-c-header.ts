@@ -1,8 +1,10 @@
 // Generates guest-driver/include/vmgmt_layout.h from wire-layout.ts. Run through `make layout`.
 import {
-  BAR0, CACHE_LINE_BYTES, CHANNEL, CHANNEL_LAYOUT, CHANNEL_STATE, DEVICE_STATUS, FEATURE, HEADER, LIMITS,
-  MSG_HEADER, MSG_RESPONSE_BIT, MSG_TYPE, PCI_IDS, RING, STATUS, VECTOR, VMGMT_MAGIC, VMGMT_VERSION_MAJOR,
-  VMGMT_VERSION_MINOR,
+  BAR0, CACHE_LINE_BYTES, CHANNEL, CHANNEL_LAYOUT, CHANNEL_STATE, DEVICE_STATUS, DIRENT, FEATURE, FILE_CLOSE_FLAG,
+  FILE_HANDLE_REQ, FILE_HASH_RESP_BYTES, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP,
+  FILE_OPEN_FLAG, FILE_OPEN_REQ, FILE_PATH_REQ, FILE_REMOVE_FLAG, FILE_TYPE, HEADER, LIMITS, MAX_PATH_BYTES, MODE,
+  MSG_HEADER, MSG_RESPONSE_BIT, MSG_TYPE, PCI_IDS, RING, SET_MODE_REQ, STATUS, VECTOR, VMGMT_MAGIC,
+  VMGMT_VERSION_MAJOR, VMGMT_VERSION_MINOR,
 } from './wire-layout.js';
 import type { FieldDef, StructDef } from './struct-def.js';
 
@@ -49,7 +51,14 @@ export function generateCHeader(): string {
     ...defines('VMGMT_STATUS_BIT_', DEVICE_STATUS),
     ...defines('VMGMT_FEATURE_', FEATURE),
     ...defines('VMGMT_CHANNEL_STATE_', CHANNEL_STATE),
+    ...defines('VMGMT_MODE_', MODE),
     ...defines('VMGMT_MSG_', MSG_TYPE),
+    ...defines('VMGMT_FILE_OPEN_', FILE_OPEN_FLAG),
+    ...defines('VMGMT_FILE_CLOSE_', FILE_CLOSE_FLAG),
+    ...defines('VMGMT_FILE_REMOVE_', FILE_REMOVE_FLAG),
+    ...defines('VMGMT_FILE_TYPE_', FILE_TYPE),
+    `#define VMGMT_MAX_PATH_BYTES ${MAX_PATH_BYTES}`,
+    `#define VMGMT_FILE_HASH_BYTES ${FILE_HASH_RESP_BYTES}`,
     ...defines('VMGMT_ST_', statusDefs),
     ...defines('VMGMT_CHANNEL_LAYOUT_', CHANNEL_LAYOUT),
     ...defines('VMGMT_LIMIT_', LIMITS),
@@ -62,6 +71,7 @@ export function generateCHeader(): string {
     '',
     ...struct(MSG_HEADER),
     '',
+    ...[SET_MODE_REQ, FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT].flatMap((st) => [...struct(st), '']),
     '/* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */',
     'static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)',
     '{ return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }',
@@ -73,6 +83,8 @@ export function generateCHeader(): string {
     '{ return vmgmt_channel_offset(h, ch) + VMGMT_CHANNEL_LAYOUT_SLOTS_G2C; }',
     'static inline uint64_t vmgmt_slots_c2g_offset(const struct vmgmt_header *h, uint32_t ch)',
     '{ return vmgmt_slots_g2c_offset(h, ch) + (uint64_t)h->ring_slots * h->slot_size; }',
+    'static inline uint64_t vmgmt_data_slice_offset(const struct vmgmt_header *h, uint32_t ch)',
+    '{ return h->data_offset + (uint64_t)ch * h->data_slice_size; }',
     '',
     '/* The words the driver prints for a status the core returned. */',
     'static inline const char *vmgmt_status_text(int32_t status)',

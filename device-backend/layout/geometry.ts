@@ -16,10 +16,12 @@ export interface Geometry extends GeometryOptions {
   channelStrideBytes: number;
   dataOffset: number;
   dataSizeBytes: number;
+  /** Each channel's share of the data window, page aligned. */
+  dataSliceBytes: number;
 }
 
 export const DEFAULT_GEOMETRY: GeometryOptions = {
-  regionSizeBytes: 4 * 1024 * 1024,
+  regionSizeBytes: 64 * 1024 * 1024,
   channelCount: 8,
   ringSlots: 64,
   slotSizeBytes: 256,
@@ -54,7 +56,12 @@ export function computeGeometry(opts: GeometryOptions): GeometryResult {
   if (dataOffset >= regionSizeBytes) {
     return { ok: false, reason: `${channelCount} channels of ${channelStrideBytes} bytes leave no data window in a ${regionSizeBytes}-byte region; use a larger region` };
   }
-  return { ok: true, geometry: { ...opts, channelsOffset, channelStrideBytes, dataOffset, dataSizeBytes: regionSizeBytes - dataOffset } };
+  const dataSizeBytes = regionSizeBytes - dataOffset;
+  const dataSliceBytes = Math.floor(dataSizeBytes / channelCount / PAGE_BYTES) * PAGE_BYTES;
+  if (dataSliceBytes < PAGE_BYTES) {
+    return { ok: false, reason: `a ${regionSizeBytes}-byte region leaves less than a page of data window per channel for ${channelCount} channels; use a larger region` };
+  }
+  return { ok: true, geometry: { ...opts, channelsOffset, channelStrideBytes, dataOffset, dataSizeBytes, dataSliceBytes } };
 }
 
 export function channelOffset(g: Geometry, channel: number): number {
@@ -68,4 +75,8 @@ export function ringOffset(g: Geometry, channel: number, dir: Direction): number
 export function slotsOffset(g: Geometry, channel: number, dir: Direction): number {
   const g2c = channelOffset(g, channel) + CHANNEL_LAYOUT.SLOTS_G2C;
   return dir === 'g2c' ? g2c : g2c + g.ringSlots * g.slotSizeBytes;
+}
+
+export function dataSliceOffset(g: Geometry, channel: number): number {
+  return g.dataOffset + channel * g.dataSliceBytes;
 }

@@ -27,7 +27,32 @@
 #define VMGMT_CHANNEL_STATE_IDLE 0x0
 #define VMGMT_CHANNEL_STATE_READY 0x1
 #define VMGMT_CHANNEL_STATE_NEEDS_RESET 0x2
+#define VMGMT_MODE_NONE 0x0
+#define VMGMT_MODE_FILE 0x1
+#define VMGMT_MODE_STATS 0x2
+#define VMGMT_MODE_CHAT 0x3
+#define VMGMT_MODE_CALC 0x4
 #define VMGMT_MSG_PING 0x1
+#define VMGMT_MSG_SET_MODE 0x2
+#define VMGMT_MSG_FILE_OPEN 0x101
+#define VMGMT_MSG_FILE_READ 0x102
+#define VMGMT_MSG_FILE_WRITE 0x103
+#define VMGMT_MSG_FILE_CLOSE 0x104
+#define VMGMT_MSG_FILE_STAT 0x105
+#define VMGMT_MSG_FILE_LIST 0x106
+#define VMGMT_MSG_FILE_MKDIR 0x107
+#define VMGMT_MSG_FILE_REMOVE 0x108
+#define VMGMT_MSG_FILE_HASH 0x109
+#define VMGMT_FILE_OPEN_READ 0x1
+#define VMGMT_FILE_OPEN_WRITE 0x2
+#define VMGMT_FILE_CLOSE_COMMIT 0x1
+#define VMGMT_FILE_REMOVE_DIR 0x1
+#define VMGMT_FILE_TYPE_FILE 0x1
+#define VMGMT_FILE_TYPE_DIR 0x2
+#define VMGMT_FILE_TYPE_SYMLINK 0x3
+#define VMGMT_FILE_TYPE_OTHER 0x4
+#define VMGMT_MAX_PATH_BYTES 4096
+#define VMGMT_FILE_HASH_BYTES 32
 #define VMGMT_ST_OK 0x0
 #define VMGMT_ST_UNKNOWN_TYPE 0x1
 #define VMGMT_ST_BAD_LENGTH 0x2
@@ -36,6 +61,29 @@
 #define VMGMT_ST_NEEDS_RESET 0x5
 #define VMGMT_ST_RING_FULL 0x6
 #define VMGMT_ST_BAD_RESPONSE 0x7
+#define VMGMT_ST_UNKNOWN_MODE 0x8
+#define VMGMT_ST_MODE_UNAVAILABLE 0x9
+#define VMGMT_ST_WRONG_MODE 0xa
+#define VMGMT_ST_BAD_BUFFER 0xb
+#define VMGMT_ST_TOO_MANY_IN_FLIGHT 0xc
+#define VMGMT_ST_NO_FILE_ROOT 0x14
+#define VMGMT_ST_BAD_PATH 0x15
+#define VMGMT_ST_PATH_ESCAPES 0x16
+#define VMGMT_ST_NOT_FOUND 0x17
+#define VMGMT_ST_NOT_REGULAR 0x18
+#define VMGMT_ST_NOT_DIRECTORY 0x19
+#define VMGMT_ST_READ_ONLY 0x1a
+#define VMGMT_ST_QUOTA_EXCEEDED 0x1b
+#define VMGMT_ST_FILE_TOO_LARGE 0x1c
+#define VMGMT_ST_TOO_MANY_OPEN 0x1d
+#define VMGMT_ST_BAD_HANDLE 0x1e
+#define VMGMT_ST_WRONG_HANDLE_KIND 0x1f
+#define VMGMT_ST_EXISTS 0x20
+#define VMGMT_ST_NOT_EMPTY 0x21
+#define VMGMT_ST_IS_DIRECTORY 0x22
+#define VMGMT_ST_PERMISSION_DENIED 0x23
+#define VMGMT_ST_WRITE_PAST_SIZE 0x24
+#define VMGMT_ST_IO_ERROR 0x25
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
 #define VMGMT_CHANNEL_LAYOUT_RING_C2G 0xc0
@@ -47,6 +95,7 @@
 #define VMGMT_LIMIT_MIN_SLOT_BYTES 0x40
 #define VMGMT_LIMIT_MAX_SLOT_BYTES 0x1000
 #define VMGMT_LIMIT_MAX_VECTORS 0x8
+#define VMGMT_LIMIT_MAX_IN_FLIGHT_PER_CHANNEL 0x20
 
 /* Device header at offset 0 of BAR2. Geometry is written by the core; the driver validates it against the BAR size before use. */
 struct vmgmt_header {
@@ -70,7 +119,8 @@ struct vmgmt_header {
     uint64_t data_size;                     /* @80: size of the bulk data window */
     uint32_t vectors;                       /* @88: number of doorbell vectors */
     uint32_t core_peer_id;                  /* @92: ivshmem peer id of the core (0): the Doorbell register target */
-    uint8_t _reserved[160];                 /* @96: reserved, must be zero */
+    uint32_t data_slice_size;               /* @96: bytes of the data window per channel: channel N owns [data_offset + N * data_slice_size, + data_slice_size) */
+    uint8_t _reserved[156];                 /* @100: reserved, must be zero */
 };
 _Static_assert(sizeof(struct vmgmt_header) == 256, "struct vmgmt_header size");
 _Static_assert(offsetof(struct vmgmt_header, magic) == 0, "struct vmgmt_header.magic offset");
@@ -93,7 +143,8 @@ _Static_assert(offsetof(struct vmgmt_header, data_offset) == 72, "struct vmgmt_h
 _Static_assert(offsetof(struct vmgmt_header, data_size) == 80, "struct vmgmt_header.data_size offset");
 _Static_assert(offsetof(struct vmgmt_header, vectors) == 88, "struct vmgmt_header.vectors offset");
 _Static_assert(offsetof(struct vmgmt_header, core_peer_id) == 92, "struct vmgmt_header.core_peer_id offset");
-_Static_assert(offsetof(struct vmgmt_header, _reserved) == 96, "struct vmgmt_header._reserved offset");
+_Static_assert(offsetof(struct vmgmt_header, data_slice_size) == 96, "struct vmgmt_header.data_slice_size offset");
+_Static_assert(offsetof(struct vmgmt_header, _reserved) == 100, "struct vmgmt_header._reserved offset");
 
 /* Control block at the start of each channel; one cache line. */
 struct vmgmt_channel {
@@ -104,7 +155,8 @@ struct vmgmt_channel {
     uint32_t state;                         /* @16: CHANNEL_STATE, core-written */
     int32_t last_status;                    /* @20: last error status the core raised on this channel (diagnostics) */
     uint32_t error_count;                   /* @24: protocol errors seen on this channel since the last reset */
-    uint8_t _reserved[36];                  /* @28: reserved, must be zero */
+    uint32_t mode;                          /* @28: MODE the channel is in, core-written after SET_MODE; MODE.NONE after a reset */
+    uint8_t _reserved[32];                  /* @32: reserved, must be zero */
 };
 _Static_assert(sizeof(struct vmgmt_channel) == 64, "struct vmgmt_channel size");
 _Static_assert(offsetof(struct vmgmt_channel, owner) == 0, "struct vmgmt_channel.owner offset");
@@ -114,7 +166,8 @@ _Static_assert(offsetof(struct vmgmt_channel, reset_done) == 12, "struct vmgmt_c
 _Static_assert(offsetof(struct vmgmt_channel, state) == 16, "struct vmgmt_channel.state offset");
 _Static_assert(offsetof(struct vmgmt_channel, last_status) == 20, "struct vmgmt_channel.last_status offset");
 _Static_assert(offsetof(struct vmgmt_channel, error_count) == 24, "struct vmgmt_channel.error_count offset");
-_Static_assert(offsetof(struct vmgmt_channel, _reserved) == 28, "struct vmgmt_channel._reserved offset");
+_Static_assert(offsetof(struct vmgmt_channel, mode) == 28, "struct vmgmt_channel.mode offset");
+_Static_assert(offsetof(struct vmgmt_channel, _reserved) == 32, "struct vmgmt_channel._reserved offset");
 
 /* Ring indices: producer line, then consumer line. Indices are free-running u32; slot = index & (ring_slots - 1). */
 struct vmgmt_ring {
@@ -146,6 +199,138 @@ _Static_assert(offsetof(struct vmgmt_msg, length) == 4, "struct vmgmt_msg.length
 _Static_assert(offsetof(struct vmgmt_msg, request_id) == 8, "struct vmgmt_msg.request_id offset");
 _Static_assert(offsetof(struct vmgmt_msg, status) == 12, "struct vmgmt_msg.status offset");
 
+/* SET_MODE request payload. */
+struct vmgmt_set_mode {
+    uint32_t mode;                          /* @0: MODE */
+    uint32_t reserved;                      /* @4: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_set_mode) == 8, "struct vmgmt_set_mode size");
+_Static_assert(offsetof(struct vmgmt_set_mode, mode) == 0, "struct vmgmt_set_mode.mode offset");
+_Static_assert(offsetof(struct vmgmt_set_mode, reserved) == 4, "struct vmgmt_set_mode.reserved offset");
+
+/* Payload of FILE_STAT, FILE_MKDIR and FILE_REMOVE. */
+struct vmgmt_file_path {
+    uint32_t path_offset;                   /* @0: offset of the UTF-8 path in the channel data slice */
+    uint32_t path_len;                      /* @4: bytes, 1..MAX_PATH_BYTES, no NUL */
+    uint32_t arg;                           /* @8: FILE_MKDIR: permission bits; FILE_REMOVE: FILE_REMOVE_FLAG; FILE_STAT: zero */
+    uint32_t reserved;                      /* @12: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_file_path) == 16, "struct vmgmt_file_path size");
+_Static_assert(offsetof(struct vmgmt_file_path, path_offset) == 0, "struct vmgmt_file_path.path_offset offset");
+_Static_assert(offsetof(struct vmgmt_file_path, path_len) == 4, "struct vmgmt_file_path.path_len offset");
+_Static_assert(offsetof(struct vmgmt_file_path, arg) == 8, "struct vmgmt_file_path.arg offset");
+_Static_assert(offsetof(struct vmgmt_file_path, reserved) == 12, "struct vmgmt_file_path.reserved offset");
+
+/* FILE_OPEN request payload. */
+struct vmgmt_file_open {
+    uint32_t path_offset;                   /* @0: offset of the UTF-8 path in the channel data slice */
+    uint32_t path_len;                      /* @4: bytes, 1..MAX_PATH_BYTES, no NUL */
+    uint32_t flags;                         /* @8: FILE_OPEN_FLAG: exactly one of READ, WRITE */
+    uint32_t mode;                          /* @12: WRITE: permission bits wanted (the host masks them) */
+    uint64_t size;                          /* @16: WRITE: the size the file will have; checked against quotas up front */
+};
+_Static_assert(sizeof(struct vmgmt_file_open) == 24, "struct vmgmt_file_open size");
+_Static_assert(offsetof(struct vmgmt_file_open, path_offset) == 0, "struct vmgmt_file_open.path_offset offset");
+_Static_assert(offsetof(struct vmgmt_file_open, path_len) == 4, "struct vmgmt_file_open.path_len offset");
+_Static_assert(offsetof(struct vmgmt_file_open, flags) == 8, "struct vmgmt_file_open.flags offset");
+_Static_assert(offsetof(struct vmgmt_file_open, mode) == 12, "struct vmgmt_file_open.mode offset");
+_Static_assert(offsetof(struct vmgmt_file_open, size) == 16, "struct vmgmt_file_open.size offset");
+
+/* Response payload of FILE_OPEN and FILE_STAT. */
+struct vmgmt_file_info {
+    uint32_t handle;                        /* @0: FILE_OPEN: the handle for READ/WRITE/CLOSE/HASH; FILE_STAT: zero */
+    uint32_t type;                          /* @4: FILE_TYPE */
+    uint64_t size;                          /* @8: bytes */
+    uint64_t mtime_ns;                      /* @16: modification time, ns since the epoch */
+    uint32_t mode;                          /* @24: permission bits */
+    uint32_t reserved;                      /* @28: zero */
+};
+_Static_assert(sizeof(struct vmgmt_file_info) == 32, "struct vmgmt_file_info size");
+_Static_assert(offsetof(struct vmgmt_file_info, handle) == 0, "struct vmgmt_file_info.handle offset");
+_Static_assert(offsetof(struct vmgmt_file_info, type) == 4, "struct vmgmt_file_info.type offset");
+_Static_assert(offsetof(struct vmgmt_file_info, size) == 8, "struct vmgmt_file_info.size offset");
+_Static_assert(offsetof(struct vmgmt_file_info, mtime_ns) == 16, "struct vmgmt_file_info.mtime_ns offset");
+_Static_assert(offsetof(struct vmgmt_file_info, mode) == 24, "struct vmgmt_file_info.mode offset");
+_Static_assert(offsetof(struct vmgmt_file_info, reserved) == 28, "struct vmgmt_file_info.reserved offset");
+
+/* FILE_READ and FILE_WRITE request payload. */
+struct vmgmt_file_io {
+    uint32_t handle;                        /* @0: from FILE_OPEN on this channel */
+    uint32_t length;                        /* @4: bytes to read or write */
+    uint64_t file_offset;                   /* @8: position in the file */
+    uint32_t buf_offset;                    /* @16: where in the channel data slice the data goes (READ) or comes from (WRITE) */
+    uint32_t reserved;                      /* @20: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_file_io) == 24, "struct vmgmt_file_io size");
+_Static_assert(offsetof(struct vmgmt_file_io, handle) == 0, "struct vmgmt_file_io.handle offset");
+_Static_assert(offsetof(struct vmgmt_file_io, length) == 4, "struct vmgmt_file_io.length offset");
+_Static_assert(offsetof(struct vmgmt_file_io, file_offset) == 8, "struct vmgmt_file_io.file_offset offset");
+_Static_assert(offsetof(struct vmgmt_file_io, buf_offset) == 16, "struct vmgmt_file_io.buf_offset offset");
+_Static_assert(offsetof(struct vmgmt_file_io, reserved) == 20, "struct vmgmt_file_io.reserved offset");
+
+/* FILE_READ and FILE_WRITE response payload. */
+struct vmgmt_file_io_result {
+    uint32_t bytes;                         /* @0: bytes read (0 at end of file) or written */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_file_io_result) == 8, "struct vmgmt_file_io_result size");
+_Static_assert(offsetof(struct vmgmt_file_io_result, bytes) == 0, "struct vmgmt_file_io_result.bytes offset");
+_Static_assert(offsetof(struct vmgmt_file_io_result, reserved) == 4, "struct vmgmt_file_io_result.reserved offset");
+
+/* FILE_CLOSE and FILE_HASH request payload. */
+struct vmgmt_file_handle {
+    uint32_t handle;                        /* @0: from FILE_OPEN on this channel */
+    uint32_t flags;                         /* @4: FILE_CLOSE: FILE_CLOSE_FLAG; FILE_HASH: zero */
+};
+_Static_assert(sizeof(struct vmgmt_file_handle) == 8, "struct vmgmt_file_handle size");
+_Static_assert(offsetof(struct vmgmt_file_handle, handle) == 0, "struct vmgmt_file_handle.handle offset");
+_Static_assert(offsetof(struct vmgmt_file_handle, flags) == 4, "struct vmgmt_file_handle.flags offset");
+
+/* FILE_LIST request payload. */
+struct vmgmt_file_list {
+    uint32_t path_offset;                   /* @0: offset of the directory path in the channel data slice ("." for the root) */
+    uint32_t path_len;                      /* @4: bytes */
+    uint32_t buf_offset;                    /* @8: where the entries go in the data slice */
+    uint32_t buf_len;                       /* @12: room for entries, bytes */
+    uint32_t cookie;                        /* @16: entry index to start at: 0, then next_cookie of the previous response */
+    uint32_t reserved;                      /* @20: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_file_list) == 24, "struct vmgmt_file_list size");
+_Static_assert(offsetof(struct vmgmt_file_list, path_offset) == 0, "struct vmgmt_file_list.path_offset offset");
+_Static_assert(offsetof(struct vmgmt_file_list, path_len) == 4, "struct vmgmt_file_list.path_len offset");
+_Static_assert(offsetof(struct vmgmt_file_list, buf_offset) == 8, "struct vmgmt_file_list.buf_offset offset");
+_Static_assert(offsetof(struct vmgmt_file_list, buf_len) == 12, "struct vmgmt_file_list.buf_len offset");
+_Static_assert(offsetof(struct vmgmt_file_list, cookie) == 16, "struct vmgmt_file_list.cookie offset");
+_Static_assert(offsetof(struct vmgmt_file_list, reserved) == 20, "struct vmgmt_file_list.reserved offset");
+
+/* FILE_LIST response payload. */
+struct vmgmt_file_list_result {
+    uint32_t count;                         /* @0: entries written */
+    uint32_t bytes;                         /* @4: bytes of the buffer used */
+    uint32_t next_cookie;                   /* @8: cookie for the next call; 0 when the listing is complete */
+    uint32_t reserved;                      /* @12: zero */
+};
+_Static_assert(sizeof(struct vmgmt_file_list_result) == 16, "struct vmgmt_file_list_result size");
+_Static_assert(offsetof(struct vmgmt_file_list_result, count) == 0, "struct vmgmt_file_list_result.count offset");
+_Static_assert(offsetof(struct vmgmt_file_list_result, bytes) == 4, "struct vmgmt_file_list_result.bytes offset");
+_Static_assert(offsetof(struct vmgmt_file_list_result, next_cookie) == 8, "struct vmgmt_file_list_result.next_cookie offset");
+_Static_assert(offsetof(struct vmgmt_file_list_result, reserved) == 12, "struct vmgmt_file_list_result.reserved offset");
+
+/* One FILE_LIST entry; name_len bytes of name follow, then padding to 8 bytes. */
+struct vmgmt_dirent {
+    uint64_t size;                          /* @0: bytes */
+    uint64_t mtime_ns;                      /* @8: ns since the epoch */
+    uint32_t mode;                          /* @16: permission bits */
+    uint16_t type;                          /* @20: FILE_TYPE */
+    uint16_t name_len;                      /* @22: bytes of UTF-8 name that follow */
+};
+_Static_assert(sizeof(struct vmgmt_dirent) == 24, "struct vmgmt_dirent size");
+_Static_assert(offsetof(struct vmgmt_dirent, size) == 0, "struct vmgmt_dirent.size offset");
+_Static_assert(offsetof(struct vmgmt_dirent, mtime_ns) == 8, "struct vmgmt_dirent.mtime_ns offset");
+_Static_assert(offsetof(struct vmgmt_dirent, mode) == 16, "struct vmgmt_dirent.mode offset");
+_Static_assert(offsetof(struct vmgmt_dirent, type) == 20, "struct vmgmt_dirent.type offset");
+_Static_assert(offsetof(struct vmgmt_dirent, name_len) == 22, "struct vmgmt_dirent.name_len offset");
+
 /* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */
 static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)
 { return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }
@@ -157,6 +342,8 @@ static inline uint64_t vmgmt_slots_g2c_offset(const struct vmgmt_header *h, uint
 { return vmgmt_channel_offset(h, ch) + VMGMT_CHANNEL_LAYOUT_SLOTS_G2C; }
 static inline uint64_t vmgmt_slots_c2g_offset(const struct vmgmt_header *h, uint32_t ch)
 { return vmgmt_slots_g2c_offset(h, ch) + (uint64_t)h->ring_slots * h->slot_size; }
+static inline uint64_t vmgmt_data_slice_offset(const struct vmgmt_header *h, uint32_t ch)
+{ return h->data_offset + (uint64_t)ch * h->data_slice_size; }
 
 /* The words the driver prints for a status the core returned. */
 static inline const char *vmgmt_status_text(int32_t status)
@@ -170,6 +357,29 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 5: return "channel needs reset after a protocol error";
     case 6: return "response ring full: the guest is not consuming responses";
     case 7: return "response to a request that the core never sent";
+    case 8: return "unknown mode";
+    case 9: return "mode not available for this VM on this host";
+    case 10: return "command not allowed in the channel's mode (set the mode first, or reset the channel to change it)";
+    case 11: return "buffer offset or length outside the channel's data slice";
+    case 12: return "too many requests in flight on this channel";
+    case 20: return "this VM has no host file root configured";
+    case 21: return "path is empty, too long, not UTF-8, or contains a NUL byte";
+    case 22: return "path leaves the VM's host root (absolute, .., a symlink or a mount point pointing out)";
+    case 23: return "no such file or directory";
+    case 24: return "not a regular file (a directory, fifo, device or socket)";
+    case 25: return "not a directory";
+    case 26: return "the VM's host root is read-only";
+    case 27: return "the VM's quota for bytes in its host root would be exceeded";
+    case 28: return "file larger than this VM may store";
+    case 29: return "too many open files for this VM";
+    case 30: return "no such open file handle on this channel";
+    case 31: return "handle not opened for this operation (read vs write)";
+    case 32: return "already exists";
+    case 33: return "directory not empty";
+    case 34: return "is a directory";
+    case 35: return "permission denied on the host";
+    case 36: return "write goes past the size declared when the file was opened";
+    case 37: return "host I/O error";
     default: return "unknown status (driver older than the core?)";
     }
 }

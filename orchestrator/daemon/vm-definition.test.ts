@@ -4,7 +4,7 @@ import { definitionProblems, vmDefinitionSchema } from './vm-definition.js';
 describe('VM definition', () => {
   it('needs only a name; everything else has a default', () => {
     const d = vmDefinitionSchema.parse({ name: 'a' });
-    expect(d).toMatchObject({ name: 'a', memoryMiB: 256, cpus: 1, accel: 'auto', restart: { policy: 'never' }, device: { regionSizeBytes: 4 * 1024 * 1024, vectors: 2 } });
+    expect(d).toMatchObject({ name: 'a', memoryMiB: 256, cpus: 1, accel: 'auto', restart: { policy: 'never' }, device: { regionSizeBytes: 64 * 1024 * 1024, vectors: 2 } });
     expect(d.boot).toBeUndefined();
   });
 

@@ -23,7 +23,7 @@ export const diskBootSchema = z
 
 export const deviceSchema = z
   .object({
-    regionSizeBytes: z.number().int().refine(powerOfTwo, 'must be a power of two').default(4 * 1024 * 1024),
+    regionSizeBytes: z.number().int().refine(powerOfTwo, "must be a power of two").default(64 * 1024 * 1024),
     vectors: z.number().int().min(1).max(8).default(2),
     channels: z.number().int().min(1).max(64).default(8),
     ringSlots: z.number().int().refine(powerOfTwo, 'must be a power of two').default(64),
