@@ -68,10 +68,12 @@ export class ManagementDevice {
         geometry: this.geometry,
         services: opts.services ?? [pingService],
         notifyGuest: (vector: number) => this.server.notifyGuest(vector),
+        onWorkPending: () => this.scheduleServe(),
         log: opts.log,
       };
       this.core = from.kind === 'fresh' ? DeviceCore.initialize(coreOpts) : DeviceCore.reattach(coreOpts);
     } catch (err) {
+      for (const s of opts.services ?? []) s.close?.();
       if (this.buffer) n.unmap(this.buffer);
       n.close(this.memFd);
       if (from.kind === 'reattach') for (const fd of [...from.coreEventFds, ...from.clientEventFds]) n.close(fd);
@@ -156,18 +158,22 @@ export class ManagementDevice {
       this.opts.log.error('management core failed while serving the guest', { error: (err as Error).stack });
       return;
     }
-    if (result.more && !this.retry) {
-      this.retry = setImmediate(() => {
-        this.retry = undefined;
-        this.serve();
-      });
-    }
+    if (result.more) this.scheduleServe();
+  }
+
+  private scheduleServe(): void {
+    if (this.retry || this.closed) return;
+    this.retry = setImmediate(() => {
+      this.retry = undefined;
+      this.serve();
+    });
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.retry) clearImmediate(this.retry);
+    this.core?.close();
     this.server?.close();
     if (this.buffer) this.opts.native.unmap(this.buffer);
     this.buffer = undefined;

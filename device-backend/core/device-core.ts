@@ -1,14 +1,16 @@
 // The management core for one VM's region: device and channel resets, draining guest→core rings,
 // dispatching to services and answering on core→guest rings. Pure: memory comes through GuestMemory,
 // notifications go out through the notifyGuest callback, and nothing here does I/O or keeps time.
-import { channelOffset, type Geometry, ringOffset, slotsOffset } from '../layout/geometry.js';
-import { CHANNEL, CHANNEL_STATE, HEADER, STATUS, VECTOR } from '../layout/wire-layout.js';
+import { channelOffset, dataSliceOffset, type Geometry, ringOffset, slotsOffset } from '../layout/geometry.js';
+import { CHANNEL, CHANNEL_STATE, HEADER, LIMITS, MODE, MSG_TYPE, SET_MODE_REQ, STATUS, VECTOR } from '../layout/wire-layout.js';
+import { DataSlice } from '../memory/data-slice.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { decodeMessage, encodeMessage, isResponse, type Message, responseTo } from '../protocol/message-codec.js';
 import { RingConsumer, RingProducer, type RingGeometry } from '../ring/spsc-ring.js';
 import { checkHeaderGeometry, writeFreshHeader } from './region-header.js';
 import type { CoreLogger } from './core-logger.js';
 import type { MessageService } from './message-service.js';
+import { decideSetMode, ModeRouter } from './mode-routing.js';
 
 const H = HEADER.offsets;
 const C = CHANNEL.offsets;
@@ -18,6 +20,8 @@ export interface DeviceCoreOptions {
   geometry: Geometry;
   services: readonly MessageService[];
   notifyGuest: (vector: number) => void;
+  /** An asynchronous answer arrived: call process() soon (the shell schedules it). */
+  onWorkPending?: () => void;
   log: CoreLogger;
   /** Protocol errors on one channel before the core stops serving it until the guest resets it. */
   maxErrorsBeforeReset?: number;
@@ -44,12 +48,19 @@ interface ChannelEnd {
   readonly base: number;
   readonly g2c: RingConsumer;
   readonly c2g: RingProducer;
+  readonly slice: DataSlice;
+  mode: number;
+  /** Bumped on every reset, so answers to requests from before a reset are dropped. */
+  epoch: number;
+  inFlight: number;
+  /** Answers waiting for room in the c2g ring; bounded by MAX_IN_FLIGHT_PER_CHANNEL. */
+  readonly pending: Message[];
 }
 
 export class DeviceCore {
   readonly counters: CoreCounters = { doorbells: 0, messages: 0, protocolErrors: 0, notificationsSent: 0, channelResets: 0, deviceResets: 0 };
   private readonly channels: ChannelEnd[];
-  private readonly handlers = new Map<number, MessageService>();
+  private readonly router: ModeRouter;
   private readonly maxErrors: number;
   private readonly batchLimit: number;
 
@@ -57,11 +68,7 @@ export class DeviceCore {
     const g = opts.geometry;
     this.maxErrors = opts.maxErrorsBeforeReset ?? 16;
     this.batchLimit = opts.batchLimit ?? 256;
-    for (const s of opts.services) for (const t of s.types) {
-      const taken = this.handlers.get(t);
-      if (taken) throw new Error(`message type ${t} is claimed by both ${taken.name} and ${s.name}`);
-      this.handlers.set(t, s);
-    }
+    this.router = new ModeRouter(opts.services);
     const ring = (ch: number, dir: 'g2c' | 'c2g'): RingGeometry => ({
       ringOffset: ringOffset(g, ch, dir),
       slotsOffset: slotsOffset(g, ch, dir),
@@ -73,6 +80,11 @@ export class DeviceCore {
       base: channelOffset(g, index),
       g2c: new RingConsumer(opts.mem, ring(index, 'g2c')),
       c2g: new RingProducer(opts.mem, ring(index, 'c2g')),
+      slice: new DataSlice(opts.mem, dataSliceOffset(g, index), g.dataSliceBytes),
+      mode: MODE.NONE,
+      epoch: 0,
+      inFlight: 0,
+      pending: [],
     }));
   }
 
@@ -95,6 +107,10 @@ export class DeviceCore {
       ch.g2c.adoptPublishedIndex();
       ch.c2g.adoptPublishedIndex();
       ch.g2c.setNeedWakeup(true);
+      // Answers in flight died with the old core, and so did the services' state: the channel's owner
+      // must reset it before using a mode again. PING keeps working.
+      ch.mode = mem.loadU32(ch.base + C.mode);
+      if (ch.mode !== MODE.NONE) core.markNeedsReset(ch, STATUS.NEEDS_RESET.code, 'the core restarted while the channel was in a mode');
     }
     return core;
   }
@@ -133,8 +149,14 @@ export class DeviceCore {
     ch.g2c.reset();
     ch.c2g.reset();
     ch.g2c.setNeedWakeup(true);
+    ch.epoch++;
+    ch.inFlight = 0;
+    ch.pending.length = 0;
+    ch.mode = MODE.NONE;
+    mem.storeU32(ch.base + C.mode, MODE.NONE);
     mem.storeU32(ch.base + C.error_count, 0);
     mem.storeI32(ch.base + C.last_status, 0);
+    for (const s of this.opts.services) s.channelReset?.(ch.index);
   }
 
   /** Returns whether work is left on this channel. */
@@ -151,8 +173,8 @@ export class DeviceCore {
     }
     if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) return false;
 
-    let responded = false;
     let more = false;
+    let responded = this.flush(ch);
     ch.g2c.setNeedWakeup(false);
     for (let handled = 0; ; handled++) {
       if (handled === this.batchLimit) {
@@ -176,14 +198,27 @@ export class DeviceCore {
         this.markNeedsReset(ch, STATUS.BAD_INDEX.code, next.reason);
         break;
       }
-      if (space.free === 0) {
-        more = true; // the guest is not taking responses; leave the request in place
+      // Every request gets an answer: take one only when its answer is sure to have room. Answers in
+      // flight wake us when they land.
+      if (ch.inFlight + ch.pending.length >= LIMITS.MAX_IN_FLIGHT_PER_CHANNEL) break;
+      if (space.free <= ch.pending.length) {
+        more = true; // the guest is not taking answers: poll again
         break;
       }
-      const response = this.handle(ch, next.bytes);
+      const answer = this.handle(ch, next.bytes);
       ch.g2c.advance();
-      if (response) {
-        ch.c2g.push(encodeMessage(response, this.opts.geometry.slotSizeBytes));
+      if (answer instanceof Promise) {
+        const epoch = ch.epoch;
+        ch.inFlight++;
+        answer.then(
+          (response) => this.complete(ch, epoch, response),
+          (err: unknown) => {
+            this.opts.log.error('service failed', { channel: ch.index, error: (err as Error).stack });
+            this.complete(ch, epoch, undefined);
+          },
+        );
+      } else if (answer) {
+        ch.c2g.push(encodeMessage(answer, this.opts.geometry.slotSizeBytes));
         responded = true;
       }
       if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) break;
@@ -196,7 +231,26 @@ export class DeviceCore {
     return more;
   }
 
-  private handle(ch: ChannelEnd, slot: Uint8Array): Message | undefined {
+  /** Pushes answers that waited for room; returns whether any went out. */
+  private flush(ch: ChannelEnd): boolean {
+    let pushed = false;
+    while (ch.pending.length > 0) {
+      const space = ch.c2g.space();
+      if (space.kind !== 'space' || space.free === 0) break;
+      ch.c2g.push(encodeMessage(ch.pending.shift()!, this.opts.geometry.slotSizeBytes));
+      pushed = true;
+    }
+    return pushed;
+  }
+
+  private complete(ch: ChannelEnd, epoch: number, response: Message | undefined): void {
+    if (ch.epoch !== epoch) return; // the channel was reset meanwhile
+    ch.inFlight--;
+    if (response) ch.pending.push(response);
+    this.opts.onWorkPending?.();
+  }
+
+  private handle(ch: ChannelEnd, slot: Uint8Array): Message | Promise<Message> | undefined {
     const decoded = decodeMessage(slot);
     if (!decoded.ok) {
       this.protocolError(ch, decoded.status, decoded.reason);
@@ -207,13 +261,32 @@ export class DeviceCore {
       this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} with no request outstanding`);
       return undefined;
     }
-    const service = this.handlers.get(msg.type);
-    if (!service) {
-      this.protocolError(ch, STATUS.UNKNOWN_TYPE.code, `no service for type ${msg.type}`);
-      return responseTo(msg, STATUS.UNKNOWN_TYPE.code);
+    if (msg.type === MSG_TYPE.SET_MODE) return this.setMode(ch, msg);
+    const route = this.router.route(ch.mode, msg.type);
+    if (!route.ok) {
+      this.protocolError(ch, route.status, route.reason);
+      return responseTo(msg, route.status);
     }
     this.counters.messages++;
-    return service.handle(msg, { channel: ch.index });
+    return route.service.handle(msg, { channel: ch.index, slice: ch.slice });
+  }
+
+  private setMode(ch: ChannelEnd, msg: Message): Message {
+    if (msg.payload.byteLength !== SET_MODE_REQ.sizeBytes) {
+      this.protocolError(ch, STATUS.BAD_LENGTH.code, `SET_MODE payload of ${msg.payload.byteLength} bytes, expected ${SET_MODE_REQ.sizeBytes}`);
+      return responseTo(msg, STATUS.BAD_LENGTH.code);
+    }
+    const dv = new DataView(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
+    if (dv.getUint32(SET_MODE_REQ.offsets.reserved, true) !== 0) return responseTo(msg, STATUS.RESERVED_NONZERO.code);
+    const decision = decideSetMode(ch.mode, dv.getUint32(SET_MODE_REQ.offsets.mode, true), this.router.availableModes);
+    if (!decision.ok) {
+      this.opts.log.warn('SET_MODE refused', { channel: ch.index, status: decision.status, reason: decision.reason });
+      return responseTo(msg, decision.status);
+    }
+    ch.mode = decision.mode;
+    this.opts.mem.storeU32(ch.base + C.mode, decision.mode);
+    this.counters.messages++;
+    return responseTo(msg, STATUS.OK.code);
   }
 
   private protocolError(ch: ChannelEnd, status: number, reason: string): void {
@@ -224,6 +297,11 @@ export class DeviceCore {
     mem.storeI32(ch.base + C.last_status, status);
     this.opts.log.warn('guest protocol error', { channel: ch.index, status, reason });
     if (errors >= this.maxErrors) this.markNeedsReset(ch, status, `${errors} protocol errors since the last reset`);
+  }
+
+  /** The device is going away: services drop their state. */
+  close(): void {
+    for (const s of this.opts.services) s.close?.();
   }
 
   private markNeedsReset(ch: ChannelEnd, status: number, reason: string): void {

@@ -1,5 +1,5 @@
 // Typed loader for the vmgmt_native N-API addon (vmgmt_native.c): mmap, memfd, eventfd, UNIX sockets with
-// SCM_RIGHTS, pidfd, and fd watches on the Node event loop.
+// SCM_RIGHTS, pidfd, fd watches on the Node event loop, and file calls confined to a directory fd (openat2).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -14,6 +14,41 @@ export interface ReceivedInt64 {
   value: bigint;
   /** The fd attached with SCM_RIGHTS (close-on-exec), or -1 when the message carried none. */
   fd: number;
+}
+
+export const OPEN_FLAG_NAMES = [
+  'RDONLY', 'WRONLY', 'RDWR', 'CREAT', 'EXCL', 'TRUNC', 'DIRECTORY', 'NOFOLLOW', 'NONBLOCK', 'PATH', 'CLOEXEC', 'APPEND',
+] as const;
+export type OpenFlagName = (typeof OPEN_FLAG_NAMES)[number];
+/** O_* values from <fcntl.h>, as compiled into the addon. */
+export type NativeOpenFlags = Readonly<Record<OpenFlagName, number>>;
+
+export const RESOLVE_FLAG_NAMES = ['BENEATH', 'NO_MAGICLINKS', 'NO_XDEV', 'NO_SYMLINKS', 'IN_ROOT'] as const;
+export type ResolveFlagName = (typeof RESOLVE_FLAG_NAMES)[number];
+/** RESOLVE_* values from <linux/openat2.h>. */
+export type NativeResolveFlags = Readonly<Record<ResolveFlagName, number>>;
+
+export type NativeFileType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char' | 'block' | 'unknown';
+
+export interface NativeStat {
+  type: NativeFileType;
+  /** Permission bits including setuid, setgid and sticky: st_mode & 0o7777. */
+  mode: number;
+  sizeBytes: number;
+  mtimeMs: number;
+  /** Exact below 2^53; larger inode numbers (rare, e.g. overlayfs xino) lose their low bits. */
+  ino: number;
+  dev: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+}
+
+export interface NativeDirEntry {
+  /** Decoded as UTF-8; bytes that are not valid UTF-8 become U+FFFD. */
+  name: string;
+  /** From d_type; 'unknown' when the file system reports DT_UNKNOWN (fstatat it to find out). */
+  type: NativeFileType;
 }
 
 /**
@@ -54,6 +89,48 @@ export interface VmgmtNative {
   kcmpFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean;
   /** readlink(/proc/self/fd/N), for tests and diagnostics. */
   fdRealpath(fd: number): string;
+
+  // Confined file system. Paths with NUL bytes throw TypeError ERR_INVALID_ARG_VALUE before any syscall.
+  // Only openat2 walks a path; every `name` below must be one component (no '/', not '', '.' or '..'), or
+  // the call throws TypeError ERR_INVALID_ARG_VALUE, so no other call can step outside its directory fd.
+
+  readonly OPEN_FLAGS: NativeOpenFlags;
+  readonly RESOLVE: NativeResolveFlags;
+  /**
+   * SYS_openat2(dirFd, path, { flags: flags | O_CLOEXEC, mode, resolve }); returns the fd. mode must be 0
+   * unless flags include CREAT (the kernel says EINVAL). Retries EAGAIN from BENEATH/IN_ROOT a few times.
+   */
+  openat2(dirFd: number, path: string, flags: number, mode: number, resolve: number): number;
+  fstat(fd: number): NativeStat;
+  /** fstatat(AT_SYMLINK_NOFOLLOW): a symlink is reported as itself. */
+  fstatat(dirFd: number, name: string): NativeStat;
+  /**
+   * Lists the directory from its start without touching dirFd's offset (reads a fresh open of "."), without
+   * "." and "..". More than 100000 entries throws code 'E2BIG'.
+   */
+  readdirFd(dirFd: number): NativeDirEntry[];
+  /** renameat2, with RENAME_NOREPLACE (EEXIST when newName exists) if noReplace. */
+  renameat(oldDirFd: number, oldName: string, newDirFd: number, newName: string, noReplace: boolean): void;
+  /** unlinkat, with AT_REMOVEDIR (empty directories only) if removeDir. */
+  unlinkat(dirFd: number, name: string, removeDir: boolean): void;
+  /** mode (0..0o7777) is reduced by the process umask, as in mkdir(2). */
+  mkdirat(dirFd: number, name: string, mode: number): void;
+  /** mode 0..0o7777; fd must not be an O_PATH fd (EBADF). */
+  fchmod(fd: number, mode: number): void;
+  /** -1 leaves that id unchanged. */
+  fchown(fd: number, uid: number, gid: number): void;
+  fsync(fd: number): void;
+  /**
+   * One pread of up to target.byteLength bytes at position into target (any Uint8Array view, including
+   * one of a mapShared buffer); retries EINTR. Returns the byte count, 0 at end of file. Synchronous.
+   */
+  pread(fd: number, target: Uint8Array, position: number): number;
+  /**
+   * Writes all of source at position, looping over short writes; returns source.byteLength. A failure after
+   * a partial write throws and says how many bytes were written. On an O_APPEND fd Linux ignores position.
+   */
+  pwrite(fd: number, source: Uint8Array, position: number): number;
+  ftruncate(fd: number, sizeBytes: number): void;
 }
 
 /** Shape of the errors thrown by failing syscalls in the addon. */
@@ -62,6 +139,26 @@ export interface NativeSyscallError extends Error {
   errno: number;
   syscall: string;
 }
+
+/**
+ * A constant table whose values are read from the addon on first use, so importing this module never loads
+ * the addon (loadNative throws with build instructions when it is missing).
+ */
+function addonConstants<K extends string>(
+  names: readonly K[],
+  pick: (native: VmgmtNative) => Readonly<Record<K, number>>,
+): Readonly<Record<K, number>> {
+  const table = {} as Record<K, number>;
+  for (const name of names) {
+    Object.defineProperty(table, name, { enumerable: true, get: () => pick(loadNative())[name] });
+  }
+  return Object.freeze(table);
+}
+
+/** O_* flags for openat2, read from the addon (see NativeOpenFlags). */
+export const OPEN_FLAGS: NativeOpenFlags = addonConstants(OPEN_FLAG_NAMES, (native) => native.OPEN_FLAGS);
+/** RESOLVE_* flags for openat2, read from the addon (see NativeResolveFlags). */
+export const RESOLVE: NativeResolveFlags = addonConstants(RESOLVE_FLAG_NAMES, (native) => native.RESOLVE);
 
 export function isNativeSyscallError(error: unknown): error is NativeSyscallError {
   return (

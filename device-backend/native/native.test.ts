@@ -1,11 +1,30 @@
 // Real syscalls against the built addon (node scripts/build-native.mjs); no mocks.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  constants as fsConstants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isNativeSyscallError, loadNative, type NativeWatch, type VmgmtNative } from './index.js';
+import {
+  isNativeSyscallError,
+  loadNative,
+  OPEN_FLAG_NAMES,
+  OPEN_FLAGS,
+  RESOLVE,
+  RESOLVE_FLAG_NAMES,
+  type NativeWatch,
+  type VmgmtNative,
+} from './index.js';
 
 let native: VmgmtNative;
 let tmpDir: string;
@@ -404,5 +423,319 @@ describe('kcmpFile', () => {
     } finally {
       for (const f of [fd, pidfd, dup, other]) native.close(f);
     }
+  });
+});
+
+// ---------------------------------------------------------------- confined file system
+
+/** A fresh directory under tmpDir opened as a root dir fd, as the daemon holds one per VM. */
+function makeRoot(name: string): { dir: string; rootFd: number } {
+  const dir = path.join(tmpDir, name);
+  mkdirSync(dir);
+  return { dir, rootFd: track(openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY)) };
+}
+
+function errorCode(fn: () => unknown): string | undefined {
+  const error = catchError(fn);
+  return (error as { code?: string }).code;
+}
+
+function currentUmask(): number {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('Umask:'));
+  if (line === undefined) throw new Error('no Umask line in /proc/self/status');
+  return parseInt(line.slice('Umask:'.length).trim(), 8);
+}
+
+describe('file system constants', () => {
+  it('OPEN_FLAGS and RESOLVE come from the addon and match the kernel values', () => {
+    expect(Object.keys(native.OPEN_FLAGS).sort()).toEqual([...OPEN_FLAG_NAMES].sort());
+    expect(Object.keys(native.RESOLVE).sort()).toEqual([...RESOLVE_FLAG_NAMES].sort());
+    expect({ ...OPEN_FLAGS }).toEqual({ ...native.OPEN_FLAGS });
+    expect({ ...RESOLVE }).toEqual({ ...native.RESOLVE });
+    expect(Object.isFrozen(native.OPEN_FLAGS)).toBe(true);
+    // Node's own fs.constants are the same <fcntl.h> values.
+    expect(OPEN_FLAGS.RDONLY).toBe(fsConstants.O_RDONLY);
+    expect(OPEN_FLAGS.CREAT).toBe(fsConstants.O_CREAT);
+    expect(OPEN_FLAGS.NOFOLLOW).toBe(fsConstants.O_NOFOLLOW);
+    expect(OPEN_FLAGS.DIRECTORY).toBe(fsConstants.O_DIRECTORY);
+    expect(OPEN_FLAGS.APPEND).toBe(fsConstants.O_APPEND);
+    expect(OPEN_FLAGS.PATH).toBe(0o10000000);
+    expect(RESOLVE).toEqual({ NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10 });
+  });
+});
+
+describe('openat2 confinement', () => {
+  const CONFINED = RESOLVE.BENEATH | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
+
+  it('refuses .., absolute paths and symlinks leading out; follows symlinks that stay inside', () => {
+    const { dir, rootFd } = makeRoot('confine');
+    writeFileSync(path.join(dir, 'a.txt'), 'inside');
+    writeFileSync(path.join(tmpDir, 'outside.txt'), 'outside');
+    mkdirSync(path.join(dir, 'sub'));
+    symlinkSync('../a.txt', path.join(dir, 'sub', 'up'));
+    symlinkSync('/etc/passwd', path.join(dir, 'abs-out'));
+    symlinkSync('../outside.txt', path.join(dir, 'rel-out'));
+
+    expect(errorCode(() => native.openat2(rootFd, '../x', OPEN_FLAGS.RDONLY, 0, CONFINED))).toBe('EXDEV');
+    expect(errorCode(() => native.openat2(rootFd, '/etc/passwd', OPEN_FLAGS.RDONLY, 0, CONFINED))).toBe('EXDEV');
+    expect(errorCode(() => native.openat2(rootFd, 'abs-out', OPEN_FLAGS.RDONLY, 0, CONFINED))).toBe('EXDEV');
+    expect(errorCode(() => native.openat2(rootFd, 'rel-out', OPEN_FLAGS.RDONLY, 0, CONFINED))).toBe('EXDEV');
+    expect(errorCode(() => native.openat2(rootFd, 'sub/../../outside.txt', OPEN_FLAGS.RDONLY, 0, CONFINED))).toBe('EXDEV');
+    // The same open without RESOLVE_BENEATH escapes: the refusal above is the resolve flag's doing.
+    const escaped = track(native.openat2(rootFd, 'rel-out', OPEN_FLAGS.RDONLY, 0, 0));
+    expect(native.fdRealpath(escaped)).toBe(path.join(tmpDir, 'outside.txt'));
+
+    const fd = track(native.openat2(rootFd, 'sub/up', OPEN_FLAGS.RDONLY, 0, CONFINED));
+    expect(native.fdRealpath(fd)).toBe(path.join(dir, 'a.txt'));
+    const bytes = new Uint8Array(16);
+    expect(Buffer.from(bytes.subarray(0, native.pread(fd, bytes, 0))).toString()).toBe('inside');
+    // RESOLVE_IN_ROOT treats the root fd as "/".
+    const inRoot = track(native.openat2(rootFd, '/a.txt', OPEN_FLAGS.RDONLY, 0, RESOLVE.IN_ROOT));
+    expect(native.fdRealpath(inRoot)).toBe(path.join(dir, 'a.txt'));
+  });
+
+  it('errors name the call and arguments; the fd is close-on-exec', () => {
+    const { rootFd } = makeRoot('confine-errors');
+    const error = catchError(() => native.openat2(rootFd, 'missing', OPEN_FLAGS.RDONLY, 0, RESOLVE.BENEATH));
+    expect(isNativeSyscallError(error)).toBe(true);
+    if (!isNativeSyscallError(error)) return;
+    expect(error.code).toBe('ENOENT');
+    expect(error.errno).toBe(-2);
+    expect(error.syscall).toBe('openat2');
+    expect(error.message).toBe(
+      `openat2(dirfd ${rootFd}, missing, flags 0x${OPEN_FLAGS.CLOEXEC.toString(16)}, mode 00, resolve 0x8): No such file or directory`,
+    );
+    const fd = track(native.openat2(rootFd, 'created', OPEN_FLAGS.CREAT | OPEN_FLAGS.WRONLY, 0o600, RESOLVE.BENEATH));
+    const fdFlags = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').match(/^flags:\s+(\d+)/m)?.[1];
+    expect(parseInt(fdFlags ?? '0', 8) & OPEN_FLAGS.CLOEXEC).toBe(OPEN_FLAGS.CLOEXEC);
+  });
+
+  it('O_NOFOLLOW on a final symlink gives ELOOP', () => {
+    const { dir, rootFd } = makeRoot('nofollow');
+    writeFileSync(path.join(dir, 'target'), 'x');
+    symlinkSync('target', path.join(dir, 'link'));
+    const flags = OPEN_FLAGS.RDONLY | OPEN_FLAGS.NOFOLLOW;
+    expect(errorCode(() => native.openat2(rootFd, 'link', flags, 0, CONFINED))).toBe('ELOOP');
+    expect(errorCode(() => native.openat2(rootFd, 'link', OPEN_FLAGS.RDONLY, 0, CONFINED | RESOLVE.NO_SYMLINKS))).toBe('ELOOP');
+    // O_PATH|O_NOFOLLOW opens the link itself.
+    const linkFd = track(native.openat2(rootFd, 'link', OPEN_FLAGS.PATH | OPEN_FLAGS.NOFOLLOW, 0, CONFINED));
+    expect(native.fstat(linkFd).type).toBe('symlink');
+  });
+
+  it('refuses magic links', () => {
+    const { dir, rootFd } = makeRoot('magic');
+    symlinkSync('/proc/self/root', path.join(dir, 'link'));
+    const code = errorCode(() => native.openat2(rootFd, 'link', OPEN_FLAGS.PATH, 0, RESOLVE.BENEATH | RESOLVE.NO_MAGICLINKS));
+    expect(['EXDEV', 'ELOOP']).toContain(code);
+    // A real magic link, resolved from a /proc/self dir fd: NO_MAGICLINKS alone refuses it.
+    const procSelf = track(openSync('/proc/self', fsConstants.O_RDONLY | fsConstants.O_DIRECTORY));
+    expect(errorCode(() => native.openat2(procSelf, 'root', OPEN_FLAGS.PATH, 0, RESOLVE.NO_MAGICLINKS))).toBe('ELOOP');
+    expect(errorCode(() => native.openat2(procSelf, 'cwd', OPEN_FLAGS.PATH, 0, CONFINED))).toBe('ELOOP');
+    const followed = track(native.openat2(procSelf, 'root', OPEN_FLAGS.PATH, 0, 0));
+    expect(native.fdRealpath(followed)).toBe('/');
+  });
+
+  it('a FIFO opened with O_PATH|O_NOFOLLOW does not block', () => {
+    const { dir, rootFd } = makeRoot('fifo');
+    const made = spawnSync('mkfifo', [path.join(dir, 'pipe')], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const startedMs = performance.now();
+    const fd = track(native.openat2(rootFd, 'pipe', OPEN_FLAGS.PATH | OPEN_FLAGS.NOFOLLOW, 0, CONFINED));
+    expect(performance.now() - startedMs).toBeLessThan(1000);
+    expect(native.fstat(fd).type).toBe('fifo');
+    expect(native.fstatat(rootFd, 'pipe').type).toBe('fifo');
+    // An O_PATH fd cannot be read or chmod'ed: operations need a real open.
+    expect(errorCode(() => native.pread(fd, new Uint8Array(1), 0))).toBe('EBADF');
+    expect(errorCode(() => native.fchmod(fd, 0o600))).toBe('EBADF');
+  });
+});
+
+describe('file metadata', () => {
+  it('fstat of a regular file gives type, size, mode and identity', () => {
+    const { dir, rootFd } = makeRoot('stat');
+    writeFileSync(path.join(dir, 'f'), 'x'.repeat(1234));
+    const fd = track(native.openat2(rootFd, 'f', OPEN_FLAGS.RDWR, 0, RESOLVE.BENEATH));
+    native.fchmod(fd, 0o4750);
+    const st = native.fstat(fd);
+    const nodeSt = statSync(path.join(dir, 'f'));
+    expect(st).toEqual({
+      type: 'file',
+      mode: 0o4750,
+      sizeBytes: 1234,
+      mtimeMs: nodeSt.mtimeMs,
+      ino: nodeSt.ino,
+      dev: nodeSt.dev,
+      nlink: 1,
+      uid: process.getuid?.(),
+      gid: process.getgid?.(),
+    });
+    expect(native.fstatat(rootFd, 'f')).toEqual(st);
+
+    native.fchmod(fd, 0o640);
+    expect(native.fstat(fd).mode).toBe(0o640);
+    native.fchown(fd, -1, nodeSt.gid);
+    native.fsync(fd);
+    expect(native.fstat(fd).uid).toBe(nodeSt.uid);
+
+    symlinkSync('f', path.join(dir, 'l'));
+    expect(native.fstatat(rootFd, 'l').type).toBe('symlink'); // not followed
+    expect(native.fstat(rootFd).type).toBe('dir');
+  });
+
+  it('ftruncate shrinks and grows', () => {
+    const { dir, rootFd } = makeRoot('truncate');
+    writeFileSync(path.join(dir, 'f'), 'hello world');
+    const fd = track(native.openat2(rootFd, 'f', OPEN_FLAGS.RDWR, 0, RESOLVE.BENEATH));
+    native.ftruncate(fd, 5);
+    expect(native.fstat(fd).sizeBytes).toBe(5);
+    expect(readFileSync(path.join(dir, 'f'), 'utf8')).toBe('hello');
+    native.ftruncate(fd, 1 << 20);
+    expect(native.fstat(fd).sizeBytes).toBe(1 << 20);
+    expect(() => native.ftruncate(fd, -1)).toThrow(RangeError);
+  });
+});
+
+describe('directory operations', () => {
+  it('readdirFd lists names and types and leaves the fd usable', () => {
+    const { dir, rootFd } = makeRoot('list');
+    writeFileSync(path.join(dir, 'file'), '');
+    mkdirSync(path.join(dir, 'dir'));
+    symlinkSync('nowhere', path.join(dir, 'link'));
+    expect(spawnSync('mkfifo', [path.join(dir, 'pipe')]).status).toBe(0);
+    const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
+    const expected = [
+      { name: 'dir', type: 'dir' },
+      { name: 'file', type: 'file' },
+      { name: 'link', type: 'symlink' },
+      { name: 'pipe', type: 'fifo' },
+    ];
+    expect(native.readdirFd(rootFd).sort(byName)).toEqual(expected);
+    expect(native.readdirFd(rootFd).sort(byName)).toEqual(expected);
+    // Works from an O_PATH directory fd too, and the fd still serves openat2.
+    const pathFd = track(native.openat2(rootFd, 'dir', OPEN_FLAGS.PATH | OPEN_FLAGS.DIRECTORY, 0, RESOLVE.BENEATH));
+    expect(native.readdirFd(pathFd)).toEqual([]);
+    const fileFd = track(native.openat2(rootFd, 'file', OPEN_FLAGS.RDONLY, 0, RESOLVE.BENEATH));
+    expect(errorCode(() => native.readdirFd(fileFd))).toBe('ENOTDIR');
+  });
+
+  it('readdirFd refuses directories with more than 100000 entries', () => {
+    const { dir, rootFd } = makeRoot('huge');
+    for (let i = 0; i < 100_001; i++) symlinkSync('t', path.join(dir, `l${i}`));
+    const error = catchError(() => native.readdirFd(rootFd));
+    expect(isNativeSyscallError(error) && error.code).toBe('E2BIG');
+    expect((error as Error).message).toContain('more than 100000 entries');
+    native.unlinkat(rootFd, 'l0', false);
+    expect(native.readdirFd(rootFd)).toHaveLength(100_000);
+  }, 60_000);
+
+  it('renameat with noReplace refuses an existing target and moves otherwise', () => {
+    const { dir, rootFd } = makeRoot('rename');
+    writeFileSync(path.join(dir, 'a'), 'A');
+    writeFileSync(path.join(dir, 'b'), 'B');
+    mkdirSync(path.join(dir, 'sub'));
+    const subFd = track(native.openat2(rootFd, 'sub', OPEN_FLAGS.PATH | OPEN_FLAGS.DIRECTORY, 0, RESOLVE.BENEATH));
+
+    const error = catchError(() => native.renameat(rootFd, 'a', rootFd, 'b', true));
+    expect(isNativeSyscallError(error) && error.code).toBe('EEXIST');
+    expect((error as Error).message).toBe(`renameat2(dirfd ${rootFd}, a -> dirfd ${rootFd}, b, RENAME_NOREPLACE): File exists`);
+    expect(readFileSync(path.join(dir, 'b'), 'utf8')).toBe('B');
+
+    native.renameat(rootFd, 'a', subFd, 'moved', true);
+    expect(readFileSync(path.join(dir, 'sub', 'moved'), 'utf8')).toBe('A');
+    expect(errorCode(() => native.fstatat(rootFd, 'a'))).toBe('ENOENT');
+    native.renameat(subFd, 'moved', rootFd, 'b', false); // replaces
+    expect(readFileSync(path.join(dir, 'b'), 'utf8')).toBe('A');
+  });
+
+  it('unlinkat removes files and (with removeDir) empty directories', () => {
+    const { dir, rootFd } = makeRoot('unlink');
+    writeFileSync(path.join(dir, 'f'), '');
+    mkdirSync(path.join(dir, 'd'));
+    expect(errorCode(() => native.unlinkat(rootFd, 'd', false))).toBe('EISDIR');
+    expect(errorCode(() => native.unlinkat(rootFd, 'f', true))).toBe('ENOTDIR');
+    native.unlinkat(rootFd, 'f', false);
+    native.unlinkat(rootFd, 'd', true);
+    expect(native.readdirFd(rootFd)).toEqual([]);
+    expect(errorCode(() => native.unlinkat(rootFd, 'f', false))).toBe('ENOENT');
+  });
+
+  it('mkdirat honours mode (less the umask) and fchmod sets it exactly', () => {
+    const { rootFd } = makeRoot('mkdir');
+    const umask = currentUmask();
+    native.mkdirat(rootFd, 'm', 0o751);
+    const st = native.fstatat(rootFd, 'm');
+    expect(st.type).toBe('dir');
+    expect(st.mode).toBe(0o751 & ~umask);
+    const dirFd = track(native.openat2(rootFd, 'm', OPEN_FLAGS.RDONLY | OPEN_FLAGS.DIRECTORY, 0, RESOLVE.BENEATH));
+    native.fchmod(dirFd, 0o1777);
+    expect(native.fstatat(rootFd, 'm').mode).toBe(0o1777);
+    expect(errorCode(() => native.mkdirat(rootFd, 'm', 0o700))).toBe('EEXIST');
+  });
+
+  it('the *at calls take one path component only', () => {
+    const { rootFd } = makeRoot('names');
+    for (const bad of ['a/b', '..', '.', '', '/etc', 'x/']) {
+      const error = catchError(() => native.mkdirat(rootFd, bad, 0o700));
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as { code?: string }).code).toBe('ERR_INVALID_ARG_VALUE');
+    }
+    expect(errorCode(() => native.fstatat(rootFd, '../etc'))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(errorCode(() => native.unlinkat(rootFd, 'sub/x', false))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(errorCode(() => native.renameat(rootFd, 'a', rootFd, '../b', true))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(native.readdirFd(rootFd)).toEqual([]);
+  });
+});
+
+describe('pread/pwrite', () => {
+  it('round-trips through views of a mapShared memfd buffer at nonzero byte offsets', () => {
+    const { dir, rootFd } = makeRoot('rw');
+    const shmFd = track(native.memfdCreate('vmgmt-test-rw', 64 * 1024));
+    const shm = native.mapShared(shmFd, 64 * 1024);
+    const source = new Uint8Array(shm, 4096 + 123, 3000);
+    for (let i = 0; i < source.length; i++) source[i] = (i * 7 + 3) & 0xff;
+
+    const fd = track(native.openat2(rootFd, 'data', OPEN_FLAGS.CREAT | OPEN_FLAGS.EXCL | OPEN_FLAGS.RDWR, 0o600, RESOLVE.BENEATH));
+    expect(native.pwrite(fd, source, 10)).toBe(3000);
+    expect(native.fstat(fd).sizeBytes).toBe(3010);
+    const onDisk = readFileSync(path.join(dir, 'data'));
+    expect(onDisk.subarray(0, 10)).toEqual(Buffer.alloc(10)); // the hole before position
+    expect(Buffer.compare(onDisk.subarray(10), Buffer.from(source))).toBe(0);
+
+    const whole = new Uint8Array(shm);
+    whole.fill(0xee, 20_000, 24_000);
+    const target = new Uint8Array(shm, 20_000 + 7, 3000);
+    expect(native.pread(fd, target, 10)).toBe(3000);
+    expect(Buffer.compare(Buffer.from(target), Buffer.from(source))).toBe(0);
+    expect(whole[20_000 + 6]).toBe(0xee); // nothing written before the view
+    expect(whole[20_000 + 7 + 3000]).toBe(0xee); // nor after it
+
+    // A short read near the end, then 0 at end of file.
+    expect(native.pread(fd, target, 3000)).toBe(10);
+    expect(Array.from(target.subarray(0, 10))).toEqual(Array.from(source.subarray(2990, 3000)));
+    expect(native.pread(fd, target, 3010)).toBe(0);
+    expect(native.pread(fd, target, 1e12)).toBe(0);
+
+    // A Buffer is a Uint8Array; an empty write writes nothing.
+    expect(native.pwrite(fd, Buffer.from('xyz'), 0)).toBe(3);
+    expect(native.pwrite(fd, new Uint8Array(0), 0)).toBe(0);
+    expect(readFileSync(path.join(dir, 'data')).subarray(0, 3).toString()).toBe('xyz');
+    native.unmap(shm);
+  });
+
+  it('validates arguments before any syscall', () => {
+    const { rootFd } = makeRoot('args');
+    const fd = track(native.openat2(rootFd, 'f', OPEN_FLAGS.CREAT | OPEN_FLAGS.RDWR, 0o600, RESOLVE.BENEATH));
+    expect(() => native.pread(fd, new Uint8Array(4), -1)).toThrow(RangeError);
+    expect(() => native.pwrite(fd, new Uint8Array(4), 2 ** 53)).toThrow(RangeError);
+    expect(() => native.pread(fd, new Uint8Array(4), 0.5)).toThrow(RangeError);
+    expect(() => native.pread(fd, new Uint16Array(4) as unknown as Uint8Array, 0)).toThrow(TypeError);
+    expect(() => native.pwrite(fd, new ArrayBuffer(4) as unknown as Uint8Array, 0)).toThrow(TypeError);
+    const nul = catchError(() => native.openat2(rootFd, 'a\0b', OPEN_FLAGS.RDONLY, 0, RESOLVE.BENEATH));
+    expect(nul).toBeInstanceOf(TypeError);
+    expect((nul as { code?: string }).code).toBe('ERR_INVALID_ARG_VALUE');
+    expect(errorCode(() => native.fstatat(rootFd, 'f\0'))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(() => native.openat2(rootFd, 'f', OPEN_FLAGS.RDONLY, 0o10000, 0)).toThrow(RangeError);
+    expect(() => native.renameat(rootFd, 'f', rootFd, 'g', 1 as unknown as boolean)).toThrow(TypeError);
+    expect(native.readdirFd(rootFd).map((e) => e.name)).toEqual(['f']);
   });
 });

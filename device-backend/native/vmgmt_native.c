@@ -12,15 +12,22 @@
  *   watch is kept alive by its open uv handle and by its JS stop function; the struct is freed when
  *   both are gone. An env cleanup hook closes watches still running when a worker/env shuts down.
  *
+ * - File calls (openat2, the *at calls, pread/pwrite) serve guest file requests confined to a per-VM
+ *   root: paths are resolved only by openat2 from a directory fd, and the other *at calls take one
+ *   path component ("a", never "a/b", ".", ".." or ""), so nothing here resolves a multi-component
+ *   path without openat2's RESOLVE_* checks.
+ *
  * Every name in this file carries the prefix vn_.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <uv.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -48,6 +55,9 @@
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 #define VN_MSG_BYTES 8
 #define VN_SEND_TIMEOUT_MS 1000
@@ -55,6 +65,9 @@
 #define VN_DISCARD_BYTES 4096
 #define VN_MAX_RECV_FDS 4
 #define VN_MAX_SAFE_INTEGER 9007199254740991LL
+#define VN_MAX_DIR_ENTRIES 100000
+#define VN_OPENAT2_EAGAIN_RETRIES 8
+#define VN_MODE_BITS 07777
 
 /* Marks ArrayBuffers created by mapShared so unmap() can refuse foreign ones. */
 static const napi_type_tag VN_MAPPING_TAG = {0x766d676d745f6d61ULL, 0x7070696e67000001ULL};
@@ -867,6 +880,429 @@ static napi_value vn_kcmp_file(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---------------------------------------------------------------- confined file system */
+
+typedef struct {
+  const char *name;
+  int64_t value;
+} vn_constant;
+
+static const vn_constant VN_OPEN_FLAGS[] = {
+    {"RDONLY", O_RDONLY},     {"WRONLY", O_WRONLY},       {"RDWR", O_RDWR},         {"CREAT", O_CREAT},
+    {"EXCL", O_EXCL},         {"TRUNC", O_TRUNC},         {"DIRECTORY", O_DIRECTORY}, {"NOFOLLOW", O_NOFOLLOW},
+    {"NONBLOCK", O_NONBLOCK}, {"PATH", O_PATH},           {"CLOEXEC", O_CLOEXEC},   {"APPEND", O_APPEND},
+};
+
+static const vn_constant VN_RESOLVE_FLAGS[] = {
+    {"BENEATH", RESOLVE_BENEATH},         {"NO_MAGICLINKS", RESOLVE_NO_MAGICLINKS}, {"NO_XDEV", RESOLVE_NO_XDEV},
+    {"NO_SYMLINKS", RESOLVE_NO_SYMLINKS}, {"IN_ROOT", RESOLVE_IN_ROOT},
+};
+
+/* Sets exports[name] to a frozen object of the constants. */
+static bool vn_define_constants(napi_env env, napi_value exports, const char *name, const vn_constant *constants,
+                                size_t count) {
+  napi_value obj;
+  if (napi_create_object(env, &obj) != napi_ok) return false;
+  for (size_t i = 0; i < count; i++) {
+    napi_value v;
+    if (napi_create_int64(env, constants[i].value, &v) != napi_ok ||
+        napi_set_named_property(env, obj, constants[i].name, v) != napi_ok) {
+      return false;
+    }
+  }
+  return napi_object_freeze(env, obj) == napi_ok && napi_set_named_property(env, exports, name, obj) == napi_ok;
+}
+
+/* One path component for the *at calls, so that only openat2 (with its RESOLVE_* checks) walks a path. */
+static char *vn_arg_name(napi_env env, napi_value value, const char *fn, const char *name) {
+  size_t len;
+  char *s = vn_arg_string(env, value, fn, name, &len);
+  if (s == NULL) return NULL;
+  if (len == 0 || strchr(s, '/') != NULL || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "%s: %s must be one path component (no '/', not '', '.' or '..'), got \"%s\"; open its parent "
+             "directory with openat2 and pass the last component",
+             fn, name, s);
+    free(s);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+    return NULL;
+  }
+  return s;
+}
+
+static bool vn_arg_bool(napi_env env, napi_value value, const char *fn, const char *name, bool *out) {
+  napi_status s = napi_get_value_bool(env, value, out);
+  if (s == napi_ok) return true;
+  if (s == napi_boolean_expected) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s must be a boolean", fn, name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  } else {
+    vn_throw_napi(env, "napi_get_value_bool");
+  }
+  return false;
+}
+
+/* A Uint8Array's bytes. N-API's data pointer already includes the view's byte_offset. */
+static bool vn_arg_bytes(napi_env env, napi_value value, const char *fn, const char *name, uint8_t **data,
+                         size_t *len) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok) {
+    vn_throw_napi(env, "napi_is_typedarray");
+    return false;
+  }
+  napi_typedarray_type type = napi_int8_array;
+  void *ptr = NULL;
+  size_t length = 0;
+  if (is_typed && napi_get_typedarray_info(env, value, &type, &length, &ptr, NULL, NULL) != napi_ok) {
+    vn_throw_napi(env, "napi_get_typedarray_info");
+    return false;
+  }
+  if (!is_typed || type != napi_uint8_array) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s must be a Uint8Array (or Buffer)", fn, name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  *data = ptr;
+  *len = length;
+  return true;
+}
+
+static const char *vn_stat_type(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "file";
+    case S_IFDIR: return "dir";
+    case S_IFLNK: return "symlink";
+    case S_IFIFO: return "fifo";
+    case S_IFSOCK: return "socket";
+    case S_IFCHR: return "char";
+    case S_IFBLK: return "block";
+    default: return "unknown";
+  }
+}
+
+static const char *vn_dirent_type(unsigned char d_type) {
+  switch (d_type) {
+    case DT_REG: return "file";
+    case DT_DIR: return "dir";
+    case DT_LNK: return "symlink";
+    case DT_FIFO: return "fifo";
+    case DT_SOCK: return "socket";
+    case DT_CHR: return "char";
+    case DT_BLK: return "block";
+    default: return "unknown";
+  }
+}
+
+static bool vn_set_number(napi_env env, napi_value obj, const char *key, double v) {
+  napi_value n;
+  return napi_create_double(env, v, &n) == napi_ok && napi_set_named_property(env, obj, key, n) == napi_ok;
+}
+
+static bool vn_set_string(napi_env env, napi_value obj, const char *key, const char *v) {
+  napi_value s;
+  return napi_create_string_utf8(env, v, NAPI_AUTO_LENGTH, &s) == napi_ok &&
+         napi_set_named_property(env, obj, key, s) == napi_ok;
+}
+
+static napi_value vn_stat_object(napi_env env, const struct stat *st) {
+  napi_value obj;
+  double mtime_ms = (double)st->st_mtim.tv_sec * 1000.0 + (double)st->st_mtim.tv_nsec / 1e6;
+  if (napi_create_object(env, &obj) != napi_ok || !vn_set_string(env, obj, "type", vn_stat_type(st->st_mode)) ||
+      !vn_set_number(env, obj, "mode", (double)(st->st_mode & VN_MODE_BITS)) ||
+      !vn_set_number(env, obj, "sizeBytes", (double)st->st_size) || !vn_set_number(env, obj, "mtimeMs", mtime_ms) ||
+      !vn_set_number(env, obj, "ino", (double)st->st_ino) || !vn_set_number(env, obj, "dev", (double)st->st_dev) ||
+      !vn_set_number(env, obj, "nlink", (double)st->st_nlink) || !vn_set_number(env, obj, "uid", st->st_uid) ||
+      !vn_set_number(env, obj, "gid", st->st_gid)) {
+    vn_throw_napi(env, "building a NativeStat");
+    return NULL;
+  }
+  return obj;
+}
+
+/* SYS_openat2 with O_CLOEXEC added; the only call here that resolves a multi-component path. */
+static napi_value vn_openat2(napi_env env, napi_callback_info info) {
+  VN_ARGS(5);
+  int dir_fd;
+  if (!vn_arg_fd(env, argv[0], "openat2", "dirFd", &dir_fd)) return NULL;
+  char *path = vn_arg_string(env, argv[1], "openat2", "path", NULL);
+  if (path == NULL) return NULL;
+  int64_t flags, mode, resolve;
+  if (!vn_arg_int(env, argv[2], "openat2", "flags", 0, INT_MAX, &flags) ||
+      !vn_arg_int(env, argv[3], "openat2", "mode", 0, VN_MODE_BITS, &mode) ||
+      !vn_arg_int(env, argv[4], "openat2", "resolve", 0, INT_MAX, &resolve)) {
+    free(path);
+    return NULL;
+  }
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)flags | O_CLOEXEC;
+  how.mode = (uint64_t)mode;
+  how.resolve = (uint64_t)resolve;
+  int eagain_left = VN_OPENAT2_EAGAIN_RETRIES;
+  for (;;) {
+    long fd = syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
+    if (fd >= 0) {
+      free(path);
+      return vn_int(env, fd);
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    /* RESOLVE_BENEATH/IN_ROOT: a concurrent rename or mount made ".." unverifiable; the kernel asks for a retry. */
+    if (err == EAGAIN && (resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)) != 0 && --eagain_left > 0) continue;
+    vn_throw_errno(env, err, "openat2", "dirfd %d, %s, flags 0x%llx, mode 0%llo, resolve 0x%llx", dir_fd, path,
+                   (unsigned long long)how.flags, (unsigned long long)mode, (unsigned long long)resolve);
+    free(path);
+    return NULL;
+  }
+}
+
+static napi_value vn_fstat(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], "fstat", "fd", &fd)) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return vn_throw_errno(env, errno, "fstat", "fd %d", fd);
+  return vn_stat_object(env, &st);
+}
+
+static napi_value vn_fstatat(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int dir_fd;
+  if (!vn_arg_fd(env, argv[0], "fstatat", "dirFd", &dir_fd)) return NULL;
+  char *name = vn_arg_name(env, argv[1], "fstatat", "name");
+  if (name == NULL) return NULL;
+  struct stat st;
+  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    vn_throw_errno(env, errno, "fstatat", "dirfd %d, %s, AT_SYMLINK_NOFOLLOW", dir_fd, name);
+    free(name);
+    return NULL;
+  }
+  free(name);
+  return vn_stat_object(env, &st);
+}
+
+/* Appends {name, type} to list[index]; false with an exception pending. */
+static bool vn_push_dir_entry(napi_env env, napi_value list, uint32_t index, const struct dirent *e) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return false;
+  napi_value entry;
+  bool ok = napi_create_object(env, &entry) == napi_ok && vn_set_string(env, entry, "name", e->d_name) &&
+            vn_set_string(env, entry, "type", vn_dirent_type(e->d_type)) &&
+            napi_set_element(env, list, index, entry) == napi_ok;
+  if (!ok) vn_throw_napi(env, "building a NativeDirEntry");
+  napi_close_handle_scope(env, scope);
+  return ok;
+}
+
+static napi_value vn_readdir_fd(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int dir_fd;
+  if (!vn_arg_fd(env, argv[0], "readdirFd", "dirFd", &dir_fd)) return NULL;
+  /* A dup() would share (and move) the caller's directory offset; a fresh open of "." has its own. */
+  int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return vn_throw_errno(env, errno, "openat", "dirfd %d, ., O_RDONLY|O_DIRECTORY", dir_fd);
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    int err = errno;
+    close(fd);
+    return vn_throw_errno(env, err, "fdopendir", "fd %d (reopened from dirfd %d)", fd, dir_fd);
+  }
+  napi_value list;
+  if (napi_create_array(env, &list) != napi_ok) {
+    closedir(dir);
+    vn_throw_napi(env, "napi_create_array");
+    return NULL;
+  }
+  uint32_t count = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *e = readdir(dir);
+    if (e == NULL) {
+      int err = errno;
+      closedir(dir);
+      if (err != 0) return vn_throw_errno(env, err, "readdir", "dirfd %d, after %u entries", dir_fd, count);
+      return list;
+    }
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (count == VN_MAX_DIR_ENTRIES) {
+      closedir(dir);
+      return vn_throw_explained(env, E2BIG, "readdir",
+                                "readdir(dirfd %d): the directory has more than %d entries; refusing to list it "
+                                "(the cap bounds one listing's memory). Split the directory.",
+                                dir_fd, VN_MAX_DIR_ENTRIES);
+    }
+    if (!vn_push_dir_entry(env, list, count, e)) {
+      closedir(dir);
+      return NULL;
+    }
+    count++;
+  }
+}
+
+static napi_value vn_renameat(napi_env env, napi_callback_info info) {
+  VN_ARGS(5);
+  int old_dir_fd, new_dir_fd;
+  bool no_replace;
+  if (!vn_arg_fd(env, argv[0], "renameat", "oldDirFd", &old_dir_fd) ||
+      !vn_arg_fd(env, argv[2], "renameat", "newDirFd", &new_dir_fd) ||
+      !vn_arg_bool(env, argv[4], "renameat", "noReplace", &no_replace)) {
+    return NULL;
+  }
+  char *old_name = vn_arg_name(env, argv[1], "renameat", "oldName");
+  if (old_name == NULL) return NULL;
+  char *new_name = vn_arg_name(env, argv[3], "renameat", "newName");
+  if (new_name == NULL) {
+    free(old_name);
+    return NULL;
+  }
+  if (renameat2(old_dir_fd, old_name, new_dir_fd, new_name, no_replace ? RENAME_NOREPLACE : 0) != 0) {
+    vn_throw_errno(env, errno, "renameat2", "dirfd %d, %s -> dirfd %d, %s%s", old_dir_fd, old_name, new_dir_fd,
+                   new_name, no_replace ? ", RENAME_NOREPLACE" : "");
+    free(old_name);
+    free(new_name);
+    return NULL;
+  }
+  free(old_name);
+  free(new_name);
+  return vn_undefined(env);
+}
+
+static napi_value vn_unlinkat(napi_env env, napi_callback_info info) {
+  VN_ARGS(3);
+  int dir_fd;
+  bool remove_dir;
+  if (!vn_arg_fd(env, argv[0], "unlinkat", "dirFd", &dir_fd) ||
+      !vn_arg_bool(env, argv[2], "unlinkat", "removeDir", &remove_dir)) {
+    return NULL;
+  }
+  char *name = vn_arg_name(env, argv[1], "unlinkat", "name");
+  if (name == NULL) return NULL;
+  if (unlinkat(dir_fd, name, remove_dir ? AT_REMOVEDIR : 0) != 0) {
+    vn_throw_errno(env, errno, "unlinkat", "dirfd %d, %s%s", dir_fd, name, remove_dir ? ", AT_REMOVEDIR" : "");
+    free(name);
+    return NULL;
+  }
+  free(name);
+  return vn_undefined(env);
+}
+
+static napi_value vn_mkdirat(napi_env env, napi_callback_info info) {
+  VN_ARGS(3);
+  int dir_fd;
+  int64_t mode;
+  if (!vn_arg_fd(env, argv[0], "mkdirat", "dirFd", &dir_fd) ||
+      !vn_arg_int(env, argv[2], "mkdirat", "mode", 0, VN_MODE_BITS, &mode)) {
+    return NULL;
+  }
+  char *name = vn_arg_name(env, argv[1], "mkdirat", "name");
+  if (name == NULL) return NULL;
+  if (mkdirat(dir_fd, name, (mode_t)mode) != 0) {
+    vn_throw_errno(env, errno, "mkdirat", "dirfd %d, %s, mode 0%llo", dir_fd, name, (unsigned long long)mode);
+    free(name);
+    return NULL;
+  }
+  free(name);
+  return vn_undefined(env);
+}
+
+static napi_value vn_fchmod(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int fd;
+  int64_t mode;
+  if (!vn_arg_fd(env, argv[0], "fchmod", "fd", &fd) || !vn_arg_int(env, argv[1], "fchmod", "mode", 0, VN_MODE_BITS, &mode)) {
+    return NULL;
+  }
+  if (fchmod(fd, (mode_t)mode) != 0) {
+    return vn_throw_errno(env, errno, "fchmod", "fd %d, mode 0%llo", fd, (unsigned long long)mode);
+  }
+  return vn_undefined(env);
+}
+
+static napi_value vn_fchown(napi_env env, napi_callback_info info) {
+  VN_ARGS(3);
+  int fd;
+  int64_t uid, gid;
+  /* -1 leaves that id unchanged, as in fchown(2). */
+  if (!vn_arg_fd(env, argv[0], "fchown", "fd", &fd) ||
+      !vn_arg_int(env, argv[1], "fchown", "uid", -1, (int64_t)UINT32_MAX - 1, &uid) ||
+      !vn_arg_int(env, argv[2], "fchown", "gid", -1, (int64_t)UINT32_MAX - 1, &gid)) {
+    return NULL;
+  }
+  if (fchown(fd, (uid_t)uid, (gid_t)gid) != 0) {
+    return vn_throw_errno(env, errno, "fchown", "fd %d, uid %lld, gid %lld", fd, (long long)uid, (long long)gid);
+  }
+  return vn_undefined(env);
+}
+
+static napi_value vn_fsync(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], "fsync", "fd", &fd)) return NULL;
+  if (fsync(fd) != 0) return vn_throw_errno(env, errno, "fsync", "fd %d", fd);
+  return vn_undefined(env);
+}
+
+static napi_value vn_pread(napi_env env, napi_callback_info info) {
+  VN_ARGS(3);
+  int fd;
+  uint8_t *data;
+  size_t len;
+  int64_t position;
+  if (!vn_arg_fd(env, argv[0], "pread", "fd", &fd) || !vn_arg_bytes(env, argv[1], "pread", "target", &data, &len) ||
+      !vn_arg_int(env, argv[2], "pread", "position", 0, VN_MAX_SAFE_INTEGER, &position)) {
+    return NULL;
+  }
+  for (;;) {
+    ssize_t n = pread(fd, data, len, (off_t)position);
+    if (n >= 0) return vn_int(env, n);
+    if (errno == EINTR) continue;
+    return vn_throw_errno(env, errno, "pread", "fd %d, %zu bytes at %lld", fd, len, (long long)position);
+  }
+}
+
+static napi_value vn_pwrite(napi_env env, napi_callback_info info) {
+  VN_ARGS(3);
+  int fd;
+  uint8_t *data;
+  size_t len;
+  int64_t position;
+  if (!vn_arg_fd(env, argv[0], "pwrite", "fd", &fd) || !vn_arg_bytes(env, argv[1], "pwrite", "source", &data, &len) ||
+      !vn_arg_int(env, argv[2], "pwrite", "position", 0, VN_MAX_SAFE_INTEGER, &position)) {
+    return NULL;
+  }
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pwrite(fd, data + done, len - done, (off_t)position + (off_t)done);
+    if (n > 0) {
+      done += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    int err = n < 0 ? errno : EIO;
+    if (done == 0) return vn_throw_errno(env, err, "pwrite", "fd %d, %zu bytes at %lld", fd, len, (long long)position);
+    return vn_throw_explained(env, err, "pwrite", "pwrite(fd %d, %zu bytes at %lld): %s after %zu bytes were written",
+                              fd, len, (long long)position, strerror(err), done);
+  }
+  return vn_int(env, (int64_t)done);
+}
+
+static napi_value vn_ftruncate(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int fd;
+  int64_t size;
+  if (!vn_arg_fd(env, argv[0], "ftruncate", "fd", &fd) ||
+      !vn_arg_int(env, argv[1], "ftruncate", "sizeBytes", 0, VN_MAX_SAFE_INTEGER, &size)) {
+    return NULL;
+  }
+  if (ftruncate(fd, (off_t)size) != 0) {
+    return vn_throw_errno(env, errno, "ftruncate", "fd %d, %lld bytes", fd, (long long)size);
+  }
+  return vn_undefined(env);
+}
+
 /* ---------------------------------------------------------------- module */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -888,9 +1324,25 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"pidfdGetfd", NULL, vn_pidfd_getfd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"kcmpFile", NULL, vn_kcmp_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdRealpath", NULL, vn_fd_realpath, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openat2", NULL, vn_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fstat", NULL, vn_fstat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fstatat", NULL, vn_fstatat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readdirFd", NULL, vn_readdir_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameat", NULL, vn_renameat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unlinkat", NULL, vn_unlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mkdirat", NULL, vn_mkdirat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fchmod", NULL, vn_fchmod, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fchown", NULL, vn_fchown, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsync", NULL, vn_fsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pread", NULL, vn_pread, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pwrite", NULL, vn_pwrite, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ftruncate", NULL, vn_ftruncate, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
-    vn_throw_napi(env, "napi_define_properties");
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
+      !vn_define_constants(env, exports, "OPEN_FLAGS", VN_OPEN_FLAGS, sizeof VN_OPEN_FLAGS / sizeof VN_OPEN_FLAGS[0]) ||
+      !vn_define_constants(env, exports, "RESOLVE", VN_RESOLVE_FLAGS,
+                           sizeof VN_RESOLVE_FLAGS / sizeof VN_RESOLVE_FLAGS[0])) {
+    vn_throw_napi(env, "defining the exports");
     return NULL;
   }
   return exports;

@@ -1,18 +1,24 @@
 // Serves one management device on a socket until interrupted: for driving a hand-started QEMU.
 import { parseArgs } from 'node:util';
+import { pingService } from '../core/ping-service.js';
 import { ManagementDevice } from '../management-device.js';
 import { loadNative } from '../native/index.js';
+import { DEFAULT_FILE_LIMITS } from '../services/file/file-root-config.js';
+import { FileService } from '../services/file/file-service.js';
 
 const { values } = parseArgs({
   options: {
     socket: { type: 'string' },
     'region-size': { type: 'string' },
     vectors: { type: 'string' },
+    'files-root': { type: 'string' },
+    'read-only': { type: 'boolean' },
+    quota: { type: 'string' },
     help: { type: 'boolean' },
   },
 });
 if (values.help || !values.socket) {
-  console.log('usage: serve-vm --socket PATH [--region-size BYTES] [--vectors N]\n' +
+  console.log('usage: serve-vm --socket PATH [--region-size BYTES] [--vectors N] [--files-root DIR [--read-only] [--quota BYTES]]\n' +
     'Serves a vmgmt management device; start QEMU with\n' +
     '  -chardev socket,id=ivsh,path=PATH -device ivshmem-doorbell,chardev=ivsh,vectors=N');
   process.exit(values.help ? 0 : 2);
@@ -22,8 +28,17 @@ const log = {
   warn: (m: string, f?: object) => console.log(`warn: ${m}`, f ?? ''),
   error: (m: string, f?: object) => console.error(`error: ${m}`, f ?? ''),
 };
+const native = loadNative();
+const files = values['files-root']
+  ? new FileService({
+      native,
+      config: { ...DEFAULT_FILE_LIMITS, root: values['files-root'], readOnly: values['read-only'] ?? false, ...(values.quota ? { quotaBytes: Number(values.quota) } : {}) },
+      log,
+    })
+  : undefined;
 const device = ManagementDevice.start({
-  native: loadNative(),
+  native,
+  services: files ? [pingService, files] : [pingService],
   name: 'serve-vm',
   socketPath: values.socket,
   geometry: {

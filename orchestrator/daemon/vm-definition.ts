@@ -35,6 +35,13 @@ export const filesSchema = z
   .object({
     root: z.string().startsWith('/', 'must be an absolute path'),
     readOnly: z.boolean().default(false),
+    quotaBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+    maxFileBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+    maxOpenFiles: z.number().int().min(1).max(1024).default(16),
+    fileMode: z.number().int().min(0).max(0o777).default(0o644),
+    dirMode: z.number().int().min(0).max(0o777).default(0o755),
+    allowExecutable: z.boolean().default(false),
+    owner: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0) }).strict().optional(),
   })
   .strict();
 

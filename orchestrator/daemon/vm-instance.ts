@@ -3,7 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import type { MessageService } from '../../device-backend/core/message-service.js';
+import { pingService } from '../../device-backend/core/ping-service.js';
 import { ManagementDevice } from '../../device-backend/management-device.js';
+import { FileService } from '../../device-backend/services/file/file-service.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
 import type { QemuVmSpec } from '../qemu/qemu-args.js';
@@ -142,6 +145,17 @@ export class VmInstance {
     return decision.accel;
   }
 
+  /** The services this VM's device offers: PING always, the file mode when a host root is configured. */
+  private services(): MessageService[] {
+    const files = this.definition.files;
+    return files ? [pingService, new FileService({ native: this.deps.native, config: files, log: this.log })] : [pingService];
+  }
+
+  private geometry() {
+    const d = this.definition.device;
+    return { regionSizeBytes: d.regionSizeBytes, vectors: d.vectors, channelCount: d.channels, ringSlots: d.ringSlots, slotSizeBytes: d.slotSizeBytes };
+  }
+
   private async launch(): Promise<void> {
     const def = this.definition;
     mkdirSync(this.paths.runDir, { recursive: true, mode: 0o700 });
@@ -150,7 +164,8 @@ export class VmInstance {
       native: this.deps.native,
       name: def.name,
       socketPath: this.paths.ivshmemSocket,
-      geometry: { regionSizeBytes: def.device.regionSizeBytes, vectors: def.device.vectors, channelCount: def.device.channels, ringSlots: def.device.ringSlots, slotSizeBytes: def.device.slotSizeBytes },
+      geometry: this.geometry(),
+      services: this.services(),
       log: this.log,
     });
     this.device = device;
@@ -288,7 +303,8 @@ export class VmInstance {
           native: this.deps.native,
           name: this.name,
           socketPath: this.paths.ivshmemSocket,
-          geometry: { regionSizeBytes: this.definition.device.regionSizeBytes, vectors: this.definition.device.vectors, channelCount: this.definition.device.channels, ringSlots: this.definition.device.ringSlots, slotSizeBytes: this.definition.device.slotSizeBytes },
+          geometry: this.geometry(),
+          services: this.services(),
           log: this.log,
           qemuPid: pid,
           fds: r.deviceFds,

@@ -1,0 +1,110 @@
+// File-mode request payloads in, response payloads out. Pure: the payload is already a private copy.
+import {
+  DIRENT, FILE_HANDLE_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP, FILE_OPEN_REQ,
+  FILE_PATH_REQ, STATUS,
+} from '../../layout/wire-layout.js';
+import type { StructDef } from '../../layout/struct-def.js';
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; status: number; reason: string };
+
+export interface PathRef { offset: number; length: number }
+export interface OpenReq { path: PathRef; flags: number; mode: number; sizeBytes: number }
+export interface PathReq { path: PathRef; arg: number }
+export interface IoReq { handle: number; length: number; fileOffset: number; bufOffset: number }
+export interface HandleReq { handle: number; flags: number }
+export interface ListReq { path: PathRef; bufOffset: number; bufLength: number; cookie: number }
+
+function decode<F extends string, T>(def: StructDef<F>, payload: Uint8Array, build: (get: (field: F) => number) => T): Decoded<T> {
+  if (payload.byteLength !== def.sizeBytes) {
+    return { ok: false, status: STATUS.BAD_LENGTH.code, reason: `${def.cName} payload of ${payload.byteLength} bytes, expected ${def.sizeBytes}` };
+  }
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const get = (field: string): number => {
+    const f = def.fields.find((x) => x.name === field)!;
+    return f.type === 'u64' ? Number(dv.getBigUint64(f.offset, true)) : f.type === 'u16' ? dv.getUint16(f.offset, true) : dv.getUint32(f.offset, true);
+  };
+  for (const f of def.fields) {
+    if (f.type === 'u64' && dv.getBigUint64(f.offset, true) > BigInt(Number.MAX_SAFE_INTEGER)) {
+      return { ok: false, status: STATUS.BAD_LENGTH.code, reason: `${def.cName}.${f.name} is larger than 2^53` };
+    }
+  }
+  if (def.fields.some((f) => f.name === 'reserved') && get('reserved') !== 0) {
+    return { ok: false, status: STATUS.RESERVED_NONZERO.code, reason: `${def.cName}.reserved is not zero` };
+  }
+  return { ok: true, value: build(get) };
+}
+
+export const decodeOpen = (p: Uint8Array): Decoded<OpenReq> =>
+  decode(FILE_OPEN_REQ, p, (g) => ({ path: { offset: g('path_offset'), length: g('path_len') }, flags: g('flags'), mode: g('mode'), sizeBytes: g('size') }));
+export const decodePath = (p: Uint8Array): Decoded<PathReq> =>
+  decode(FILE_PATH_REQ, p, (g) => ({ path: { offset: g('path_offset'), length: g('path_len') }, arg: g('arg') }));
+export const decodeIo = (p: Uint8Array): Decoded<IoReq> =>
+  decode(FILE_IO_REQ, p, (g) => ({ handle: g('handle'), length: g('length'), fileOffset: g('file_offset'), bufOffset: g('buf_offset') }));
+export const decodeHandle = (p: Uint8Array): Decoded<HandleReq> => decode(FILE_HANDLE_REQ, p, (g) => ({ handle: g('handle'), flags: g('flags') }));
+export const decodeList = (p: Uint8Array): Decoded<ListReq> =>
+  decode(FILE_LIST_REQ, p, (g) => ({ path: { offset: g('path_offset'), length: g('path_len') }, bufOffset: g('buf_offset'), bufLength: g('buf_len'), cookie: g('cookie') }));
+
+export interface FileInfo { handle: number; type: number; sizeBytes: number; mtimeNs: bigint; mode: number }
+
+export function encodeInfo(info: FileInfo): Uint8Array {
+  const out = new Uint8Array(FILE_INFO.sizeBytes);
+  const dv = new DataView(out.buffer);
+  const o = FILE_INFO.offsets;
+  dv.setUint32(o.handle, info.handle, true);
+  dv.setUint32(o.type, info.type, true);
+  dv.setBigUint64(o.size, BigInt(info.sizeBytes), true);
+  dv.setBigUint64(o.mtime_ns, info.mtimeNs, true);
+  dv.setUint32(o.mode, info.mode, true);
+  return out;
+}
+
+export function encodeIoResult(bytes: number): Uint8Array {
+  const out = new Uint8Array(FILE_IO_RESP.sizeBytes);
+  new DataView(out.buffer).setUint32(FILE_IO_RESP.offsets.bytes, bytes, true);
+  return out;
+}
+
+export function encodeListResult(count: number, bytes: number, nextCookie: number): Uint8Array {
+  const out = new Uint8Array(FILE_LIST_RESP.sizeBytes);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(FILE_LIST_RESP.offsets.count, count, true);
+  dv.setUint32(FILE_LIST_RESP.offsets.bytes, bytes, true);
+  dv.setUint32(FILE_LIST_RESP.offsets.next_cookie, nextCookie, true);
+  return out;
+}
+
+export interface DirEntryOut { name: string; type: number; sizeBytes: number; mtimeNs: bigint; mode: number }
+
+/**
+ * Packs as many entries as fit into `capacity` bytes: each a vmgmt_dirent, its name, padding to 8.
+ * Returns the bytes and how many entries went in.
+ */
+export function packDirents(entries: readonly DirEntryOut[], capacity: number): { bytes: Uint8Array; count: number } {
+  const enc = new TextEncoder();
+  const chunks: Uint8Array[] = [];
+  let used = 0;
+  let count = 0;
+  for (const e of entries) {
+    const name = enc.encode(e.name);
+    const size = Math.ceil((DIRENT.sizeBytes + name.byteLength) / 8) * 8;
+    if (used + size > capacity || name.byteLength > 0xffff) break;
+    const rec = new Uint8Array(size);
+    const dv = new DataView(rec.buffer);
+    dv.setBigUint64(DIRENT.offsets.size, BigInt(e.sizeBytes), true);
+    dv.setBigUint64(DIRENT.offsets.mtime_ns, e.mtimeNs, true);
+    dv.setUint32(DIRENT.offsets.mode, e.mode, true);
+    dv.setUint16(DIRENT.offsets.type, e.type, true);
+    dv.setUint16(DIRENT.offsets.name_len, name.byteLength, true);
+    rec.set(name, DIRENT.sizeBytes);
+    chunks.push(rec);
+    used += size;
+    count++;
+  }
+  const bytes = new Uint8Array(used);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return { bytes, count };
+}

@@ -1,0 +1,25 @@
+/** A VM's host file root and its limits, from the VM definition. */
+export interface FileRootConfig {
+  root: string;
+  readOnly: boolean;
+  /** Total bytes of regular files the VM may keep in its root. */
+  quotaBytes: number;
+  maxFileBytes: number;
+  maxOpenFiles: number;
+  /** Permission bits of files and directories the guest creates (setuid/setgid/sticky never). */
+  fileMode: number;
+  dirMode: number;
+  /** Keep the execute bits the guest asks for; off: created files are never executable. */
+  allowExecutable: boolean;
+  /** Owner of created files; default: the daemon's user. */
+  owner?: { uid: number; gid: number };
+}
+
+export const DEFAULT_FILE_LIMITS = {
+  quotaBytes: 1024 * 1024 * 1024,
+  maxFileBytes: 1024 * 1024 * 1024,
+  maxOpenFiles: 16,
+  fileMode: 0o644,
+  dirMode: 0o755,
+  allowExecutable: false,
+} as const;

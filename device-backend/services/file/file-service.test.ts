@@ -1,0 +1,265 @@
+// The file service against a real directory: every refusal the issue lists, atomic puts, quotas.
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../core/core-logger.js';
+import { FILE_CLOSE_FLAG, FILE_INFO, FILE_IO_RESP, FILE_LIST_RESP, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, STATUS } from '../../layout/wire-layout.js';
+import { DataSlice } from '../../memory/data-slice.js';
+import { GuestMemory } from '../../memory/guest-memory.js';
+import { loadNative } from '../../native/index.js';
+import type { Message } from '../../protocol/message-codec.js';
+import { fileReq } from '../../testing/file-requests.js';
+import { DEFAULT_FILE_LIMITS, type FileRootConfig } from './file-root-config.js';
+import { FileService } from './file-service.js';
+
+const SLICE_BYTES = 1024 * 1024;
+const PATH_AT = 0;
+const BUF_AT = 8192;
+
+describe('FileService', () => {
+  let base: string;
+  let root: string;
+  let outside: string;
+  let mem: GuestMemory;
+  let ctx: { channel: number; slice: DataSlice };
+  let svc: FileService;
+
+  const start = (config: Partial<FileRootConfig> = {}): void => {
+    svc?.close();
+    svc = new FileService({ native: loadNative(), config: { ...DEFAULT_FILE_LIMITS, root, readOnly: false, ...config }, log: silentLogger });
+  };
+
+  beforeEach(() => {
+    base = mkdtempSync(path.join(tmpdir(), 'vmgmt-files-'));
+    root = path.join(base, 'root');
+    outside = path.join(base, 'outside');
+    mkdirSync(root);
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, 'secret'), 'host secret');
+    mem = new GuestMemory(new ArrayBuffer(SLICE_BYTES));
+    ctx = { channel: 0, slice: new DataSlice(mem, 0, SLICE_BYTES) };
+    start();
+  });
+
+  afterEach(() => {
+    svc.close();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const putPath = (p: string): [number, number] => {
+    const bytes = new TextEncoder().encode(p);
+    mem.write(PATH_AT, bytes);
+    return [PATH_AT, bytes.byteLength];
+  };
+  const call = async (m: Message): Promise<Message> => svc.handle(m, ctx);
+  const u32 = (m: Message, off: number): number => new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(off, true);
+
+  async function put(p: string, data: Uint8Array, opts: { commit?: boolean } = {}): Promise<number[]> {
+    const open = await call(fileReq.open(...putPath(p), FILE_OPEN_FLAG.WRITE, data.byteLength));
+    if (open.status !== 0) return [open.status];
+    const h = u32(open, FILE_INFO.offsets.handle);
+    const statuses: number[] = [0];
+    for (let at = 0; at < data.byteLength; at += 65536) {
+      const chunk = data.subarray(at, at + 65536);
+      mem.write(BUF_AT, chunk);
+      statuses.push((await call(fileReq.write(h, chunk.byteLength, at, BUF_AT))).status);
+    }
+    statuses.push((await call(fileReq.close(h, opts.commit === false ? 0 : FILE_CLOSE_FLAG.COMMIT))).status);
+    return statuses;
+  }
+
+  async function get(p: string): Promise<{ status: number; data?: Uint8Array; handle?: number }> {
+    const open = await call(fileReq.open(...putPath(p), FILE_OPEN_FLAG.READ));
+    if (open.status !== 0) return { status: open.status };
+    const h = u32(open, FILE_INFO.offsets.handle);
+    const parts: Uint8Array[] = [];
+    for (let at = 0; ; ) {
+      const r = await call(fileReq.read(h, 65536, at, BUF_AT));
+      const n = u32(r, FILE_IO_RESP.offsets.bytes);
+      if (r.status !== 0 || n === 0) break;
+      parts.push(mem.copyOut(BUF_AT, n));
+      at += n;
+    }
+    await call(fileReq.close(h, 0));
+    return { status: 0, data: Buffer.concat(parts) };
+  }
+
+  const tempFiles = (dir = root): string[] => readdirSync(dir).filter((n) => n.startsWith('.vmgmt-put-'));
+
+  it.each([0, 1, 4097, 300_000])('puts and gets %i bytes exactly', async (size) => {
+    const data = new Uint8Array(size).map((_, i) => (i * 7 + 3) & 0xff);
+    expect(await put('f.bin', data)).toEqual(new Array(2 + Math.ceil(size / 65536)).fill(0));
+    expect(readFileSync(path.join(root, 'f.bin')).equals(Buffer.from(data))).toBe(true);
+    const back = await get('f.bin');
+    expect(Buffer.from(back.data!).equals(Buffer.from(data))).toBe(true);
+    expect(tempFiles()).toEqual([]);
+  });
+
+  it('answers FILE_HASH with the sha256 of the host file', async () => {
+    writeFileSync(path.join(root, 'h'), 'hello world');
+    const open = await call(fileReq.open(...putPath('h'), FILE_OPEN_FLAG.READ));
+    const hash = await call(fileReq.hash(u32(open, FILE_INFO.offsets.handle)));
+    expect(Buffer.from(hash.payload).toString('hex')).toBe(createHash('sha256').update('hello world').digest('hex'));
+  });
+
+  describe('confinement', () => {
+    it.each([
+      ['../outside/secret', STATUS.PATH_ESCAPES.code],
+      ['/etc/passwd', STATUS.PATH_ESCAPES.code],
+      ['a/../../outside/secret', STATUS.PATH_ESCAPES.code],
+      ['', STATUS.BAD_PATH.code],
+    ])('refuses to get %j', async (p, status) => {
+      mkdirSync(path.join(root, 'a'));
+      expect((await get(p)).status).toBe(status);
+    });
+
+    it('refuses a symlink pointing out, as the file and as a directory on the way', async () => {
+      symlinkSync(path.join(outside, 'secret'), path.join(root, 'link'));
+      symlinkSync(outside, path.join(root, 'dirlink'));
+      expect((await get('link')).status).toBe(STATUS.PATH_ESCAPES.code);
+      expect((await get('dirlink/secret')).status).toBe(STATUS.PATH_ESCAPES.code);
+      expect((await put('dirlink/new', new Uint8Array([1])))[0]).toBe(STATUS.PATH_ESCAPES.code);
+      expect(existsSync(path.join(outside, 'new'))).toBe(false);
+    });
+
+    it('refuses a path with a NUL byte', async () => {
+      mem.write(PATH_AT, new Uint8Array([0x61, 0, 0x62]));
+      expect((await call(fileReq.open(PATH_AT, 3, FILE_OPEN_FLAG.READ))).status).toBe(STATUS.BAD_PATH.code);
+    });
+
+    it('refuses fifos, device nodes and directories as files', async () => {
+      execFileSync('mkfifo', [path.join(root, 'fifo')]);
+      expect((await get('fifo')).status).toBe(STATUS.NOT_REGULAR.code);
+      execFileSync('mknod', [path.join(root, 'null'), 'c', '1', '3']);
+      expect((await get('null')).status).toBe(STATUS.NOT_REGULAR.code);
+      mkdirSync(path.join(root, 'd'));
+      expect((await get('d')).status).toBe(STATUS.IS_DIRECTORY.code);
+    });
+
+    it('a symlink swapped in during a transfer does not redirect it', async () => {
+      writeFileSync(path.join(root, 'doc'), 'A'.repeat(100));
+      const open = await call(fileReq.open(...putPath('doc'), FILE_OPEN_FLAG.READ));
+      const h = u32(open, FILE_INFO.offsets.handle);
+      unlinkSync(path.join(root, 'doc'));
+      symlinkSync(path.join(outside, 'secret'), path.join(root, 'doc'));
+      const r = await call(fileReq.read(h, 100, 0, BUF_AT));
+      expect(new TextDecoder().decode(mem.copyOut(BUF_AT, u32(r, FILE_IO_RESP.offsets.bytes)))).toBe('A'.repeat(100));
+    });
+
+    it('keeps reads and writes inside the channel data slice', async () => {
+      writeFileSync(path.join(root, 'x'), 'x');
+      const open = await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.READ));
+      const h = u32(open, FILE_INFO.offsets.handle);
+      expect((await call(fileReq.read(h, 16, 0, SLICE_BYTES - 8))).status).toBe(STATUS.BAD_BUFFER.code);
+      expect((await call(fileReq.read(h, 0xffffffff, 0, 0))).status).toBe(STATUS.BAD_BUFFER.code);
+      expect((await call(fileReq.open(SLICE_BYTES, 4, FILE_OPEN_FLAG.READ))).status).toBe(STATUS.BAD_BUFFER.code);
+    });
+
+    it('handles belong to their channel', async () => {
+      writeFileSync(path.join(root, 'x'), 'x');
+      const open = await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.READ));
+      const other = { channel: 1, slice: ctx.slice };
+      expect((await svc.handle(fileReq.read(u32(open, FILE_INFO.offsets.handle), 1, 0, BUF_AT), other)).status).toBe(STATUS.BAD_HANDLE.code);
+    });
+  });
+
+  describe('writes', () => {
+    it('a read-only root refuses every change and leaves nothing', async () => {
+      start({ readOnly: true });
+      expect((await put('new', new Uint8Array([1])))[0]).toBe(STATUS.READ_ONLY.code);
+      expect((await call(fileReq.mkdir(...putPath('d')))).status).toBe(STATUS.READ_ONLY.code);
+      writeFileSync(path.join(root, 'keep'), 'k');
+      expect((await call(fileReq.remove(...putPath('keep')))).status).toBe(STATUS.READ_ONLY.code);
+      expect(readdirSync(root)).toEqual(['keep']);
+    });
+
+    it('refuses a put over quota up front, and an over-sized file, leaving nothing', async () => {
+      start({ quotaBytes: 1000, maxFileBytes: 800 });
+      writeFileSync(path.join(root, 'old'), new Uint8Array(500));
+      start({ quotaBytes: 1000, maxFileBytes: 800 });
+      expect((await put('big', new Uint8Array(600)))[0]).toBe(STATUS.QUOTA_EXCEEDED.code);
+      expect((await put('huge', new Uint8Array(900)))[0]).toBe(STATUS.FILE_TOO_LARGE.code);
+      expect(await put('old', new Uint8Array(700))).toEqual([0, 0, 0]); // replacing counts the old size out
+      expect(readdirSync(root).sort()).toEqual(['old']);
+      expect(svc.usage).toMatchObject({ usedBytes: 700, reservedBytes: 0, openFiles: 0 });
+    });
+
+    it('a put lands whole on commit, or leaves nothing without it', async () => {
+      writeFileSync(path.join(root, 'f'), 'original');
+      expect(await put('f', new TextEncoder().encode('replacement'), { commit: false })).toEqual([0, 0, 0]);
+      expect(readFileSync(path.join(root, 'f'), 'utf8')).toBe('original');
+      expect(tempFiles()).toEqual([]);
+    });
+
+    it('refuses a write past the declared size', async () => {
+      const open = await call(fileReq.open(...putPath('w'), FILE_OPEN_FLAG.WRITE, 10));
+      const h = u32(open, FILE_INFO.offsets.handle);
+      expect((await call(fileReq.write(h, 11, 0, BUF_AT))).status).toBe(STATUS.WRITE_PAST_SIZE.code);
+      expect((await call(fileReq.write(h, 1, 10, BUF_AT))).status).toBe(STATUS.WRITE_PAST_SIZE.code);
+    });
+
+    it('created files get the configured mode: never setuid, executable only when allowed', async () => {
+      const open = await call(fileReq.open(...putPath('m'), FILE_OPEN_FLAG.WRITE, 0, 0o4777));
+      await call(fileReq.close(u32(open, FILE_INFO.offsets.handle), FILE_CLOSE_FLAG.COMMIT));
+      expect(statSync(path.join(root, 'm')).mode & 0o7777).toBe(0o644);
+      start({ allowExecutable: true });
+      const open2 = await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.WRITE, 0, 0o4755));
+      await call(fileReq.close(u32(open2, FILE_INFO.offsets.handle), FILE_CLOSE_FLAG.COMMIT));
+      expect(statSync(path.join(root, 'x')).mode & 0o7777).toBe(0o755);
+    });
+
+    it('a channel reset discards an unfinished put', async () => {
+      const open = await call(fileReq.open(...putPath('p'), FILE_OPEN_FLAG.WRITE, 5));
+      expect(open.status).toBe(0);
+      expect(tempFiles()).toHaveLength(1);
+      svc.channelReset(0);
+      expect(tempFiles()).toEqual([]);
+      expect(svc.usage).toMatchObject({ reservedBytes: 0, openFiles: 0 });
+    });
+
+    it('limits open files per VM', async () => {
+      start({ maxOpenFiles: 2 });
+      writeFileSync(path.join(root, 'x'), 'x');
+      for (let i = 0; i < 2; i++) expect((await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.READ))).status).toBe(0);
+      expect((await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.READ))).status).toBe(STATUS.TOO_MANY_OPEN.code);
+    });
+
+    it('mkdir, stat, remove, and a non-empty directory is refused', async () => {
+      expect((await call(fileReq.mkdir(...putPath('d')))).status).toBe(0);
+      expect((await call(fileReq.mkdir(...putPath('d')))).status).toBe(STATUS.EXISTS.code);
+      writeFileSync(path.join(root, 'd', 'f'), 'abc');
+      const st = await call(fileReq.stat(...putPath('d/f')));
+      expect(st.status).toBe(0);
+      expect(Number(new DataView(st.payload.buffer, st.payload.byteOffset).getBigUint64(FILE_INFO.offsets.size, true))).toBe(3);
+      expect((await call(fileReq.remove(...putPath('d'), FILE_REMOVE_FLAG.DIR))).status).toBe(STATUS.NOT_EMPTY.code);
+      expect((await call(fileReq.remove(...putPath('d')))).status).toBe(STATUS.IS_DIRECTORY.code);
+      expect((await call(fileReq.remove(...putPath('d/f')))).status).toBe(0);
+      expect((await call(fileReq.remove(...putPath('d'), FILE_REMOVE_FLAG.DIR))).status).toBe(0);
+      expect(readdirSync(root)).toEqual([]);
+    });
+  });
+
+  it('lists a directory in pages with a cookie, hiding temp files', async () => {
+    for (const n of ['b', 'a', 'c']) writeFileSync(path.join(root, n), n);
+    writeFileSync(path.join(root, '.vmgmt-put-0123'), 'tmp');
+    const names: string[] = [];
+    let cookie = 0;
+    do {
+      const r = await call(fileReq.list(...putPath('.'), BUF_AT, 40, cookie));
+      expect(r.status).toBe(0);
+      const count = u32(r, FILE_LIST_RESP.offsets.count);
+      let at = BUF_AT;
+      for (let i = 0; i < count; i++) {
+        const len = mem.copyOut(at + 22, 2);
+        const nameLen = len[0]! | (len[1]! << 8);
+        names.push(new TextDecoder().decode(mem.copyOut(at + 24, nameLen)));
+        at += Math.ceil((24 + nameLen) / 8) * 8;
+      }
+      cookie = u32(r, FILE_LIST_RESP.offsets.next_cookie);
+    } while (cookie !== 0);
+    expect(names).toEqual(['a', 'b', 'c']);
+  });
+});

@@ -1,0 +1,427 @@
+// The file mode: get, put, list, stat, mkdir, remove, hash for one VM, confined to its host root.
+// Bulk data moves between the file and the channel's data slice with pread/pwrite straight into guest
+// memory (one copy). Puts land whole or not at all: a temp file beside the target, renamed on commit.
+import { createHash, randomBytes } from 'node:crypto';
+import { DEFAULT_FILE_LIMITS, type FileRootConfig } from './file-root-config.js';
+import { FILE_CLOSE_FLAG, FILE_HASH_RESP_BYTES, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, FILE_TYPE, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import type { CoreLogger } from '../../core/core-logger.js';
+import type { MessageService, ServiceContext } from '../../core/message-service.js';
+import type { NativeFileType, NativeStat, VmgmtNative } from '../../native/index.js';
+import { type Message, responseTo } from '../../protocol/message-codec.js';
+import { type ConfinedRoot, openBeneath, openDirBeneath, openRoot, usageBytes } from './confined-root.js';
+import { statusForErrno } from './errno-status.js';
+import {
+  type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, encodeInfo, encodeIoResult, encodeListResult, packDirents,
+  type PathRef,
+} from './file-codec.js';
+import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX } from './file-path.js';
+
+interface ReadHandle {
+  kind: 'read';
+  fd: number;
+  busy: number;
+  closing: boolean;
+}
+
+interface WriteHandle {
+  kind: 'write';
+  fd: number;
+  parentFd: number;
+  tmpName: string;
+  name: string;
+  declaredBytes: number;
+  busy: number;
+  closing: boolean;
+}
+
+type Handle = ReadHandle | WriteHandle;
+
+/** A refusal: the status the guest gets, and the reason for the log. */
+class Refusal {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+  ) {}
+}
+
+const HASH_CHUNK_BYTES = 1024 * 1024;
+
+function fileType(t: NativeFileType): number {
+  return t === 'file' ? FILE_TYPE.FILE : t === 'dir' ? FILE_TYPE.DIR : t === 'symlink' ? FILE_TYPE.SYMLINK : FILE_TYPE.OTHER;
+}
+
+const mtimeNs = (st: NativeStat): bigint => BigInt(Math.round(st.mtimeMs * 1e6));
+
+export interface FileServiceOptions {
+  native: VmgmtNative;
+  config: FileRootConfig;
+  log: CoreLogger;
+}
+
+export class FileService implements MessageService {
+  readonly name = 'file';
+  readonly mode = MODE.FILE;
+  readonly types = [
+    MSG_TYPE.FILE_OPEN, MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_CLOSE, MSG_TYPE.FILE_STAT,
+    MSG_TYPE.FILE_LIST, MSG_TYPE.FILE_MKDIR, MSG_TYPE.FILE_REMOVE, MSG_TYPE.FILE_HASH,
+  ];
+  private readonly root: ConfinedRoot;
+  private readonly handles = new Map<number, Map<number, Handle>>();
+  private nextHandle = 1;
+  private openCount = 0;
+  private usedBytes: number;
+  private reservedBytes = 0;
+  private closed = false;
+
+  constructor(private readonly opts: FileServiceOptions) {
+    this.root = openRoot(opts.native, opts.config.root);
+    this.usedBytes = usageBytes(this.root);
+  }
+
+  get usage(): { usedBytes: number; reservedBytes: number; openFiles: number } {
+    return { usedBytes: this.usedBytes, reservedBytes: this.reservedBytes, openFiles: this.openCount };
+  }
+
+  private get n(): VmgmtNative {
+    return this.opts.native;
+  }
+
+  private get cfg(): FileRootConfig {
+    return this.opts.config;
+  }
+
+  handle(request: Message, ctx: ServiceContext): Message | Promise<Message> {
+    try {
+      const result = this.dispatch(request, ctx);
+      if (result instanceof Promise) return result.catch((err: unknown) => this.refused(request, err));
+      return result;
+    } catch (err) {
+      return this.refused(request, err);
+    }
+  }
+
+  private refused(request: Message, err: unknown): Message {
+    if (err instanceof Refusal) {
+      this.opts.log.info('file request refused', { type: request.type, status: err.status, reason: err.reason });
+      return responseTo(request, err.status);
+    }
+    const code = (err as { code?: string }).code;
+    const status = statusForErrno(code);
+    this.opts.log.info('file request failed on the host', { type: request.type, status, error: (err as Error).message });
+    return responseTo(request, status);
+  }
+
+  private dispatch(req: Message, ctx: ServiceContext): Message | Promise<Message> {
+    const ok = (payload?: Uint8Array): Message => responseTo(req, STATUS.OK.code, payload);
+    switch (req.type) {
+      case MSG_TYPE.FILE_OPEN:
+        return ok(this.open(ctx, need(decodeOpen(req.payload))));
+      case MSG_TYPE.FILE_READ:
+        return ok(this.read(ctx, need(decodeIo(req.payload))));
+      case MSG_TYPE.FILE_WRITE:
+        return ok(this.write(ctx, need(decodeIo(req.payload))));
+      case MSG_TYPE.FILE_CLOSE:
+        this.closeHandle(ctx, need(decodeHandle(req.payload)));
+        return ok();
+      case MSG_TYPE.FILE_STAT:
+        return ok(this.stat(ctx, need(decodePath(req.payload))));
+      case MSG_TYPE.FILE_LIST:
+        return ok(this.list(ctx, need(decodeList(req.payload))));
+      case MSG_TYPE.FILE_MKDIR:
+        this.mkdir(ctx, need(decodePath(req.payload)));
+        return ok();
+      case MSG_TYPE.FILE_REMOVE:
+        this.remove(ctx, need(decodePath(req.payload)));
+        return ok();
+      case MSG_TYPE.FILE_HASH:
+        return this.hash(ctx, need(decodeHandle(req.payload))).then(ok);
+      default:
+        throw new Refusal(STATUS.UNKNOWN_TYPE.code, `type ${req.type}`);
+    }
+  }
+
+  private path(ctx: ServiceContext, ref: PathRef): string {
+    const bytes = ctx.slice.copyOut(ref.offset, ref.length);
+    if (!bytes.ok) throw new Refusal(bytes.status, `path: ${bytes.reason}`);
+    const path = decodeGuestPath(bytes.bytes);
+    if (!path.ok) throw new Refusal(path.status, path.reason);
+    return path.path;
+  }
+
+  private split(path: string): { parent: string; name: string } {
+    const s = splitGuestPath(path);
+    if (!s.ok) throw new Refusal(s.status, s.reason);
+    if (isTempName(s.split.name)) throw new Refusal(STATUS.PERMISSION_DENIED.code, `${TEMP_PREFIX}* names are the host's own`);
+    return s.split;
+  }
+
+  private writable(): void {
+    if (this.cfg.readOnly) throw new Refusal(STATUS.READ_ONLY.code, 'read-only root');
+  }
+
+  private table(channel: number): Map<number, Handle> {
+    let t = this.handles.get(channel);
+    if (!t) this.handles.set(channel, (t = new Map()));
+    return t;
+  }
+
+  private lookup<K extends Handle['kind']>(ctx: ServiceContext, handle: number, kind?: K): Extract<Handle, { kind: K }> {
+    const h = this.handles.get(ctx.channel)?.get(handle);
+    if (!h || h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${handle}`);
+    if (kind && h.kind !== kind) throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${handle} is a ${h.kind} handle`);
+    return h as Extract<Handle, { kind: K }>;
+  }
+
+  private addHandle(channel: number, h: Handle): number {
+    const id = this.nextHandle;
+    this.nextHandle = (this.nextHandle % 0xfffffffe) + 1;
+    this.table(channel).set(id, h);
+    this.openCount++;
+    return id;
+  }
+
+  private open(ctx: ServiceContext, req: { path: PathRef; flags: number; mode: number; sizeBytes: number }): Uint8Array {
+    if (this.openCount >= (this.cfg.maxOpenFiles ?? DEFAULT_FILE_LIMITS.maxOpenFiles)) throw new Refusal(STATUS.TOO_MANY_OPEN.code, `${this.openCount} open`);
+    const path = this.path(ctx, req.path);
+    if (req.flags === FILE_OPEN_FLAG.READ) return this.openRead(ctx, path);
+    if (req.flags === FILE_OPEN_FLAG.WRITE) return this.openWrite(ctx, path, req.mode, req.sizeBytes);
+    throw new Refusal(STATUS.RESERVED_NONZERO.code, `open flags ${req.flags}: exactly one of READ, WRITE`);
+  }
+
+  private openRead(ctx: ServiceContext, path: string): Uint8Array {
+    const fd = openBeneath(this.root, path, this.n.OPEN_FLAGS.RDONLY);
+    try {
+      const st = this.n.fstat(fd);
+      if (st.type === 'dir') throw new Refusal(STATUS.IS_DIRECTORY.code, path);
+      if (st.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${st.type}`);
+      const handle = this.addHandle(ctx.channel, { kind: 'read', fd, busy: 0, closing: false });
+      return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
+    } catch (err) {
+      this.n.close(fd);
+      throw err;
+    }
+  }
+
+  private openWrite(ctx: ServiceContext, path: string, mode: number, sizeBytes: number): Uint8Array {
+    this.writable();
+    if (sizeBytes > this.cfg.maxFileBytes) throw new Refusal(STATUS.FILE_TOO_LARGE.code, `${sizeBytes} > ${this.cfg.maxFileBytes}`);
+    const { parent, name } = this.split(path);
+    const parentFd = openDirBeneath(this.root, parent);
+    let fd = -1;
+    const tmpName = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
+    try {
+      const existing = this.statOrUndefined(parentFd, name);
+      if (existing?.type === 'dir') throw new Refusal(STATUS.IS_DIRECTORY.code, path);
+      if (existing && existing.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${existing.type}`);
+      const after = this.usedBytes - (existing?.sizeBytes ?? 0) + this.reservedBytes + sizeBytes;
+      if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
+      const F = this.n.OPEN_FLAGS;
+      fd = this.n.openat2(parentFd, tmpName, F.WRONLY | F.CREAT | F.EXCL | F.NOFOLLOW, 0o600, this.root.resolve);
+      const fileMode = (this.cfg.fileMode & 0o666) | (this.cfg.allowExecutable ? mode & 0o111 : 0);
+      if (this.cfg.owner) this.n.fchown(fd, this.cfg.owner.uid, this.cfg.owner.gid);
+      this.n.fchmod(fd, fileMode);
+      this.reservedBytes += sizeBytes;
+      const handle = this.addHandle(ctx.channel, { kind: 'write', fd, parentFd, tmpName, name, declaredBytes: sizeBytes, busy: 0, closing: false });
+      return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: fileMode });
+    } catch (err) {
+      if (fd >= 0) {
+        this.n.close(fd);
+        this.unlinkQuietly(parentFd, tmpName);
+      }
+      this.n.close(parentFd);
+      throw err;
+    }
+  }
+
+  private read(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
+    const h = this.lookup(ctx, req.handle, 'read');
+    const view = ctx.slice.view(req.bufOffset, req.length);
+    if (!view.ok) throw new Refusal(view.status, view.reason);
+    let done = 0;
+    while (done < req.length) {
+      const n = this.n.pread(h.fd, view.bytes.subarray(done), req.fileOffset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return encodeIoResult(done);
+  }
+
+  private write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
+    const h = this.lookup(ctx, req.handle, 'write');
+    if (req.fileOffset + req.length > h.declaredBytes) {
+      throw new Refusal(STATUS.WRITE_PAST_SIZE.code, `write of ${req.length} at ${req.fileOffset} past the declared ${h.declaredBytes} bytes`);
+    }
+    const view = ctx.slice.view(req.bufOffset, req.length);
+    if (!view.ok) throw new Refusal(view.status, view.reason);
+    return encodeIoResult(this.n.pwrite(h.fd, view.bytes, req.fileOffset));
+  }
+
+  private closeHandle(ctx: ServiceContext, req: { handle: number; flags: number }): void {
+    const h = this.lookup(ctx, req.handle);
+    if (req.flags & ~FILE_CLOSE_FLAG.COMMIT) throw new Refusal(STATUS.RESERVED_NONZERO.code, `close flags ${req.flags}`);
+    this.table(ctx.channel).delete(req.handle);
+    if (h.kind === 'write' && req.flags & FILE_CLOSE_FLAG.COMMIT) {
+      this.commit(h);
+      return;
+    }
+    this.release(h);
+  }
+
+  private commit(h: WriteHandle): void {
+    try {
+      const st = this.n.fstat(h.fd);
+      const old = this.statOrUndefined(h.parentFd, h.name);
+      const after = this.usedBytes - (old?.type === 'file' ? old.sizeBytes : 0) + st.sizeBytes + this.reservedBytes - h.declaredBytes;
+      if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
+      this.n.fsync(h.fd);
+      this.n.renameat(h.parentFd, h.tmpName, h.parentFd, h.name, false);
+      this.n.fsync(h.parentFd);
+      this.usedBytes += st.sizeBytes - (old?.type === 'file' ? old.sizeBytes : 0);
+      this.reservedBytes -= h.declaredBytes;
+      this.n.close(h.fd);
+      this.n.close(h.parentFd);
+      this.openCount--;
+    } catch (err) {
+      this.release(h);
+      throw err;
+    }
+  }
+
+  /** Closes a handle; an uncommitted write leaves nothing behind. Deferred while a hash runs on it. */
+  private release(h: Handle): void {
+    h.closing = true;
+    if (h.busy > 0) return;
+    this.n.close(h.fd);
+    if (h.kind === 'write') {
+      this.unlinkQuietly(h.parentFd, h.tmpName);
+      this.n.close(h.parentFd);
+      this.reservedBytes -= h.declaredBytes;
+    }
+    this.openCount--;
+  }
+
+  private stat(ctx: ServiceContext, req: { path: PathRef; arg: number }): Uint8Array {
+    if (req.arg !== 0) throw new Refusal(STATUS.RESERVED_NONZERO.code, 'stat arg');
+    const path = this.path(ctx, req.path);
+    // openat2 takes no other flags with O_PATH than NOFOLLOW and DIRECTORY (EINVAL otherwise).
+    const F = this.n.OPEN_FLAGS;
+    const fd = this.n.openat2(this.root.rootFd, path, F.PATH | F.NOFOLLOW, 0, this.root.resolve);
+    try {
+      const st = this.n.fstat(fd);
+      return encodeInfo({ handle: 0, type: fileType(st.type), sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
+    } finally {
+      this.n.close(fd);
+    }
+  }
+
+  private list(ctx: ServiceContext, req: { path: PathRef; bufOffset: number; bufLength: number; cookie: number }): Uint8Array {
+    const path = this.path(ctx, req.path);
+    const out = ctx.slice.view(req.bufOffset, req.bufLength);
+    if (!out.ok) throw new Refusal(out.status, out.reason);
+    const dirFd = openDirBeneath(this.root, path);
+    try {
+      const names = this.n.readdirFd(dirFd).filter((e) => !isTempName(e.name)).map((e) => e.name).sort();
+      const from = Math.min(req.cookie, names.length);
+      const entries = names.slice(from).flatMap((name) => {
+        const st = this.statOrUndefined(dirFd, name);
+        return st ? [{ name, type: fileType(st.type), sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode }] : [];
+      });
+      const packed = packDirents(entries, req.bufLength);
+      if (packed.count === 0 && entries.length > 0) throw new Refusal(STATUS.BAD_BUFFER.code, `buffer of ${req.bufLength} bytes holds no entry`);
+      out.bytes.set(packed.bytes);
+      const next = from + packed.count;
+      return encodeListResult(packed.count, packed.bytes.byteLength, next < names.length ? next : 0);
+    } finally {
+      this.n.close(dirFd);
+    }
+  }
+
+  private mkdir(ctx: ServiceContext, req: { path: PathRef; arg: number }): void {
+    this.writable();
+    const { parent, name } = this.split(this.path(ctx, req.path));
+    const parentFd = openDirBeneath(this.root, parent);
+    try {
+      this.n.mkdirat(parentFd, name, this.cfg.dirMode & 0o777);
+    } finally {
+      this.n.close(parentFd);
+    }
+  }
+
+  private remove(ctx: ServiceContext, req: { path: PathRef; arg: number }): void {
+    this.writable();
+    if (req.arg & ~FILE_REMOVE_FLAG.DIR) throw new Refusal(STATUS.RESERVED_NONZERO.code, `remove flags ${req.arg}`);
+    const { parent, name } = this.split(this.path(ctx, req.path));
+    const parentFd = openDirBeneath(this.root, parent);
+    try {
+      const st = this.n.fstatat(parentFd, name);
+      const dir = (req.arg & FILE_REMOVE_FLAG.DIR) !== 0;
+      if (st.type === 'dir' && !dir) throw new Refusal(STATUS.IS_DIRECTORY.code, name);
+      if (st.type !== 'dir' && dir) throw new Refusal(STATUS.NOT_DIRECTORY.code, name);
+      this.n.unlinkat(parentFd, name, dir);
+      if (st.type === 'file') this.usedBytes -= st.sizeBytes;
+    } finally {
+      this.n.close(parentFd);
+    }
+  }
+
+  /** sha256 of the whole file, read in chunks between turns of the event loop. */
+  private async hash(ctx: ServiceContext, req: { handle: number; flags: number }): Promise<Uint8Array> {
+    if (req.flags !== 0) throw new Refusal(STATUS.RESERVED_NONZERO.code, 'hash flags');
+    const h = this.lookup(ctx, req.handle);
+    const digest = createHash('sha256');
+    const chunk = new Uint8Array(HASH_CHUNK_BYTES);
+    h.busy++;
+    try {
+      for (let at = 0; ; ) {
+        if (h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${req.handle} closed during hashing`);
+        const n = this.n.pread(h.fd, chunk, at);
+        if (n === 0) break;
+        digest.update(chunk.subarray(0, n));
+        at += n;
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      h.busy--;
+      if (h.closing && h.busy === 0) this.release(h);
+    }
+    const out = new Uint8Array(digest.digest());
+    if (out.byteLength !== FILE_HASH_RESP_BYTES) throw new Error('sha256 digest is not 32 bytes');
+    return out;
+  }
+
+  private statOrUndefined(dirFd: number, name: string): NativeStat | undefined {
+    try {
+      return this.n.fstatat(dirFd, name);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  private unlinkQuietly(dirFd: number, name: string): void {
+    try {
+      this.n.unlinkat(dirFd, name, false);
+    } catch (err) {
+      this.opts.log.warn('could not remove a temporary file', { name, error: (err as Error).message });
+    }
+  }
+
+  channelReset(channel: number): void {
+    const t = this.handles.get(channel);
+    if (!t) return;
+    for (const h of t.values()) this.release(h);
+    this.handles.delete(channel);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const channel of [...this.handles.keys()]) this.channelReset(channel);
+    this.n.close(this.root.rootFd);
+  }
+}
+
+function need<T>(d: Decoded<T>): T {
+  if (!d.ok) throw new Refusal(d.status, d.reason);
+  return d.value;
+}
