@@ -129,14 +129,21 @@ void channel_release(struct channel *ch)
     ch->claimed = false;
 }
 
+static bool channel_needs_reset(const struct channel *ch)
+{
+    return __atomic_load_n(&ch->ctl->state, __ATOMIC_ACQUIRE) == VMGMT_CHANNEL_STATE_NEEDS_RESET;
+}
+
 static bool channel_g2c_has_space(void *arg)
 {
-    return ring_can_produce(arg);
+    const struct channel *ch = arg;
+    return ring_can_produce(&ch->g2c) || channel_needs_reset(ch);
 }
 
 static bool channel_c2g_has_message(void *arg)
 {
-    return ring_can_consume(arg);
+    const struct channel *ch = arg;
+    return ring_can_consume(&ch->c2g) || channel_needs_reset(ch);
 }
 
 static enum channel_io channel_io_from_wait(enum wait_result r)
@@ -162,8 +169,10 @@ enum channel_io channel_send(struct channel *ch, const struct vmgmt_msg *msg, co
             break;
         if (r != RING_FULL)
             return channel_io_from_ring(r);
+        if (channel_needs_reset(ch))
+            return CHANNEL_IO_NEEDS_RESET;
         /* The core does not ring us when it frees a slot: back off until it does. */
-        enum channel_io io = channel_io_from_wait(wait_until(ch->dev, channel_g2c_has_space, &ch->g2c, NULL, deadline_ns));
+        enum channel_io io = channel_io_from_wait(wait_until(ch->dev, channel_g2c_has_space, ch, NULL, deadline_ns));
         if (io != CHANNEL_IO_OK)
             return io;
     }
@@ -182,9 +191,51 @@ enum channel_io channel_recv(struct channel *ch, struct vmgmt_msg *msg, void *pa
             return CHANNEL_IO_OK;
         if (r != RING_EMPTY)
             return channel_io_from_ring(r);
+        if (channel_needs_reset(ch))
+            return CHANNEL_IO_NEEDS_RESET;
         enum channel_io io =
-            channel_io_from_wait(wait_until(ch->dev, channel_c2g_has_message, &ch->c2g, &ch->c2g.ring->need_wakeup, deadline_ns));
+            channel_io_from_wait(wait_until(ch->dev, channel_c2g_has_message, ch, &ch->c2g.ring->need_wakeup, deadline_ns));
         if (io != CHANNEL_IO_OK)
             return io;
+    }
+}
+
+const char *channel_state_name(uint32_t state)
+{
+    switch (state) {
+    case VMGMT_CHANNEL_STATE_IDLE: return "IDLE";
+    case VMGMT_CHANNEL_STATE_READY: return "READY";
+    case VMGMT_CHANNEL_STATE_NEEDS_RESET: return "NEEDS_RESET";
+    default: return "UNKNOWN";
+    }
+}
+
+int channel_report_io(const struct channel *ch, enum channel_io io, uint32_t timeout_ms, const char *during)
+{
+    int32_t last;
+    switch (io) {
+    case CHANNEL_IO_OK: return REPORT_EXIT_OK;
+    case CHANNEL_IO_TIMEOUT:
+        return report_error(REPORT_EXIT_TIMEOUT,
+                            "timed out after %u ms waiting for the management core during %s on channel %u (is the vmgmt daemon running? a slow host disk may need a larger -t)",
+                            timeout_ms, during, ch->index);
+    case CHANNEL_IO_INTERRUPTED: return report_error(REPORT_EXIT_SYSTEM, "interrupted during %s; channel %u released", during, ch->index);
+    case CHANNEL_IO_NEEDS_RESET:
+        last = __atomic_load_n(&ch->ctl->last_status, __ATOMIC_ACQUIRE);
+        return report_error(REPORT_EXIT_PROTOCOL,
+                            "the management core put channel %u in NEEDS_RESET during %s: last_status %d (%s); the next command resets the channel",
+                            ch->index, during, last, vmgmt_status_text(last));
+    case CHANNEL_IO_BAD_INDEX:
+        return report_error(REPORT_EXIT_PROTOCOL,
+                            "protocol violation by the core on channel %u during %s: ring index out of range (g2c prod %u cons %u, c2g prod %u cons %u); restart the vmgmt daemon",
+                            ch->index, during, ch->g2c.local, __atomic_load_n(&ch->g2c.ring->cons, __ATOMIC_ACQUIRE),
+                            __atomic_load_n(&ch->c2g.ring->prod, __ATOMIC_ACQUIRE), ch->c2g.local);
+    case CHANNEL_IO_BAD_LENGTH:
+        return report_error(REPORT_EXIT_PROTOCOL,
+                            "protocol violation by the core on channel %u during %s: message length larger than a %u-byte slot allows; restart the vmgmt daemon",
+                            ch->index, during, ch->c2g.slot_size);
+    default:
+        return report_error(REPORT_EXIT_SYSTEM, "waiting for the MSI-X eventfd failed during %s: %s (retry with --wait poll)", during,
+                            strerror(errno));
     }
 }

@@ -26,6 +26,7 @@ enum channel_io {
     CHANNEL_IO_BAD_INDEX,   /* the core's ring index is out of range */
     CHANNEL_IO_BAD_LENGTH,  /* the core's message is longer than a slot */
     CHANNEL_IO_ERROR,       /* a system call failed; errno says which */
+    CHANNEL_IO_NEEDS_RESET, /* the core put the channel in NEEDS_RESET; last_status says why */
 };
 
 /* Claims the first free channel, resets it through the core and attaches to its rings. Returns a report_exit code. */
@@ -34,11 +35,20 @@ int channel_claim(struct vmgmt_dev *dev, struct channel *ch, uint32_t timeout_ms
 /* Gives the channel back (owner pid -> 0). Safe to call twice. */
 void channel_release(struct channel *ch);
 
-/* Waits for a free g2c slot, produces msg + payload, rings the core if it asked for a wake-up. */
+/* Waits for a free g2c slot, produces msg + payload, rings the core if it asked for a wake-up. Stops waiting
+ * when the core puts the channel in NEEDS_RESET. */
 enum channel_io channel_send(struct channel *ch, const struct vmgmt_msg *msg, const void *payload, uint64_t deadline_ns);
 
-/* Waits for the next c2g message and copies it out. payload_cap must be at least ring_max_payload(). */
+/* Waits for the next c2g message and copies it out. payload_cap must be at least ring_max_payload(). Messages
+ * already in the ring are delivered first; then CHANNEL_IO_NEEDS_RESET if the core gave up on the channel. */
 enum channel_io channel_recv(struct channel *ch, struct vmgmt_msg *msg, void *payload, uint32_t payload_cap, uint64_t deadline_ns);
+
+/* Prints why a send or receive failed, `during` naming the request ("FILE_READ of a.bin"), and returns the
+ * exit code: TIMEOUT 5, INTERRUPTED 1, NEEDS_RESET and ring violations 6, ERROR 1. */
+int channel_report_io(const struct channel *ch, enum channel_io io, uint32_t timeout_ms, const char *during);
+
+/* "IDLE", "READY", "NEEDS_RESET" or "UNKNOWN". */
+const char *channel_state_name(uint32_t state);
 
 /* "no", "yes" or "gone" (pid no longer exists in this guest) for a channel owner. */
 const char *channel_owner_liveness(uint32_t owner);

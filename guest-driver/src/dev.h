@@ -39,6 +39,7 @@ struct vmgmt_dev {
     uint64_t features;          /* feature bits in force (guest_features) */
     enum dev_wait_method wait;
     uint64_t spin_ns;           /* how long a waiter spins before it blocks */
+    bool ignore_stop;           /* cleanup after SIGINT (discarding a put): waits run to their deadline */
     struct dev_vfio vfio;
     bool verbose;
 };

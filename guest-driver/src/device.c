@@ -102,6 +102,12 @@ int device_validate(struct vmgmt_dev *dev)
                      h->data_offset, h->region_size);
         else if (h->data_size && h->data_offset < channels_end)
             snprintf(why, sizeof(why), "data window at offset %" PRIu64 " overlaps the channels, which end at %" PRIu64, h->data_offset, channels_end);
+        else if (h->data_slice_size < DEVICE_MIN_DATA_SLICE_BYTES)
+            snprintf(why, sizeof(why), "data_slice_size %u is smaller than %u bytes (a path needs up to %u): the core is older or broken; update the host's vmgmt",
+                     h->data_slice_size, DEVICE_MIN_DATA_SLICE_BYTES, VMGMT_MAX_PATH_BYTES);
+        else if ((uint64_t)h->channel_count * h->data_slice_size > h->data_size)
+            snprintf(why, sizeof(why), "%u data slices of %u bytes need %" PRIu64 " bytes, more than the %" PRIu64 "-byte data window at offset %" PRIu64,
+                     h->channel_count, h->data_slice_size, (uint64_t)h->channel_count * h->data_slice_size, h->data_size, h->data_offset);
         if (!why[0]) {
             dev->hdr = (struct vmgmt_header *)dev->bar2;
             dev->peer_id = device_reg_read(dev, VMGMT_BAR0_IV_POSITION);

@@ -10,6 +10,9 @@
 /* Feature bits this driver understands; it accepts host_features & DEVICE_SUPPORTED_FEATURES. */
 #define DEVICE_SUPPORTED_FEATURES VMGMT_FEATURE_NOTIFY_SUPPRESSION
 
+/* Smallest data slice per channel the driver accepts: room for one path. */
+#define DEVICE_MIN_DATA_SLICE_BYTES 4096u
+
 /* Copies the header out of BAR2 into dev->geom and validates it in a fixed order: magic, version, header
  * size, region size, ring geometry, channel count, channel blocks and data window inside the BAR. Sets
  * dev->hdr and dev->peer_id. Returns a report_exit code (REPORT_EXIT_DEVICE_INVALID with the reason). */

@@ -10,13 +10,15 @@
 #include "report.h"
 #include "sysfs.h"
 
-static const char *info_channel_state(uint32_t state)
+static const char *info_mode_name(uint32_t mode)
 {
-    switch (state) {
-    case VMGMT_CHANNEL_STATE_IDLE: return "IDLE";
-    case VMGMT_CHANNEL_STATE_READY: return "READY";
-    case VMGMT_CHANNEL_STATE_NEEDS_RESET: return "NEEDS_RESET";
-    default: return "UNKNOWN";
+    switch (mode) {
+    case VMGMT_MODE_NONE: return "none";
+    case VMGMT_MODE_FILE: return "file";
+    case VMGMT_MODE_STATS: return "stats";
+    case VMGMT_MODE_CHAT: return "chat";
+    case VMGMT_MODE_CALC: return "calc";
+    default: return "unknown";
     }
 }
 
@@ -45,8 +47,8 @@ static void info_print_text(const struct vmgmt_dev *dev, const char *driver, con
     printf("  BAR0 %" PRIu64 " bytes, BAR2 %" PRIu64 " bytes, IVPosition (our peer id) %u\n", dev->bar0_size, dev->bar2_size, dev->peer_id);
     printf("header: version %u.%u, header_size %u, region_size %" PRIu64 ", core_peer_id %u, vectors %u, core_generation %u\n",
            g->version_major, g->version_minor, g->header_size, g->region_size, g->core_peer_id, g->vectors, live->core_generation);
-    printf("  channels %u at offset %u, stride %u; rings of %u slots x %u bytes; data window %" PRIu64 " bytes at offset %" PRIu64 "\n",
-           g->channel_count, g->channels_offset, g->channel_stride, g->ring_slots, g->slot_size, g->data_size, g->data_offset);
+    printf("  channels %u at offset %u, stride %u; rings of %u slots x %u bytes; data window %" PRIu64 " bytes at offset %" PRIu64 ", %u per channel\n",
+           g->channel_count, g->channels_offset, g->channel_stride, g->ring_slots, g->slot_size, g->data_size, g->data_offset, g->data_slice_size);
     printf("  host_features 0x%" PRIx64 ", guest_features 0x%" PRIx64 "\n", g->host_features, live->guest_features);
     printf("  device_status 0x%x (%s), reset_request %u, reset_done %u\n", live->device_status,
            device_status_words(live->device_status, words, sizeof(words)), live->reset_request, live->reset_done);
@@ -55,9 +57,10 @@ static void info_print_text(const struct vmgmt_dev *dev, const char *driver, con
         uint32_t owner = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
         uint32_t state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
         int32_t last = __atomic_load_n(&c->last_status, __ATOMIC_ACQUIRE);
-        printf("channel %u: owner %u (%s), generation %u, state %s, last_status %d (%s), error_count %u\n", i, owner,
-               channel_owner_liveness(owner), __atomic_load_n(&c->generation, __ATOMIC_ACQUIRE), info_channel_state(state), last,
-               vmgmt_status_text(last), __atomic_load_n(&c->error_count, __ATOMIC_ACQUIRE));
+        printf("channel %u: owner %u (%s), generation %u, state %s, mode %s, last_status %d (%s), error_count %u\n", i, owner,
+               channel_owner_liveness(owner), __atomic_load_n(&c->generation, __ATOMIC_ACQUIRE), channel_state_name(state),
+               info_mode_name(__atomic_load_n(&c->mode, __ATOMIC_ACQUIRE)), last, vmgmt_status_text(last),
+               __atomic_load_n(&c->error_count, __ATOMIC_ACQUIRE));
     }
 }
 
@@ -72,8 +75,8 @@ static void info_print_json(const struct vmgmt_dev *dev, const char *driver, con
            g->version_major, g->version_minor, g->header_size, g->region_size);
     printf("\"channelCount\":%u,\"channelsOffset\":%u,\"channelStrideBytes\":%u,\"ringSlots\":%u,\"slotSizeBytes\":%u,", g->channel_count,
            g->channels_offset, g->channel_stride, g->ring_slots, g->slot_size);
-    printf("\"dataOffset\":%" PRIu64 ",\"dataSizeBytes\":%" PRIu64 ",\"vectors\":%u,\"corePeerId\":%u,\"coreGeneration\":%u,", g->data_offset,
-           g->data_size, g->vectors, g->core_peer_id, live->core_generation);
+    printf("\"dataOffset\":%" PRIu64 ",\"dataSizeBytes\":%" PRIu64 ",\"dataSliceSizeBytes\":%u,\"vectors\":%u,\"corePeerId\":%u,\"coreGeneration\":%u,", g->data_offset,
+           g->data_size, g->data_slice_size, g->vectors, g->core_peer_id, live->core_generation);
     printf("\"hostFeatures\":%" PRIu64 ",\"guestFeatures\":%" PRIu64 ",\"deviceStatus\":%u,\"deviceStatusText\":\"%s\",", g->host_features,
            live->guest_features, live->device_status, device_status_words(live->device_status, words, sizeof(words)));
     printf("\"resetRequest\":%u,\"resetDone\":%u},\"channels\":[", live->reset_request, live->reset_done);
@@ -81,9 +84,9 @@ static void info_print_json(const struct vmgmt_dev *dev, const char *driver, con
         const struct vmgmt_channel *c = (const struct vmgmt_channel *)(dev->bar2 + vmgmt_channel_offset(g, i));
         uint32_t owner = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
         int32_t last = __atomic_load_n(&c->last_status, __ATOMIC_ACQUIRE);
-        printf("%s{\"index\":%u,\"owner\":%u,\"ownerState\":\"%s\",\"generation\":%u,\"state\":\"%s\",\"lastStatus\":%d,\"lastStatusText\":\"%s\",\"errorCount\":%u}",
+        printf("%s{\"index\":%u,\"owner\":%u,\"ownerState\":\"%s\",\"generation\":%u,\"state\":\"%s\",\"mode\":\"%s\",\"lastStatus\":%d,\"lastStatusText\":\"%s\",\"errorCount\":%u}",
                i ? "," : "", i, owner, channel_owner_liveness(owner), __atomic_load_n(&c->generation, __ATOMIC_ACQUIRE),
-               info_channel_state(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE)), last, vmgmt_status_text(last),
+               channel_state_name(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE)), info_mode_name(__atomic_load_n(&c->mode, __ATOMIC_ACQUIRE)), last, vmgmt_status_text(last),
                __atomic_load_n(&c->error_count, __ATOMIC_ACQUIRE));
     }
     printf("]}\n");

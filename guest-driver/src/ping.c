@@ -38,6 +38,11 @@ static int ping_io_error(const struct channel *ch, enum channel_io io, uint32_t 
                             opt->timeout_ms, phase, seq, ch->index);
     case CHANNEL_IO_INTERRUPTED:
         return report_error(REPORT_EXIT_SYSTEM, "interrupted during ping %u; channel %u released", seq, ch->index);
+    case CHANNEL_IO_NEEDS_RESET: {
+        char during[32];
+        snprintf(during, sizeof(during), "ping %u", seq);
+        return channel_report_io(ch, io, opt->timeout_ms, during);
+    }
     case CHANNEL_IO_BAD_INDEX:
         return report_error(REPORT_EXIT_PROTOCOL,
                             "protocol violation by the core on channel %u during ping %u: ring index out of range (g2c prod %u cons %u, c2g prod %u cons %u); restart the vmgmt daemon",

@@ -14,6 +14,8 @@ enum report_exit {
     REPORT_EXIT_TIMEOUT = 5,         /* the management core did not answer in time */
     REPORT_EXIT_PROTOCOL = 6,        /* the core returned an error status or broke the protocol */
     REPORT_EXIT_NO_CHANNEL = 7,      /* every channel is owned by a live process */
+    REPORT_EXIT_REFUSED = 8,         /* the host refused a file operation (status printed in words) */
+    REPORT_EXIT_INTEGRITY = 9,       /* sha256 of the host file and the guest file differ */
 };
 
 /* Prints "vmgmt-guest: <message>\n" on stderr; returns code so callers can `return report_error(...)`. */

@@ -41,6 +41,27 @@ enum ring_result ring_produce(struct ring_view *rv, const struct vmgmt_msg *msg,
     return RING_OK;
 }
 
+enum ring_result ring_produce_raw(struct ring_view *rv, const struct vmgmt_msg *msg, const void *payload, uint32_t payload_bytes)
+{
+    uint32_t used = rv->local - __atomic_load_n(&rv->ring->cons, __ATOMIC_ACQUIRE);
+    if (used > rv->slot_count)
+        return RING_BAD_INDEX;
+    if (used == rv->slot_count)
+        return RING_FULL;
+    uint8_t *slot = ring_slot(rv, rv->local);
+    memcpy(slot, msg, sizeof(*msg));
+    memcpy(slot + sizeof(*msg), payload, payload_bytes < ring_max_payload(rv) ? payload_bytes : ring_max_payload(rv));
+    rv->local++;
+    __atomic_store_n(&rv->ring->prod, rv->local, __ATOMIC_RELEASE);
+    return RING_OK;
+}
+
+void ring_poke_prod(struct ring_view *rv, uint32_t prod)
+{
+    rv->local = prod;
+    __atomic_store_n(&rv->ring->prod, prod, __ATOMIC_RELEASE);
+}
+
 int ring_can_consume(const struct ring_view *rv)
 {
     return __atomic_load_n(&rv->ring->prod, __ATOMIC_ACQUIRE) != rv->local;

@@ -36,6 +36,13 @@ static inline uint32_t ring_max_payload(const struct ring_view *rv)
 /* Produce: RING_FULL when prod - cons == slots. Writes msg (length = payload bytes) and payload, publishes prod. */
 enum ring_result ring_produce(struct ring_view *rv, const struct vmgmt_msg *msg, const void *payload);
 
+/* Produce for `debug raw`: writes msg exactly as given (a length larger than the slot included) and
+ * payload_bytes of payload (clamped to the slot), then publishes prod. RING_FULL or RING_BAD_INDEX as above. */
+enum ring_result ring_produce_raw(struct ring_view *rv, const struct vmgmt_msg *msg, const void *payload, uint32_t payload_bytes);
+
+/* For `debug poke-prod`: publishes `prod` as the producer index without writing a slot. */
+void ring_poke_prod(struct ring_view *rv, uint32_t prod);
+
 /* True when a free slot exists (or the index is bad, so the caller stops waiting and sees the error). */
 int ring_can_produce(const struct ring_view *rv);
 

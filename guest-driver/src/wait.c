@@ -53,7 +53,7 @@ enum wait_result wait_until(struct vmgmt_dev *dev, wait_ready_fn ready, void *ar
     uint64_t backoff_ns = WAIT_BACKOFF_MIN_NS;
     enum wait_result result = WAIT_TIMEOUT;
     for (;;) {
-        if (signals_stop_requested()) {
+        if (!dev->ignore_stop && signals_stop_requested()) {
             result = WAIT_INTERRUPTED;
             break;
         }

@@ -90,7 +90,7 @@ describe('formatVmDetails', () => {
     expect(lines).toContain('started:           2025-01-01T11:59:00.000Z (up 1m00s)');
     expect(lines).toContain('accel:             tcg (wanted: auto)');
     expect(lines).toContain('boot:              test image (images/build)');
-    expect(lines).toContain('device:            4 MiB region, 8 channels, 64 slots x 256 B, 2 vectors');
+    expect(lines).toContain('device:            64 MiB region, 8 channels, 64 slots x 256 B, 2 vectors');
     expect(lines).toContain('device state:      attached (fresh), 12 messages, 7 doorbells, 0 protocol errors');
     expect(lines).toContain('console socket:    /run/vmgmt/vms/a/console.sock');
     const valueColumn = new Set(lines.map((l) => /^[^:]+:\s+/.exec(l)?.[0].length));
