@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { computeGeometry, DEFAULT_GEOMETRY } from '../layout/geometry.js';
-import { CHANNEL_STATE, HEADER, MSG_RESPONSE_BIT, MSG_TYPE, STATUS, VMGMT_MAGIC } from '../layout/wire-layout.js';
+import { CHANNEL_STATE, HEADER, MODE, MSG_RESPONSE_BIT, MSG_TYPE, STATUS, VMGMT_MAGIC } from '../layout/wire-layout.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { FakeGuest } from '../testing/fake-guest.js';
 import { silentLogger } from './core-logger.js';
@@ -157,5 +157,86 @@ describe('DeviceCore', () => {
   it('refuses to re-attach to a region with another geometry', () => {
     const { opts } = setup();
     expect(() => DeviceCore.reattach({ ...opts, geometry: { ...opts.geometry, ringSlots: 16 } })).toThrow(/ring_slots/);
+  });
+});
+
+describe('DeviceCore modes', () => {
+  const FILE_TYPE_REQ = 0x0101; // a FILE_OPEN-typed request, answered by the fake file service below
+  function setMode(mode: number, id = 90) {
+    const payload = new Uint8Array(8);
+    new DataView(payload.buffer).setUint32(0, mode, true);
+    return { type: MSG_TYPE.SET_MODE, requestId: id, status: 0, payload };
+  }
+  function withFakeFileService() {
+    const resolvers: (() => void)[] = [];
+    const resets: number[] = [];
+    const service = {
+      name: 'fake-file',
+      mode: MODE.FILE,
+      types: [FILE_TYPE_REQ],
+      handle: (req: import('../protocol/message-codec.js').Message) =>
+        new Promise<import('../protocol/message-codec.js').Message>((resolve) => resolvers.push(() => resolve({ type: req.type | MSG_RESPONSE_BIT, requestId: req.requestId, status: 0, payload: new Uint8Array([7]) }))),
+      channelReset: (ch: number) => resets.push(ch),
+    };
+    let pending = 0;
+    const env = setup({ services: [pingService, service], onWorkPending: () => pending++ });
+    return { ...env, resolvers, resets, pendingWork: () => pending };
+  }
+  const fileReq = (id: number) => ({ type: FILE_TYPE_REQ, requestId: id, status: 0, payload: new Uint8Array() });
+
+  it('refuses a mode command before SET_MODE, unknown and unavailable modes', () => {
+    const { core, guest } = withFakeFileService();
+    guest.send(fileReq(1));
+    guest.send(setMode(77, 2));
+    guest.send(setMode(MODE.STATS, 3));
+    core.process();
+    expect(guest.receiveAll().map((m) => [m.requestId, m.status])).toEqual([
+      [1, STATUS.WRONG_MODE.code],
+      [2, STATUS.UNKNOWN_MODE.code],
+      [3, STATUS.MODE_UNAVAILABLE.code],
+    ]);
+  });
+
+  it('routes to the mode service after SET_MODE, answers asynchronously, and refuses a second SET_MODE', async () => {
+    const { core, guest, resolvers, pendingWork } = withFakeFileService();
+    guest.send(setMode(MODE.FILE, 1));
+    guest.send(fileReq(2));
+    guest.send(setMode(MODE.FILE, 3));
+    guest.send(ping(4));
+    core.process();
+    expect(guest.readChannel('mode')).toBe(MODE.FILE);
+    expect(guest.receiveAll().map((m) => [m.requestId, m.status])).toEqual([[1, 0], [3, STATUS.WRONG_MODE.code], [4, 0]]);
+    resolvers[0]!();
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(pendingWork()).toBe(1);
+    core.process();
+    expect(guest.receiveAll().map((m) => [m.requestId, m.status, [...m.payload]])).toEqual([[2, 0, [7]]]);
+  });
+
+  it('a channel reset returns it to MODE.NONE, tells the services, and drops answers from before', async () => {
+    const { core, guest, resolvers, resets } = withFakeFileService();
+    guest.send(setMode(MODE.FILE, 1));
+    guest.send(fileReq(2));
+    core.process();
+    guest.receiveAll();
+    guest.claim(1234);
+    core.process();
+    guest.afterReset();
+    expect(guest.readChannel('mode')).toBe(MODE.NONE);
+    expect(resets).toContain(0);
+    resolvers[0]!();
+    await Promise.resolve();
+    await Promise.resolve();
+    core.process();
+    expect(guest.receiveAll()).toEqual([]);
+  });
+
+  it('a re-attached core asks channels that were in a mode to reset', () => {
+    const { core, guest, opts } = withFakeFileService();
+    guest.send(setMode(MODE.FILE, 1));
+    core.process();
+    DeviceCore.reattach(opts);
+    expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
   });
 });
