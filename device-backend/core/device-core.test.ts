@@ -172,7 +172,7 @@ describe('DeviceCore modes', () => {
     const resets: number[] = [];
     const service = {
       name: 'fake-file',
-      mode: MODE.FILE,
+      modes: [MODE.FILE],
       types: [FILE_TYPE_REQ],
       handle: (req: import('../protocol/message-codec.js').Message) =>
         new Promise<import('../protocol/message-codec.js').Message>((resolve) => resolvers.push(() => resolve({ type: req.type | MSG_RESPONSE_BIT, requestId: req.requestId, status: 0, payload: new Uint8Array([7]) }))),

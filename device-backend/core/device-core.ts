@@ -55,12 +55,25 @@ interface ChannelEnd {
   inFlight: number;
   /** Answers waiting for room in the c2g ring; bounded by MAX_IN_FLIGHT_PER_CHANNEL. */
   readonly pending: Message[];
+  /** Requests the core started on this channel, by request id, waiting for the guest's answer. */
+  readonly outstanding: Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void }>;
+}
+
+export class CoreRequestError extends Error {
+  override readonly name = 'CoreRequestError';
+  constructor(
+    readonly code: 'CHANNEL_RESET' | 'NOT_READY' | 'BUSY',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export class DeviceCore {
   readonly counters: CoreCounters = { doorbells: 0, messages: 0, protocolErrors: 0, notificationsSent: 0, channelResets: 0, deviceResets: 0 };
   private readonly channels: ChannelEnd[];
   private readonly router: ModeRouter;
+  private nextRequestId = 1;
   private readonly maxErrors: number;
   private readonly batchLimit: number;
 
@@ -85,6 +98,7 @@ export class DeviceCore {
       epoch: 0,
       inFlight: 0,
       pending: [],
+      outstanding: new Map(),
     }));
   }
 
@@ -152,6 +166,8 @@ export class DeviceCore {
     ch.epoch++;
     ch.inFlight = 0;
     ch.pending.length = 0;
+    for (const o of ch.outstanding.values()) o.reject(new CoreRequestError('CHANNEL_RESET', `channel ${ch.index} was reset before the guest answered`));
+    ch.outstanding.clear();
     ch.mode = MODE.NONE;
     mem.storeU32(ch.base + C.mode, MODE.NONE);
     mem.storeU32(ch.base + C.error_count, 0);
@@ -258,7 +274,13 @@ export class DeviceCore {
     }
     const msg = decoded.message;
     if (isResponse(msg.type)) {
-      this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} with no request outstanding`);
+      const waiting = ch.outstanding.get(msg.requestId);
+      if (!waiting) {
+        this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} with no request outstanding`);
+        return undefined;
+      }
+      ch.outstanding.delete(msg.requestId);
+      waiting.resolve(msg);
       return undefined;
     }
     if (msg.type === MSG_TYPE.SET_MODE) return this.setMode(ch, msg);
@@ -297,6 +319,35 @@ export class DeviceCore {
     mem.storeI32(ch.base + C.last_status, status);
     this.opts.log.warn('guest protocol error', { channel: ch.index, status, reason });
     if (errors >= this.maxErrors) this.markNeedsReset(ch, status, `${errors} protocol errors since the last reset`);
+  }
+
+  /** Channels whose owner put them into `mode` (e.g. the agent's). */
+  channelsInMode(mode: number): number[] {
+    return this.channels.filter((ch) => ch.mode === mode && this.opts.mem.loadU32(ch.base + C.state) === CHANNEL_STATE.READY).map((ch) => ch.index);
+  }
+
+  /**
+   * Starts a request from the host side on a channel's c2g ring; the guest answers on g2c. Timeouts are
+   * the caller's (this code keeps no time); a channel reset rejects it.
+   */
+  request(channel: number, type: number, payload: Uint8Array): Promise<Message> {
+    const ch = this.channels[channel];
+    if (!ch || this.opts.mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) {
+      return Promise.reject(new CoreRequestError('NOT_READY', `channel ${channel} is not ready`));
+    }
+    if (ch.outstanding.size + ch.pending.length >= LIMITS.MAX_IN_FLIGHT_PER_CHANNEL) {
+      return Promise.reject(new CoreRequestError('BUSY', `channel ${channel} has ${ch.outstanding.size} host requests outstanding`));
+    }
+    const requestId = this.nextRequestId;
+    this.nextRequestId = (this.nextRequestId + 1) >>> 0 || 1;
+    return new Promise<Message>((resolve, reject) => {
+      ch.outstanding.set(requestId, { resolve, reject });
+      ch.pending.push({ type, requestId, status: 0, payload });
+      if (this.flush(ch) && ch.c2g.consumerWantsWakeup()) {
+        this.counters.notificationsSent++;
+        this.opts.notifyGuest(VECTOR.RING);
+      }
+    });
   }
 
   /** The device is going away: services drop their state. */

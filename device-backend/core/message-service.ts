@@ -11,8 +11,8 @@ export interface ServiceContext {
 
 export interface MessageService {
   readonly name: string;
-  /** The MODE whose requests this service answers, or 'any' for requests valid in every mode (PING). */
-  readonly mode: number | 'any';
+  /** The MODEs whose requests this service answers, or 'any' for requests valid in every mode (PING). */
+  readonly modes: readonly number[] | 'any';
   /** Request types (without the response bit) this service answers. */
   readonly types: readonly number[];
   handle(request: Message, ctx: ServiceContext): Message | Promise<Message>;

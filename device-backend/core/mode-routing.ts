@@ -23,7 +23,7 @@ export class ModeRouter {
   constructor(services: readonly MessageService[]) {
     const modes = new Set<number>();
     for (const s of services) {
-      if (s.mode !== 'any') modes.add(s.mode);
+      if (s.modes !== 'any') for (const m of s.modes) modes.add(m);
       for (const t of s.types) {
         const taken = this.byType.get(t);
         if (taken) throw new Error(`message type ${t} is claimed by both ${taken.name} and ${s.name}`);
@@ -36,8 +36,8 @@ export class ModeRouter {
   route(channelMode: number, type: number): RouteDecision {
     const service = this.byType.get(type);
     if (!service) return { ok: false, status: STATUS.UNKNOWN_TYPE.code, reason: `no service for type ${type}` };
-    if (service.mode !== 'any' && service.mode !== channelMode) {
-      return { ok: false, status: STATUS.WRONG_MODE.code, reason: `type ${type} needs mode ${service.mode}, channel is in mode ${channelMode}` };
+    if (service.modes !== 'any' && !service.modes.includes(channelMode)) {
+      return { ok: false, status: STATUS.WRONG_MODE.code, reason: `type ${type} needs mode ${service.modes.join(' or ')}, channel is in mode ${channelMode}` };
     }
     return { ok: true, service };
   }

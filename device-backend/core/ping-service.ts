@@ -5,7 +5,7 @@ import type { MessageService } from './message-service.js';
 /** PING: answers with the request's own payload, in any mode. */
 export const pingService: MessageService = {
   name: 'ping',
-  mode: 'any',
+  modes: 'any',
   types: [MSG_TYPE.PING],
   handle: (request) => responseTo(request, STATUS.OK.code, request.payload),
 };

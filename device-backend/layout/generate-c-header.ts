@@ -1,6 +1,6 @@
 // Generates guest-driver/include/vmgmt_layout.h from wire-layout.ts. Run through `make layout`.
 import {
-  BAR0, CACHE_LINE_BYTES, CHANNEL, CHANNEL_LAYOUT, CHANNEL_STATE, DEVICE_STATUS, DIRENT, FEATURE, FILE_CLOSE_FLAG,
+  AGENT_COPY_DIRECTION, AGENT_COPY_REQ, HOST_TRANSFER_PREFIX, BAR0, CACHE_LINE_BYTES, CHANNEL, CHANNEL_LAYOUT, CHANNEL_STATE, DEVICE_STATUS, DIRENT, FEATURE, FILE_CLOSE_FLAG,
   FILE_HANDLE_REQ, FILE_HASH_RESP_BYTES, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP,
   FILE_OPEN_FLAG, FILE_OPEN_REQ, FILE_PATH_REQ, FILE_REMOVE_FLAG, FILE_TYPE, HEADER, LIMITS, MAX_PATH_BYTES, MODE,
   MSG_HEADER, MSG_RESPONSE_BIT, MSG_TYPE, PCI_IDS, RING, SET_MODE_REQ, STATUS, VECTOR, VMGMT_MAGIC,
@@ -58,6 +58,8 @@ export function generateCHeader(): string {
     ...defines('VMGMT_FILE_REMOVE_', FILE_REMOVE_FLAG),
     ...defines('VMGMT_FILE_TYPE_', FILE_TYPE),
     `#define VMGMT_MAX_PATH_BYTES ${MAX_PATH_BYTES}`,
+    ...defines('VMGMT_AGENT_COPY_', AGENT_COPY_DIRECTION),
+    `#define VMGMT_HOST_TRANSFER_PREFIX "${HOST_TRANSFER_PREFIX}"`,
     `#define VMGMT_FILE_HASH_BYTES ${FILE_HASH_RESP_BYTES}`,
     ...defines('VMGMT_ST_', statusDefs),
     ...defines('VMGMT_CHANNEL_LAYOUT_', CHANNEL_LAYOUT),
@@ -71,7 +73,7 @@ export function generateCHeader(): string {
     '',
     ...struct(MSG_HEADER),
     '',
-    ...[SET_MODE_REQ, FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT].flatMap((st) => [...struct(st), '']),
+    ...[SET_MODE_REQ, FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT, AGENT_COPY_REQ].flatMap((st) => [...struct(st), '']),
     '/* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */',
     'static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)',
     '{ return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }',

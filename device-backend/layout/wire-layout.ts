@@ -51,6 +51,8 @@ export const MODE = {
   STATS: 2,
   CHAT: 3,
   CALC: 4,
+  /** The resident guest agent: file-mode commands, plus requests the host starts (AGENT_COPY). */
+  AGENT: 5,
 } as const;
 
 /** Message types. A response carries the request's type with RESPONSE_BIT set and the request's id. */
@@ -69,7 +71,20 @@ export const MSG_TYPE = {
   FILE_MKDIR: 0x0107,
   FILE_REMOVE: 0x0108,
   FILE_HASH: 0x0109,
+  /** Core -> agent request (on c2g; the answer comes back on g2c): copy a file between host and guest. */
+  AGENT_COPY: 0x0201,
 } as const;
+
+/** AGENT_COPY directions. */
+export const AGENT_COPY_DIRECTION = {
+  /** Read host_path with FILE_OPEN READ, write guest_path in the guest (temp + rename). */
+  TO_GUEST: 1,
+  /** Read guest_path in the guest, write host_path with FILE_OPEN WRITE + COMMIT. */
+  FROM_GUEST: 2,
+} as const;
+
+/** Host paths an AGENT_COPY names start with this; they exist only for that copy. */
+export const HOST_TRANSFER_PREFIX = '/@vmgmt-transfer/';
 
 /** FILE_OPEN flags. */
 export const FILE_OPEN_FLAG = {
@@ -231,6 +246,13 @@ export const DIRENT = defineStruct('vmgmt_dirent', 'One FILE_LIST entry; name_le
 ]);
 
 export const FILE_HASH_RESP_BYTES = 32;
+
+export const AGENT_COPY_REQ = defineStruct('vmgmt_agent_copy', 'AGENT_COPY request payload; host_path_len bytes of host path, then guest_path_len bytes of guest path follow it.', 16, [
+  ['direction', 'u32', 'AGENT_COPY_DIRECTION'],
+  ['host_path_len', 'u32', 'bytes of the host path (starts with HOST_TRANSFER_PREFIX) after this struct'],
+  ['guest_path_len', 'u32', 'bytes of the absolute guest path after the host path'],
+  ['reserved', 'u32', 'zero'],
+]);
 
 export const CHANNEL = defineStruct('vmgmt_channel', 'Control block at the start of each channel; one cache line.', CACHE_LINE_BYTES, [
   ['owner', 'u32', '0 when free; a guest claims it with compare-and-swap 0 -> nonzero token (its pid)'],

@@ -29,16 +29,16 @@ const log = {
   error: (m: string, f?: object) => console.error(`error: ${m}`, f ?? ''),
 };
 const native = loadNative();
-const files = values['files-root']
-  ? new FileService({
-      native,
-      config: { ...DEFAULT_FILE_LIMITS, root: values['files-root'], readOnly: values['read-only'] ?? false, ...(values.quota ? { quotaBytes: Number(values.quota) } : {}) },
-      log,
-    })
-  : undefined;
+const files = new FileService({
+  native,
+  ...(values['files-root']
+    ? { config: { ...DEFAULT_FILE_LIMITS, root: values['files-root'], readOnly: values['read-only'] ?? false, ...(values.quota ? { quotaBytes: Number(values.quota) } : {}) } }
+    : {}),
+  log,
+});
 const device = ManagementDevice.start({
   native,
-  services: files ? [pingService, files] : [pingService],
+  services: [pingService, files],
   name: 'serve-vm',
   socketPath: values.socket,
   geometry: {

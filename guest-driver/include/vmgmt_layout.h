@@ -32,6 +32,7 @@
 #define VMGMT_MODE_STATS 0x2
 #define VMGMT_MODE_CHAT 0x3
 #define VMGMT_MODE_CALC 0x4
+#define VMGMT_MODE_AGENT 0x5
 #define VMGMT_MSG_PING 0x1
 #define VMGMT_MSG_SET_MODE 0x2
 #define VMGMT_MSG_FILE_OPEN 0x101
@@ -43,6 +44,7 @@
 #define VMGMT_MSG_FILE_MKDIR 0x107
 #define VMGMT_MSG_FILE_REMOVE 0x108
 #define VMGMT_MSG_FILE_HASH 0x109
+#define VMGMT_MSG_AGENT_COPY 0x201
 #define VMGMT_FILE_OPEN_READ 0x1
 #define VMGMT_FILE_OPEN_WRITE 0x2
 #define VMGMT_FILE_CLOSE_COMMIT 0x1
@@ -52,6 +54,9 @@
 #define VMGMT_FILE_TYPE_SYMLINK 0x3
 #define VMGMT_FILE_TYPE_OTHER 0x4
 #define VMGMT_MAX_PATH_BYTES 4096
+#define VMGMT_AGENT_COPY_TO_GUEST 0x1
+#define VMGMT_AGENT_COPY_FROM_GUEST 0x2
+#define VMGMT_HOST_TRANSFER_PREFIX "/@vmgmt-transfer/"
 #define VMGMT_FILE_HASH_BYTES 32
 #define VMGMT_ST_OK 0x0
 #define VMGMT_ST_UNKNOWN_TYPE 0x1
@@ -329,6 +334,19 @@ _Static_assert(offsetof(struct vmgmt_dirent, mtime_ns) == 8, "struct vmgmt_diren
 _Static_assert(offsetof(struct vmgmt_dirent, mode) == 16, "struct vmgmt_dirent.mode offset");
 _Static_assert(offsetof(struct vmgmt_dirent, type) == 20, "struct vmgmt_dirent.type offset");
 _Static_assert(offsetof(struct vmgmt_dirent, name_len) == 22, "struct vmgmt_dirent.name_len offset");
+
+/* AGENT_COPY request payload; host_path_len bytes of host path, then guest_path_len bytes of guest path follow it. */
+struct vmgmt_agent_copy {
+    uint32_t direction;                     /* @0: AGENT_COPY_DIRECTION */
+    uint32_t host_path_len;                 /* @4: bytes of the host path (starts with HOST_TRANSFER_PREFIX) after this struct */
+    uint32_t guest_path_len;                /* @8: bytes of the absolute guest path after the host path */
+    uint32_t reserved;                      /* @12: zero */
+};
+_Static_assert(sizeof(struct vmgmt_agent_copy) == 16, "struct vmgmt_agent_copy size");
+_Static_assert(offsetof(struct vmgmt_agent_copy, direction) == 0, "struct vmgmt_agent_copy.direction offset");
+_Static_assert(offsetof(struct vmgmt_agent_copy, host_path_len) == 4, "struct vmgmt_agent_copy.host_path_len offset");
+_Static_assert(offsetof(struct vmgmt_agent_copy, guest_path_len) == 8, "struct vmgmt_agent_copy.guest_path_len offset");
+_Static_assert(offsetof(struct vmgmt_agent_copy, reserved) == 12, "struct vmgmt_agent_copy.reserved offset");
 
 /* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */
 static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)

@@ -1,6 +1,6 @@
 // An in-memory VmManagerApi for tests of the API server and the CLI: no QEMU, same errors as the contract.
 import type { VmDefinition } from '../daemon/vm-definition.js';
-import type { LogSource, VmDetails, VmManagerApi, VmSummary } from '../daemon/vm-manager-api.js';
+import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 
 export interface FakeVmManagerCall {
@@ -115,6 +115,18 @@ export class FakeVmManager implements VmManagerApi {
     this.#get(name);
     const text = `${opts.source} log of ${name}\nline 2\n`;
     return opts.tailBytes === undefined ? text : text.slice(-opts.tailBytes);
+  }
+
+  async copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }> {
+    this.#enter('copyToGuest', [name, opts.guestPath]);
+    this.#get(name);
+    throw new VmgmtError('AGENT_UNAVAILABLE', `no guest agent is running in VM ${name} (fake manager)`);
+  }
+
+  async copyFromGuest(name: string, opts: HostCopyOptions): Promise<{ bytes: number }> {
+    this.#enter('copyFromGuest', [name, opts.guestPath]);
+    this.#get(name);
+    throw new VmgmtError('AGENT_UNAVAILABLE', `no guest agent is running in VM ${name} (fake manager)`);
   }
 
   #enter(method: keyof VmManagerApi, args: unknown[]): void {

@@ -7,6 +7,8 @@ import type { MessageService } from '../../device-backend/core/message-service.j
 import { pingService } from '../../device-backend/core/ping-service.js';
 import { ManagementDevice } from '../../device-backend/management-device.js';
 import { FileService } from '../../device-backend/services/file/file-service.js';
+import { HostTransfers } from '../../device-backend/services/file/host-transfers.js';
+import { agentCopy } from './agent-copy.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
 import type { QemuVmSpec } from '../qemu/qemu-args.js';
@@ -18,7 +20,7 @@ import type { Logger } from './logger.js';
 import { checkProcessIdentity, processStartTime } from './process-identity.js';
 import type { StateStore, VmRecord } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
-import type { VmDetails, VmPaths, VmSummary } from './vm-manager-api.js';
+import type { HostCopyOptions, VmDetails, VmPaths, VmSummary } from './vm-manager-api.js';
 import { initialStatus, isActive, restartDelayMs, transition, type VmEvent, wantsRestart } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
 
@@ -42,6 +44,7 @@ export class VmInstance {
   private restartTimer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private detached = false;
+  private readonly transfers = new HostTransfers();
   readonly log: Logger;
   readonly paths: VmPaths;
 
@@ -145,10 +148,27 @@ export class VmInstance {
     return decision.accel;
   }
 
-  /** The services this VM's device offers: PING always, the file mode when a host root is configured. */
+  /** The services this VM's device offers: PING, and the file mode (host root if configured, host transfers). */
   private services(): MessageService[] {
     const files = this.definition.files;
-    return files ? [pingService, new FileService({ native: this.deps.native, config: files, log: this.log })] : [pingService];
+    return [pingService, new FileService({ native: this.deps.native, ...(files ? { config: files } : {}), transfers: this.transfers, log: this.log })];
+  }
+
+  /** `vmgmt cp` in either direction, through the guest agent. */
+  copy(direction: 'to-guest' | 'from-guest', opts: HostCopyOptions & { sizeBytes?: number }): Promise<{ bytes: number }> {
+    const device = this.device;
+    if (!device || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
+    this.log.info(`copy ${direction}`, { guestPath: opts.guestPath });
+    return agentCopy({
+      device,
+      transfers: this.transfers,
+      direction,
+      hostFd: opts.hostFd,
+      sizeBytes: opts.sizeBytes ?? 0,
+      guestPath: opts.guestPath,
+      timeoutMs: opts.timeoutMs ?? 600_000,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
   }
 
   private geometry() {

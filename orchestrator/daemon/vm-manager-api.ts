@@ -64,4 +64,15 @@ export interface VmManagerApi {
   /** Refuses a VM that is not stopped, crashed or defined unless force (which kills it first). */
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string>;
+  /** Copies a host file (an fd the caller opened) to an absolute guest path through the guest agent. */
+  copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }>;
+  /** Copies an absolute guest path into a host file (an fd the caller opened for writing) through the agent. */
+  copyFromGuest(name: string, opts: HostCopyOptions): Promise<{ bytes: number }>;
+}
+
+export interface HostCopyOptions {
+  guestPath: string;
+  hostFd: number;
+  timeoutMs?: number;
+  onProgress?: (movedBytes: number, totalBytes: number) => void;
 }

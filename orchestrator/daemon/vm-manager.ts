@@ -7,7 +7,7 @@ import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
 import { newRecord, VmInstance } from './vm-instance.js';
-import type { LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
+import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
 import { isActive } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
 
@@ -106,6 +106,14 @@ export class VmManager implements VmManagerApi {
     this.store.remove(name);
     rmSync(vm.paths.runDir, { recursive: true, force: true });
     this.opts.log.info('removed', { vm: name });
+  }
+
+  copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }> {
+    return this.get(name).copy('to-guest', opts);
+  }
+
+  copyFromGuest(name: string, opts: HostCopyOptions): Promise<{ bytes: number }> {
+    return this.get(name).copy('from-guest', opts);
   }
 
   async logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string> {

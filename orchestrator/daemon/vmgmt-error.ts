@@ -8,6 +8,8 @@ export type VmgmtErrorCode =
   | 'INVALID_STATE'
   | 'TIMEOUT'
   | 'QEMU_FAILED'
+  | 'AGENT_UNAVAILABLE'
+  | 'GUEST_REFUSED'
   | 'INTERNAL';
 
 export class VmgmtError extends Error {
@@ -31,5 +33,7 @@ export const HTTP_STATUS: Readonly<Record<VmgmtErrorCode, number>> = {
   INVALID_STATE: 409,
   TIMEOUT: 504,
   QEMU_FAILED: 502,
+  AGENT_UNAVAILABLE: 503,
+  GUEST_REFUSED: 422,
   INTERNAL: 500,
 };

@@ -15,12 +15,24 @@ import {
   type PathRef,
 } from './file-codec.js';
 import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX } from './file-path.js';
+import type { HostTransfer, HostTransfers } from './host-transfers.js';
 
 interface ReadHandle {
   kind: 'read';
   fd: number;
   busy: number;
   closing: boolean;
+  /** Reading a file the host handed to an AGENT_COPY: the fd is the transfer's, not ours to close. */
+  transfer?: HostTransfer;
+}
+
+interface TransferWriteHandle {
+  kind: 'transfer-write';
+  fd: number;
+  busy: number;
+  closing: boolean;
+  transfer: HostTransfer;
+  declaredBytes: number;
 }
 
 interface WriteHandle {
@@ -34,7 +46,7 @@ interface WriteHandle {
   closing: boolean;
 }
 
-type Handle = ReadHandle | WriteHandle;
+type Handle = ReadHandle | WriteHandle | TransferWriteHandle;
 
 /** A refusal: the status the guest gets, and the reason for the log. */
 class Refusal {
@@ -54,18 +66,20 @@ const mtimeNs = (st: NativeStat): bigint => BigInt(Math.round(st.mtimeMs * 1e6))
 
 export interface FileServiceOptions {
   native: VmgmtNative;
-  config: FileRootConfig;
+  /** The VM's host root; without one only host transfers (AGENT_COPY) are served. */
+  config?: FileRootConfig;
+  transfers?: HostTransfers;
   log: CoreLogger;
 }
 
 export class FileService implements MessageService {
   readonly name = 'file';
-  readonly mode = MODE.FILE;
+  readonly modes = [MODE.FILE, MODE.AGENT];
   readonly types = [
     MSG_TYPE.FILE_OPEN, MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_CLOSE, MSG_TYPE.FILE_STAT,
     MSG_TYPE.FILE_LIST, MSG_TYPE.FILE_MKDIR, MSG_TYPE.FILE_REMOVE, MSG_TYPE.FILE_HASH,
   ];
-  private readonly root: ConfinedRoot;
+  private readonly root: ConfinedRoot | undefined;
   private readonly handles = new Map<number, Map<number, Handle>>();
   private nextHandle = 1;
   private openCount = 0;
@@ -74,8 +88,8 @@ export class FileService implements MessageService {
   private closed = false;
 
   constructor(private readonly opts: FileServiceOptions) {
-    this.root = openRoot(opts.native, opts.config.root);
-    this.usedBytes = usageBytes(this.root);
+    this.root = opts.config ? openRoot(opts.native, opts.config.root) : undefined;
+    this.usedBytes = this.root ? usageBytes(this.root) : 0;
   }
 
   get usage(): { usedBytes: number; reservedBytes: number; openFiles: number } {
@@ -87,7 +101,13 @@ export class FileService implements MessageService {
   }
 
   private get cfg(): FileRootConfig {
+    if (!this.opts.config) throw new Refusal(STATUS.NO_FILE_ROOT.code, 'no file root configured');
     return this.opts.config;
+  }
+
+  private get rootFs(): ConfinedRoot {
+    if (!this.root) throw new Refusal(STATUS.NO_FILE_ROOT.code, 'no file root configured');
+    return this.root;
   }
 
   handle(request: Message, ctx: ServiceContext): Message | Promise<Message> {
@@ -148,6 +168,17 @@ export class FileService implements MessageService {
     return path.path;
   }
 
+  /** A host transfer named by an open request, or undefined for an ordinary path. */
+  private transferFor(ctx: ServiceContext, ref: PathRef): HostTransfer | undefined {
+    const bytes = ctx.slice.copyOut(ref.offset, ref.length);
+    if (!bytes.ok) return undefined;
+    const text = new TextDecoder().decode(bytes.bytes);
+    if (!this.opts.transfers?.isTransferPath(text)) return undefined;
+    const t = this.opts.transfers.lookup(text);
+    if (!t) throw new Refusal(STATUS.NOT_FOUND.code, 'no such host transfer (finished or cancelled)');
+    return t;
+  }
+
   private split(path: string): { parent: string; name: string } {
     const s = splitGuestPath(path);
     if (!s.ok) throw new Refusal(s.status, s.reason);
@@ -181,15 +212,30 @@ export class FileService implements MessageService {
   }
 
   private open(ctx: ServiceContext, req: { path: PathRef; flags: number; mode: number; sizeBytes: number }): Uint8Array {
-    if (this.openCount >= (this.cfg.maxOpenFiles ?? DEFAULT_FILE_LIMITS.maxOpenFiles)) throw new Refusal(STATUS.TOO_MANY_OPEN.code, `${this.openCount} open`);
+    if (this.openCount >= (this.opts.config?.maxOpenFiles ?? DEFAULT_FILE_LIMITS.maxOpenFiles)) throw new Refusal(STATUS.TOO_MANY_OPEN.code, `${this.openCount} open`);
+    const transfer = this.transferFor(ctx, req.path);
+    if (transfer) return this.openTransfer(ctx, transfer, req.flags, req.sizeBytes);
     const path = this.path(ctx, req.path);
     if (req.flags === FILE_OPEN_FLAG.READ) return this.openRead(ctx, path);
     if (req.flags === FILE_OPEN_FLAG.WRITE) return this.openWrite(ctx, path, req.mode, req.sizeBytes);
     throw new Refusal(STATUS.RESERVED_NONZERO.code, `open flags ${req.flags}: exactly one of READ, WRITE`);
   }
 
+  private openTransfer(ctx: ServiceContext, t: HostTransfer, flags: number, sizeBytes: number): Uint8Array {
+    if (t.direction === 'to-guest' && flags === FILE_OPEN_FLAG.READ) {
+      const handle = this.addHandle(ctx.channel, { kind: 'read', fd: t.fd, busy: 0, closing: false, transfer: t });
+      return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: t.totalBytes, mtimeNs: 0n, mode: 0o644 });
+    }
+    if (t.direction === 'from-guest' && flags === FILE_OPEN_FLAG.WRITE) {
+      t.totalBytes = sizeBytes;
+      const handle = this.addHandle(ctx.channel, { kind: 'transfer-write', fd: t.fd, busy: 0, closing: false, transfer: t, declaredBytes: sizeBytes });
+      return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: 0o644 });
+    }
+    throw new Refusal(STATUS.PERMISSION_DENIED.code, `host transfer ${t.token} is ${t.direction}, not open flags ${flags}`);
+  }
+
   private openRead(ctx: ServiceContext, path: string): Uint8Array {
-    const fd = openBeneath(this.root, path, this.n.OPEN_FLAGS.RDONLY);
+    const fd = openBeneath(this.rootFs, path, this.n.OPEN_FLAGS.RDONLY);
     try {
       const st = this.n.fstat(fd);
       if (st.type === 'dir') throw new Refusal(STATUS.IS_DIRECTORY.code, path);
@@ -206,7 +252,7 @@ export class FileService implements MessageService {
     this.writable();
     if (sizeBytes > this.cfg.maxFileBytes) throw new Refusal(STATUS.FILE_TOO_LARGE.code, `${sizeBytes} > ${this.cfg.maxFileBytes}`);
     const { parent, name } = this.split(path);
-    const parentFd = openDirBeneath(this.root, parent);
+    const parentFd = openDirBeneath(this.rootFs, parent);
     let fd = -1;
     const tmpName = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
     try {
@@ -216,7 +262,7 @@ export class FileService implements MessageService {
       const after = this.usedBytes - (existing?.sizeBytes ?? 0) + this.reservedBytes + sizeBytes;
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
       const F = this.n.OPEN_FLAGS;
-      fd = this.n.openat2(parentFd, tmpName, F.WRONLY | F.CREAT | F.EXCL | F.NOFOLLOW, 0o600, this.root.resolve);
+      fd = this.n.openat2(parentFd, tmpName, F.WRONLY | F.CREAT | F.EXCL | F.NOFOLLOW, 0o600, this.rootFs.resolve);
       const fileMode = (this.cfg.fileMode & 0o666) | (this.cfg.allowExecutable ? mode & 0o111 : 0);
       if (this.cfg.owner) this.n.fchown(fd, this.cfg.owner.uid, this.cfg.owner.gid);
       this.n.fchmod(fd, fileMode);
@@ -243,23 +289,33 @@ export class FileService implements MessageService {
       if (n === 0) break;
       done += n;
     }
+    if (h.transfer) this.progress(h.transfer, done);
     return encodeIoResult(done);
   }
 
+  private progress(t: HostTransfer, bytes: number): void {
+    t.movedBytes += bytes;
+    t.onProgress?.(t.movedBytes, t.totalBytes);
+  }
+
   private write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
-    const h = this.lookup(ctx, req.handle, 'write');
+    const h = this.lookup(ctx, req.handle);
+    if (h.kind === 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a read handle`);
     if (req.fileOffset + req.length > h.declaredBytes) {
       throw new Refusal(STATUS.WRITE_PAST_SIZE.code, `write of ${req.length} at ${req.fileOffset} past the declared ${h.declaredBytes} bytes`);
     }
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    return encodeIoResult(this.n.pwrite(h.fd, view.bytes, req.fileOffset));
+    const written = this.n.pwrite(h.fd, view.bytes, req.fileOffset);
+    if (h.kind === 'transfer-write') this.progress(h.transfer, written);
+    return encodeIoResult(written);
   }
 
   private closeHandle(ctx: ServiceContext, req: { handle: number; flags: number }): void {
     const h = this.lookup(ctx, req.handle);
     if (req.flags & ~FILE_CLOSE_FLAG.COMMIT) throw new Refusal(STATUS.RESERVED_NONZERO.code, `close flags ${req.flags}`);
     this.table(ctx.channel).delete(req.handle);
+    if (h.kind === 'transfer-write' && req.flags & FILE_CLOSE_FLAG.COMMIT) h.transfer.committed = true;
     if (h.kind === 'write' && req.flags & FILE_CLOSE_FLAG.COMMIT) {
       this.commit(h);
       return;
@@ -291,7 +347,8 @@ export class FileService implements MessageService {
   private release(h: Handle): void {
     h.closing = true;
     if (h.busy > 0) return;
-    this.n.close(h.fd);
+    const ownsFd = h.kind === 'write' || (h.kind === 'read' && !h.transfer);
+    if (ownsFd) this.n.close(h.fd);
     if (h.kind === 'write') {
       this.unlinkQuietly(h.parentFd, h.tmpName);
       this.n.close(h.parentFd);
@@ -305,7 +362,7 @@ export class FileService implements MessageService {
     const path = this.path(ctx, req.path);
     // openat2 takes no other flags with O_PATH than NOFOLLOW and DIRECTORY (EINVAL otherwise).
     const F = this.n.OPEN_FLAGS;
-    const fd = this.n.openat2(this.root.rootFd, path, F.PATH | F.NOFOLLOW, 0, this.root.resolve);
+    const fd = this.n.openat2(this.rootFs.rootFd, path, F.PATH | F.NOFOLLOW, 0, this.rootFs.resolve);
     try {
       const st = this.n.fstat(fd);
       return encodeInfo({ handle: 0, type: fileType(st.type), sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
@@ -318,7 +375,7 @@ export class FileService implements MessageService {
     const path = this.path(ctx, req.path);
     const out = ctx.slice.view(req.bufOffset, req.bufLength);
     if (!out.ok) throw new Refusal(out.status, out.reason);
-    const dirFd = openDirBeneath(this.root, path);
+    const dirFd = openDirBeneath(this.rootFs, path);
     try {
       const names = this.n.readdirFd(dirFd).filter((e) => !isTempName(e.name)).map((e) => e.name).sort();
       const from = Math.min(req.cookie, names.length);
@@ -339,7 +396,7 @@ export class FileService implements MessageService {
   private mkdir(ctx: ServiceContext, req: { path: PathRef; arg: number }): void {
     this.writable();
     const { parent, name } = this.split(this.path(ctx, req.path));
-    const parentFd = openDirBeneath(this.root, parent);
+    const parentFd = openDirBeneath(this.rootFs, parent);
     try {
       this.n.mkdirat(parentFd, name, this.cfg.dirMode & 0o777);
     } finally {
@@ -351,7 +408,7 @@ export class FileService implements MessageService {
     this.writable();
     if (req.arg & ~FILE_REMOVE_FLAG.DIR) throw new Refusal(STATUS.RESERVED_NONZERO.code, `remove flags ${req.arg}`);
     const { parent, name } = this.split(this.path(ctx, req.path));
-    const parentFd = openDirBeneath(this.root, parent);
+    const parentFd = openDirBeneath(this.rootFs, parent);
     try {
       const st = this.n.fstatat(parentFd, name);
       const dir = (req.arg & FILE_REMOVE_FLAG.DIR) !== 0;
@@ -417,7 +474,7 @@ export class FileService implements MessageService {
     if (this.closed) return;
     this.closed = true;
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
-    this.n.close(this.root.rootFd);
+    if (this.root) this.n.close(this.root.rootFd);
   }
 }
 
