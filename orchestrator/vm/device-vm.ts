@@ -7,7 +7,11 @@ import path from 'node:path';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import { silentLogger } from '../../device-backend/core/core-logger.js';
 import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
+import { pingService } from '../../device-backend/core/ping-service.js';
 import { ManagementDevice } from '../../device-backend/management-device.js';
+import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
+import { FileService } from '../../device-backend/services/file/file-service.js';
+import { HostTransfers } from '../../device-backend/services/file/host-transfers.js';
 import { loadNative } from '../../device-backend/native/index.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
@@ -24,6 +28,8 @@ export interface DeviceVmOptions {
   readyTimeoutMs?: number;
   /** Where the KVM self-probe caches its answer. */
   cacheDir?: string;
+  /** The VM's host file root for the file mode (limits default to DEFAULT_FILE_LIMITS). */
+  files?: Partial<FileRootConfig> & { root: string };
 }
 
 export interface DeviceVm {
@@ -31,6 +37,8 @@ export interface DeviceVm {
   readonly runDir: string;
   readonly accel: AccelDecision;
   readonly device: ManagementDevice;
+  readonly files: FileService;
+  readonly transfers: HostTransfers;
   readonly qemu: QemuProcess;
   readonly control: GuestControlClient;
   /** From starting QEMU to the guest answering on its control channel. */
@@ -63,7 +71,10 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
       initrdPath: image.initrdPath,
       cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
     });
-    device = ManagementDevice.start({ native: loadNative(), name: opts.name, socketPath: path.join(runDir, 'ivshmem.sock'), geometry: opts.geometry, log });
+    const native = loadNative();
+    const transfers = new HostTransfers();
+    const files = new FileService({ native, ...(opts.files ? { config: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}), transfers, log });
+    device = ManagementDevice.start({ native, name: opts.name, socketPath: path.join(runDir, 'ivshmem.sock'), geometry: opts.geometry, services: [pingService, files], log });
     const startedAt = performance.now();
     qemu = await startQemu(
       {
@@ -85,7 +96,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device, qemu, control };
+    const started = { device, qemu, control, files, transfers };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,
