@@ -114,7 +114,7 @@ export const MSG_RESPONSE_BIT = 0x8000;
 export const STATUS = {
   OK: { code: 0, text: 'success' },
   UNKNOWN_TYPE: { code: 1, text: 'unknown message type' },
-  BAD_LENGTH: { code: 2, text: 'message length larger than a ring slot allows' },
+  BAD_LENGTH: { code: 2, text: 'wrong message length: larger than a ring slot, or not the size the message type needs' },
   RESERVED_NONZERO: { code: 3, text: 'reserved field is not zero' },
   BAD_INDEX: { code: 4, text: 'ring index out of range (moved backwards or further than the ring size)' },
   NEEDS_RESET: { code: 5, text: 'channel needs reset after a protocol error' },

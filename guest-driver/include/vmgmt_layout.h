@@ -368,7 +368,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     switch (status) {
     case 0: return "success";
     case 1: return "unknown message type";
-    case 2: return "message length larger than a ring slot allows";
+    case 2: return "wrong message length: larger than a ring slot, or not the size the message type needs";
     case 3: return "reserved field is not zero";
     case 4: return "ring index out of range (moved backwards or further than the ring size)";
     case 5: return "channel needs reset after a protocol error";

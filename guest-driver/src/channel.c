@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "device.h"
 #include "report.h"
+#include "signals.h"
 #include "wait.h"
 
 static bool channel_pid_gone(uint32_t pid)
@@ -161,8 +162,16 @@ static enum channel_io channel_io_from_ring(enum ring_result r)
     return r == RING_BAD_LENGTH ? CHANNEL_IO_BAD_LENGTH : CHANNEL_IO_BAD_INDEX;
 }
 
+/* A pipeline whose answers are always ready never reaches a wait: SIGINT is checked here too. */
+static bool channel_stop_requested(const struct channel *ch)
+{
+    return !ch->dev->ignore_stop && signals_stop_requested();
+}
+
 enum channel_io channel_send(struct channel *ch, const struct vmgmt_msg *msg, const void *payload, uint64_t deadline_ns)
 {
+    if (channel_stop_requested(ch))
+        return CHANNEL_IO_INTERRUPTED;
     for (;;) {
         enum ring_result r = ring_produce(&ch->g2c, msg, payload);
         if (r == RING_OK)
@@ -185,6 +194,8 @@ enum channel_io channel_send(struct channel *ch, const struct vmgmt_msg *msg, co
 
 enum channel_io channel_recv(struct channel *ch, struct vmgmt_msg *msg, void *payload, uint32_t payload_cap, uint64_t deadline_ns)
 {
+    if (channel_stop_requested(ch))
+        return CHANNEL_IO_INTERRUPTED;
     for (;;) {
         enum ring_result r = ring_consume(&ch->c2g, msg, payload, payload_cap);
         if (r == RING_OK)

@@ -47,6 +47,9 @@ static enum wait_result wait_block_eventfd(int fd, uint64_t deadline_ns)
 
 enum wait_result wait_until(struct vmgmt_dev *dev, wait_ready_fn ready, void *arg, uint32_t *need_wakeup, uint64_t deadline_ns)
 {
+    /* Checked first as well: a pipeline whose answers are ready within the spin would never see it. */
+    if (!dev->ignore_stop && signals_stop_requested())
+        return WAIT_INTERRUPTED;
     if (wait_spin(ready, arg, dev->spin_ns, deadline_ns))
         return WAIT_READY;
     bool use_irq = need_wakeup && dev->wait == DEV_WAIT_MSIX && dev->vfio.irq_fd[VMGMT_VECTOR_RING] >= 0;

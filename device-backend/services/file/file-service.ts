@@ -398,7 +398,8 @@ export class FileService implements MessageService {
     const { parent, name } = this.split(this.path(ctx, req.path));
     const parentFd = openDirBeneath(this.rootFs, parent);
     try {
-      this.n.mkdirat(parentFd, name, this.cfg.dirMode & 0o777);
+      // The guest's mode, limited to what the VM's configuration allows (0: the configured mode).
+      this.n.mkdirat(parentFd, name, req.arg === 0 ? this.cfg.dirMode & 0o777 : req.arg & this.cfg.dirMode & 0o777);
     } finally {
       this.n.close(parentFd);
     }

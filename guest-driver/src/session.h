@@ -1,0 +1,23 @@
+/* session: the steps every command that talks to the core takes, in order, and their undoing: find the
+ * device, set up the wait method, map the BARs, validate the header, initialise the device, claim a channel. */
+#ifndef VG_SESSION_H
+#define VG_SESSION_H
+#include <stdbool.h>
+
+#include "channel.h"
+#include "cli.h"
+#include "dev.h"
+
+struct session {
+    struct vmgmt_dev dev;
+    struct channel ch;      /* ch.claimed says whether there is one to release */
+};
+
+/* Find, map and validate; with `talk`, also MSI-X setup (per o->wait), device init and a channel claim.
+ * On failure everything done so far is undone. Returns a report_exit code. */
+int session_open(struct session *s, const struct cli_common *o, bool talk);
+
+/* Releases the channel, unmaps the BARs, closes vfio. Safe after a failed session_open. */
+void session_close(struct session *s);
+
+#endif
