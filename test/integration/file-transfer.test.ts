@@ -1,0 +1,154 @@
+// The file mode end to end: a real guest under TCG with the real C driver gets, puts and lists files in
+// its host root and nowhere else; a hostile guest's garbage gets errors while another VM keeps working.
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DeviceVm, startDeviceVm } from '../../orchestrator/vm/device-vm.js';
+import { expectNoLeftovers } from '../support/leftovers.js';
+
+const sha256File = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
+const tempsIn = (dir: string): string[] => readdirSync(dir).filter((n) => n.startsWith('.vmgmt-put-'));
+
+describe('file mode in a real guest', () => {
+  let base: string;
+  let root: string;
+  let roRoot: string;
+  let vm: DeviceVm;
+  let other: DeviceVm;
+
+  beforeAll(async () => {
+    base = mkdtempSync(path.join(tmpdir(), 'vmgmt-it-files-'));
+    root = path.join(base, 'root');
+    roRoot = path.join(base, 'ro');
+    for (const d of [root, roRoot, path.join(base, 'outside')]) mkdirSync(d);
+    writeFileSync(path.join(base, 'outside', 'secret'), 'host secret');
+    writeFileSync(path.join(roRoot, 'readme'), 'read only');
+    vm = await startDeviceVm({ name: 'it-files', accel: 'tcg', memoryMiB: 512, files: { root, quotaBytes: 200 * 1024 * 1024 } });
+    other = await startDeviceVm({ name: 'it-files-ro', accel: 'tcg', files: { root: roRoot, readOnly: true } });
+  });
+
+  afterAll(async () => {
+    await vm?.close();
+    await other?.close();
+    if (vm) expect(expectNoLeftovers(vm.runDir)).toEqual([]);
+    if (other) expect(expectNoLeftovers(other.runDir)).toEqual([]);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const sh = async (d: DeviceVm, cmd: string, timeoutMs = 120_000) => d.control.run(cmd, { timeoutMs });
+
+  it.each([
+    ['0 B', 0],
+    ['1 B', 1],
+    ['4 KiB + 1', 4097],
+    ['64 MiB', 64 * 1024 * 1024],
+  ])('round-trips %s with sha256 checks on both sides', async (_label, size) => {
+    const name = `f${size}.bin`;
+    const put = await sh(vm, `head -c ${size} /dev/urandom > /tmp/${name} && vmgmt-guest file put /tmp/${name} ${name} --sha256 -q`);
+    expect(put.exitCode, put.stdout).toBe(0);
+    expect(put.stdout).toMatch(new RegExp(`^put: bytes=${size} ms=\\d+ MBps=[\\d.]+ sha256=[0-9a-f]{64}$`, 'm'));
+    const guestSum = (await sh(vm, `sha256sum /tmp/${name}`)).stdout.split(' ')[0];
+    expect(sha256File(path.join(root, name))).toBe(guestSum);
+    const get = await sh(vm, `vmgmt-guest file get ${name} /tmp/${name}.back --sha256 -q && sha256sum /tmp/${name}.back`);
+    expect(get.exitCode, get.stdout).toBe(0);
+    expect(get.stdout).toContain(`${guestSum}  /tmp/${name}.back`);
+    await sh(vm, `rm -f /tmp/${name} /tmp/${name}.back`);
+    expect(tempsIn(root)).toEqual([]);
+  });
+
+  it('resumes an interrupted get', async () => {
+    writeFileSync(path.join(root, 'big.bin'), new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 31) & 0xff));
+    // Interrupt once a few MB have arrived (the whole get takes a fraction of a second).
+    const cut = await sh(
+      vm,
+      'vmgmt-guest file get big.bin /tmp/big -q & pid=$!; ' +
+        'while [ ! -e /tmp/big ] && [ "$(stat -c %s /tmp/big.part 2>/dev/null || echo 0)" -lt 4000000 ]; do usleep 1000; done; ' +
+        'kill -INT $pid; wait $pid; echo "rc=$?"; ls -l /tmp/big.part 2>&1; ls /tmp/big 2>&1',
+    );
+    expect(cut.stdout).toMatch(/rc=130/);
+    expect(cut.stdout).toMatch(/No such file or directory/); // /tmp/big does not exist yet
+    const resumed = await sh(vm, 'vmgmt-guest file get big.bin /tmp/big --resume --sha256 -q && sha256sum /tmp/big && rm /tmp/big');
+    expect(resumed.exitCode, resumed.stdout).toBe(0);
+    expect(resumed.stdout).toContain(sha256File(path.join(root, 'big.bin')));
+  });
+
+  it('lists, stats, makes and removes directories', async () => {
+    const r = await sh(vm, 'vmgmt-guest file mkdir docs && echo hi > /tmp/h && vmgmt-guest file put /tmp/h docs/h -q && vmgmt-guest file ls docs --json && vmgmt-guest file stat docs/h --json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    const [ls, st] = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(ls.entries.map((e: { name: string }) => e.name)).toEqual(['h']);
+    expect(st).toMatchObject({ type: 'file', sizeBytes: 3 });
+    const rm = await sh(vm, 'vmgmt-guest file rm docs --dir; echo "rc=$?"; vmgmt-guest file rm docs/h && vmgmt-guest file rm docs --dir && echo gone');
+    expect(rm.stdout).toMatch(/directory not empty[\s\S]*rc=8/);
+    expect(rm.stdout).toContain('gone');
+    expect(existsSync(path.join(root, 'docs'))).toBe(false);
+  });
+
+  it('refuses every way out of the root, in words', async () => {
+    symlinkSync(path.join(base, 'outside', 'secret'), path.join(root, 'link-out'));
+    symlinkSync(path.join(base, 'outside'), path.join(root, 'dir-out'));
+    execFileSync('mkfifo', [path.join(root, 'fifo')]);
+    execFileSync('mknod', [path.join(root, 'null'), 'c', '1', '3']);
+    const cases: [string, RegExp][] = [
+      ['../outside/secret', /leaves the VM's host root/],
+      ['/etc/passwd', /leaves the VM's host root/],
+      ['link-out', /leaves the VM's host root/],
+      ['dir-out/secret', /leaves the VM's host root/],
+      ['fifo', /not a regular file/],
+      ['null', /not a regular file/],
+    ];
+    for (const [p, words] of cases) {
+      const r = await sh(vm, `vmgmt-guest file get ${p} /tmp/x -q`);
+      expect(r.exitCode, `${p}: ${r.stdout}`).toBe(8);
+      expect(r.stdout, p).toMatch(words);
+    }
+    const put = await sh(vm, 'echo x > /tmp/x && vmgmt-guest file put /tmp/x dir-out/planted -q');
+    expect(put.exitCode).toBe(8);
+    expect(existsSync(path.join(base, 'outside', 'planted'))).toBe(false);
+  });
+
+  it('a read-only root refuses writes', async () => {
+    const r = await sh(other, 'echo x > /tmp/x && vmgmt-guest file put /tmp/x new -q; echo "rc=$?"; vmgmt-guest file get readme /tmp/r -q && cat /tmp/r');
+    expect(r.stdout).toMatch(/read-only[\s\S]*rc=8/);
+    expect(r.stdout).toContain('read only');
+    expect(readdirSync(roRoot)).toEqual(['readme']);
+  });
+
+  it('a put over quota is refused and leaves nothing behind', async () => {
+    const before = readdirSync(root).sort();
+    const r = await sh(vm, 'head -c 210000000 /dev/zero > /tmp/huge; vmgmt-guest file put /tmp/huge huge -q; echo "rc=$?"; rm -f /tmp/huge');
+    expect(r.stdout).toMatch(/quota[\s\S]*rc=8/);
+    expect(readdirSync(root).sort()).toEqual(before);
+  });
+
+  it('two transfers on two channels at once', async () => {
+    writeFileSync(path.join(root, 'a.bin'), new Uint8Array(16 * 1024 * 1024).fill(1));
+    writeFileSync(path.join(root, 'b.bin'), new Uint8Array(16 * 1024 * 1024).fill(2));
+    const r = await sh(vm, 'vmgmt-guest file get a.bin /tmp/a --sha256 -q & vmgmt-guest file get b.bin /tmp/b --sha256 -q & wait %1 && wait %2 && echo both-ok; rm -f /tmp/a /tmp/b');
+    expect(r.stdout, r.stdout).toContain('both-ok');
+    expect(r.stdout.match(/^get: bytes=16777216 /gm)).toHaveLength(2);
+  });
+
+  it('garbage from a hostile guest gets errors; its device and another VM keep working', async () => {
+    const garbage = [
+      ['debug raw --mode file --type 0x0102 --length 100000', /status=2 /],
+      ['debug raw --type 0x7777', /status=1 /],
+      ['debug raw --mode file --type 0x0101 --payload 00000000ffffff7f0100000000000000', /status=(2|11) /],
+      ['debug raw --type 0x0101', /status=10 /],
+      ['debug poke-prod 4000000000', /NEEDS_RESET last_status=4 /],
+    ] as const;
+    for (const [cmd, expected] of garbage) {
+      const r = await sh(vm, `vmgmt-guest ${cmd} --wait-ms 3000 2>&1`);
+      expect(r.stdout, cmd).toMatch(expected);
+    }
+    const still = await sh(vm, 'vmgmt-guest ping -n 20 && echo x > /tmp/y && vmgmt-guest file put /tmp/y after-garbage -q');
+    expect(still.exitCode, still.stdout).toBe(0);
+    const neighbour = await sh(other, 'vmgmt-guest ping -n 20 && vmgmt-guest file get readme /tmp/r -q');
+    expect(neighbour.exitCode, neighbour.stdout).toBe(0);
+    expect(vm.device.core.counters.protocolErrors).toBeGreaterThan(0);
+    expect(other.device.core.counters.protocolErrors).toBe(0);
+  });
+});
