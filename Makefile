@@ -50,5 +50,8 @@ test-unit: build
 test-integration: build
 	npx vitest run --project integration
 
+bench: build
+	node dist/bench/file-transfer.js
+
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 
