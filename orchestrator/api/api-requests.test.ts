@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseApiRequest, type ParsedApiRequest } from './api-requests.js';
+import { parseApiRequest, parseStreamingRequest, type ParsedApiRequest, type ParsedStreamingRequest } from './api-requests.js';
 
 const req = (method: string, url: string, bodyText = ''): ParsedApiRequest => parseApiRequest({ method, url, bodyText });
 
@@ -94,5 +94,67 @@ describe('parseApiRequest', () => {
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
     expect(parsed.response).toMatchObject({ status: 405, headers: { Allow: 'GET, DELETE' }, body: { code: 'INVALID_REQUEST' } });
+  });
+});
+
+describe('parseStreamingRequest', () => {
+  const head = (method: string, url: string, contentLength?: string, transferEncoding?: string) =>
+    parseStreamingRequest({ method, url, contentLength, transferEncoding });
+  const errorOf = (parsed: ParsedStreamingRequest) => {
+    if (parsed.kind !== 'error' || parsed.response.kind !== 'json') throw new Error(`expected an error, got ${JSON.stringify(parsed)}`);
+    return { status: parsed.response.status, body: parsed.response.body as { code: string; message: string; details: Record<string, unknown> } };
+  };
+
+  it('leaves every other request to the buffered parser', () => {
+    expect(head('GET', '/v1/vms')).toEqual({ kind: 'buffered' });
+    expect(head('POST', '/v1/vms/a/start')).toEqual({ kind: 'buffered' });
+    expect(head('GET', '/v1/vms/a/files/push')).toEqual({ kind: 'buffered' });
+    expect(head('GET', '/nope')).toEqual({ kind: 'buffered' });
+  });
+
+  it('parses push with its size, pull and download', () => {
+    expect(head('POST', '/v1/vms/a/files/push?guestPath=%2Ftmp%2Fa%20b', '42')).toEqual({
+      kind: 'stream',
+      action: { kind: 'push', name: 'a', guestPath: '/tmp/a b', sizeBytes: 42 },
+    });
+    expect(head('POST', '/v1/vms/a/files/pull?guestPath=/etc/hostname', '0')).toEqual({
+      kind: 'stream',
+      action: { kind: 'pull', name: 'a', guestPath: '/etc/hostname' },
+    });
+    expect(head('POST', '/v1/vms/a/files/pull?guestPath=/x')).toMatchObject({ kind: 'stream' });
+    const id = 'ab'.repeat(16);
+    expect(head('GET', `/v1/transfers/${id}`)).toEqual({ kind: 'stream', action: { kind: 'download', id } });
+  });
+
+  it('validates guestPath: present, absolute, no NUL, at most 4096 bytes, nothing else in the query', () => {
+    const problem = (url: string) => (errorOf(head('POST', url, '1')).body.details.problems as { path: string; message: string }[])[0];
+    expect(problem('/v1/vms/a/files/push')).toMatchObject({ path: 'query.guestPath' });
+    expect(problem('/v1/vms/a/files/push?guestPath=')).toMatchObject({ path: 'query.guestPath', message: expect.stringMatching(/empty/) });
+    expect(problem('/v1/vms/a/files/push?guestPath=tmp/x')).toMatchObject({ message: 'must be an absolute path (start with /)' });
+    expect(problem('/v1/vms/a/files/push?guestPath=/a%00b')).toMatchObject({ message: 'must not contain a NUL byte' });
+    // 2049 two-byte characters: 4099 bytes, though only 2050 UTF-16 units.
+    expect(problem(`/v1/vms/a/files/push?guestPath=/${encodeURIComponent('é'.repeat(2049))}`)).toMatchObject({ message: 'must be at most 4096 bytes' });
+    expect(head('POST', `/v1/vms/a/files/push?guestPath=/${'x'.repeat(4095)}`, '1')).toMatchObject({ kind: 'stream' });
+    expect(problem('/v1/vms/a/files/push?guestPath=/x&mode=644')).toMatchObject({ path: 'query', message: expect.stringMatching(/mode/) });
+    expect(errorOf(head('POST', '/v1/vms/a/files/push?guestPath=/x&guestPath=/y', '1')).body.message).toMatch(/more than once/);
+  });
+
+  it('wants Content-Length on push (411 for chunked or missing), no body on pull', () => {
+    expect(errorOf(head('POST', '/v1/vms/a/files/push?guestPath=/x', undefined, 'chunked'))).toMatchObject({ status: 411, body: { code: 'INVALID_REQUEST' } });
+    expect(errorOf(head('POST', '/v1/vms/a/files/push?guestPath=/x'))).toMatchObject({ status: 411 });
+    expect(errorOf(head('POST', '/v1/vms/a/files/push?guestPath=/x', '1e3')).body.details).toMatchObject({
+      problems: [{ path: 'header.Content-Length' }],
+    });
+    expect(errorOf(head('POST', '/v1/vms/a/files/pull?guestPath=/x', '3')).body.details).toMatchObject({ problems: [{ path: 'body' }] });
+  });
+
+  it('refuses bad VM names and download ids', () => {
+    expect(errorOf(head('POST', '/v1/vms/Bad!/files/pull?guestPath=/x'))).toMatchObject({ status: 400 });
+    expect(errorOf(head('GET', '/v1/transfers/ABC'))).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+    expect(errorOf(head('GET', `/v1/transfers/${'a'.repeat(32)}?x=1`))).toMatchObject({ status: 400 });
+  });
+
+  it('is never answered by the buffered parser', () => {
+    expect(failure(req('POST', '/v1/vms/a/files/push?guestPath=/x', 'data'))).toMatchObject({ status: 500, body: { code: 'INTERNAL' } });
   });
 });

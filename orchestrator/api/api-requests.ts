@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { definitionProblems, vmDefinitionSchema, VM_NAME_PATTERN, type FieldProblem, type VmDefinition } from '../daemon/vm-definition.js';
 import type { LogSource } from '../daemon/vm-manager-api.js';
 import { errorResponse, type ApiResponse } from './api-responses.js';
-import { matchRoute, type ApiRoute } from './api-routes.js';
+import { matchRoute, type ApiRoute, type RouteParams } from './api-routes.js';
 
 export type ApiAction =
   | { kind: 'health' }
@@ -17,6 +17,27 @@ export type ApiAction =
   | { kind: 'kill'; name: string }
   | { kind: 'remove'; name: string; force: boolean }
   | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number };
+
+/** Actions of the streaming routes: the server hands these over before reading the request body. */
+export type StreamAction =
+  | { kind: 'push'; name: string; guestPath: string; sizeBytes: number }
+  | { kind: 'pull'; name: string; guestPath: string }
+  | { kind: 'download'; id: string };
+
+/** What the server knows of a request before reading its body. */
+export interface RawRequestHead {
+  method: string;
+  url: string;
+  /** The Content-Length header as sent, if any. */
+  contentLength?: string | undefined;
+  /** The Transfer-Encoding header as sent, if any. */
+  transferEncoding?: string | undefined;
+}
+
+export type ParsedStreamingRequest =
+  | { kind: 'buffered' }
+  | { kind: 'stream'; action: StreamAction }
+  | { kind: 'error'; response: ApiResponse };
 
 export interface RawApiRequest {
   method: string;
@@ -36,6 +57,21 @@ export const stopBodySchema = z
   .strict();
 
 const noQuerySchema = z.object({}).strict();
+
+export const MAX_GUEST_PATH_BYTES = 4096;
+
+/** A path in the guest: absolute, at most MAX_GUEST_PATH_BYTES of UTF-8, no NUL. */
+export const guestPathSchema = z
+  .string()
+  .min(1, 'is empty: give an absolute path in the guest')
+  .refine((p) => !p.includes('\0'), 'must not contain a NUL byte')
+  .refine((p) => p.startsWith('/'), 'must be an absolute path (start with /)')
+  .refine((p) => new TextEncoder().encode(p).byteLength <= MAX_GUEST_PATH_BYTES, `must be at most ${MAX_GUEST_PATH_BYTES} bytes`);
+
+const transferQuerySchema = z.object({ guestPath: guestPathSchema }).strict();
+
+/** Download ids are 128 random bits in hex. */
+export const TRANSFER_ID_PATTERN = /^[0-9a-f]{32}$/;
 
 const removeQuerySchema = z
   .object({ force: z.enum(['true', 'false']).optional() })
@@ -150,7 +186,83 @@ function parseRouteRequest(
       const { source, tailBytes } = parsed.data;
       return ok(tailBytes === undefined ? { kind: 'logs', name, source } : { kind: 'logs', name, source, tailBytes });
     }
+    case 'push':
+    case 'pull':
+    case 'download':
+      return fail(
+        errorResponse(500, 'INTERNAL', `${route.method} /${route.segments.join('/')} is a streaming route and must not be read as a buffered request`, {
+          route: route.id,
+        }),
+      );
   }
+}
+
+/**
+ * For a request to a streaming route (file push, pull, download): the typed action or an error answer,
+ * from the method, URL and body headers alone. Any other request: `buffered`, to be read and parsed by
+ * parseApiRequest (which also answers unknown routes and wrong methods).
+ */
+export function parseStreamingRequest(head: RawRequestHead): ParsedStreamingRequest {
+  const queryAt = head.url.indexOf('?');
+  const path = queryAt === -1 ? head.url : head.url.slice(0, queryAt);
+  const match = matchRoute(head.method, path);
+  if (match.kind !== 'match' || match.route.streaming !== true) return { kind: 'buffered' };
+  const parsed = parseStreamingRoute(match.route, match.params, queryAt === -1 ? '' : head.url.slice(queryAt + 1), head);
+  return parsed.ok ? { kind: 'stream', action: parsed.action } : { kind: 'error', response: parsed.response };
+}
+
+function parseStreamingRoute(
+  route: ApiRoute,
+  params: RouteParams,
+  queryText: string,
+  head: RawRequestHead,
+): { ok: true; action: StreamAction } | { ok: false; response: ApiResponse } {
+  const query = parseQuery(queryText);
+  if (!query.ok) return query;
+
+  if (route.id === 'download') {
+    const problems = [...checkQuery(noQuerySchema, query.values), ...checkNoRawBody(head)];
+    if (problems.length) return invalid(route, problems);
+    const id = params.id ?? '';
+    if (!TRANSFER_ID_PATTERN.test(id)) {
+      return fail(errorResponse(404, 'NOT_FOUND', `no download ${JSON.stringify(id)}: download ids are 32 hex digits from a pull's ready event`, { id }));
+    }
+    return { ok: true, action: { kind: 'download', id } };
+  }
+
+  const checked = checkName(params.name ?? '');
+  if (!checked.ok) return checked;
+  const { name } = checked;
+  const parsedQuery = transferQuerySchema.safeParse(query.values);
+  const queryProblems = parsedQuery.success ? [] : prefixed('query', definitionProblems(parsedQuery.error));
+
+  if (route.id === 'pull') {
+    const problems = [...queryProblems, ...checkNoRawBody(head)];
+    if (problems.length || !parsedQuery.success) return invalid(route, problems);
+    return { ok: true, action: { kind: 'pull', name, guestPath: parsedQuery.data.guestPath } };
+  }
+
+  if (head.transferEncoding !== undefined || head.contentLength === undefined) {
+    return fail(
+      errorResponse(
+        411,
+        'INVALID_REQUEST',
+        `${route.method} ${'/' + route.segments.join('/')} needs the file's size in Content-Length: send the body with Content-Length, not chunked`,
+        { transferEncoding: head.transferEncoding ?? null },
+      ),
+    );
+  }
+  const sizeBytes = /^[0-9]{1,15}$/.test(head.contentLength) ? Number(head.contentLength) : NaN;
+  const problems = [...queryProblems];
+  if (!Number.isSafeInteger(sizeBytes)) problems.push({ path: 'header.Content-Length', message: `must be a whole number of bytes (got ${JSON.stringify(head.contentLength)})` });
+  if (problems.length || !parsedQuery.success) return invalid(route, problems);
+  return { ok: true, action: { kind: 'push', name, guestPath: parsedQuery.data.guestPath, sizeBytes } };
+}
+
+/** Routes without a body accept none, Content-Length: 0, or an empty chunked body (not read). */
+function checkNoRawBody(head: RawRequestHead): FieldProblem[] {
+  if (head.contentLength === undefined || head.contentLength === '0') return [];
+  return [{ path: 'body', message: 'this route takes no request body' }];
 }
 
 function checkName(name: string): { ok: true; name: string } | { ok: false; response: ApiResponse } {
@@ -204,7 +316,7 @@ function parseJsonBody(
   }
 }
 
-function invalid(route: ApiRoute, problems: FieldProblem[]): ParsedApiRequest {
+function invalid(route: ApiRoute, problems: FieldProblem[]): { ok: false; response: ApiResponse } {
   return fail(
     errorResponse(400, 'INVALID_REQUEST', `invalid ${route.method} /${route.segments.join('/')} request: ${describeProblems(problems)}`, {
       problems,

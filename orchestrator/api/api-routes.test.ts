@@ -13,6 +13,8 @@ describe('matchRoute', () => {
       ['POST', '/v1/vms/a/stop', 'stop', 'a'],
       ['POST', '/v1/vms/a/kill', 'kill', 'a'],
       ['GET', '/v1/vms/a/logs', 'logs', 'a'],
+      ['POST', '/v1/vms/a/files/push', 'push', 'a'],
+      ['POST', '/v1/vms/a/files/pull', 'pull', 'a'],
     ];
     for (const [method, path, id, name] of cases) {
       const m = matchRoute(method, path);
@@ -21,6 +23,15 @@ describe('matchRoute', () => {
       expect(m.route.id).toBe(id);
       expect(m.params.name).toBe(name);
     }
+  });
+
+  it('captures the transfer id and marks the streaming routes', () => {
+    const m = matchRoute('GET', '/v1/transfers/00ff');
+    expect(m).toMatchObject({ kind: 'match', route: { id: 'download', streaming: true }, params: { id: '00ff' } });
+    expect(matchRoute('POST', '/v1/vms/a/files/push')).toMatchObject({ route: { streaming: true } });
+    expect(matchRoute('POST', '/v1/vms/a/start')).toMatchObject({ route: { id: 'start' } });
+    expect(matchRoute('POST', '/v1/vms/a/start').kind === 'match' && (matchRoute('POST', '/v1/vms/a/start') as { route: { streaming?: true } }).route.streaming).toBe(undefined);
+    expect(matchRoute('GET', '/v1/vms/a/files/push')).toMatchObject({ kind: 'method-not-allowed', allowed: ['POST'] });
   });
 
   it('ignores one trailing slash and decodes %-escapes in the name', () => {

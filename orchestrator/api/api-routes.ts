@@ -1,13 +1,28 @@
 // The control API's route table and the pure matcher from (method, path) to a route. No I/O.
 
-export const API_ROUTE_IDS = ['health', 'list', 'create', 'inspect', 'remove', 'start', 'stop', 'kill', 'logs'] as const;
+export const API_ROUTE_IDS = [
+  'health',
+  'list',
+  'create',
+  'inspect',
+  'remove',
+  'start',
+  'stop',
+  'kill',
+  'logs',
+  'push',
+  'pull',
+  'download',
+] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
 export interface ApiRoute {
   id: ApiRouteId;
   method: 'GET' | 'POST' | 'DELETE';
-  /** Path segments; `:name` captures one segment. */
+  /** Path segments; `:name` and `:id` capture one segment. */
   segments: readonly string[];
+  /** The server hands the request over before reading its body (file transfers, no 1 MiB limit). */
+  streaming?: true;
 }
 
 export const API_ROUTES: readonly ApiRoute[] = [
@@ -20,10 +35,18 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'stop', method: 'POST', segments: ['v1', 'vms', ':name', 'stop'] },
   { id: 'kill', method: 'POST', segments: ['v1', 'vms', ':name', 'kill'] },
   { id: 'logs', method: 'GET', segments: ['v1', 'vms', ':name', 'logs'] },
+  { id: 'push', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'push'], streaming: true },
+  { id: 'pull', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'pull'], streaming: true },
+  { id: 'download', method: 'GET', segments: ['v1', 'transfers', ':id'], streaming: true },
 ];
 
+export interface RouteParams {
+  name?: string;
+  id?: string;
+}
+
 export type RouteMatch =
-  | { kind: 'match'; route: ApiRoute; params: { name?: string } }
+  | { kind: 'match'; route: ApiRoute; params: RouteParams }
   | { kind: 'not-found'; path: string }
   | { kind: 'method-not-allowed'; path: string; method: string; allowed: string[] }
   | { kind: 'bad-path'; path: string; reason: string };
@@ -50,15 +73,15 @@ export function matchRoute(method: string, path: string, routes: readonly ApiRou
   return { kind: 'not-found', path };
 }
 
-function matchSegments(pattern: readonly string[], segments: readonly string[]): { name?: string } | undefined {
+function matchSegments(pattern: readonly string[], segments: readonly string[]): RouteParams | undefined {
   if (pattern.length !== segments.length) return undefined;
-  const params: { name?: string } = {};
+  const params: RouteParams = {};
   for (let i = 0; i < pattern.length; i++) {
     const want = pattern[i] as string;
     const got = segments[i] as string;
-    if (want === ':name') {
+    if (want === ':name' || want === ':id') {
       if (got === '') return undefined;
-      params.name = got;
+      params[want === ':name' ? 'name' : 'id'] = got;
     } else if (want !== got) {
       return undefined;
     }

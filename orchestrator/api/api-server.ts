@@ -1,14 +1,18 @@
 // The control API's server glue: node:http on a UNIX socket, request bodies read with a size limit, each
-// request handed to dispatchApiRequest and its answer written back. Everything it decides is in the pure
-// files next to it.
+// request handed to dispatchApiRequest and its answer written back. Requests to the streaming routes (file
+// transfers) go to api-transfers.ts before their body is read. Everything it decides is in the pure files
+// next to it.
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { VmManagerApi } from '../daemon/vm-manager-api.js';
 import { findRepoRoot } from '../vm/repo-root.js';
 import { dispatchApiRequest } from './api-dispatch.js';
+import { parseStreamingRequest } from './api-requests.js';
 import { errorResponse, serializeJson, type ApiResponse } from './api-responses.js';
 import { bindUnixSocket, unlinkBoundSocket } from './api-socket.js';
+import { handleStreamAction } from './api-transfers.js';
+import { DEFAULT_DOWNLOAD_TTL_MS, TransferStore } from './transfer-store.js';
 
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_SOCKET_MODE = 0o660;
@@ -31,6 +35,10 @@ export interface ApiServerOptions {
   version?: string;
   /** How long close() lets requests in flight finish before cutting their connections; default 2000. */
   closeGraceMs?: number;
+  /** Where pushed and pulled files wait (created 0700); default `transfers` next to the socket. */
+  transferDir?: string;
+  /** How long a pulled file waits for its download; default 60000. */
+  downloadTtlMs?: number;
 }
 
 export interface ApiServer {
@@ -41,18 +49,58 @@ export interface ApiServer {
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const { manager, log } = opts;
   const version = opts.version ?? packageVersion();
+  const store = new TransferStore(
+    opts.transferDir ?? path.join(path.dirname(opts.socketPath), 'transfers'),
+    log,
+    opts.downloadTtlMs ?? DEFAULT_DOWNLOAD_TTL_MS,
+  );
+  await store.open();
   const server = createServer((req, res) => {
-    void handle(req, res);
+    void handle(req, res, false);
+  });
+  // `Expect: 100-continue`: a push is told to send its body only once the VM is known to take it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    void handle(req, res, true);
   });
   // Stopping a VM waits up to its powerdown deadline; the socket is local, so no request deadline.
   server.requestTimeout = 0;
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
     const startedAt = performance.now();
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     let response: ApiResponse;
     try {
+      const head = parseStreamingRequest({
+        method,
+        url,
+        contentLength: req.headers['content-length'],
+        transferEncoding: req.headers['transfer-encoding'],
+      });
+      if (head.kind !== 'buffered') {
+        const outcome =
+          head.kind === 'error'
+            ? { kind: 'answer' as const, response: head.response }
+            : await handleStreamAction(head.action, req, res, {
+                manager,
+                store,
+                log,
+                nowMs: () => performance.now(),
+                acceptBody: () => {
+                  if (expectsContinue) res.writeContinue();
+                },
+              });
+        if (outcome.kind === 'answer') {
+          // node:http drains an unread body to keep the connection; a client that waits for 100 Continue
+          // never sends it, so that connection is closed instead.
+          if (expectsContinue) res.setHeader('Connection', 'close');
+          writeResponse(res, outcome.response, log);
+        }
+        const status = outcome.kind === 'answer' ? outcome.response.status : outcome.status;
+        log.info('API request', { method, url, status, durationMs: Math.round(performance.now() - startedAt) });
+        return;
+      }
+      if (expectsContinue && !(Number(req.headers['content-length']) > MAX_REQUEST_BODY_BYTES)) res.writeContinue();
       const body = await readBody(req, MAX_REQUEST_BODY_BYTES);
       if (!body.ok) {
         response = errorResponse(
@@ -101,6 +149,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const grace = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 2000);
         await closed;
         clearTimeout(grace);
+        await store.close();
         await unlinkBoundSocket(bound);
       })();
       return closing;
@@ -139,7 +188,12 @@ function readBody(req: IncomingMessage, limitBytes: number): Promise<BodyResult>
 }
 
 function writeResponse(res: ServerResponse, response: ApiResponse, log: ApiLog): void {
-  if (res.headersSent || res.destroyed) return;
+  if (res.destroyed) return;
+  if (res.headersSent) {
+    // A streamed answer that failed half way: cutting the connection is the only signal left.
+    if (!res.writableEnded) res.destroy();
+    return;
+  }
   try {
     switch (response.kind) {
       case 'empty':

@@ -1,4 +1,7 @@
 // An in-memory VmManagerApi for tests of the API server and the CLI: no QEMU, same errors as the contract.
+// Copies move bytes between the caller's host fd and an in-memory guest file system (guestFiles).
+import { readSync, writeSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
 import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
@@ -13,6 +16,12 @@ export class FakeVmManager implements VmManagerApi {
   readonly vms = new Map<string, VmDetails>();
   /** Thrown (once) by the next call instead of doing anything. */
   failNext: unknown;
+  /** Guest path → contents: what copyToGuest writes and copyFromGuest reads. */
+  readonly guestFiles = new Map<string, Uint8Array>();
+  /** Thrown (once) by the next copy halfway through, after some progress. */
+  failCopy: unknown;
+  /** Bytes per pread/pwrite and per onProgress call. */
+  copyChunkBytes = 1024 * 1024;
   #nextPid = 4242;
 
   constructor(readonly runRoot = '/run/vmgmt/vms') {}
@@ -118,15 +127,56 @@ export class FakeVmManager implements VmManagerApi {
   }
 
   async copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }> {
-    this.#enter('copyToGuest', [name, opts.guestPath]);
-    this.#get(name);
-    throw new VmgmtError('AGENT_UNAVAILABLE', `no guest agent is running in VM ${name} (fake manager)`);
+    this.#enter('copyToGuest', [name, opts.guestPath, opts.sizeBytes]);
+    this.#runningForCopy(name, opts.guestPath);
+    const data = new Uint8Array(opts.sizeBytes);
+    let moved = 0;
+    opts.onProgress?.(0, opts.sizeBytes);
+    while (moved < opts.sizeBytes) {
+      const n = readSync(opts.hostFd, data, moved, Math.min(this.copyChunkBytes, opts.sizeBytes - moved), moved);
+      if (n === 0) throw new VmgmtError('INTERNAL', `the host file ended after ${moved} of ${opts.sizeBytes} bytes (fake manager)`);
+      moved += n;
+      await this.#copyStep(moved, opts.sizeBytes, opts.onProgress);
+    }
+    await this.#copyStep(moved, opts.sizeBytes, undefined);
+    this.guestFiles.set(opts.guestPath, data);
+    return { bytes: moved };
   }
 
   async copyFromGuest(name: string, opts: HostCopyOptions): Promise<{ bytes: number }> {
     this.#enter('copyFromGuest', [name, opts.guestPath]);
-    this.#get(name);
-    throw new VmgmtError('AGENT_UNAVAILABLE', `no guest agent is running in VM ${name} (fake manager)`);
+    this.#runningForCopy(name, opts.guestPath);
+    const data = this.guestFiles.get(opts.guestPath);
+    if (!data) {
+      throw new VmgmtError('GUEST_REFUSED', `the guest agent could not copy ${opts.guestPath}: no such file (status 2)`, { status: 2 });
+    }
+    let moved = 0;
+    opts.onProgress?.(0, data.byteLength);
+    while (moved < data.byteLength) {
+      moved += writeSync(opts.hostFd, data, moved, Math.min(this.copyChunkBytes, data.byteLength - moved), moved);
+      await this.#copyStep(moved, data.byteLength, opts.onProgress);
+    }
+    await this.#copyStep(moved, data.byteLength, undefined);
+    return { bytes: moved };
+  }
+
+  #runningForCopy(name: string, guestPath: string): void {
+    const vm = this.#get(name);
+    if (vm.state !== 'running') {
+      throw new VmgmtError('INVALID_STATE', `VM ${name} is ${vm.state}: copies need a running VM with its device`, { name });
+    }
+    if (!guestPath.startsWith('/')) throw new VmgmtError('INVALID_REQUEST', `guest path ${guestPath} must be absolute`);
+  }
+
+  /** Reports progress, yields to the event loop, and throws failCopy once past half way. */
+  async #copyStep(moved: number, total: number, onProgress: HostCopyOptions['onProgress']): Promise<void> {
+    onProgress?.(moved, total);
+    await nextTurn();
+    if (this.failCopy !== undefined && moved * 2 >= total) {
+      const err = this.failCopy;
+      this.failCopy = undefined;
+      throw err;
+    }
   }
 
   #enter(method: keyof VmManagerApi, args: unknown[]): void {

@@ -74,7 +74,7 @@ const errorBodySchema = z.object({
   details: z.record(z.string(), z.unknown()).default({}),
 });
 
-interface RawReply {
+export interface RawReply {
   status: number;
   contentType: string;
   text: string;
@@ -123,7 +123,7 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
   };
 }
 
-function toApiError(method: string, path: string, reply: RawReply): ApiError {
+export function toApiError(method: string, path: string, reply: RawReply): ApiError {
   let parsed: z.infer<typeof errorBodySchema> | undefined;
   try {
     const result = errorBodySchema.safeParse(JSON.parse(reply.text));
@@ -168,7 +168,7 @@ function send(socketPath: string, method: string, path: string, bodyText: string
   });
 }
 
-function unavailable(socketPath: string, err: NodeJS.ErrnoException, connected: boolean): DaemonUnavailableError {
+export function unavailable(socketPath: string, err: NodeJS.ErrnoException, connected: boolean): DaemonUnavailableError {
   const opts = { cause: err };
   if (!connected) {
     switch (err.code) {

@@ -29,6 +29,23 @@ describe('parseCli', () => {
     expect(parse('vm console a')).toMatchObject({ ok: true, command: { kind: 'vm-console', name: 'a' } });
   });
 
+  it('parses cp, with global options anywhere', () => {
+    expect(parse('cp ./f vm1:/tmp/f')).toEqual({
+      ok: true,
+      command: { kind: 'cp', direction: 'push', vm: 'vm1', localPath: './f', guestPath: '/tmp/f' },
+      globals: { socketPath: '/run/vmgmt/vmgmt.sock', json: false },
+    });
+    expect(parse('--json cp vm1:/etc/hostname .')).toMatchObject({
+      ok: true,
+      command: { kind: 'cp', direction: 'pull', guestPath: '/etc/hostname', localPath: '.' },
+      globals: { json: true },
+    });
+    expect(parseCli(['cp', '--', '--odd-name', 'vm1:/x'], {})).toMatchObject({ ok: true, command: { localPath: '--odd-name' } });
+    expect(usage('cp ./f vm1:/x --force')).toBe('--force does not apply to `vmgmt cp`');
+    expect(usage('cp ./f')).toMatch(/needs a source and a destination/);
+    expect(parse('cp ./a ./b --json')).toMatchObject({ ok: false, group: 'cp', globals: { json: true } });
+  });
+
   it('parses the daemon command, passing only the options given', () => {
     expect(parse('daemon')).toMatchObject({ ok: true, command: { kind: 'daemon' } });
     expect(parse('daemon --state-dir /s --runtime-dir /r --socket /r/x.sock')).toMatchObject({

@@ -1,6 +1,7 @@
 // Command line → a typed command, or a usage error that says what is wrong. Pure: argv and env in, value out.
 import { parseArgs } from 'node:util';
 import { DEFAULT_SOCKET_PATH } from './api-client.js';
+import { parseCpArgs, type CpCommand } from './cp-args.js';
 
 export type LogSourceArg = 'console' | 'qemu' | 'daemon';
 
@@ -12,7 +13,8 @@ export type CliCommand =
   | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console'; name: string }
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
-  | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number };
+  | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
+  | CpCommand;
 
 export interface CliGlobals {
   socketPath: string;
@@ -21,7 +23,8 @@ export interface CliGlobals {
 
 export type ParsedCli =
   | { ok: true; command: CliCommand; globals: CliGlobals }
-  | { ok: false; message: string; globals: CliGlobals };
+  /** group: the command word (`vm`, `cp`, ...) when argv got that far. */
+  | { ok: false; message: string; globals: CliGlobals; group?: string };
 
 const OPTIONS = {
   socket: { type: 'string' },
@@ -69,7 +72,8 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   }
   const socketFlag = values.socket as string | undefined;
   const globals: CliGlobals = { socketPath: socketFlag || fallbackGlobals.socketPath, json: values.json === true };
-  const usage = (message: string): ParsedCli => ({ ok: false, message, globals });
+  const usage = (message: string): ParsedCli =>
+    positionals[0] === undefined ? { ok: false, message, globals } : { ok: false, message, globals, group: positionals[0] };
   const done = (command: CliCommand): ParsedCli => ({ ok: true, command, globals });
 
   if (socketFlag === '') return usage('--socket needs a path');
@@ -93,7 +97,14 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     });
   }
 
-  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\` or \`vmgmt vm ...\``);
+  if (group === 'cp') {
+    const extra = unexpectedOptions(values, []);
+    if (extra) return usage(`${extra} does not apply to \`vmgmt cp\``);
+    const cp = parseCpArgs(positionals.slice(1));
+    return cp.ok ? done(cp.command) : usage(cp.message);
+  }
+
+  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\` or \`vmgmt cp\``);
   if (sub === undefined) return usage(`\`vmgmt vm\` needs a subcommand: ${Object.keys(VM_COMMANDS).join(', ')}`);
   const subcommand = VM_ALIASES[sub] ?? sub;
   if (!isVmSubcommand(subcommand)) {

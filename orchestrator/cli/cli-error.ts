@@ -2,11 +2,18 @@
 // each with the exit code it ends the command with.
 import { EXIT, type ExitCode } from './exit-codes.js';
 
-export type CliErrorCode = 'USAGE' | 'FILE_UNREADABLE' | 'INVALID_DEFINITION' | 'CONSOLE_UNAVAILABLE' | 'DAEMON_NOT_BUILT';
+export type CliErrorCode =
+  | 'USAGE'
+  | 'FILE_UNREADABLE'
+  | 'FILE_UNWRITABLE'
+  | 'INVALID_DEFINITION'
+  | 'CONSOLE_UNAVAILABLE'
+  | 'DAEMON_NOT_BUILT';
 
 const EXIT_FOR: Readonly<Record<CliErrorCode, ExitCode>> = {
   USAGE: EXIT.USAGE,
   FILE_UNREADABLE: EXIT.ERROR,
+  FILE_UNWRITABLE: EXIT.ERROR,
   INVALID_DEFINITION: EXIT.INVALID_DEFINITION,
   CONSOLE_UNAVAILABLE: EXIT.CONFLICT,
   DAEMON_NOT_BUILT: EXIT.ERROR,

@@ -3,7 +3,8 @@ import { runDaemon } from '../daemon/run-daemon.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
 import { parseCli, type CliCommand } from './cli-args.js';
-import { runVmCommand } from './cli-commands.js';
+import { runVmCommand, type CommandContext } from './cli-commands.js';
+import { runCpCommand } from './cp-command.js';
 import { CliError } from './cli-error.js';
 import { formatErrorLines } from './cli-format.js';
 import type { ConsoleStdin } from './console-attach.js';
@@ -32,7 +33,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       details: {},
       exitCode: EXIT.USAGE,
       hint: 'run `vmgmt --help` for usage',
-    });
+    }, parsed.group === 'cp' ? 'event' : 'document');
   }
   const { command, globals } = parsed;
   try {
@@ -41,16 +42,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       return EXIT.OK;
     }
     if (command.kind === 'daemon') return await runDaemonCommand(command, io);
-    return await runVmCommand(command, {
+    const ctx: CommandContext = {
       client: createApiClient({ socketPath: globals.socketPath }),
       json,
       stdin: io.stdin,
       stdout: io.stdout,
       stderr: io.stderr,
       nowMs: io.nowMs ?? Date.now,
-    });
+    };
+    if (command.kind === 'cp') return await runCpCommand(command, ctx);
+    return await runVmCommand(command, ctx);
   } catch (err) {
-    return report(io, json, describeError(err));
+    // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
+    return report(io, json, describeError(err), command.kind === 'cp' ? 'event' : 'document');
   }
 }
 
@@ -93,8 +97,10 @@ export function describeError(err: unknown): Failure {
   return { code: 'INTERNAL', message: `unexpected failure: ${message}`, details: {}, exitCode: EXIT.ERROR };
 }
 
-function report(io: CliIo, json: boolean, failure: Failure): ExitCode {
-  if (json) {
+function report(io: CliIo, json: boolean, failure: Failure, jsonStyle: 'document' | 'event' = 'document'): ExitCode {
+  if (json && jsonStyle === 'event') {
+    io.stdout.write(JSON.stringify({ event: 'error', code: failure.code, message: failure.message, details: failure.details }) + '\n');
+  } else if (json) {
     io.stdout.write(JSON.stringify({ code: failure.code, message: failure.message, details: failure.details }, null, 2) + '\n');
   } else {
     io.stderr.write(formatErrorLines(failure.message, failure.details));

@@ -15,16 +15,21 @@ Usage:
   vmgmt vm logs NAME [--source console|qemu|daemon] [--tail BYTES]
                                        print a VM's log (default: the serial console)
   vmgmt vm console NAME                attach to the serial console; detach with Ctrl-]
+  vmgmt cp FILE VM:/PATH               copy a local file into a running VM (VM:/DIR/ keeps the name)
+  vmgmt cp VM:/PATH FILE|DIR           copy a file out of a running VM (written atomically)
+                                       a local name with a colon is written ./a:b
 
 Options for every command:
   --socket PATH   the daemon's socket (default $VMGMT_SOCKET, else /run/vmgmt/vmgmt.sock)
   --json          machine output: one JSON document on stdout, errors as
-                  {"code", "message", "details"} on stdout too
+                  {"code", "message", "details"} on stdout too; cp prints NDJSON
+                  events instead, the last {"event":"done",...} or {"event":"error",...}
   -h, --help      this text
 
 Exit codes:
   0  ok
   1  error from the daemon (other than below), or a local failure
+     (cp: no guest agent, the guest refused, a local file cannot be read or written)
   2  usage error
   3  the daemon is not running (no socket, or nothing listening on it)
   4  not found

@@ -28,7 +28,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
 
   const manager = new VmManager({ stateDir, runtimeDir, native: loadNative(), log });
-  const api = await startApiServer({ socketPath, manager, log });
+  const api = await startApiServer({ socketPath, manager, log, transferDir: path.join(runtimeDir, 'transfers') });
   log.info('vmgmt daemon started', { pid: process.pid, stateDir, runtimeDir, socket: socketPath });
   await manager.recoverAll();
   log.info('ready', { vms: manager.list().length });

@@ -1,0 +1,262 @@
+// The streaming routes: a pushed file is stored in the transfer directory, then copied into the guest; a
+// pulled file is copied out of the guest into the transfer directory, then fetched once by its download id.
+// Push and pull answer with NDJSON events (transfer-events.ts) once they start; what fails before that
+// (unknown VM, VM not running) is an ordinary JSON error answer.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { open } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { VmManagerApi } from '../daemon/vm-manager-api.js';
+import { VmgmtError } from '../daemon/vmgmt-error.js';
+import type { StreamAction } from './api-requests.js';
+import { errorResponse, errorToResponse, type ApiErrorBody, type ApiResponse } from './api-responses.js';
+import { encodeTransferEvent, NDJSON_CONTENT_TYPE, ProgressThrottle, type TransferEvent, type TransferStage } from './transfer-events.js';
+import type { TempFile, TransferStore } from './transfer-store.js';
+
+export interface TransferLog {
+  info(msg: string, fields?: object): void;
+  warn(msg: string, fields?: object): void;
+  error(msg: string, fields?: object): void;
+}
+
+export interface TransferContext {
+  manager: VmManagerApi;
+  store: TransferStore;
+  log: TransferLog;
+  nowMs: () => number;
+  /** Tells a client that sent `Expect: 100-continue` to send the body now. */
+  acceptBody: () => void;
+}
+
+/** `answer`: nothing was sent yet, the server writes this response. `streamed`: the response is done. */
+export type StreamOutcome = { kind: 'answer'; response: ApiResponse } | { kind: 'streamed'; status: number };
+
+export async function handleStreamAction(
+  action: StreamAction,
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: TransferContext,
+): Promise<StreamOutcome> {
+  switch (action.kind) {
+    case 'push':
+      return push(action, req, res, ctx);
+    case 'pull':
+      return pull(action, res, ctx);
+    case 'download':
+      return download(action.id, res, ctx);
+  }
+}
+
+async function push(
+  action: StreamAction & { kind: 'push' },
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: TransferContext,
+): Promise<StreamOutcome> {
+  const refused = checkVmCanCopy(ctx.manager, action.name);
+  if (refused) return refused;
+  const { name, guestPath, sizeBytes } = action;
+  const temp = await ctx.store.createTemp('push');
+  ctx.acceptBody();
+  const events = startEvents(res, ctx.nowMs);
+  const startedMs = ctx.nowMs();
+  try {
+    events.progress('upload', 0, sizeBytes);
+    await receiveUpload(req, temp, sizeBytes, (received) => events.progress('upload', received, sizeBytes));
+    events.progress('upload', sizeBytes, sizeBytes, true);
+    const result = await ctx.manager.copyToGuest(name, {
+      guestPath,
+      hostFd: temp.handle.fd,
+      sizeBytes,
+      onProgress: (moved, total) => events.progress('guest', moved, total),
+    });
+    events.progress('guest', result.bytes, sizeBytes, true);
+    events.send({ event: 'done', bytes: result.bytes });
+    ctx.log.info('file pushed', { vm: name, guestPath, bytes: result.bytes, durationMs: Math.round(ctx.nowMs() - startedMs) });
+  } catch (err) {
+    events.fail(err, ctx.log, { vm: name, guestPath, direction: 'push' });
+  } finally {
+    await temp.handle.close().catch(() => {});
+    await ctx.store.remove(temp.path);
+    events.end();
+  }
+  return { kind: 'streamed', status: 200 };
+}
+
+async function pull(action: StreamAction & { kind: 'pull' }, res: ServerResponse, ctx: TransferContext): Promise<StreamOutcome> {
+  const refused = checkVmCanCopy(ctx.manager, action.name);
+  if (refused) return refused;
+  const { name, guestPath } = action;
+  const temp = await ctx.store.createTemp('pull');
+  const events = startEvents(res, ctx.nowMs);
+  const startedMs = ctx.nowMs();
+  let held = false;
+  try {
+    const result = await ctx.manager.copyFromGuest(name, {
+      guestPath,
+      hostFd: temp.handle.fd,
+      onProgress: (moved, total) => events.progress('guest', moved, total),
+    });
+    const onHostBytes = (await temp.handle.stat()).size;
+    if (onHostBytes !== result.bytes) {
+      throw new VmgmtError('INTERNAL', `the copy of ${guestPath} reported ${result.bytes} bytes but the host file holds ${onHostBytes}`, {
+        reportedBytes: result.bytes,
+        onHostBytes,
+      });
+    }
+    events.progress('guest', result.bytes, result.bytes, true);
+    await temp.handle.close();
+    if (events.clientGone()) {
+      ctx.log.info('the client went away before the pulled file was ready; dropped it', { vm: name, guestPath });
+      return { kind: 'streamed', status: 200 };
+    }
+    const id = await ctx.store.hold(temp.path, result.bytes);
+    if (id === undefined) throw new VmgmtError('INVALID_STATE', 'the daemon is shutting down: pull the file again when it is back');
+    held = true;
+    events.send({ event: 'ready', bytes: result.bytes, download: `/v1/transfers/${id}` });
+    ctx.log.info('file pulled', { vm: name, guestPath, bytes: result.bytes, durationMs: Math.round(ctx.nowMs() - startedMs) });
+  } catch (err) {
+    events.fail(err, ctx.log, { vm: name, guestPath, direction: 'pull' });
+  } finally {
+    await temp.handle.close().catch(() => {});
+    if (!held) await ctx.store.remove(temp.path);
+    events.end();
+  }
+  return { kind: 'streamed', status: 200 };
+}
+
+async function download(id: string, res: ServerResponse, ctx: TransferContext): Promise<StreamOutcome> {
+  const held = ctx.store.claim(id);
+  if (!held) {
+    return answer(
+      errorResponse(
+        404,
+        'NOT_FOUND',
+        `no download ${id}: it was fetched already, or expired (downloads are kept ${Math.round(ctx.store.downloadTtlMs / 1000)} s after the ready event): pull the file again`,
+        { id },
+      ),
+    );
+  }
+  let handle;
+  try {
+    handle = await open(held.path, 'r');
+  } catch (err) {
+    await ctx.store.remove(held.path);
+    return answer(errorToResponse(new VmgmtError('INTERNAL', `cannot open the pulled file ${held.path}: ${(err as Error).message}`, { id }, { cause: err })).response);
+  }
+  // The open handle keeps the bytes; the name goes now, so nothing is left whatever the client does.
+  await ctx.store.remove(held.path);
+  try {
+    const sizeBytes = (await handle.stat()).size;
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(sizeBytes), 'Cache-Control': 'no-store' });
+    await pipeline(handle.createReadStream({ start: 0 }), res);
+  } catch (err) {
+    ctx.log.info('a download was cut off', { id, bytes: held.bytes, error: (err as Error).message });
+    res.destroy();
+  } finally {
+    await handle.close().catch(() => {});
+  }
+  return { kind: 'streamed', status: 200 };
+}
+
+/** An answer before streaming when the VM is unknown or not running; undefined when the copy may go on. */
+function checkVmCanCopy(manager: VmManagerApi, name: string): StreamOutcome | undefined {
+  let state;
+  try {
+    state = manager.inspect(name).state;
+  } catch (err) {
+    return answer(errorToResponse(err).response);
+  }
+  if (state === 'running') return undefined;
+  return answer(
+    errorToResponse(
+      new VmgmtError('INVALID_STATE', `vm ${name} is ${state}: copies need a running VM; start it with \`vmgmt vm start ${name}\``, {
+        name,
+        state,
+      }),
+    ).response,
+  );
+}
+
+function answer(response: ApiResponse): StreamOutcome {
+  return { kind: 'answer', response };
+}
+
+/** Stores the request body in temp; throws VmgmtError when the body breaks off or cannot be stored. */
+async function receiveUpload(req: IncomingMessage, temp: TempFile, sizeBytes: number, onBytes: (received: number) => void): Promise<void> {
+  let received = 0;
+  const iterator = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Buffer>;
+    try {
+      next = await iterator.next();
+    } catch (err) {
+      throw new VmgmtError('INVALID_REQUEST', `the upload broke off after ${received} of ${sizeBytes} bytes (${(err as Error).message}): send the file again`, {
+        receivedBytes: received,
+        sizeBytes,
+      }, { cause: err });
+    }
+    if (next.done) break;
+    try {
+      await writeFully(temp, next.value, received);
+    } catch (err) {
+      req.destroy();
+      throw new VmgmtError('INTERNAL', `cannot store the upload in ${temp.path}: ${(err as Error).message}: check free space in the transfer directory`, {
+        path: temp.path,
+        receivedBytes: received,
+        sizeBytes,
+      }, { cause: err });
+    }
+    received += next.value.length;
+    onBytes(received);
+  }
+  if (received !== sizeBytes) {
+    throw new VmgmtError('INVALID_REQUEST', `the upload ended after ${received} of ${sizeBytes} bytes: send the whole file`, {
+      receivedBytes: received,
+      sizeBytes,
+    });
+  }
+}
+
+async function writeFully(temp: TempFile, chunk: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < chunk.length) {
+    const { bytesWritten } = await temp.handle.write(chunk, done, chunk.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+interface EventStream {
+  progress(stage: TransferStage, bytes: number, totalBytes: number, final?: boolean): void;
+  send(event: TransferEvent): void;
+  fail(err: unknown, log: TransferLog, fields: object): void;
+  clientGone(): boolean;
+  end(): void;
+}
+
+/** Starts the 200 NDJSON answer; events written after the client went away are dropped. */
+function startEvents(res: ServerResponse, nowMs: () => number): EventStream {
+  res.writeHead(200, { 'Content-Type': NDJSON_CONTENT_TYPE, 'Cache-Control': 'no-store', Connection: 'close' });
+  res.flushHeaders();
+  const throttles: Record<TransferStage, ProgressThrottle> = { upload: new ProgressThrottle(), guest: new ProgressThrottle() };
+  const gone = (): boolean => res.destroyed || res.writableEnded;
+  const send = (event: TransferEvent): void => {
+    if (!gone()) res.write(encodeTransferEvent(event));
+  };
+  return {
+    progress(stage, bytes, totalBytes, final = false) {
+      if (throttles[stage].take(nowMs(), bytes, totalBytes, final)) send({ event: 'progress', stage, bytes, totalBytes });
+    },
+    send,
+    fail(err, log, fields) {
+      const mapped = errorToResponse(err);
+      const body = (mapped.response.kind === 'json' ? mapped.response.body : {}) as ApiErrorBody;
+      if (mapped.unexpected) log.error('file transfer failed unexpectedly', { ...fields, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      else log.info('file transfer failed', { ...fields, code: body.code, error: body.message });
+      send({ event: 'error', code: body.code, message: body.message, details: body.details });
+    },
+    clientGone: gone,
+    end() {
+      if (!gone()) res.end();
+    },
+  };
+}

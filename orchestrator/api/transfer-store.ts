@@ -1,0 +1,128 @@
+// The daemon's transfer directory: temporary files (mode 0600) that hold a pushed file until the guest has
+// it, or a pulled file until the client fetches it. A pulled file is held under a random 128-bit id for one
+// download and removed when fetched, when unclaimed after the time to live, or when the store closes.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { VmgmtError } from '../daemon/vmgmt-error.js';
+
+export const DEFAULT_DOWNLOAD_TTL_MS = 60_000;
+
+/** Names this store gives its files; anything else in the directory is left alone. */
+const TEMP_NAME_PATTERN = /^vmgmt-(push|pull)-[0-9a-f]{32}$/;
+
+export interface TransferStoreLog {
+  info(msg: string, fields?: object): void;
+  warn(msg: string, fields?: object): void;
+}
+
+export interface TempFile {
+  path: string;
+  handle: FileHandle;
+}
+
+export interface HeldDownload {
+  path: string;
+  bytes: number;
+}
+
+interface Held extends HeldDownload {
+  timer: NodeJS.Timeout;
+}
+
+export class TransferStore {
+  readonly #held = new Map<string, Held>();
+  #closed = false;
+
+  constructor(
+    readonly dir: string,
+    private readonly log: TransferStoreLog,
+    readonly downloadTtlMs: number = DEFAULT_DOWNLOAD_TTL_MS,
+  ) {}
+
+  /** Removes files a previous daemon left behind. The directory itself is made (0700) on first use. */
+  async open(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new VmgmtError(
+        'INTERNAL',
+        `cannot read the transfer directory ${this.dir}: ${(err as Error).message}: check that it is a directory the daemon may use`,
+        { transferDir: this.dir },
+        { cause: err },
+      );
+    }
+    for (const name of names) {
+      if (!TEMP_NAME_PATTERN.test(name)) continue;
+      await this.remove(path.join(this.dir, name));
+      this.log.info('removed a leftover transfer file', { path: path.join(this.dir, name) });
+    }
+  }
+
+  /** A new empty file, opened for reading and writing, that only the daemon's user can read. */
+  async createTemp(kind: 'push' | 'pull'): Promise<TempFile> {
+    const file = path.join(this.dir, `vmgmt-${kind}-${randomBytes(16).toString('hex')}`);
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      return { path: file, handle: await open(file, 'wx+', 0o600) };
+    } catch (err) {
+      throw new VmgmtError(
+        'INTERNAL',
+        `cannot create a transfer file in ${this.dir}: ${(err as Error).message}`,
+        { transferDir: this.dir },
+        { cause: err },
+      );
+    }
+  }
+
+  /** Keeps a pulled file for one download; its id, or undefined (and the file removed) after close(). */
+  async hold(file: string, bytes: number): Promise<string | undefined> {
+    if (this.#closed) {
+      await this.remove(file);
+      return undefined;
+    }
+    const id = randomBytes(16).toString('hex');
+    const timer = setTimeout(() => {
+      if (this.#held.delete(id)) {
+        this.log.info('an unclaimed download expired', { id, bytes, ttlMs: this.downloadTtlMs });
+        void this.remove(file);
+      }
+    }, this.downloadTtlMs);
+    timer.unref();
+    this.#held.set(id, { path: file, bytes, timer });
+    return id;
+  }
+
+  /** The held file for id, once: the caller owns it from now on (and removes it). */
+  claim(id: string): HeldDownload | undefined {
+    const held = this.#held.get(id);
+    if (!held) return undefined;
+    this.#held.delete(id);
+    clearTimeout(held.timer);
+    return { path: held.path, bytes: held.bytes };
+  }
+
+  /** Removes a transfer file; one that is already gone is fine. */
+  async remove(file: string): Promise<void> {
+    try {
+      await unlink(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.log.warn('cannot remove a transfer file', { path: file, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** Removes every held download; later hold() calls remove their file at once. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const held = [...this.#held.values()];
+    this.#held.clear();
+    for (const h of held) {
+      clearTimeout(h.timer);
+      await this.remove(h.path);
+    }
+  }
+}
