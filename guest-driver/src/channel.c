@@ -65,7 +65,7 @@ static bool channel_reset_complete(void *arg)
            __atomic_load_n(&w->ctl->state, __ATOMIC_ACQUIRE) == VMGMT_CHANNEL_STATE_READY;
 }
 
-static int channel_reset(struct channel *ch, uint32_t timeout_ms)
+int channel_reset(struct channel *ch, uint32_t timeout_ms)
 {
     struct vmgmt_dev *dev = ch->dev;
     struct channel_reset_wait w = { .ctl = ch->ctl };
@@ -89,8 +89,28 @@ static int channel_reset(struct channel *ch, uint32_t timeout_ms)
                             "channel %u is not empty after the core reset it (g2c prod %u cons %u, c2g prod %u cons %u): protocol violation by the core; restart the vmgmt daemon",
                             ch->index, ch->g2c.local, g2c_cons, c2g_prod, ch->c2g.local);
     __atomic_store_n(&ch->c2g.ring->need_wakeup, 0u, __ATOMIC_RELEASE);
-    report_verbose(dev->verbose, "channel %u: claimed, generation %u, reset done", ch->index, ch->generation);
+    report_verbose(dev->verbose, "channel %u: reset done, generation %u", ch->index, ch->generation);
     return REPORT_EXIT_OK;
+}
+
+int channel_claim_at(struct vmgmt_dev *dev, struct channel *ch, uint32_t index, uint32_t timeout_ms)
+{
+    memset(ch, 0, sizeof(*ch));
+    ch->token = (uint32_t)getpid();
+    if (index >= dev->geom.channel_count)
+        return report_error(REPORT_EXIT_NO_CHANNEL, "channel %u does not exist: device %s has %u channels", index, dev->bdf, dev->geom.channel_count);
+    channel_attach(dev, ch, index);
+    if (!channel_try_take(dev, ch->ctl, index, ch->token)) {
+        uint32_t owner = __atomic_load_n(&ch->ctl->owner, __ATOMIC_ACQUIRE);
+        memset(ch, 0, sizeof(*ch));
+        return report_error(REPORT_EXIT_NO_CHANNEL, "channel %u of device %s is owned by running process %u; wait for it to exit or stop it", index,
+                            dev->bdf, owner);
+    }
+    ch->claimed = true;
+    int rc = channel_reset(ch, timeout_ms);
+    if (rc)
+        channel_release(ch);
+    return rc;
 }
 
 int channel_claim(struct vmgmt_dev *dev, struct channel *ch, uint32_t timeout_ms)

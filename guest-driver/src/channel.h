@@ -32,6 +32,14 @@ enum channel_io {
 /* Claims the first free channel, resets it through the core and attaches to its rings. Returns a report_exit code. */
 int channel_claim(struct vmgmt_dev *dev, struct channel *ch, uint32_t timeout_ms);
 
+/* Claims channel `index` only (free, or owned by a pid that no longer exists) and resets it. Returns a
+ * report_exit code (REPORT_EXIT_NO_CHANNEL when a live process owns it). */
+int channel_claim_at(struct vmgmt_dev *dev, struct channel *ch, uint32_t index, uint32_t timeout_ms);
+
+/* Resets our claimed channel through the core (new generation, empty rings, mode NONE; the core drops
+ * every request in flight) and re-attaches to its rings. Returns a report_exit code. */
+int channel_reset(struct channel *ch, uint32_t timeout_ms);
+
 /* Gives the channel back (owner pid -> 0). Safe to call twice. */
 void channel_release(struct channel *ch);
 

@@ -12,5 +12,6 @@ void dev_init_empty(struct vmgmt_dev *dev, bool verbose)
     dev->vfio.irq_fd[1] = -1;
     dev->wait = DEV_WAIT_POLL;
     dev->spin_ns = DEV_DEFAULT_SPIN_NS;
+    dev->backoff_max_ns = DEV_DEFAULT_BACKOFF_MAX_NS;
     dev->verbose = verbose;
 }

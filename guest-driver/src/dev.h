@@ -8,6 +8,7 @@
 #include "vmgmt_layout.h"
 
 #define DEV_DEFAULT_SPIN_NS 30000ull
+#define DEV_DEFAULT_BACKOFF_MAX_NS 1000000ull
 
 /* How a consumer blocks once spinning is over. */
 enum dev_wait_method {
@@ -39,6 +40,7 @@ struct vmgmt_dev {
     uint64_t features;          /* feature bits in force (guest_features) */
     enum dev_wait_method wait;
     uint64_t spin_ns;           /* how long a waiter spins before it blocks */
+    uint64_t backoff_max_ns;    /* polling: the longest sleep between two looks (the agent idles at 2 ms) */
     bool ignore_stop;           /* cleanup after SIGINT (discarding a put): waits run to their deadline */
     struct dev_vfio vfio;
     bool verbose;

@@ -19,15 +19,16 @@ const char *fileop_type_name(uint32_t type)
     }
 }
 
-int fileop_refused(const struct fileop *f, uint16_t type, int32_t status, const char *op, const char *path)
+int fileop_refused(struct fileop *f, uint16_t type, int32_t status, const char *op, const char *path)
 {
+    f->refused_status = status;
     if (status >= VMGMT_ST_UNKNOWN_TYPE && status <= VMGMT_ST_BAD_RESPONSE)
         return report_error(REPORT_EXIT_PROTOCOL, "the management core answered %s for %s %s on channel %u with status %d: %s", inflight_type_name(type),
                             op, path, f->ch->index, status, vmgmt_status_text(status));
     return report_error(REPORT_EXIT_REFUSED, "%s %s: %s (status %d)", op, path, vmgmt_status_text(status), status);
 }
 
-int fileop_expect(const struct fileop *f, const struct inflight_answer *a, uint32_t need, const char *op, const char *path)
+int fileop_expect(struct fileop *f, const struct inflight_answer *a, uint32_t need, const char *op, const char *path)
 {
     if (a->status != VMGMT_ST_OK)
         return fileop_refused(f, a->type, a->status, op, path);
@@ -38,23 +39,32 @@ int fileop_expect(const struct fileop *f, const struct inflight_answer *a, uint3
     return REPORT_EXIT_OK;
 }
 
-int fileop_start(struct fileop *f, struct channel *ch, uint32_t timeout_ms)
+int fileop_start_in_mode(struct fileop *f, struct channel *ch, uint32_t timeout_ms, uint32_t mode, const char *mode_name)
 {
     f->ch = ch;
+    f->refused_status = VMGMT_ST_OK;
     inflight_init(&f->table, ch, timeout_ms);
     slice_attach(&f->slice, ch->dev, ch->index);
-    struct vmgmt_set_mode req = { .mode = VMGMT_MODE_FILE };
+    struct vmgmt_set_mode req = { .mode = mode };
     struct inflight_answer a;
-    int rc = inflight_call(&f->table, VMGMT_MSG_SET_MODE, &req, sizeof(req), &a, "SET_MODE file");
+    char during[48], op[48];
+    snprintf(during, sizeof(during), "SET_MODE %s", mode_name);
+    int rc = inflight_call(&f->table, VMGMT_MSG_SET_MODE, &req, sizeof(req), &a, during);
     if (rc)
         return rc;
     if (a.status != VMGMT_ST_OK) {
         char where[32];
         snprintf(where, sizeof(where), "on channel %u", ch->index);
-        return fileop_refused(f, a.type, a.status, "set mode file", where);
+        snprintf(op, sizeof(op), "set mode %s", mode_name);
+        return fileop_refused(f, a.type, a.status, op, where);
     }
-    report_verbose(ch->dev->verbose, "channel %u: mode file, data slice %u bytes", ch->index, f->slice.size);
+    report_verbose(ch->dev->verbose, "channel %u: mode %s, data slice %u bytes", ch->index, mode_name, f->slice.size);
     return REPORT_EXIT_OK;
+}
+
+int fileop_start(struct fileop *f, struct channel *ch, uint32_t timeout_ms)
+{
+    return fileop_start_in_mode(f, ch, timeout_ms, VMGMT_MODE_FILE, "file");
 }
 
 static void fileop_during(char *buf, size_t cap, uint16_t type, const char *path)

@@ -19,16 +19,20 @@ struct fileop {
     struct channel *ch;
     struct inflight table;
     struct slice slice;
+    int32_t refused_status;  /* the last non-OK status an answer carried (0: none), for callers that pass it on (the agent) */
 };
 
 /* Attaches the slice and sends SET_MODE {FILE}. Returns a report_exit code. */
 int fileop_start(struct fileop *f, struct channel *ch, uint32_t timeout_ms);
 
-/* Prints the message for a non-OK status of `type` on op/path; returns 8 or 6. */
-int fileop_refused(const struct fileop *f, uint16_t type, int32_t status, const char *op, const char *path);
+/* The same with another mode that serves FILE_* (MODE_AGENT); mode_name ("agent") is for messages. */
+int fileop_start_in_mode(struct fileop *f, struct channel *ch, uint32_t timeout_ms, uint32_t mode, const char *mode_name);
+
+/* Prints the message for a non-OK status of `type` on op/path and records it in refused_status; returns 8 or 6. */
+int fileop_refused(struct fileop *f, uint16_t type, int32_t status, const char *op, const char *path);
 
 /* Checks an answer: status OK (else fileop_refused) and at least `need` payload bytes (else exit 6). */
-int fileop_expect(const struct fileop *f, const struct inflight_answer *a, uint32_t need, const char *op, const char *path);
+int fileop_expect(struct fileop *f, const struct inflight_answer *a, uint32_t need, const char *op, const char *path);
 
 int fileop_open(struct fileop *f, const char *op, const char *path, uint32_t flags, uint32_t mode, uint64_t size, struct vmgmt_file_info *info);
 int fileop_close(struct fileop *f, const char *op, const char *path, uint32_t handle, uint32_t flags);

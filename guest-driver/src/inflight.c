@@ -29,6 +29,7 @@ const char *inflight_type_name(uint16_t type)
     case VMGMT_MSG_FILE_MKDIR: return "FILE_MKDIR";
     case VMGMT_MSG_FILE_REMOVE: return "FILE_REMOVE";
     case VMGMT_MSG_FILE_HASH: return "FILE_HASH";
+    case VMGMT_MSG_AGENT_COPY: return "AGENT_COPY";
     default: return "unknown";
     }
 }
@@ -69,9 +70,14 @@ enum inflight_take {
 static enum inflight_take inflight_take(struct inflight *t, struct inflight_answer *a, uint64_t deadline_ns, enum channel_io *io,
                                         struct vmgmt_msg *msg)
 {
-    *io = channel_recv(t->ch, msg, a->payload, sizeof(a->payload), deadline_ns);
-    if (*io != CHANNEL_IO_OK)
-        return INFLIGHT_IO;
+    for (;;) {
+        *io = channel_recv(t->ch, msg, a->payload, sizeof(a->payload), deadline_ns);
+        if (*io != CHANNEL_IO_OK)
+            return INFLIGHT_IO;
+        if ((msg->type & VMGMT_MSG_RESPONSE_BIT) || !t->on_request)
+            break;
+        t->on_request(t->on_request_arg, msg, a->payload);
+    }
     struct inflight_entry *e = NULL;
     for (uint32_t i = 0; i < INFLIGHT_MAX && !e; i++)
         if (t->entry[i].used && t->entry[i].request_id == msg->request_id)

@@ -18,6 +18,10 @@ struct inflight_entry {
     uint32_t tag;          /* the caller's: which buffer, which step */
 };
 
+/* Called with a message the core put on c2g WITHOUT RESPONSE_BIT: a request the host started (agent mode).
+ * The payload is only valid during the call. */
+typedef void (*inflight_request_fn)(void *arg, const struct vmgmt_msg *msg, const uint8_t *payload);
+
 struct inflight {
     struct channel *ch;
     struct inflight_entry entry[INFLIGHT_MAX];
@@ -26,6 +30,8 @@ struct inflight {
     uint32_t next_id;
     uint32_t timeout_ms;   /* per answer */
     bool broken;           /* a send or receive failed other than by SIGINT: the channel cannot carry a cleanup request */
+    inflight_request_fn on_request; /* NULL: a host-started request is a protocol violation like any unmatched message */
+    void *on_request_arg;
 };
 
 struct inflight_answer {
@@ -50,6 +56,7 @@ int inflight_send(struct inflight *t, uint16_t type, const void *payload, uint32
                   uint32_t *request_id);
 
 /* Waits (timeout_ms) for the answer to any outstanding request, checks it matches one, removes that entry.
+ * Host-started requests that arrive meanwhile go to on_request (when set) and the wait goes on.
  * Returns a report_exit code; stops when the core puts the channel in NEEDS_RESET. */
 int inflight_next(struct inflight *t, struct inflight_answer *a, const char *during);
 

@@ -18,6 +18,7 @@ static const char *info_mode_name(uint32_t mode)
     case VMGMT_MODE_STATS: return "stats";
     case VMGMT_MODE_CHAT: return "chat";
     case VMGMT_MODE_CALC: return "calc";
+    case VMGMT_MODE_AGENT: return "agent";
     default: return "unknown";
     }
 }

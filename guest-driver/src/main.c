@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent.h"
+#include "bench.h"
 #include "cli.h"
 #include "debug.h"
 #include "filecmd.h"
@@ -44,6 +46,14 @@ static const char main_usage[] =
     "                                      than the slot) and print the response or the channel's state change\n"
     "  debug poke-prod VALUE               publish VALUE as the g2c producer index (garbage) and print the\n"
     "                                      channel's state change; both wait --wait-ms (default 2000)\n"
+    "  agent [--wait poll|msix|auto] [-t TIMEOUT_MS] [--poll-ms MS] [--idle-poll-ms MS]\n"
+    "                                      the resident agent: serves the copies the host starts (vmgmt cp) on\n"
+    "                                      a channel in agent mode; runs until SIGTERM; one line per copy on\n"
+    "                                      stderr. Polls by default so other commands keep MSI-X: every MS\n"
+    "                                      (default 2) for 10 s after a request, then every idle MS (default 100)\n"
+    "  bench memcpy [--mib N] [--reps R]   memcpy throughput guest RAM -> the channel's data slice and back\n"
+    "                                      (default 64 MiB, 3 reps after a warm-up); prints\n"
+    "                                      memcpy: to_bar_MBps=X from_bar_MBps=Y bytes=N\n"
     "  help                                this text\n"
     "\n"
     "options for every command:\n"
@@ -80,7 +90,7 @@ static int main_parse(int argc, char **argv, struct main_options *o)
         return REPORT_EXIT_OK;
     bool is_info = strcmp(o->command, "info") == 0, is_ping = strcmp(o->command, "ping") == 0;
     if (!is_info && !is_ping)
-        return cli_usage_error("unknown command '%s': use info, ping, file, debug or help", o->command);
+        return cli_usage_error("unknown command '%s': use info, ping, file, agent, bench, debug or help", o->command);
     optind = 2;
     opterr = 0;
     int c;
@@ -149,6 +159,10 @@ int main(int argc, char **argv)
         rc = filecmd_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "debug") == 0) {
         rc = debug_main(argc, argv);
+    } else if (argc >= 2 && strcmp(argv[1], "agent") == 0) {
+        rc = agent_main(argc, argv);
+    } else if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
+        rc = bench_main(argc, argv);
     } else {
         struct main_options o;
         rc = main_parse(argc, argv, &o);

@@ -35,6 +35,7 @@ struct transfer {
     uint32_t buf_bytes;
     uint64_t start_ns;
     uint64_t last_progress_ns;
+    int local_errno;            /* errno of a failed local read or write in the data phase, 0 otherwise */
 };
 
 static int transfer_plan(struct transfer *t)
@@ -137,6 +138,13 @@ static int transfer_local_error(const char *what, const char *path, int err)
     return report_error(REPORT_EXIT_SYSTEM, "%s %s: %s", what, path, strerror(err));
 }
 
+/* A local read or write failed while data moved: remembered for callers that turn it into a status. */
+static int transfer_data_error(struct transfer *t, const char *what, const char *path, int err)
+{
+    t->local_errno = err;
+    return transfer_local_error(what, path, err);
+}
+
 static int transfer_pwrite_all(int fd, const uint8_t *p, uint32_t length, uint64_t offset)
 {
     while (length) {
@@ -215,7 +223,7 @@ static int transfer_get_flush(struct transfer *t, int fd, const char *part, uint
                 continue;
             int err = transfer_pwrite_all(fd, slice_at(&t->f->slice, b->slice_offset), b->length, b->file_offset);
             if (err)
-                return transfer_local_error("writing", part, -err);
+                return transfer_data_error(t, "writing", part, -err);
             *written += b->length;
             *b = (struct transfer_buf){ .slice_offset = b->slice_offset };
             moved = true;
@@ -359,11 +367,13 @@ static int transfer_put_data(struct transfer *t, int fd, uint64_t size)
             uint64_t left = size - next;
             *b = (struct transfer_buf){ .slice_offset = b->slice_offset, .file_offset = next, .length = left < t->buf_bytes ? (uint32_t)left : t->buf_bytes };
             int err = transfer_pread_all(fd, slice_at(&t->f->slice, b->slice_offset), b->length, next);
-            if (err == -ENODATA)
+            if (err == -ENODATA) {
+                t->local_errno = ENODATA;
                 return report_error(REPORT_EXIT_SYSTEM, "reading %s: it ended at byte %" PRIu64 ", before its size %" PRIu64 " when the put began: it changed during the put; run the put again",
                                     t->o->local_path, next, size);
+            }
             if (err)
-                return transfer_local_error("reading", t->o->local_path, -err);
+                return transfer_data_error(t, "reading", t->o->local_path, -err);
             next += b->length;
             rc = transfer_send_io(t, VMGMT_MSG_FILE_WRITE, i);
             if (rc)
@@ -463,5 +473,29 @@ discard:
         report_error(REPORT_EXIT_OK, "put %s: discarded on the host; nothing was committed", o->host_path);
 close_fd:
     close(fd);
+    return rc;
+}
+
+int transfer_pull(struct fileop *f, const char *host_path, uint32_t handle, int fd, const char *local_name, uint64_t size, int *local_errno)
+{
+    const struct transfer_options o = { .host_path = host_path, .local_path = local_name, .quiet = true };
+    struct transfer t = { .f = f, .o = &o, .op = "copy to-guest", .handle = handle, .handle_open = true };
+    *local_errno = 0;
+    int rc = transfer_plan(&t);
+    if (!rc)
+        rc = transfer_get_data(&t, fd, local_name, 0, size);
+    *local_errno = t.local_errno;
+    return rc;
+}
+
+int transfer_push(struct fileop *f, const char *host_path, uint32_t handle, int fd, const char *local_name, uint64_t size, int *local_errno)
+{
+    const struct transfer_options o = { .host_path = host_path, .local_path = local_name, .quiet = true };
+    struct transfer t = { .f = f, .o = &o, .op = "copy from-guest", .handle = handle, .handle_open = true };
+    *local_errno = 0;
+    int rc = transfer_plan(&t);
+    if (!rc)
+        rc = transfer_put_data(&t, fd, size);
+    *local_errno = t.local_errno;
     return rc;
 }

@@ -28,4 +28,12 @@ struct transfer_options {
 int transfer_get(struct fileop *f, const struct transfer_options *o);
 int transfer_put(struct fileop *f, const struct transfer_options *o);
 
+/* The pipelines without the command around them (no local naming, no final line), for the agent.
+ * transfer_pull moves bytes [0, size) of the open READ handle into fd, written in file order (no fsync);
+ * transfer_push moves size bytes of fd into the open WRITE handle (which stays open: the caller commits).
+ * local_name names fd in messages. Both return a report_exit code; *local_errno is the errno of a failed
+ * local read or write (ENODATA: fd ended before size), 0 when the failure was not local. */
+int transfer_pull(struct fileop *f, const char *host_path, uint32_t handle, int fd, const char *local_name, uint64_t size, int *local_errno);
+int transfer_push(struct fileop *f, const char *host_path, uint32_t handle, int fd, const char *local_name, uint64_t size, int *local_errno);
+
 #endif

@@ -83,7 +83,7 @@ enum wait_result wait_until(struct vmgmt_dev *dev, wait_ready_fn ready, void *ar
             uint64_t left = deadline_ns - now;
             struct timespec ts = wait_timespec(backoff_ns < left ? backoff_ns : left);
             nanosleep(&ts, NULL);
-            backoff_ns = backoff_ns * 2 < WAIT_BACKOFF_MAX_NS ? backoff_ns * 2 : WAIT_BACKOFF_MAX_NS;
+            backoff_ns = backoff_ns * 2 < dev->backoff_max_ns ? backoff_ns * 2 : dev->backoff_max_ns;
         }
     }
     if (use_irq)

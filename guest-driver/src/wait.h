@@ -1,6 +1,6 @@
 /* wait: wait for a condition in shared memory. Spin for dev->spin_ns; then, if the caller gave a need_wakeup flag and
  * the MSI-X eventfd is set up, publish need_wakeup = 1, re-check, and block on the eventfd; otherwise sleep
- * with an adaptive back-off (5 us doubling to 1 ms). */
+ * with an adaptive back-off (5 us doubling to dev->backoff_max_ns, 1 ms by default). */
 #ifndef VG_WAIT_H
 #define VG_WAIT_H
 #include <stdbool.h>
@@ -9,7 +9,6 @@
 #include "dev.h"
 
 #define WAIT_BACKOFF_MIN_NS 5000ull
-#define WAIT_BACKOFF_MAX_NS 1000000ull
 
 enum wait_result {
     WAIT_READY,

@@ -1,0 +1,406 @@
+#include "agent.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agentcopy.h"
+#include "agentmsg.h"
+#include "channel.h"
+#include "cli.h"
+#include "clock.h"
+#include "fileop.h"
+#include "report.h"
+#include "session.h"
+#include "signals.h"
+#include "wait.h"
+
+#define AGENT_DEFAULT_TIMEOUT_MS 30000u
+#define AGENT_MSIX_HEALTH_CHECK_NS 1000000000ull /* MSI-X: wake at least this often to check the channel and the core */
+#define AGENT_POLL_HEALTH_CHECK_NS 60000000000ull /* polling checks them at every look; this only bounds one wait */
+#define AGENT_RELEASE_TIMEOUT_MS 2000u
+#define AGENT_RECONNECT_MS 100u                 /* after losing the channel; AGENT_RETRY_MS when it was lost within a second */
+#define AGENT_DEFERRED_MAX VMGMT_LIMIT_MAX_IN_FLIGHT_PER_CHANNEL
+
+/* A refusal that could not be sent at once (g2c full while a copy ran): sent from the main loop. */
+struct agent_deferred {
+    uint32_t request_id;
+    uint16_t type;
+    int32_t status;
+};
+
+struct agent {
+    struct cli_common common;
+    uint64_t warm_backoff_ns;                  /* --poll-ms: the longest sleep while warm */
+    uint64_t idle_backoff_ns;                  /* --idle-poll-ms: the longest sleep after AGENT_WARM_NS without a request */
+    uint64_t last_active_ns;                   /* the last request, or the connect */
+    struct session s;
+    bool connected;
+    struct fileop f;
+    uint32_t core_generation;                  /* at connect */
+    struct agentmsg_copy queue[AGENT_QUEUE_MAX];
+    uint32_t queue_head, queue_count;
+    struct agent_deferred deferred[AGENT_DEFERRED_MAX];
+    uint32_t deferred_count;
+    struct agentmsg_copy scratch;              /* decode target when the queue is full */
+    uint8_t payload[VMGMT_LIMIT_MAX_SLOT_BYTES];
+};
+
+enum agent_outcome { AGENT_LOST, AGENT_STOP };
+
+static int agent_parse(int argc, char **argv, struct agent *a)
+{
+    struct cli_common *o = &a->common;
+    uint32_t poll_ms = (uint32_t)(AGENT_WARM_BACKOFF_NS / 1000000u), idle_poll_ms = (uint32_t)(AGENT_IDLE_BACKOFF_NS / 1000000u);
+    static const struct option longopts[] = {
+        { "device", required_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },       { "timeout", required_argument, NULL, 't' },
+        { "wait", required_argument, NULL, 'w' },   { "spin-us", required_argument, NULL, 's' }, { "poll-ms", required_argument, NULL, 'p' },
+        { "idle-poll-ms", required_argument, NULL, 'i' }, { NULL, 0, NULL, 0 },
+    };
+    *o = (struct cli_common){ .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = AGENT_DEFAULT_TIMEOUT_MS };
+    optind = 2;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":d:vt:", longopts, NULL)) != -1) {
+        int rc = REPORT_EXIT_OK;
+        switch (c) {
+        case 'd': o->bdf = optarg; break;
+        case 'v': o->verbose = true; break;
+        case 't': rc = cli_parse_u32(optarg, "timeout -t (milliseconds)", 1, CLI_MAX_TIMEOUT_MS, &o->timeout_ms); break;
+        case 'w': rc = cli_parse_wait(optarg, &o->wait); break;
+        case 's': rc = cli_parse_u32(optarg, "spin time --spin-us (microseconds)", 0, 1000000, &o->spin_us); break;
+        case 'p': rc = cli_parse_u32(optarg, "poll interval --poll-ms (milliseconds)", 1, 1000, &poll_ms); break;
+        case 'i': rc = cli_parse_u32(optarg, "idle poll interval --idle-poll-ms (milliseconds)", 1, 10000, &idle_poll_ms); break;
+        case ':': return cli_usage_error("option %s needs a value", argv[optind - 1]);
+        default: return cli_usage_error("unknown option '%s' for agent", argv[optind - 1]);
+        }
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage_error("agent takes no arguments, not '%s'", argv[optind]);
+    a->warm_backoff_ns = (uint64_t)poll_ms * 1000000u;
+    a->idle_backoff_ns = (uint64_t)(idle_poll_ms > poll_ms ? idle_poll_ms : poll_ms) * 1000000u;
+    return REPORT_EXIT_OK;
+}
+
+static enum channel_io agent_answer(struct agent *a, uint32_t request_id, uint16_t type, int32_t status, uint64_t bytes, uint64_t deadline_ns)
+{
+    struct vmgmt_file_io_result res = { .bytes = (uint32_t)bytes };
+    struct vmgmt_msg msg = { .type = (uint16_t)(type | VMGMT_MSG_RESPONSE_BIT), .request_id = request_id, .status = status,
+                             .length = type == VMGMT_MSG_AGENT_COPY ? (uint32_t)sizeof(res) : 0u };
+    return channel_send(&a->s.ch, &msg, &res, deadline_ns);
+}
+
+/* Answers a refused request now if g2c has room (never waits: this may run between the answers of a copy),
+ * else later from the main loop. The core lets the host have at most AGENT_DEFERRED_MAX requests out. */
+static void agent_refuse(struct agent *a, uint32_t request_id, uint16_t type, int32_t status)
+{
+    if (a->deferred_count == 0 && agent_answer(a, request_id, type, status, 0, clock_now_ns()) == CHANNEL_IO_OK)
+        return;
+    if (a->deferred_count == AGENT_DEFERRED_MAX) {
+        report_error(REPORT_EXIT_PROTOCOL, "agent: dropped the answer to request %u: %u answers wait already, more than the host may have requests out",
+                     request_id, a->deferred_count);
+        return;
+    }
+    a->deferred[a->deferred_count++] = (struct agent_deferred){ .request_id = request_id, .type = type, .status = status };
+}
+
+static bool agent_flush_deferred(struct agent *a)
+{
+    for (uint32_t i = 0; i < a->deferred_count; i++) {
+        const struct agent_deferred *d = &a->deferred[i];
+        enum channel_io io = agent_answer(a, d->request_id, d->type, d->status, 0, clock_now_ns() + (uint64_t)a->common.timeout_ms * 1000000ull);
+        if (io != CHANNEL_IO_OK) {
+            channel_report_io(&a->s.ch, io, a->common.timeout_ms, "answering a refused host request");
+            return false;
+        }
+    }
+    a->deferred_count = 0;
+    return true;
+}
+
+/* A message the host started (no RESPONSE_BIT): queued when it is a valid AGENT_COPY and there is room,
+ * refused otherwise. Called from the main loop and, during a copy, from inflight_next. */
+static void agent_on_request(void *arg, const struct vmgmt_msg *msg, const uint8_t *payload)
+{
+    struct agent *a = arg;
+    if (msg->type != VMGMT_MSG_AGENT_COPY) {
+        /* The core decodes answers too and counts one of a type it does not know as our protocol error. */
+        fprintf(stderr, "agent: ignored request %u of unknown type 0x%04x: the agent serves AGENT_COPY (0x0201) only, and an answer of an unknown type would count as a protocol error against this channel\n",
+                msg->request_id, msg->type);
+        return;
+    }
+    bool room = a->queue_count < AGENT_QUEUE_MAX;
+    struct agentmsg_copy *slot = room ? &a->queue[(a->queue_head + a->queue_count) % AGENT_QUEUE_MAX] : &a->scratch;
+    const char *why;
+    int32_t status = agentmsg_decode(msg, payload, slot, &why);
+    if (status == VMGMT_ST_OK && !room) {
+        status = VMGMT_ST_RING_FULL;
+        why = "the agent has AGENT_QUEUE_MAX (8) copies queued already";
+    }
+    if (status != VMGMT_ST_OK) {
+        fprintf(stderr, "agent: refused request %u (type 0x%04x, %u bytes): %s status=%d\n", msg->request_id, msg->type, msg->length, why, status);
+        agent_refuse(a, msg->request_id, msg->type, status);
+        return;
+    }
+    a->queue_count++;
+    a->last_active_ns = clock_now_ns();
+    report_verbose(a->common.verbose, "agent: queued request %u: copy %s %s (%u queued)", msg->request_id, agentmsg_direction_name(slot->direction),
+                   slot->guest_path, a->queue_count);
+}
+
+/* Why the agent cannot go on with its channel, or NULL. Cheap: also the idle wait's wake-up condition. */
+static const char *agent_loss(const struct agent *a)
+{
+    const struct vmgmt_dev *dev = &a->s.dev;
+    const struct channel *ch = &a->s.ch;
+    if (__atomic_load_n(&dev->hdr->core_generation, __ATOMIC_ACQUIRE) != a->core_generation)
+        return "the management core restarted (core_generation changed)";
+    uint32_t status = __atomic_load_n(&dev->hdr->device_status, __ATOMIC_ACQUIRE);
+    if (!(status & VMGMT_STATUS_BIT_DRIVER_OK) || (status & VMGMT_STATUS_BIT_NEEDS_RESET))
+        return "the device was reset (device_status lost DRIVER_OK or has NEEDS_RESET)";
+    if (__atomic_load_n(&ch->ctl->owner, __ATOMIC_ACQUIRE) != ch->token)
+        return "another process owns the channel now";
+    if (__atomic_load_n(&ch->ctl->generation, __ATOMIC_ACQUIRE) != ch->generation)
+        return "the channel was claimed again (generation changed)";
+    if (__atomic_load_n(&ch->ctl->state, __ATOMIC_ACQUIRE) != VMGMT_CHANNEL_STATE_READY)
+        return "the core no longer serves the channel (state is not READY)";
+    if (__atomic_load_n(&ch->ctl->mode, __ATOMIC_ACQUIRE) != VMGMT_MODE_AGENT)
+        return "the channel left agent mode";
+    return NULL;
+}
+
+static bool agent_wakeable(void *arg)
+{
+    const struct agent *a = arg;
+    return ring_can_consume(&a->s.ch.c2g) || agent_loss(a) != NULL;
+}
+
+/* A previous agent that died (or released its channel without a reset) leaves a channel in AGENT mode that
+ * still looks like the agent's to the host: reset such channels (claim, then release) so only ours is. */
+static void agent_sweep_stale(struct agent *a)
+{
+    struct vmgmt_dev *dev = &a->s.dev;
+    for (uint32_t i = 0; i < dev->geom.channel_count; i++) {
+        if (i == a->s.ch.index)
+            continue;
+        const struct vmgmt_channel *ctl = (const struct vmgmt_channel *)(dev->bar2 + vmgmt_channel_offset(&dev->geom, i));
+        uint32_t owner = __atomic_load_n(&ctl->owner, __ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&ctl->mode, __ATOMIC_ACQUIRE) != VMGMT_MODE_AGENT || strcmp(channel_owner_liveness(owner), "alive") == 0)
+            continue;
+        struct channel stale;
+        if (channel_claim_at(dev, &stale, i, a->common.timeout_ms) == REPORT_EXIT_OK) {
+            fprintf(stderr, "agent: reset channel %u, left in agent mode by pid %u, which is gone\n", i, owner);
+            channel_release(&stale);
+        }
+    }
+}
+
+static int agent_connect(struct agent *a)
+{
+    int rc = session_open(&a->s, &a->common, true);
+    if (rc)
+        return rc;
+    agent_sweep_stale(a);
+    rc = fileop_start_in_mode(&a->f, &a->s.ch, a->common.timeout_ms, VMGMT_MODE_AGENT, "agent");
+    if (rc) {
+        session_close(&a->s);
+        return rc;
+    }
+    a->f.table.on_request = agent_on_request;
+    a->f.table.on_request_arg = a;
+    a->core_generation = __atomic_load_n(&a->s.dev.hdr->core_generation, __ATOMIC_ACQUIRE);
+    a->queue_head = a->queue_count = a->deferred_count = 0;
+    a->last_active_ns = clock_now_ns();
+    a->connected = true;
+    return REPORT_EXIT_OK;
+}
+
+/* agent_connect with stderr captured in a memfd: what it said is shown only when the outcome differs from
+ * the previous attempt's (or under -v), so a VM whose daemon is not up yet logs once, not every few seconds. */
+static int agent_connect_logged(struct agent *a, int *last_rc)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int log = memfd_create("vmgmt-agent-connect", MFD_CLOEXEC);
+    if (saved < 0 || log < 0 || dup2(log, STDERR_FILENO) < 0) {
+        if (saved >= 0)
+            close(saved);
+        if (log >= 0)
+            close(log);
+        return agent_connect(a);
+    }
+    int rc = agent_connect(a);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    if (rc != *last_rc || a->common.verbose) {
+        char buf[4096];
+        ssize_t n;
+        off_t at = 0;
+        while ((n = pread(log, buf, sizeof(buf), at)) > 0) {
+            fwrite(buf, 1, (size_t)n, stderr);
+            at += n;
+        }
+        if (rc)
+            fprintf(stderr, "agent: not serving yet (exit code %d); retrying every %u s\n", rc, AGENT_RETRY_MS / 1000);
+    }
+    close(log);
+    *last_rc = rc;
+    if (!rc)
+        fprintf(stderr, "agent: serving host copies on channel %u of %s (pid %d, wait=%s)\n", a->s.ch.index, a->s.dev.bdf, (int)getpid(),
+                a->s.dev.wait == DEV_WAIT_MSIX ? "msix" : "poll");
+    return rc;
+}
+
+/* Copies, logs and answers one queued request. False when the channel can no longer be used. */
+static bool agent_copy(struct agent *a, const struct agentmsg_copy *req)
+{
+    struct agentcopy_result res = agentcopy_run(&a->f, req);
+    a->last_active_ns = clock_now_ns();
+    fprintf(stderr, "agent: copy %s %s bytes=%" PRIu64 " ms=%" PRIu64 " status=%d\n", agentmsg_direction_name(req->direction), req->guest_path,
+            res.bytes, (res.elapsed_ns + 500000) / 1000000, res.status);
+    if (res.channel_broken)
+        return false;
+    /* The copy is over (a from-guest copy may be committed): say so even when SIGTERM came meanwhile. */
+    bool stopping = signals_stop_requested() != 0;
+    a->s.dev.ignore_stop = stopping;
+    uint32_t timeout_ms = stopping ? AGENT_RELEASE_TIMEOUT_MS : a->common.timeout_ms;
+    enum channel_io io = agent_answer(a, req->request_id, VMGMT_MSG_AGENT_COPY, res.status, res.bytes, clock_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+    a->s.dev.ignore_stop = false;
+    if (io != CHANNEL_IO_OK) {
+        channel_report_io(&a->s.ch, io, timeout_ms, "answering AGENT_COPY");
+        return false;
+    }
+    return !stopping;
+}
+
+/* Takes every message the host has put on c2g. While idle the agent has no request of its own out. */
+static bool agent_drain(struct agent *a)
+{
+    struct channel *ch = &a->s.ch;
+    while (ring_can_consume(&ch->c2g)) {
+        struct vmgmt_msg msg;
+        enum channel_io io = channel_recv(ch, &msg, a->payload, sizeof(a->payload), clock_now_ns());
+        if (io != CHANNEL_IO_OK) {
+            channel_report_io(ch, io, 0, "receiving a host request");
+            return false;
+        }
+        if (msg.type & VMGMT_MSG_RESPONSE_BIT) {
+            report_error(REPORT_EXIT_PROTOCOL,
+                         "protocol violation by the core on channel %u: an answer (type 0x%04x, request_id %u) while the agent has no request out; claiming the channel again",
+                         ch->index, msg.type, msg.request_id);
+            return false;
+        }
+        agent_on_request(a, &msg, a->payload);
+    }
+    return true;
+}
+
+static enum agent_outcome agent_serve(struct agent *a)
+{
+    struct vmgmt_dev *dev = &a->s.dev;
+    struct channel *ch = &a->s.ch;
+    for (;;) {
+        if (signals_stop_requested())
+            return AGENT_STOP;
+        if (!agent_flush_deferred(a))
+            return signals_stop_requested() ? AGENT_STOP : AGENT_LOST;
+        if (a->queue_count > 0) {
+            bool ok = agent_copy(a, &a->queue[a->queue_head]);
+            a->queue_head = (a->queue_head + 1) % AGENT_QUEUE_MAX;
+            a->queue_count--;
+            if (!ok)
+                return signals_stop_requested() ? AGENT_STOP : AGENT_LOST;
+            continue;
+        }
+        const char *loss = agent_loss(a);
+        if (loss) {
+            int32_t last = __atomic_load_n(&ch->ctl->last_status, __ATOMIC_ACQUIRE);
+            fprintf(stderr, "agent: lost channel %u: %s (state %s, last_status %d: %s); claiming a channel again\n", ch->index, loss,
+                    channel_state_name(__atomic_load_n(&ch->ctl->state, __ATOMIC_ACQUIRE)), last, vmgmt_status_text(last));
+            return AGENT_LOST;
+        }
+        /* Polling: every look costs a wake-up, so the interval stretches once no request came for a while.
+         * Each wait runs to the end of its stage: wait_until starts its back-off at 5 us every time. */
+        uint64_t now = clock_now_ns(), deadline;
+        if (dev->wait == DEV_WAIT_MSIX) {
+            deadline = now + AGENT_MSIX_HEALTH_CHECK_NS;
+        } else if (now - a->last_active_ns < AGENT_WARM_NS) {
+            dev->backoff_max_ns = a->warm_backoff_ns;
+            deadline = a->last_active_ns + AGENT_WARM_NS;
+        } else {
+            dev->backoff_max_ns = a->idle_backoff_ns;
+            deadline = now + AGENT_POLL_HEALTH_CHECK_NS;
+        }
+        enum wait_result r = wait_until(dev, agent_wakeable, a, &ch->c2g.ring->need_wakeup, deadline);
+        dev->backoff_max_ns = DEV_DEFAULT_BACKOFF_MAX_NS;
+        if (r == WAIT_INTERRUPTED)
+            return AGENT_STOP;
+        if (r == WAIT_ERROR) {
+            report_error(REPORT_EXIT_SYSTEM, "agent: waiting for the MSI-X eventfd failed: %s; claiming a channel again", strerror(errno));
+            return AGENT_LOST;
+        }
+        if (!agent_drain(a))
+            return signals_stop_requested() ? AGENT_STOP : AGENT_LOST;
+    }
+}
+
+/* On the way out the channel is reset first: the core leaves agent mode and fails the host's outstanding
+ * copies at once instead of letting them time out. */
+static void agent_disconnect(struct agent *a, bool stopping)
+{
+    if (stopping && a->connected) {
+        a->s.dev.ignore_stop = true;
+        if (channel_reset(&a->s.ch, AGENT_RELEASE_TIMEOUT_MS) == REPORT_EXIT_OK)
+            report_verbose(a->common.verbose, "agent: reset channel %u on the way out", a->s.ch.index);
+    }
+    session_close(&a->s);
+    a->connected = false;
+}
+
+static void agent_sleep_ms(uint32_t ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    if (!signals_stop_requested())
+        nanosleep(&ts, NULL); /* SIGTERM interrupts it */
+}
+
+int agent_main(int argc, char **argv)
+{
+    struct agent *a = calloc(1, sizeof(*a));
+    if (!a)
+        return report_error(REPORT_EXIT_SYSTEM, "agent: out of memory for its %zu-byte state", sizeof(*a));
+    int rc = agent_parse(argc, argv, a);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    signals_install();
+    signal(SIGHUP, SIG_IGN);
+    int last_rc = -1;
+    while (!signals_stop_requested()) {
+        if (agent_connect_logged(a, &last_rc)) {
+            agent_sleep_ms(AGENT_RETRY_MS);
+            continue;
+        }
+        uint64_t since = clock_now_ns();
+        enum agent_outcome out = agent_serve(a);
+        agent_disconnect(a, out == AGENT_STOP);
+        if (out == AGENT_STOP)
+            break;
+        last_rc = -1;
+        agent_sleep_ms(clock_now_ns() - since < 1000000000ull ? AGENT_RETRY_MS : AGENT_RECONNECT_MS);
+    }
+    fprintf(stderr, "agent: stopped by signal %d; channel released\n", signals_stop_requested());
+    free(a);
+    return REPORT_EXIT_OK;
+}
