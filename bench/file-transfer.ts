@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     console.table(rows);
     console.log('runs (MBps): get', get.join(', '), '| put', put.join(', '), '| memcpy to', toBar.join(', '), '| memcpy from', fromBar.join(', '), '| tmpfs write', localWrite.join(', '), '| tmpfs read', localRead.join(', '));
     console.log('A get ends in the guest writing a new tmpfs file and a put starts with the guest reading one; both sides of the');
-    console.log('device are in the timed path (puts include the host fsync), so the guest's local file rates (dd /dev/zero to tmpfs for get, tmpfs to tmpfs for put) are the practical ceiling under TCG.');
+    console.log('device are in the timed path (puts include the host fsync), so the local file rates of the guest (dd /dev/zero to tmpfs for get, tmpfs to tmpfs for put) are the practical ceiling under TCG.');
   } finally {
     await vm?.close();
     rmSync(base, { recursive: true, force: true });
