@@ -139,6 +139,22 @@ describe('FileService', () => {
       expect((await get('d')).status).toBe(STATUS.IS_DIRECTORY.code);
     });
 
+    it('refuses to cross a mount point inside the root (a /proc-style file system mounted there)', async (testCtx) => {
+      const mnt = path.join(root, 'mnt');
+      mkdirSync(mnt);
+      try {
+        execFileSync('mount', ['-t', 'proc', 'proc', mnt], { stdio: 'ignore' });
+      } catch {
+        testCtx.skip(); // needs root and a kernel that allows the mount
+      }
+      try {
+        expect((await get('mnt/self/status')).status).toBe(STATUS.PATH_ESCAPES.code);
+        expect((await get('mnt/uptime')).status).toBe(STATUS.PATH_ESCAPES.code);
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
+    });
+
     it('a symlink swapped in during a transfer does not redirect it', async () => {
       writeFileSync(path.join(root, 'doc'), 'A'.repeat(100));
       const open = await call(fileReq.open(...putPath('doc'), FILE_OPEN_FLAG.READ));
