@@ -41,6 +41,7 @@ demo: build
 	node dist/orchestrator/demo/demo-cli.js
 
 test: build
+	npx tsc -p tsconfig.check.json
 	npx vitest run --project unit
 	npx vitest run --project integration
 
