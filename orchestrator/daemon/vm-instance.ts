@@ -275,7 +275,9 @@ export class VmInstance {
       if (!qemu) throw new VmgmtError('INTERNAL', `VM ${this.name} is ${this.state} but has no QEMU process attached`);
       const deadlineMs = opts.timeoutMs ?? this.definition.powerdownTimeoutMs;
       await qemu.qmp.execute('system_powerdown').catch((err: unknown) => this.log.warn('system_powerdown failed', { error: (err as Error).message }));
-      const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), deadlineMs))]);
+      let deadline: NodeJS.Timeout | undefined;
+      const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => (deadline = setTimeout(() => r(false), deadlineMs)))]);
+      clearTimeout(deadline);
       if (!exited) {
         this.log.warn(`guest did not power off within ${deadlineMs} ms: quitting QEMU`);
         await qemu.shutdown({ timeoutMs: 5_000 });

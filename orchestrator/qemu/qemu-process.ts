@@ -175,7 +175,9 @@ export function qemuHandle(parts: QemuHandleParts): QemuProcess {
     if (!hasExited()) {
       // The exit is what counts: QEMU may close the socket before its reply to quit is read.
       qmp.execute('quit', undefined, { timeoutMs }).catch(() => {});
-      const exit = await Promise.race([exited, sleep(timeoutMs).then(() => undefined)]);
+      const giveUp = new AbortController();
+      const exit = await Promise.race([exited, sleep(timeoutMs, undefined, { signal: giveUp.signal }).catch(() => undefined)]);
+      giveUp.abort(); // the timer must not keep a stopping daemon alive
       if (exit === undefined) killGroup();
     }
     await kill();
