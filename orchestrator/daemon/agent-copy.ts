@@ -13,6 +13,8 @@ export interface AgentCopyOptions {
   hostFd: number;
   /** to-guest: its size. */
   sizeBytes: number;
+  /** How long to wait for the guest agent to come up (a VM that is still booting). Default 20 s. */
+  agentWaitMs?: number;
   guestPath: string;
   timeoutMs: number;
   onProgress?: (movedBytes: number, totalBytes: number) => void;
@@ -20,12 +22,21 @@ export interface AgentCopyOptions {
 
 const statusText = (code: number): string => Object.values(STATUS).find((s) => s.code === code)?.text ?? `status ${code}`;
 
+async function agentChannel(device: ManagementDevice, waitMs: number): Promise<number> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const channel = device.core.channelsInMode(MODE.AGENT).at(-1);
+    if (channel !== undefined) return channel;
+    if (Date.now() >= deadline) {
+      throw new VmgmtError('AGENT_UNAVAILABLE', `no guest agent came up in this VM within ${waitMs} ms: start \`vmgmt-guest agent\` in the guest (the test image starts it at boot)`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function agentCopy(opts: AgentCopyOptions): Promise<{ bytes: number }> {
   const { device, transfers } = opts;
-  const channel = device.core.channelsInMode(MODE.AGENT).at(-1);
-  if (channel === undefined) {
-    throw new VmgmtError('AGENT_UNAVAILABLE', 'no guest agent is running in this VM: start `vmgmt-guest agent` in the guest (the test image starts it at boot)');
-  }
+  const channel = await agentChannel(device, opts.agentWaitMs ?? 20_000);
   if (!opts.guestPath.startsWith('/')) throw new VmgmtError('INVALID_REQUEST', `guest path ${opts.guestPath} must be absolute`);
   const t = transfers.create(opts.direction, opts.hostFd, opts.sizeBytes, opts.onProgress);
   try {
