@@ -100,20 +100,14 @@ static int bench_memcpy(const struct bench_options *o, struct session *sess)
     return REPORT_EXIT_OK;
 }
 
+static int bench_body(struct session *s, void *ctx)
+{
+    return bench_memcpy(ctx, s);
+}
+
 int bench_main(int argc, char **argv)
 {
     struct bench_options o;
     int rc = bench_parse(argc, argv, &o);
-    if (rc)
-        return rc;
-    signals_install();
-    struct session s;
-    rc = session_open(&s, &o.common, true);
-    if (rc)
-        return rc;
-    rc = bench_memcpy(&o, &s);
-    if (fflush(stdout) != 0 && !rc)
-        rc = report_error(REPORT_EXIT_SYSTEM, "writing to stdout failed");
-    session_close(&s);
-    return rc;
+    return rc ? rc : session_run(&o.common, bench_body, &o);
 }

@@ -215,18 +215,14 @@ static int debug_run(struct channel *ch, const struct debug_options *o)
     return debug_report(ch, o);
 }
 
+static int debug_body(struct session *s, void *ctx)
+{
+    return debug_run(&s->ch, ctx);
+}
+
 int debug_main(int argc, char **argv)
 {
     struct debug_options o;
     int rc = debug_parse(argc, argv, &o);
-    if (rc)
-        return rc;
-    signals_install();
-    struct session s;
-    rc = session_open(&s, &o.common, true);
-    if (rc)
-        return rc;
-    rc = debug_run(&s.ch, &o);
-    session_close(&s);
-    return rc;
+    return rc ? rc : session_run(&o.common, debug_body, &o);
 }

@@ -247,23 +247,17 @@ static int filecmd_run(struct fileop *f, struct filecmd_options *o)
     return REPORT_EXIT_USAGE;
 }
 
+static int filecmd_body(struct session *s, void *ctx)
+{
+    struct filecmd_options *o = ctx;
+    struct fileop f;
+    int rc = fileop_start(&f, &s->ch, o->common.timeout_ms);
+    return rc ? rc : filecmd_run(&f, o);
+}
+
 int filecmd_main(int argc, char **argv)
 {
     struct filecmd_options o;
     int rc = filecmd_parse(argc, argv, &o);
-    if (rc)
-        return rc;
-    signals_install();
-    struct session s;
-    rc = session_open(&s, &o.common, true);
-    if (rc)
-        return rc;
-    struct fileop f;
-    rc = fileop_start(&f, &s.ch, o.common.timeout_ms);
-    if (!rc)
-        rc = filecmd_run(&f, &o);
-    if (fflush(stdout) != 0 && !rc)
-        rc = report_error(REPORT_EXIT_SYSTEM, "writing to stdout failed");
-    session_close(&s);
-    return rc;
+    return rc ? rc : session_run(&o.common, filecmd_body, &o);
 }

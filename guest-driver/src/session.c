@@ -1,4 +1,7 @@
+#include <stdio.h>
+
 #include "session.h"
+#include "signals.h"
 
 #include "device.h"
 #include "pci.h"
@@ -78,4 +81,18 @@ void session_close(struct session *s)
     channel_release(&s->ch);
     pci_unmap(&s->dev);
     vfio_close(&s->dev);
+}
+
+int session_run(const struct cli_common *o, int (*body)(struct session *s, void *ctx), void *ctx)
+{
+    signals_install();
+    struct session s;
+    int rc = session_open(&s, o, true);
+    if (rc)
+        return rc;
+    rc = body(&s, ctx);
+    if (fflush(stdout) != 0 && !rc)
+        rc = report_error(REPORT_EXIT_SYSTEM, "writing to stdout failed");
+    session_close(&s);
+    return rc;
 }

@@ -20,4 +20,10 @@ int session_open(struct session *s, const struct cli_common *o, bool talk);
 /* Releases the channel, unmaps the BARs, closes vfio. Safe after a failed session_open. */
 void session_close(struct session *s);
 
+/*
+ * The shape of every command that claims a channel: install the signal handlers, open a session, run
+ * body on it, flush stdout (a failed flush is an error), close. Returns body's exit code.
+ */
+int session_run(const struct cli_common *o, int (*body)(struct session *s, void *ctx), void *ctx);
+
 #endif
