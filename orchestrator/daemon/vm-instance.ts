@@ -1,7 +1,7 @@
 // One VM under the daemon: its QEMU process, QMP event stream, management device, cgroup and persisted
 // state. Lifecycle decisions come from the pure state machine; this file does the I/O they call for.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
 import { pingService } from '../../device-backend/core/ping-service.js';

@@ -1,6 +1,7 @@
 // The byte pipe under GuestControlClient, and its UNIX-socket implementation (QEMU's
 // `-chardev socket,server=on,wait=off`, which QEMU creates some time after it starts).
-import { createConnection, type Socket } from 'node:net';
+import { connectUnixOnce } from '../net/connect-unix.js';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GuestControlError } from './guest-control-error.js';
 
@@ -39,7 +40,7 @@ export async function connectUnixControlSocket(
       );
     }
     try {
-      return new UnixSocketTransport(socketPath, await connectOnce(socketPath));
+      return new UnixSocketTransport(socketPath, await connectUnixOnce(socketPath, { paused: true }));
     } catch (err) {
       lastError = err as NodeJS.ErrnoException;
       if (!RETRYABLE_CONNECT_ERRNOS.has(lastError.code ?? '')) {
@@ -64,21 +65,6 @@ export async function connectUnixControlSocket(
   );
 }
 
-function connectOnce(socketPath: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(socketPath);
-    const onError = (err: Error): void => {
-      socket.destroy();
-      reject(err);
-    };
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      socket.off('error', onError);
-      socket.pause();
-      resolve(socket);
-    });
-  });
-}
 
 class UnixSocketTransport implements ControlTransport {
   readonly label: string;

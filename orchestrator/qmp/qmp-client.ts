@@ -1,6 +1,7 @@
 // QMP client over a UNIX socket: connect (waiting for QEMU to create the socket), greeting,
 // capabilities negotiation, id-matched commands with timeouts, and an event stream.
-import { createConnection, type Socket } from 'node:net';
+import { connectUnixOnce } from '../net/connect-unix.js';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { z } from 'zod';
 import { QmpError } from './qmp-error.js';
@@ -354,7 +355,7 @@ async function connectWithRetry(socketPath: string, retryUntilMs: number, signal
       );
     }
     try {
-      return await connectOnce(socketPath);
+      return await connectUnixOnce(socketPath);
     } catch (err) {
       lastError = err as NodeJS.ErrnoException;
       if (!RETRYABLE_CONNECT_ERRNOS.has(lastError.code ?? '')) {
@@ -378,20 +379,6 @@ async function connectWithRetry(socketPath: string, retryUntilMs: number, signal
   );
 }
 
-function connectOnce(socketPath: string): Promise<Socket> {
-  return new Promise<Socket>((resolve, reject) => {
-    const socket = createConnection(socketPath);
-    const onError = (err: Error): void => {
-      socket.destroy();
-      reject(err);
-    };
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      socket.off('error', onError);
-      resolve(socket);
-    });
-  });
-}
 
 function idOf(value: unknown): unknown {
   return typeof value === 'object' && value !== null && 'id' in value ? (value as { id: unknown }).id : undefined;

@@ -1,25 +1,13 @@
 // The README's walk-through with the real `vmgmt` CLI: define two VMs from the test image, start them,
 // list them, survive a daemon kill -9, stop them.
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonFixture } from '../support/daemon-fixture.js';
 
-const run = promisify(execFile);
-
 describe('vmgmt CLI walk-through', () => {
   let d: DaemonFixture;
-  const vmgmt = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    try {
-      const r = await run(process.execPath, [d.cliPath, '--socket', d.socketPath, ...args], { timeout: 120_000 });
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  };
+  const vmgmt = (...args: string[]) => d.cli(...args);
 
   beforeAll(async () => {
     d = await DaemonFixture.start();

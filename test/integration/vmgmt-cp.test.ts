@@ -1,26 +1,15 @@
 // `vmgmt cp` both ways through the real daemon, the device and the guest agent the test image starts.
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonFixture } from '../support/daemon-fixture.js';
 
-const run = promisify(execFile);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 describe('vmgmt cp', () => {
   let d: DaemonFixture;
-  const vmgmt = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    try {
-      const r = await run(process.execPath, [d.cliPath, '--socket', d.socketPath, ...args], { timeout: 180_000, maxBuffer: 64 * 1024 * 1024 });
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  };
+  const vmgmt = (...args: string[]) => d.cli(...args);
 
   beforeAll(async () => {
     d = await DaemonFixture.start();

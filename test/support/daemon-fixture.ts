@@ -1,7 +1,7 @@
 // A real vmgmt daemon in its own process with its own state and runtime directories, for integration
 // tests: HTTP over its UNIX socket, kill -9 and restart, guest commands, and a cleanup that leaves no
 // QEMU, socket or directory behind even when the daemon is dead.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -110,6 +110,15 @@ export class DaemonFixture {
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`VM ${name} did not reach the expected state within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+  }
+
+  /** Runs the real `vmgmt` CLI against this daemon. */
+  cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [this.cliPath, '--socket', this.socketPath, ...args], { timeout: 180_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
   }
 
   /** Runs a command in the guest over its control channel (ttyS1). */
