@@ -24,6 +24,7 @@
 
 #define AGENT_DEFAULT_TIMEOUT_MS 30000u
 #define AGENT_MSIX_HEALTH_CHECK_NS 1000000000ull /* MSI-X: wake at least this often to check the channel and the core */
+#define AGENT_REAP_LOOK_NS 1000000000ull /* how often a waiting agent looks for channels left behind */
 #define AGENT_POLL_HEALTH_CHECK_NS 60000000000ull /* polling checks them at every look; this only bounds one wait */
 #define AGENT_RELEASE_TIMEOUT_MS 2000u
 #define AGENT_RECONNECT_MS 100u                 /* after losing the channel; AGENT_RETRY_MS when it was lost within a second */
@@ -41,6 +42,7 @@ struct agent {
     uint64_t warm_backoff_ns;                  /* --poll-ms: the longest sleep while warm */
     uint64_t idle_backoff_ns;                  /* --idle-poll-ms: the longest sleep after AGENT_WARM_NS without a request */
     uint64_t last_active_ns;                   /* the last request, or the connect */
+    uint64_t last_reap_look_ns;                /* the last look for channels left behind by dead processes */
     struct session s;
     bool connected;
     struct fileop f;
@@ -178,30 +180,56 @@ static const char *agent_loss(const struct agent *a)
     return NULL;
 }
 
-static bool agent_wakeable(void *arg)
+/* A channel left behind: owned by a pid that no longer exists (a command died mid-way; the core still holds
+ * its open files and unfinished puts), or left in agent mode by an earlier agent (the host would take it for
+ * ours). */
+static bool agent_left_behind(const struct agent *a, uint32_t i, uint32_t *owner, bool *stale_agent)
 {
-    const struct agent *a = arg;
-    return ring_can_consume(&a->s.ch.c2g) || agent_loss(a) != NULL;
+    const struct vmgmt_dev *dev = &a->s.dev;
+    if (i == a->s.ch.index)
+        return false;
+    const struct vmgmt_channel *ctl = (const struct vmgmt_channel *)(dev->bar2 + vmgmt_channel_offset(&dev->geom, i));
+    *owner = __atomic_load_n(&ctl->owner, __ATOMIC_ACQUIRE);
+    const char *liveness = channel_owner_liveness(*owner);
+    *stale_agent = __atomic_load_n(&ctl->mode, __ATOMIC_ACQUIRE) == VMGMT_MODE_AGENT && strcmp(liveness, "alive") != 0;
+    return (*owner != 0 && strcmp(liveness, "gone") == 0) || *stale_agent;
 }
 
-/* A previous agent that died (or released its channel without a reset) leaves a channel in AGENT mode that
- * still looks like the agent's to the host: reset such channels (claim, then release) so only ours is. */
-static void agent_sweep_stale(struct agent *a)
+/* Claiming a channel left behind resets it through the core, which drops what it held; then it is
+ * released. Runs at connect and whenever a look (about once a second) finds one, so a dead process never
+ * keeps a channel, open files or a half-written put. */
+static void agent_reap(struct agent *a)
 {
     struct vmgmt_dev *dev = &a->s.dev;
     for (uint32_t i = 0; i < dev->geom.channel_count; i++) {
-        if (i == a->s.ch.index)
+        uint32_t owner;
+        bool stale_agent;
+        if (!agent_left_behind(a, i, &owner, &stale_agent))
             continue;
-        const struct vmgmt_channel *ctl = (const struct vmgmt_channel *)(dev->bar2 + vmgmt_channel_offset(&dev->geom, i));
-        uint32_t owner = __atomic_load_n(&ctl->owner, __ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&ctl->mode, __ATOMIC_ACQUIRE) != VMGMT_MODE_AGENT || strcmp(channel_owner_liveness(owner), "alive") == 0)
-            continue;
-        struct channel stale;
-        if (channel_claim_at(dev, &stale, i, a->common.timeout_ms) == REPORT_EXIT_OK) {
-            fprintf(stderr, "agent: reset channel %u, left in agent mode by pid %u, which is gone\n", i, owner);
-            channel_release(&stale);
+        struct channel left;
+        if (channel_claim_at(dev, &left, i, a->common.timeout_ms) == REPORT_EXIT_OK) {
+            fprintf(stderr, "agent: reset channel %u, left %s by pid %u, which is gone\n", i, stale_agent ? "in agent mode" : "claimed", owner);
+            channel_release(&left);
         }
     }
+}
+
+static bool agent_wakeable(void *arg)
+{
+    struct agent *a = arg;
+    if (ring_can_consume(&a->s.ch.c2g) || agent_loss(a) != NULL)
+        return true;
+    uint64_t now = clock_now_ns();
+    if (now - a->last_reap_look_ns < AGENT_REAP_LOOK_NS)
+        return false;
+    a->last_reap_look_ns = now;
+    for (uint32_t i = 0; i < a->s.dev.geom.channel_count; i++) {
+        uint32_t owner;
+        bool stale_agent;
+        if (agent_left_behind(a, i, &owner, &stale_agent))
+            return true;
+    }
+    return false;
 }
 
 static int agent_connect(struct agent *a)
@@ -209,7 +237,7 @@ static int agent_connect(struct agent *a)
     int rc = session_open(&a->s, &a->common, true);
     if (rc)
         return rc;
-    agent_sweep_stale(a);
+    agent_reap(a);
     rc = fileop_start_in_mode(&a->f, &a->s.ch, a->common.timeout_ms, VMGMT_MODE_AGENT, "agent");
     if (rc) {
         session_close(&a->s);
@@ -345,6 +373,7 @@ static enum agent_outcome agent_serve(struct agent *a)
         dev->backoff_max_ns = DEV_DEFAULT_BACKOFF_MAX_NS;
         if (r == WAIT_INTERRUPTED)
             return AGENT_STOP;
+        agent_reap(a);
         if (r == WAIT_ERROR) {
             report_error(REPORT_EXIT_SYSTEM, "agent: waiting for the MSI-X eventfd failed: %s; claiming a channel again", strerror(errno));
             return AGENT_LOST;

@@ -124,6 +124,24 @@ describe('file mode in a real guest', () => {
     expect(readdirSync(root).sort()).toEqual(before);
   });
 
+  it('a guest process killed mid-put leaks nothing: the agent reclaims its channel and the host drops the temp file', async () => {
+    const before = readdirSync(root).sort();
+    // Kill the put once it has its channel in file mode, i.e. while it transfers.
+    const r = await sh(
+      vm,
+      'head -c 60000000 /dev/zero > /tmp/k && (vmgmt-guest file put /tmp/k killed.bin -q & pid=$!; ' +
+        'until vmgmt-guest info | grep -q "mode file"; do :; done; kill -9 $pid; wait $pid; echo "rc=$?"); rm -f /tmp/k',
+    );
+    expect(r.stdout).toMatch(/rc=137/);
+    const deadline = Date.now() + 15_000;
+    const reaped = (): boolean => /agent: reset channel \d+, left claimed by pid \d+, which is gone/.test(readFileSync(path.join(vm.runDir, 'console.log'), 'utf8'));
+    while ((!reaped() || tempsIn(root).length > 0) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    expect(reaped()).toBe(true);
+    expect(tempsIn(root)).toEqual([]);
+    expect(readdirSync(root).sort()).toEqual(before);
+    expect(vm.files.usage).toMatchObject({ reservedBytes: 0, openFiles: 0 });
+  });
+
   it('two transfers on two channels at once', async () => {
     writeFileSync(path.join(root, 'a.bin'), new Uint8Array(16 * 1024 * 1024).fill(1));
     writeFileSync(path.join(root, 'b.bin'), new Uint8Array(16 * 1024 * 1024).fill(2));
