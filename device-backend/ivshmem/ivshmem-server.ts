@@ -81,6 +81,15 @@ export class IvshmemServer {
   }
 
   private acceptPending(): void {
+    try {
+      this.acceptAll();
+    } catch (err) {
+      // Out of fds or similar: this connection attempt fails, the server stays up.
+      this.opts.log.error('accepting an ivshmem connection failed', { socket: this.opts.socketPath, error: (err as Error).message });
+    }
+  }
+
+  private acceptAll(): void {
     const { native, log } = this.opts;
     for (;;) {
       const fd = native.unixAccept(this.listenFd);
@@ -111,7 +120,12 @@ export class IvshmemServer {
     });
     for (const m of messages) native.sendInt64WithFd(fd, m.value, m.fd);
     const watch = native.watchReadable(fd, () => {
-      if (native.recvDiscard(fd) === 0) this.dropClient('QEMU closed the ivshmem socket');
+      // QEMU sends nothing after set-up: readable means it went away (EOF, or a reset when it was killed).
+      try {
+        if (native.recvDiscard(fd) === 0) this.dropClient('QEMU closed the ivshmem socket');
+      } catch (err) {
+        this.dropClient(`the ivshmem socket failed: ${(err as Error).message}`);
+      }
     });
     this.client = { fd, watch };
     log.info('ivshmem client connected', { clientId: this.clientId, vectors });

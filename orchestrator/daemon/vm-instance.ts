@@ -120,6 +120,10 @@ export class VmInstance {
       try {
         await this.launch();
       } catch (err) {
+        // QEMU may be up already (the failure came after it started): never leave it behind.
+        const qemu = this.qemu;
+        this.qemu = undefined;
+        await qemu?.kill().catch(() => {});
         this.cleanupAfterExit();
         this.apply({ type: 'start-failed', reason: (err as Error).message });
         throw new VmgmtError('QEMU_FAILED', `VM ${this.name} failed to start: ${(err as Error).message}`, { name: this.name }, { cause: err });

@@ -38,6 +38,18 @@ describe('vmgmt daemon', () => {
     expect((await d.api('GET', '/v1/vms/it-dup')).status).toBe(404);
   });
 
+  it('a VM that cannot boot fails to start with QEMU\'s own words and leaves nothing running', async () => {
+    expect((await d.api('POST', '/v1/vms', { name: 'it-nokernel', accel: 'tcg', boot: { kernel: '/nonexistent/vmlinuz' } })).status).toBe(201);
+    const r = await d.api('POST', '/v1/vms/it-nokernel/start');
+    expect(r.status).toBe(502);
+    expect(r.body.code).toBe('QEMU_FAILED');
+    expect(r.body.message).toMatch(/nonexistent\/vmlinuz/);
+    const vm = (await d.api('GET', '/v1/vms/it-nokernel')).body;
+    expect(vm).toMatchObject({ state: 'crashed', pid: null });
+    expect(vm.stateReason).toMatch(/start failed/);
+    expect((await d.api('DELETE', '/v1/vms/it-nokernel')).status).toBe(204);
+  });
+
   it('define -> start -> running -> stop with a cooperative guest', async () => {
     expect((await d.api('POST', '/v1/vms', { name: 'it-coop', accel: 'tcg' })).status).toBe(201);
     const started = await d.api('POST', '/v1/vms/it-coop/start');
