@@ -27,6 +27,15 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
 
+  // A bug in one VM's handling must not take the others down silently. A rejected promise nobody awaited is
+  // logged and the daemon goes on; an exception that unwound the stack leaves unknown state, so the daemon
+  // logs it and exits (systemd restarts it, and the new daemon re-attaches the VMs, which kept running).
+  process.on('unhandledRejection', (reason) => log.error('unhandled promise rejection (a bug: please report it)', { error: reason instanceof Error ? reason.stack : String(reason) }));
+  process.on('uncaughtException', (err) => {
+    log.error('uncaught exception: the daemon exits; VMs keep running and are re-attached on restart', { error: err.stack });
+    process.exit(70);
+  });
+
   const manager = new VmManager({ stateDir, runtimeDir, native: loadNative(), log });
   const api = await startApiServer({ socketPath, manager, log, transferDir: path.join(runtimeDir, 'transfers') });
   log.info('vmgmt daemon started', { pid: process.pid, stateDir, runtimeDir, socket: socketPath });
