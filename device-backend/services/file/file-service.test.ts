@@ -45,8 +45,11 @@ describe('FileService', () => {
   });
 
   afterEach(() => {
-    svc.close();
-    rmSync(base, { recursive: true, force: true });
+    try {
+      svc.close();
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 
   const putPath = (p: string): [number, number] => {
