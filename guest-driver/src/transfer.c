@@ -75,11 +75,11 @@ static void transfer_progress(struct transfer *t, uint64_t done, uint64_t total,
             tty && !last ? "\r" : "\n");
 }
 
-static void transfer_finish_line(const struct transfer *t, uint64_t bytes, uint64_t elapsed_ns, const char *hash_hex)
+static void transfer_finish_line(const struct transfer *t, uint64_t bytes, uint64_t elapsed_ns, const char *hash_hex, FILE *out)
 {
     double rate = elapsed_ns ? (double)bytes * 1000.0 / (double)elapsed_ns : 0.0;
-    printf("%s: bytes=%" PRIu64 " ms=%" PRIu64 " MBps=%.1f sha256=%s\n", t->op, bytes, (elapsed_ns + 500000) / 1000000, rate, hash_hex);
-    fflush(stdout);
+    fprintf(out, "%s: bytes=%" PRIu64 " ms=%" PRIu64 " MBps=%.1f sha256=%s\n", t->op, bytes, (elapsed_ns + 500000) / 1000000, rate, hash_hex);
+    fflush(out);
 }
 
 /* Sends a FILE_READ or FILE_WRITE for what is left of buffer i. */
@@ -145,12 +145,18 @@ static int transfer_data_error(struct transfer *t, const char *what, const char 
     return transfer_local_error(what, path, err);
 }
 
+/* Data reaches the local file in file order, so a pipe or /dev/null (no pwrite: ESPIPE) gets plain writes. */
 static int transfer_pwrite_all(int fd, const uint8_t *p, uint32_t length, uint64_t offset)
 {
+    bool stream = false;
     while (length) {
-        ssize_t n = pwrite(fd, p, length, (off_t)offset);
+        ssize_t n = stream ? write(fd, p, length) : pwrite(fd, p, length, (off_t)offset);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == ESPIPE && !stream) {
+            stream = true;
+            continue;
+        }
         if (n <= 0)
             return n < 0 ? -errno : -EIO;
         p += n;
@@ -275,9 +281,41 @@ static int transfer_compare(const uint8_t host[SHA256_BYTES], const uint8_t gues
     return report_error(REPORT_EXIT_INTEGRITY, "integrity check failed: host %s, guest %s (%s)", host_hex, hex_out, what_to_do);
 }
 
+/* `file get HOSTPATH -`: the data to stdout, in file order (a pipe, or /dev/null to time the transport
+ * alone); the summary line goes to stderr. */
+static int transfer_get_stdout(struct transfer *t)
+{
+    const struct transfer_options *o = t->o;
+    if (o->resume || o->sha256)
+        return report_error(REPORT_EXIT_USAGE, "get %s -: --resume and --sha256 need a local file, not stdout", o->host_path);
+    int rc = transfer_plan(t);
+    if (rc)
+        return rc;
+    t->start_ns = t->last_progress_ns = clock_now_ns();
+    struct vmgmt_file_info info;
+    rc = fileop_open(t->f, "get", o->host_path, VMGMT_FILE_OPEN_READ, 0, 0, &info);
+    if (rc)
+        return rc;
+    t->handle = info.handle;
+    t->handle_open = true;
+    rc = transfer_get_data(t, STDOUT_FILENO, "stdout", 0, info.size);
+    if (!rc) {
+        uint64_t elapsed_ns = clock_now_ns() - t->start_ns;
+        t->handle_open = false;
+        rc = fileop_close(t->f, "get", o->host_path, t->handle, 0);
+        if (!rc)
+            transfer_finish_line(t, info.size, elapsed_ns, "skipped", stderr);
+    }
+    if (t->handle_open)
+        fileop_abandon(t->f, o->host_path, t->handle);
+    return rc;
+}
+
 int transfer_get(struct fileop *f, const struct transfer_options *o)
 {
     struct transfer t = { .f = f, .o = o, .op = "get" };
+    if (o->local_path && strcmp(o->local_path, "-") == 0)
+        return transfer_get_stdout(&t);
     char local[PATH_MAX], part[PATH_MAX + 8];
     int rc = transfer_local_target(o, local, sizeof(local));
     if (rc)
@@ -346,7 +384,7 @@ int transfer_get(struct fileop *f, const struct transfer_options *o)
         rc = report_error(REPORT_EXIT_SYSTEM, "cannot rename %s to %s: %s", part, local, strerror(errno));
         goto close_fd;
     }
-    transfer_finish_line(&t, info.size - start, elapsed_ns, hex);
+    transfer_finish_line(&t, info.size - start, elapsed_ns, hex, stdout);
 close_fd:
     close(fd);
 close_handle:
@@ -466,7 +504,7 @@ int transfer_put(struct fileop *f, const struct transfer_options *o)
         if (rc)
             goto close_fd;
     }
-    transfer_finish_line(&t, size, elapsed_ns, hex);
+    transfer_finish_line(&t, size, elapsed_ns, hex, stdout);
     goto close_fd;
 discard:
     if (fileop_abandon(f, o->host_path, t.handle))
