@@ -59,6 +59,14 @@ describe('file mode in a real guest', () => {
     expect(tempsIn(root)).toEqual([]);
   });
 
+  it('streams a get to stdout in file order', async () => {
+    writeFileSync(path.join(root, 'stream.bin'), new Uint8Array(3 * 1024 * 1024 + 7).map((_, i) => (i * 13) & 0xff));
+    const r = await sh(vm, 'vmgmt-guest file get stream.bin - -q 2>/tmp/summary | sha256sum; cat /tmp/summary');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.stdout).toContain(`${sha256File(path.join(root, 'stream.bin'))}  -`);
+    expect(r.stdout).toMatch(/^get: bytes=3145735 /m);
+  });
+
   it('resumes an interrupted get', async () => {
     writeFileSync(path.join(root, 'big.bin'), new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 31) & 0xff));
     // Interrupt once a few MB have arrived (the whole get takes a fraction of a second).
