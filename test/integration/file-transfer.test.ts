@@ -134,11 +134,12 @@ describe('file mode in a real guest', () => {
 
   it('a guest process killed mid-put leaks nothing: the agent reclaims its channel and the host drops the temp file', async () => {
     const before = readdirSync(root).sort();
-    // Kill the put once it has its channel in file mode, i.e. while it transfers.
+    // Kill the put once its own channel is in file mode (a channel another command used and released stays
+    // in file mode until its next claim), i.e. while it transfers.
     const r = await sh(
       vm,
-      'head -c 60000000 /dev/zero > /tmp/k && (vmgmt-guest file put /tmp/k killed.bin -q & pid=$!; ' +
-        'until vmgmt-guest info | grep -q "mode file"; do :; done; kill -9 $pid; wait $pid; echo "rc=$?"); rm -f /tmp/k',
+      'head -c 100000000 /dev/zero > /tmp/k && (vmgmt-guest file put /tmp/k killed.bin -q & pid=$!; ' +
+        'until vmgmt-guest info | grep -q "owner $pid (alive).*mode file" || ! kill -0 $pid; do :; done; kill -9 $pid; wait $pid; echo "rc=$?"); rm -f /tmp/k',
     );
     expect(r.stdout).toMatch(/rc=137/);
     const deadline = Date.now() + 15_000;
