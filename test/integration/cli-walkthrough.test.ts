@@ -1,5 +1,6 @@
 // The README's walk-through with the real `vmgmt` CLI: define two VMs from the test image, start them,
 // list them, survive a daemon kill -9, stop them.
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +30,30 @@ describe('vmgmt CLI walk-through', () => {
       // Booted far enough to handle the power button that `vm stop` presses.
       expect((await d.guest(name, 'true')).exitCode).toBe(0);
     }
+    // The serial console: type a command at the guest's shell, read its answer, detach with Ctrl-].
+    const consoleOut = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [d.cliPath, '--socket', d.socketPath, 'vm', 'console', 'it-cli-1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      const giveUp = setTimeout(() => child.kill(), 30_000);
+      child.on('error', reject);
+      child.on('exit', () => {
+        clearTimeout(giveUp);
+        clearInterval(detach);
+        resolve(out);
+      });
+      child.stdin.write('echo console-$((6*7))\n');
+      const detach = setInterval(() => {
+        if (out.includes('console-42')) {
+          clearInterval(detach);
+          child.stdin.write('\x1d');
+        }
+      }, 100);
+    });
+    expect(consoleOut).toContain('console-42');
+    expect(consoleOut).toMatch(/detached from vm it-cli-1/);
+
     const ls = await vmgmt('vm', 'ls');
     expect(ls.stdout).toMatch(/NAME\s+STATE\s+PID/);
     expect(ls.stdout).toMatch(/it-cli-1\s+running/);
