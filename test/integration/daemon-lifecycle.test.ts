@@ -57,6 +57,10 @@ describe('vmgmt daemon', () => {
     expect(started.body).toMatchObject({ state: 'running', accel: 'tcg', device: { attached: true, origin: 'fresh' } });
     const ping = await d.guest('it-coop', 'vmgmt-guest ping -n 20');
     expect(ping.exitCode, ping.stdout).toBe(0);
+    const consoleLog = await d.api('GET', '/v1/vms/it-coop/logs?source=console');
+    expect(consoleLog.body).toMatch(/vmgmt-init: up in [\d.]+s/);
+    const daemonLog = await d.api('GET', '/v1/vms/it-coop/logs?source=daemon&tailBytes=100000');
+    expect(daemonLog.body).toMatch(/"msg":"state starting -> running","vm":"it-coop"/);
     const stopped = await d.api('POST', '/v1/vms/it-coop/stop', { timeoutMs: 30_000 });
     expect(stopped.status).toBe(200);
     expect(stopped.body.state).toBe('stopped');
