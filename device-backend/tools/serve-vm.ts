@@ -1,10 +1,10 @@
 // Serves one management device on a socket until interrupted: for driving a hand-started QEMU.
 import { parseArgs } from 'node:util';
-import { pingService } from '../core/ping-service.js';
 import { ManagementDevice } from '../management-device.js';
 import { loadNative } from '../native/index.js';
 import { DEFAULT_FILE_LIMITS } from '../services/file/file-root-config.js';
-import { FileService } from '../services/file/file-service.js';
+import { deviceServices } from '../services/device-services.js';
+import { HostTransfers } from '../services/file/host-transfers.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,16 +29,17 @@ const log = {
   error: (m: string, f?: object) => console.error(`error: ${m}`, f ?? ''),
 };
 const native = loadNative();
-const files = new FileService({
+const { services } = deviceServices({
   native,
   ...(values['files-root']
-    ? { config: { ...DEFAULT_FILE_LIMITS, root: values['files-root'], readOnly: values['read-only'] ?? false, ...(values.quota ? { quotaBytes: Number(values.quota) } : {}) } }
+    ? { files: { ...DEFAULT_FILE_LIMITS, root: values['files-root'], readOnly: values['read-only'] ?? false, ...(values.quota ? { quotaBytes: Number(values.quota) } : {}) } }
     : {}),
+  transfers: new HostTransfers(),
   log,
 });
 const device = ManagementDevice.start({
   native,
-  services: [pingService, files],
+  services,
   name: 'serve-vm',
   socketPath: values.socket,
   geometry: {

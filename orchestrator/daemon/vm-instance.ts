@@ -4,9 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
-import { pingService } from '../../device-backend/core/ping-service.js';
 import { ManagementDevice } from '../../device-backend/management-device.js';
-import { FileService } from '../../device-backend/services/file/file-service.js';
+import { deviceServices } from '../../device-backend/services/device-services.js';
 import { HostTransfers } from '../../device-backend/services/file/host-transfers.js';
 import { agentCopy } from './agent-copy.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
@@ -155,7 +154,7 @@ export class VmInstance {
   /** The services this VM's device offers: PING, and the file mode (host root if configured, host transfers). */
   private services(): MessageService[] {
     const files = this.definition.files;
-    return [pingService, new FileService({ native: this.deps.native, ...(files ? { config: files } : {}), transfers: this.transfers, log: this.log })];
+    return deviceServices({ native: this.deps.native, ...(files ? { files } : {}), transfers: this.transfers, log: this.log }).services;
   }
 
   /** `vmgmt cp` in either direction, through the guest agent. */

@@ -7,10 +7,10 @@ import path from 'node:path';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import { silentLogger } from '../../device-backend/core/core-logger.js';
 import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
-import { pingService } from '../../device-backend/core/ping-service.js';
 import { ManagementDevice } from '../../device-backend/management-device.js';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
-import { FileService } from '../../device-backend/services/file/file-service.js';
+import { deviceServices } from '../../device-backend/services/device-services.js';
+import type { FileService } from '../../device-backend/services/file/file-service.js';
 import { HostTransfers } from '../../device-backend/services/file/host-transfers.js';
 import { loadNative } from '../../device-backend/native/index.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
@@ -73,8 +73,8 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     });
     const native = loadNative();
     const transfers = new HostTransfers();
-    const files = new FileService({ native, ...(opts.files ? { config: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}), transfers, log });
-    device = ManagementDevice.start({ native, name: opts.name, socketPath: path.join(runDir, 'ivshmem.sock'), geometry: opts.geometry, services: [pingService, files], log });
+    const { services, files } = deviceServices({ native, ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}), transfers, log });
+    device = ManagementDevice.start({ native, name: opts.name, socketPath: path.join(runDir, 'ivshmem.sock'), geometry: opts.geometry, services, log });
     const startedAt = performance.now();
     qemu = await startQemu(
       {
