@@ -1,5 +1,6 @@
 // Chooses the accelerator. /dev/kvm existing is not enough: a nested KVM may open fine and still never
 // run a guest, so 'auto' boots the real guest image under KVM once and caches whether it reached init.
+import { PROBE_CMDLINE_FLAG, PROBE_OK_MARKER } from '../guest-control/control-protocol.js';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,8 +18,9 @@ import { buildQemuArgs } from './qemu-args.js';
 import { QemuError } from './qemu-error.js';
 import { QEMU_DEFAULT_BINARY } from './qemu-process.js';
 
-export const KVM_PROBE_MARKER = '@@VMGMT PROBE OK@@';
-export const KVM_PROBE_APPEND = 'console=ttyS0 panic=-1 vmgmt.probe=1';
+/** The test image's init prints this and powers off when booted with PROBE_CMDLINE_FLAG (images/init). */
+export const KVM_PROBE_MARKER = PROBE_OK_MARKER;
+export const KVM_PROBE_APPEND = `console=ttyS0 panic=-1 ${PROBE_CMDLINE_FLAG}`;
 export const KVM_PROBE_DEFAULT_DEADLINE_MS = 20_000;
 const KVM_DEVICE = '/dev/kvm';
 const PROBE_POLL_INTERVAL_MS = 100;
