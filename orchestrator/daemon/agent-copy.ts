@@ -13,6 +13,8 @@ export interface AgentCopyOptions {
   hostFd: number;
   /** to-guest: its size. */
   sizeBytes: number;
+  /** from-guest: the most the guest agent may declare (a hostile agent cannot fill the host's disk). */
+  maxBytes?: number;
   /** How long to wait for the guest agent to come up (a VM that is still booting). Default 20 s. */
   agentWaitMs?: number;
   guestPath: string;
@@ -38,7 +40,14 @@ export async function agentCopy(opts: AgentCopyOptions): Promise<{ bytes: number
   const { device, transfers } = opts;
   const channel = await agentChannel(device, opts.agentWaitMs ?? 20_000);
   if (!opts.guestPath.startsWith('/')) throw new VmgmtError('INVALID_REQUEST', `guest path ${opts.guestPath} must be absolute`);
-  const t = transfers.create(opts.direction, opts.hostFd, opts.sizeBytes, opts.onProgress);
+  const t = transfers.create({
+    direction: opts.direction,
+    fd: opts.hostFd,
+    totalBytes: opts.sizeBytes,
+    ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  let outcome = 'failed';
   try {
     const enc = new TextEncoder();
     const host = enc.encode(t.hostPath);
@@ -63,10 +72,18 @@ export async function agentCopy(opts: AgentCopyOptions): Promise<{ bytes: number
     try {
       answer = await Promise.race([device.core.request(channel, MSG_TYPE.AGENT_COPY, payload), timeout]);
     } catch (err) {
+      if (err instanceof VmgmtError && err.code === 'TIMEOUT') outcome = 'timed out';
       if (err instanceof VmgmtError) throw err;
       throw new VmgmtError('AGENT_UNAVAILABLE', `the guest agent went away during the copy: ${(err as Error).message}`, {}, { cause: err });
     } finally {
       clearTimeout(timer);
+    }
+    if (opts.direction === 'from-guest' && answer.status === STATUS.FILE_TOO_LARGE.code) {
+      throw new VmgmtError(
+        'GUEST_REFUSED',
+        `${opts.guestPath} is larger than the host takes: at most ${t.maxBytes} bytes (the daemon's largest pull, or what its transfer directory has free)`,
+        { status: answer.status, maxBytes: t.maxBytes },
+      );
     }
     if (answer.status !== 0) {
       throw new VmgmtError('GUEST_REFUSED', `the guest agent could not copy ${opts.guestPath}: ${statusText(answer.status)} (status ${answer.status})`, { status: answer.status });
@@ -74,8 +91,10 @@ export async function agentCopy(opts: AgentCopyOptions): Promise<{ bytes: number
     if (opts.direction === 'from-guest' && !t.committed) {
       throw new VmgmtError('GUEST_REFUSED', `the guest agent reported success but never committed ${opts.guestPath}`);
     }
+    outcome = 'done';
     return { bytes: t.movedBytes };
   } finally {
-    transfers.delete(t);
+    // Before the caller closes hostFd: from here no guest handle reaches it.
+    transfers.end(t, `copy ${outcome}`);
   }
 }

@@ -22,13 +22,21 @@ interface ReadHandle {
   fd: number;
   busy: number;
   closing: boolean;
-  /** Reading a file the host handed to an AGENT_COPY: the fd is the transfer's, not ours to close. */
-  transfer?: HostTransfer;
+}
+
+/**
+ * A file the host handed to an AGENT_COPY. The handle holds the transfer, never its fd: the fd is looked
+ * up at each use and is gone once the transfer ends (HostTransfers.end drops these handles too).
+ */
+interface TransferReadHandle {
+  kind: 'transfer-read';
+  busy: number;
+  closing: boolean;
+  transfer: HostTransfer;
 }
 
 interface TransferWriteHandle {
   kind: 'transfer-write';
-  fd: number;
   busy: number;
   closing: boolean;
   transfer: HostTransfer;
@@ -46,7 +54,7 @@ interface WriteHandle {
   closing: boolean;
 }
 
-type Handle = ReadHandle | WriteHandle | TransferWriteHandle;
+type Handle = ReadHandle | WriteHandle | TransferReadHandle | TransferWriteHandle;
 
 /** A refusal: the status the guest gets, and the reason for the log. */
 class Refusal {
@@ -86,10 +94,12 @@ export class FileService implements MessageService {
   private usedBytes: number;
   private reservedBytes = 0;
   private closed = false;
+  private readonly stopWatchingTransfers: () => void;
 
   constructor(private readonly opts: FileServiceOptions) {
     this.root = opts.config ? openRoot(opts.native, opts.config.root) : undefined;
     this.usedBytes = this.root ? usageBytes(this.root) : 0;
+    this.stopWatchingTransfers = opts.transfers?.onEnd((t) => this.dropTransferHandles(t)) ?? (() => {});
   }
 
   get usage(): { usedBytes: number; reservedBytes: number; openFiles: number } {
@@ -196,11 +206,30 @@ export class FileService implements MessageService {
     return t;
   }
 
-  private lookup<K extends Handle['kind']>(ctx: ServiceContext, handle: number, kind?: K): Extract<Handle, { kind: K }> {
+  private lookup(ctx: ServiceContext, handle: number): Handle {
     const h = this.handles.get(ctx.channel)?.get(handle);
     if (!h || h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${handle}`);
-    if (kind && h.kind !== kind) throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${handle} is a ${h.kind} handle`);
-    return h as Extract<Handle, { kind: K }>;
+    return h;
+  }
+
+  /** The fd behind a handle, for I/O in this same synchronous step. A transfer's fd dies with the transfer. */
+  private fdOf(h: Handle, handle: number): number {
+    if (h.kind === 'read' || h.kind === 'write') return h.fd;
+    const fd = this.opts.transfers?.fdOf(h.transfer);
+    if (fd === undefined) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${handle}: host transfer ended (${h.transfer.endedReason ?? 'unknown'})`);
+    return fd;
+  }
+
+  /** A host transfer ended: every handle opened on it dies now, on whatever channel it was opened. */
+  private dropTransferHandles(t: HostTransfer): void {
+    for (const table of this.handles.values()) {
+      for (const [id, h] of table) {
+        if ((h.kind === 'transfer-read' || h.kind === 'transfer-write') && h.transfer === t) {
+          table.delete(id);
+          this.release(h);
+        }
+      }
+    }
   }
 
   private addHandle(channel: number, h: Handle): number {
@@ -223,12 +252,15 @@ export class FileService implements MessageService {
 
   private openTransfer(ctx: ServiceContext, t: HostTransfer, flags: number, sizeBytes: number): Uint8Array {
     if (t.direction === 'to-guest' && flags === FILE_OPEN_FLAG.READ) {
-      const handle = this.addHandle(ctx.channel, { kind: 'read', fd: t.fd, busy: 0, closing: false, transfer: t });
+      const handle = this.addHandle(ctx.channel, { kind: 'transfer-read', busy: 0, closing: false, transfer: t });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: t.totalBytes, mtimeNs: 0n, mode: 0o644 });
     }
     if (t.direction === 'from-guest' && flags === FILE_OPEN_FLAG.WRITE) {
+      if (sizeBytes > t.maxBytes) {
+        throw new Refusal(STATUS.FILE_TOO_LARGE.code, `host transfer ${t.token}: the guest declared ${sizeBytes} bytes, the host takes at most ${t.maxBytes}`);
+      }
       t.totalBytes = sizeBytes;
-      const handle = this.addHandle(ctx.channel, { kind: 'transfer-write', fd: t.fd, busy: 0, closing: false, transfer: t, declaredBytes: sizeBytes });
+      const handle = this.addHandle(ctx.channel, { kind: 'transfer-write', busy: 0, closing: false, transfer: t, declaredBytes: sizeBytes });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: 0o644 });
     }
     throw new Refusal(STATUS.PERMISSION_DENIED.code, `host transfer ${t.token} is ${t.direction}, not open flags ${flags}`);
@@ -280,16 +312,18 @@ export class FileService implements MessageService {
   }
 
   private read(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
-    const h = this.lookup(ctx, req.handle, 'read');
+    const h = this.lookup(ctx, req.handle);
+    if (h.kind !== 'read' && h.kind !== 'transfer-read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a ${h.kind} handle`);
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
+    const fd = this.fdOf(h, req.handle);
     let done = 0;
     while (done < req.length) {
-      const n = this.n.pread(h.fd, view.bytes.subarray(done), req.fileOffset + done);
+      const n = this.n.pread(fd, view.bytes.subarray(done), req.fileOffset + done);
       if (n === 0) break;
       done += n;
     }
-    if (h.transfer) this.progress(h.transfer, done);
+    if (h.kind === 'transfer-read') this.progress(h.transfer, done);
     return encodeIoResult(done);
   }
 
@@ -300,13 +334,13 @@ export class FileService implements MessageService {
 
   private write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
     const h = this.lookup(ctx, req.handle);
-    if (h.kind === 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a read handle`);
+    if (h.kind === 'read' || h.kind === 'transfer-read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a read handle`);
     if (req.fileOffset + req.length > h.declaredBytes) {
       throw new Refusal(STATUS.WRITE_PAST_SIZE.code, `write of ${req.length} at ${req.fileOffset} past the declared ${h.declaredBytes} bytes`);
     }
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    const written = this.n.pwrite(h.fd, view.bytes, req.fileOffset);
+    const written = this.n.pwrite(this.fdOf(h, req.handle), view.bytes, req.fileOffset);
     if (h.kind === 'transfer-write') this.progress(h.transfer, written);
     return encodeIoResult(written);
   }
@@ -347,8 +381,7 @@ export class FileService implements MessageService {
   private release(h: Handle): void {
     h.closing = true;
     if (h.busy > 0) return;
-    const ownsFd = h.kind === 'write' || (h.kind === 'read' && !h.transfer);
-    if (ownsFd) this.n.close(h.fd);
+    if (h.kind === 'read' || h.kind === 'write') this.n.close(h.fd);
     if (h.kind === 'write') {
       this.unlinkQuietly(h.parentFd, h.tmpName);
       this.n.close(h.parentFd);
@@ -432,7 +465,7 @@ export class FileService implements MessageService {
     try {
       for (let at = 0; ; ) {
         if (h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${req.handle} closed during hashing`);
-        const n = this.n.pread(h.fd, chunk, at);
+        const n = this.n.pread(this.fdOf(h, req.handle), chunk, at);
         if (n === 0) break;
         digest.update(chunk.subarray(0, n));
         at += n;
@@ -474,6 +507,7 @@ export class FileService implements MessageService {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopWatchingTransfers();
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
     if (this.root) this.n.close(this.root.rootFd);
   }
