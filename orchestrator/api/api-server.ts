@@ -39,6 +39,8 @@ export interface ApiServerOptions {
   transferDir?: string;
   /** How long a pulled file waits for its download; default 60000. */
   downloadTtlMs?: number;
+  /** The largest file a pull takes from a guest; default DEFAULT_MAX_PULL_BYTES (16 GiB). */
+  maxPullBytes?: number;
 }
 
 export interface ApiServer {
@@ -53,6 +55,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     opts.transferDir ?? path.join(path.dirname(opts.socketPath), 'transfers'),
     log,
     opts.downloadTtlMs ?? DEFAULT_DOWNLOAD_TTL_MS,
+    opts.maxPullBytes,
   );
   await store.open();
   const server = createServer((req, res) => {

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, fstatSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,7 +81,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const start = async (extra: { downloadTtlMs?: number } = {}): Promise<ApiServer> =>
+const start = async (extra: { downloadTtlMs?: number; maxPullBytes?: number } = {}): Promise<ApiServer> =>
   (server = await startApiServer({ socketPath: sock, manager, log: quiet, transferDir, ...extra }));
 
 describe('POST /v1/vms/:name/files/push', () => {
@@ -245,6 +245,23 @@ describe('POST /v1/vms/:name/files/pull and GET /v1/transfers/:id', () => {
     expect(reply.status).toBe(200);
     expect(events(reply).at(-1)).toEqual({ event: 'error', code: 'GUEST_REFUSED', message: expect.stringMatching(/no such file/), details: { status: 2 } });
     expect(await readdir(transferDir)).toEqual([]);
+  });
+
+  it('hands the copy a size cap: the largest pull configured, never more than the transfer directory has free', async () => {
+    manager.guestFiles.set('/big', new Uint8Array(4097));
+    manager.guestFiles.set('/small', new Uint8Array(4096));
+    await start({ maxPullBytes: 4096 });
+    const refused = await pull('/big');
+    expect(events(refused).at(-1)).toMatchObject({ event: 'error', code: 'GUEST_REFUSED', message: expect.stringMatching(/at most 4096/) });
+    expect(events(await pull('/small')).at(-1)).toMatchObject({ event: 'ready', bytes: 4096 });
+    expect(await readdir(transferDir)).toHaveLength(1);
+    await server?.close();
+    server = undefined;
+    await start({ maxPullBytes: Number.MAX_SAFE_INTEGER });
+    await pull('/small');
+    const free = await statfs(transferDir);
+    expect(manager.pullLimits).toEqual([4096, 4096, expect.any(Number)]);
+    expect(manager.pullLimits[2]).toBeLessThan(free.bavail * free.bsize);
   });
 
   it('refuses a malformed download id and a pull with a body', async () => {

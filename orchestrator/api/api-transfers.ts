@@ -94,6 +94,7 @@ async function pull(action: StreamAction & { kind: 'pull' }, res: ServerResponse
     const result = await ctx.manager.copyFromGuest(name, {
       guestPath,
       hostFd: temp.handle.fd,
+      maxBytes: await ctx.store.pullLimitBytes(),
       onProgress: (moved, total) => events.progress('guest', moved, total),
     });
     const onHostBytes = (await temp.handle.stat()).size;

@@ -18,6 +18,8 @@ export class FakeVmManager implements VmManagerApi {
   failNext: unknown;
   /** Guest path → contents: what copyToGuest writes and copyFromGuest reads. */
   readonly guestFiles = new Map<string, Uint8Array>();
+  /** The maxBytes each copyFromGuest was given. */
+  readonly pullLimits: number[] = [];
   /** Thrown (once) by the next copy halfway through, after some progress. */
   failCopy: unknown;
   /** Bytes per pread/pwrite and per onProgress call. */
@@ -143,12 +145,16 @@ export class FakeVmManager implements VmManagerApi {
     return { bytes: moved };
   }
 
-  async copyFromGuest(name: string, opts: HostCopyOptions): Promise<{ bytes: number }> {
+  async copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
     this.#enter('copyFromGuest', [name, opts.guestPath]);
+    this.pullLimits.push(opts.maxBytes);
     this.#runningForCopy(name, opts.guestPath);
     const data = this.guestFiles.get(opts.guestPath);
     if (!data) {
       throw new VmgmtError('GUEST_REFUSED', `the guest agent could not copy ${opts.guestPath}: no such file (status 2)`, { status: 2 });
+    }
+    if (data.byteLength > opts.maxBytes) {
+      throw new VmgmtError('GUEST_REFUSED', `${opts.guestPath} is ${data.byteLength} bytes: the host takes at most ${opts.maxBytes}`, { status: 28 });
     }
     let moved = 0;
     opts.onProgress?.(0, data.byteLength);

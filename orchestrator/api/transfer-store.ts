@@ -2,11 +2,16 @@
 // it, or a pulled file until the client fetches it. A pulled file is held under a random 128-bit id for one
 // download and removed when fetched, when unclaimed after the time to live, or when the store closes.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 
 export const DEFAULT_DOWNLOAD_TTL_MS = 60_000;
+/** The largest file `vmgmt cp VM:PATH ...` takes from a guest unless the daemon is told otherwise. */
+export const DEFAULT_MAX_PULL_BYTES = 16 * 1024 ** 3;
+/** Free space a pull never takes from the transfer directory's file system: at most 1 GiB, or 5% of a small one. */
+const FREE_SPACE_RESERVE_BYTES = 1024 ** 3;
+const FREE_SPACE_RESERVE_FRACTION = 0.05;
 
 /** Names this store gives its files; anything else in the directory is left alone. */
 const TEMP_NAME_PATTERN = /^vmgmt-(push|pull)-[0-9a-f]{32}$/;
@@ -38,7 +43,20 @@ export class TransferStore {
     readonly dir: string,
     private readonly log: TransferStoreLog,
     readonly downloadTtlMs: number = DEFAULT_DOWNLOAD_TTL_MS,
+    readonly maxPullBytes: number = DEFAULT_MAX_PULL_BYTES,
   ) {}
+
+  /**
+   * The most a guest agent may send for one pull: the configured maximum, and no more than the transfer
+   * directory's file system can hold while keeping its reserve. Asked at the start of each pull.
+   */
+  async pullLimitBytes(): Promise<number> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const fs = await statfs(this.dir);
+    const total = fs.blocks * fs.bsize;
+    const reserve = Math.min(FREE_SPACE_RESERVE_BYTES, Math.ceil(total * FREE_SPACE_RESERVE_FRACTION));
+    return Math.max(0, Math.min(this.maxPullBytes, fs.bavail * fs.bsize - reserve));
+  }
 
   /** Removes files a previous daemon left behind. The directory itself is made (0700) on first use. */
   async open(): Promise<void> {

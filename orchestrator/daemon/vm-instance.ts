@@ -158,7 +158,7 @@ export class VmInstance {
   }
 
   /** `vmgmt cp` in either direction, through the guest agent. */
-  copy(direction: 'to-guest' | 'from-guest', opts: HostCopyOptions & { sizeBytes?: number }): Promise<{ bytes: number }> {
+  copy(direction: 'to-guest' | 'from-guest', opts: HostCopyOptions & { sizeBytes?: number; maxBytes?: number }): Promise<{ bytes: number }> {
     const device = this.device;
     if (!device || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
     this.log.info(`copy ${direction}`, { guestPath: opts.guestPath });
@@ -168,6 +168,7 @@ export class VmInstance {
       direction,
       hostFd: opts.hostFd,
       sizeBytes: opts.sizeBytes ?? 0,
+      ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
       guestPath: opts.guestPath,
       timeoutMs: opts.timeoutMs ?? 600_000,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

@@ -66,8 +66,11 @@ export interface VmManagerApi {
   logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string>;
   /** Copies a host file (an fd the caller opened) to an absolute guest path through the guest agent. */
   copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }>;
-  /** Copies an absolute guest path into a host file (an fd the caller opened for writing) through the agent. */
-  copyFromGuest(name: string, opts: HostCopyOptions): Promise<{ bytes: number }>;
+  /**
+   * Copies an absolute guest path into a host file (an fd the caller opened for writing) through the agent;
+   * a guest file larger than maxBytes is refused before any byte moves.
+   */
+  copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }>;
 }
 
 export interface HostCopyOptions {

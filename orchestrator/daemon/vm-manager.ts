@@ -112,7 +112,7 @@ export class VmManager implements VmManagerApi {
     return this.get(name).copy('to-guest', opts);
   }
 
-  copyFromGuest(name: string, opts: HostCopyOptions): Promise<{ bytes: number }> {
+  copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
     return this.get(name).copy('from-guest', opts);
   }
 
