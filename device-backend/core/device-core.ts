@@ -1,15 +1,16 @@
 // The management core for one VM's region: device and channel resets, draining guest→core rings,
-// dispatching to services and answering on core→guest rings. Pure: memory comes through GuestMemory,
-// notifications go out through the notifyGuest callback, and nothing here does I/O or keeps time.
+// dispatching to services and answering on core→guest rings, and sending what services queue (pushes and
+// host requests) when the rings have room. Pure: memory comes through GuestMemory, notifications go out
+// through the notifyGuest callback, and nothing here does I/O or keeps time (timeouts are AbortSignals).
 import { channelOffset, dataSliceOffset, type Geometry, ringOffset, slotsOffset } from '../layout/geometry.js';
-import { CHANNEL, CHANNEL_STATE, HEADER, LIMITS, MODE, MSG_TYPE, SET_MODE_REQ, STATUS, VECTOR } from '../layout/wire-layout.js';
+import { CHANNEL, CHANNEL_STATE, HEADER, LIMITS, MODE, MSG_HEADER, MSG_RESPONSE_BIT, MSG_TYPE, SET_MODE_REQ, STATUS, VECTOR } from '../layout/wire-layout.js';
 import { DataSlice } from '../memory/data-slice.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { decodeMessage, encodeMessage, isResponse, type Message, responseTo } from '../protocol/message-codec.js';
 import { RingConsumer, RingProducer, type RingGeometry } from '../ring/spsc-ring.js';
 import { checkHeaderGeometry, writeFreshHeader } from './region-header.js';
 import type { CoreLogger } from './core-logger.js';
-import type { MessageService } from './message-service.js';
+import type { ChannelPort, HostRequestOptions, MessageService, PushResult, ServiceHost, VmIdentity } from './message-service.js';
 import { decideSetMode, ModeRouter } from './mode-routing.js';
 
 const H = HEADER.offsets;
@@ -27,7 +28,17 @@ export interface DeviceCoreOptions {
   maxErrorsBeforeReset?: number;
   /** Messages handled per channel per pass, so one busy channel cannot starve the others. */
   batchLimit?: number;
+  /** Whose device this is; services shared across VMs tell VMs apart by it. */
+  vm?: VmIdentity;
+  /** Messages one service may have queued on one channel (pushes and host requests not yet sent). */
+  pushQueueLimit?: number;
+  /** A service said its snapshot changed: the shell saves snapshotServices() soon. */
+  onServiceStateChanged?: () => void;
 }
+
+/** Host requests aborted after they were sent whose late answers are dropped quietly, per channel. */
+const ABANDONED_IDS_KEPT = 64;
+export const DEFAULT_PUSH_QUEUE_LIMIT = 64;
 
 export interface CoreCounters {
   doorbells: number;
@@ -36,6 +47,8 @@ export interface CoreCounters {
   notificationsSent: number;
   channelResets: number;
   deviceResets: number;
+  /** Requests a service failed on (threw, rejected, or answered with something that cannot be sent). */
+  serviceFailures: number;
 }
 
 export interface ProcessResult {
@@ -54,33 +67,59 @@ interface ChannelEnd {
   epoch: number;
   inFlight: number;
   /** Answers waiting for room in the c2g ring; bounded by MAX_IN_FLIGHT_PER_CHANNEL. */
-  readonly pending: Message[];
+  readonly answers: Message[];
+  /** What services queued (pushes, host requests), sent in order when the ring has room beyond answers owed. */
+  readonly outbox: OutboxEntry[];
   /** Requests the core started on this channel, by request id, waiting for the guest's answer. */
-  readonly outstanding: Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void }>;
+  readonly outstanding: Map<number, Outstanding>;
+  /** Ids of sent host requests whose caller gave up: their answers are not protocol errors. */
+  readonly abandoned: number[];
 }
+
+interface OutboxEntry {
+  readonly service: string;
+  readonly message: Message;
+}
+
+interface Outstanding {
+  readonly service: string;
+  resolve(m: Message): void;
+  reject(e: Error): void;
+}
+
+export type CoreRequestErrorCode = 'CHANNEL_RESET' | 'NOT_READY' | 'BUSY' | 'ABORTED' | 'CLOSED';
 
 export class CoreRequestError extends Error {
   override readonly name = 'CoreRequestError';
   constructor(
-    readonly code: 'CHANNEL_RESET' | 'NOT_READY' | 'BUSY',
+    readonly code: CoreRequestErrorCode,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
+/** A service's handle() result, with what the core needs to answer for it if it fails. */
+type Handled = { kind: 'none' } | { kind: 'sync'; answer: Message } | { kind: 'async'; request: Message; service: string; answer: Promise<Message> };
+
 export class DeviceCore {
-  readonly counters: CoreCounters = { doorbells: 0, messages: 0, protocolErrors: 0, notificationsSent: 0, channelResets: 0, deviceResets: 0 };
+  readonly counters: CoreCounters = { doorbells: 0, messages: 0, protocolErrors: 0, notificationsSent: 0, channelResets: 0, deviceResets: 0, serviceFailures: 0 };
   private readonly channels: ChannelEnd[];
   private readonly router: ModeRouter;
   private nextRequestId = 1;
   private readonly maxErrors: number;
   private readonly batchLimit: number;
+  private readonly pushQueueLimit: number;
+  private readonly ports = new Map<MessageService, ChannelPort[]>();
+  private readonly serviceCounts = new Map<string, Map<string, number>>();
+  private closed = false;
 
   private constructor(private readonly opts: DeviceCoreOptions) {
     const g = opts.geometry;
     this.maxErrors = opts.maxErrorsBeforeReset ?? 16;
     this.batchLimit = opts.batchLimit ?? 256;
+    this.pushQueueLimit = opts.pushQueueLimit ?? DEFAULT_PUSH_QUEUE_LIMIT;
     this.router = new ModeRouter(opts.services);
     const ring = (ch: number, dir: 'g2c' | 'c2g'): RingGeometry => ({
       ringOffset: ringOffset(g, ch, dir),
@@ -97,9 +136,12 @@ export class DeviceCore {
       mode: MODE.NONE,
       epoch: 0,
       inFlight: 0,
-      pending: [],
+      answers: [],
+      outbox: [],
       outstanding: new Map(),
+      abandoned: [],
     }));
+    for (const s of opts.services) s.attach?.(this.hostFor(s));
   }
 
   /** A new region: writes the header; every channel starts idle. */
@@ -110,8 +152,11 @@ export class DeviceCore {
     return core;
   }
 
-  /** A region found again after a daemon restart: check it, then carry on from the published indices. */
-  static reattach(opts: DeviceCoreOptions): DeviceCore {
+  /**
+   * A region found again after a daemon restart: check it, then carry on from the published indices.
+   * `restored` holds the services' snapshots saved by the previous daemon (snapshotServices()).
+   */
+  static reattach(opts: DeviceCoreOptions, restored: Readonly<Record<string, unknown>> = {}): DeviceCore {
     const mismatch = checkHeaderGeometry(opts.mem, opts.geometry);
     if (mismatch) throw new Error(`cannot re-attach to the region: ${mismatch}`);
     const core = new DeviceCore(opts);
@@ -121,12 +166,56 @@ export class DeviceCore {
       ch.g2c.adoptPublishedIndex();
       ch.c2g.adoptPublishedIndex();
       ch.g2c.setNeedWakeup(true);
-      // Answers in flight died with the old core, and so did the services' state: the channel's owner
-      // must reset it before using a mode again. PING keeps working.
       ch.mode = mem.loadU32(ch.base + C.mode);
-      if (ch.mode !== MODE.NONE) core.markNeedsReset(ch, STATUS.NEEDS_RESET.code, 'the core restarted while the channel was in a mode');
+    }
+    // Answers in flight died with the old core. A channel in a mode carries on only if every service of
+    // that mode restored its state for it; otherwise its owner must reset it first. PING keeps working.
+    const carryOn = core.restoreServices(restored);
+    for (const ch of core.channels) {
+      if (ch.mode !== MODE.NONE && !carryOn.has(ch.mode)) core.markNeedsReset(ch, STATUS.NEEDS_RESET.code, 'the core restarted while the channel was in a mode');
     }
     return core;
+  }
+
+  /** The modes whose channels carry on after a restart: every service serving the mode restored. */
+  private restoreServices(restored: Readonly<Record<string, unknown>>): Set<number> {
+    const restoredOk = new Set<MessageService>();
+    for (const s of this.opts.services) {
+      if (s.modes === 'any' || !s.restore || !(s.name in restored)) continue;
+      const channels = this.channels.filter((ch) => (s.modes as readonly number[]).includes(ch.mode)).map((ch) => ch.index);
+      try {
+        if (s.restore(restored[s.name], channels)) restoredOk.add(s);
+      } catch (err) {
+        this.counters.serviceFailures++;
+        this.opts.log.error('service failed to restore its state; its channels must be reset', { service: s.name, error: (err as Error).stack });
+      }
+    }
+    const carryOn = new Set<number>();
+    for (const mode of this.router.availableModes) {
+      const serving = this.opts.services.filter((s) => s.modes !== 'any' && s.modes.includes(mode));
+      if (serving.length > 0 && serving.every((s) => restoredOk.has(s))) carryOn.add(mode);
+    }
+    return carryOn;
+  }
+
+  /** Every service's snapshot, by service name, for the shell to keep across a daemon restart. */
+  snapshotServices(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const s of this.opts.services) {
+      if (!s.snapshot) continue;
+      try {
+        out[s.name] = s.snapshot();
+      } catch (err) {
+        this.counters.serviceFailures++;
+        this.opts.log.error('service failed to take a snapshot', { service: s.name, error: (err as Error).stack });
+      }
+    }
+    return out;
+  }
+
+  /** What each service counted, by service name. */
+  serviceCounters(): Record<string, Record<string, number>> {
+    return Object.fromEntries([...this.serviceCounts].map(([name, counts]) => [name, Object.fromEntries(counts)]));
   }
 
   /** Called on every doorbell, and again while process() reports more work. Never throws for guest input. */
@@ -155,7 +244,21 @@ export class DeviceCore {
     mem.storeU32(H.reset_done, requested);
     this.counters.deviceResets++;
     this.opts.log.info('device reset by the guest', { resetRequest: requested });
+    this.eachService('deviceReset', (s) => s.deviceReset?.());
     this.opts.notifyGuest(VECTOR.RING);
+  }
+
+  /** Runs a hook on every service; a hook that throws is logged and counted, never escapes. */
+  private eachService(hook: string, run: (s: MessageService) => void, only?: (s: MessageService) => boolean): void {
+    for (const s of this.opts.services) {
+      if (only && !only(s)) continue;
+      try {
+        run(s);
+      } catch (err) {
+        this.counters.serviceFailures++;
+        this.opts.log.error(`service failed in ${hook}`, { service: s.name, error: (err as Error).stack });
+      }
+    }
   }
 
   private resetChannel(ch: ChannelEnd): void {
@@ -165,14 +268,21 @@ export class DeviceCore {
     ch.g2c.setNeedWakeup(true);
     ch.epoch++;
     ch.inFlight = 0;
-    ch.pending.length = 0;
-    for (const o of ch.outstanding.values()) o.reject(new CoreRequestError('CHANNEL_RESET', `channel ${ch.index} was reset before the guest answered`));
-    ch.outstanding.clear();
+    ch.answers.length = 0;
+    ch.outbox.length = 0;
+    ch.abandoned.length = 0;
+    this.rejectOutstanding(ch, 'CHANNEL_RESET', `channel ${ch.index} was reset before the guest answered`);
     ch.mode = MODE.NONE;
     mem.storeU32(ch.base + C.mode, MODE.NONE);
     mem.storeU32(ch.base + C.error_count, 0);
     mem.storeI32(ch.base + C.last_status, 0);
-    for (const s of this.opts.services) s.channelReset?.(ch.index);
+    this.eachService('channelReset', (s) => s.channelReset?.(ch.index));
+  }
+
+  private rejectOutstanding(ch: ChannelEnd, code: CoreRequestErrorCode, reason: string): void {
+    const waiting = [...ch.outstanding.values()];
+    ch.outstanding.clear();
+    for (const o of waiting) o.reject(new CoreRequestError(code, reason));
   }
 
   /** Returns whether work is left on this channel. */
@@ -192,8 +302,8 @@ export class DeviceCore {
     let more = false;
     let responded = this.flush(ch);
     ch.g2c.setNeedWakeup(false);
-    for (let handled = 0; ; handled++) {
-      if (handled === this.batchLimit) {
+    for (let taken = 0; ; taken++) {
+      if (taken === this.batchLimit) {
         more = true;
         break;
       }
@@ -216,29 +326,27 @@ export class DeviceCore {
       }
       // Every request gets an answer: take one only when its answer is sure to have room. Answers in
       // flight wake us when they land.
-      if (ch.inFlight + ch.pending.length >= LIMITS.MAX_IN_FLIGHT_PER_CHANNEL) break;
-      if (space.free <= ch.pending.length) {
+      if (ch.inFlight + ch.answers.length >= LIMITS.MAX_IN_FLIGHT_PER_CHANNEL) break;
+      if (space.free <= ch.answers.length) {
         more = true; // the guest is not taking answers: poll again
         break;
       }
-      const answer = this.handle(ch, next.bytes);
+      const handled = this.handle(ch, next.bytes);
       ch.g2c.advance();
-      if (answer instanceof Promise) {
+      if (handled.kind === 'async') {
         const epoch = ch.epoch;
         ch.inFlight++;
-        answer.then(
-          (response) => this.complete(ch, epoch, response),
-          (err: unknown) => {
-            this.opts.log.error('service failed', { channel: ch.index, error: (err as Error).stack });
-            this.complete(ch, epoch, undefined);
-          },
+        handled.answer.then(
+          (response) => this.complete(ch, epoch, handled.request, handled.service, response),
+          (err: unknown) => this.complete(ch, epoch, handled.request, handled.service, this.serviceFailed(ch, handled.service, handled.request, err)),
         );
-      } else if (answer) {
-        ch.c2g.push(encodeMessage(answer, this.opts.geometry.slotSizeBytes));
+      } else if (handled.kind === 'sync') {
+        ch.c2g.push(encodeMessage(handled.answer, this.opts.geometry.slotSizeBytes));
         responded = true;
       }
       if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) break;
     }
+    if (this.flush(ch)) responded = true;
     ch.g2c.setNeedWakeup(true);
     if (responded && ch.c2g.consumerWantsWakeup()) {
       this.counters.notificationsSent++;
@@ -247,50 +355,106 @@ export class DeviceCore {
     return more;
   }
 
-  /** Pushes answers that waited for room; returns whether any went out. */
+  /**
+   * Sends answers that waited for room, then what services queued, while the ring has room beyond the
+   * answers still owed (queued output never takes the slots answers need). Returns whether any went out.
+   */
   private flush(ch: ChannelEnd): boolean {
     let pushed = false;
-    while (ch.pending.length > 0) {
+    const free = (): number => {
       const space = ch.c2g.space();
-      if (space.kind !== 'space' || space.free === 0) break;
-      ch.c2g.push(encodeMessage(ch.pending.shift()!, this.opts.geometry.slotSizeBytes));
+      return space.kind === 'space' ? space.free : 0;
+    };
+    while (ch.answers.length > 0 && free() > 0) {
+      ch.c2g.push(encodeMessage(ch.answers.shift()!, this.opts.geometry.slotSizeBytes));
+      pushed = true;
+    }
+    while (ch.outbox.length > 0 && free() > ch.inFlight + ch.answers.length) {
+      ch.c2g.push(encodeMessage(ch.outbox.shift()!.message, this.opts.geometry.slotSizeBytes));
       pushed = true;
     }
     return pushed;
   }
 
-  private complete(ch: ChannelEnd, epoch: number, response: Message | undefined): void {
+  private complete(ch: ChannelEnd, epoch: number, request: Message, service: string, response: Message): void {
     if (ch.epoch !== epoch) return; // the channel was reset meanwhile
     ch.inFlight--;
-    if (response) ch.pending.push(response);
+    ch.answers.push(this.checkedAnswer(ch, service, request, response));
     this.opts.onWorkPending?.();
   }
 
-  private handle(ch: ChannelEnd, slot: Uint8Array): Message | Promise<Message> | undefined {
+  /** A service's answer as sent: one that does not answer this request or does not fit a slot is our bug. */
+  private checkedAnswer(ch: ChannelEnd, service: string, request: Message, answer: unknown): Message {
+    const a = answer as Partial<Message> | undefined;
+    const maxPayload = this.opts.geometry.slotSizeBytes - MSG_HEADER.sizeBytes;
+    const problem =
+      !a || !(a.payload instanceof Uint8Array) || typeof a.status !== 'number'
+        ? 'not a message'
+        : a.type !== (request.type | MSG_RESPONSE_BIT) || a.requestId !== request.requestId
+          ? `answers type ${a.type} id ${a.requestId}, not the request's`
+          : a.payload.byteLength > maxPayload
+            ? `payload of ${a.payload.byteLength} bytes does not fit a ${this.opts.geometry.slotSizeBytes}-byte slot`
+            : undefined;
+    if (problem === undefined) return a as Message;
+    return this.serviceFailed(ch, service, request, new Error(`service ${service} answered type ${request.type} with a message that cannot be sent: ${problem}`));
+  }
+
+  /** A service failed on a request: log it with the VM's channel, count it, answer INTERNAL_ERROR. */
+  private serviceFailed(ch: ChannelEnd, service: string, request: Message, err: unknown): Message {
+    this.counters.serviceFailures++;
+    this.opts.log.error('service failed; answered INTERNAL_ERROR', {
+      channel: ch.index,
+      service,
+      type: request.type,
+      requestId: request.requestId,
+      error: err instanceof Error ? err.stack : String(err),
+    });
+    return responseTo(request, STATUS.INTERNAL_ERROR.code);
+  }
+
+  private handle(ch: ChannelEnd, slot: Uint8Array): Handled {
     const decoded = decodeMessage(slot);
     if (!decoded.ok) {
       this.protocolError(ch, decoded.status, decoded.reason);
-      return isResponse(decoded.type) ? undefined : responseTo(decoded, decoded.status);
+      return isResponse(decoded.type) ? { kind: 'none' } : { kind: 'sync', answer: responseTo(decoded, decoded.status) };
     }
     const msg = decoded.message;
     if (isResponse(msg.type)) {
-      const waiting = ch.outstanding.get(msg.requestId);
-      if (!waiting) {
-        this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} with no request outstanding`);
-        return undefined;
-      }
-      ch.outstanding.delete(msg.requestId);
-      waiting.resolve(msg);
-      return undefined;
+      this.answerArrived(ch, msg);
+      return { kind: 'none' };
     }
-    if (msg.type === MSG_TYPE.SET_MODE) return this.setMode(ch, msg);
+    if (msg.type === MSG_TYPE.SET_MODE) return { kind: 'sync', answer: this.setMode(ch, msg) };
     const route = this.router.route(ch.mode, msg.type);
     if (!route.ok) {
       this.protocolError(ch, route.status, route.reason);
-      return responseTo(msg, route.status);
+      return { kind: 'sync', answer: responseTo(msg, route.status) };
     }
     this.counters.messages++;
-    return route.service.handle(msg, { channel: ch.index, slice: ch.slice });
+    const service = route.service;
+    let answer: Message | Promise<Message>;
+    try {
+      answer = service.handle(msg, this.portOf(service, ch));
+    } catch (err) {
+      return { kind: 'sync', answer: this.serviceFailed(ch, service.name, msg, err) };
+    }
+    if (answer instanceof Promise) return { kind: 'async', request: msg, service: service.name, answer };
+    return { kind: 'sync', answer: this.checkedAnswer(ch, service.name, msg, answer) };
+  }
+
+  private answerArrived(ch: ChannelEnd, msg: Message): void {
+    const waiting = ch.outstanding.get(msg.requestId);
+    if (waiting) {
+      ch.outstanding.delete(msg.requestId);
+      waiting.resolve(msg);
+      return;
+    }
+    const abandoned = ch.abandoned.indexOf(msg.requestId);
+    if (abandoned >= 0) {
+      ch.abandoned.splice(abandoned, 1);
+      this.opts.log.info('dropped the late answer to a host request its caller gave up on', { channel: ch.index, requestId: msg.requestId });
+      return;
+    }
+    this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} with no request outstanding`);
   }
 
   private setMode(ch: ChannelEnd, msg: Message): Message {
@@ -308,6 +472,7 @@ export class DeviceCore {
     ch.mode = decision.mode;
     this.opts.mem.storeU32(ch.base + C.mode, decision.mode);
     this.counters.messages++;
+    this.eachService('channelClaimed', (s) => s.channelClaimed?.(this.portOf(s, ch)), (s) => s.modes !== 'any' && s.modes.includes(decision.mode));
     return responseTo(msg, STATUS.OK.code);
   }
 
@@ -321,38 +486,138 @@ export class DeviceCore {
     if (errors >= this.maxErrors) this.markNeedsReset(ch, status, `${errors} protocol errors since the last reset`);
   }
 
-  /** Channels whose owner put them into `mode` (e.g. the agent's). */
+  /** Channels whose owner put them into `mode` and that are ready. */
   channelsInMode(mode: number): number[] {
-    return this.channels.filter((ch) => ch.mode === mode && this.opts.mem.loadU32(ch.base + C.state) === CHANNEL_STATE.READY).map((ch) => ch.index);
+    return this.channels.filter((ch) => ch.mode === mode && this.ready(ch)).map((ch) => ch.index);
+  }
+
+  private ready(ch: ChannelEnd): boolean {
+    return !this.closed && this.opts.mem.loadU32(ch.base + C.state) === CHANNEL_STATE.READY;
+  }
+
+  /** The one port a service has on a channel. */
+  private portOf(service: MessageService, ch: ChannelEnd): ChannelPort {
+    let ports = this.ports.get(service);
+    if (!ports) this.ports.set(service, (ports = []));
+    let port = ports[ch.index];
+    if (!port) {
+      const core = this;
+      port = ports[ch.index] = {
+        channel: ch.index,
+        slice: ch.slice,
+        get mode() {
+          return ch.mode;
+        },
+        request: (type, payload, opts) => core.startRequest(service.name, ch, type, payload, opts),
+        push: (type, payload) => core.push(service.name, ch, type, payload),
+      };
+    }
+    return port;
+  }
+
+  private hostFor(service: MessageService): ServiceHost {
+    const counts = new Map<string, number>();
+    this.serviceCounts.set(service.name, counts);
+    return {
+      vm: this.opts.vm ?? { name: 'unnamed' },
+      channelCount: this.channels.length,
+      port: (channel) => {
+        const ch = this.channels[channel];
+        return ch ? this.portOf(service, ch) : undefined;
+      },
+      counters: { add: (name, by = 1) => counts.set(name, (counts.get(name) ?? 0) + by) },
+      log: this.opts.log,
+      stateChanged: () => this.opts.onServiceStateChanged?.(),
+    };
+  }
+
+  private queued(ch: ChannelEnd, service: string): number {
+    let n = 0;
+    for (const e of ch.outbox) if (e.service === service) n++;
+    return n;
+  }
+
+  /** Queues output of a service and sends what fits now; wakes the guest if it asked. */
+  private enqueue(ch: ChannelEnd, entry: OutboxEntry): void {
+    ch.outbox.push(entry);
+    if (this.flush(ch) && ch.c2g.consumerWantsWakeup()) {
+      this.counters.notificationsSent++;
+      this.opts.notifyGuest(VECTOR.RING);
+    }
+  }
+
+  private push(service: string, ch: ChannelEnd, type: number, payload: Uint8Array): PushResult {
+    if (!this.ready(ch)) return { ok: false, code: 'NOT_READY', reason: `channel ${ch.index} is not ready` };
+    const maxPayload = this.opts.geometry.slotSizeBytes - MSG_HEADER.sizeBytes;
+    if (payload.byteLength > maxPayload) return { ok: false, code: 'TOO_LARGE', reason: `payload of ${payload.byteLength} bytes, a slot takes ${maxPayload}` };
+    if (this.queued(ch, service) >= this.pushQueueLimit) {
+      return { ok: false, code: 'QUEUE_FULL', reason: `${this.pushQueueLimit} messages of ${service} wait for the guest on channel ${ch.index}` };
+    }
+    this.enqueue(ch, { service, message: { type, requestId: 0, status: 0, payload } });
+    return { ok: true };
   }
 
   /**
    * Starts a request from the host side on a channel's c2g ring; the guest answers on g2c. Timeouts are
-   * the caller's (this code keeps no time); a channel reset rejects it.
+   * the caller's, through opts.signal (this code keeps no time); a channel reset or close rejects it.
    */
-  request(channel: number, type: number, payload: Uint8Array): Promise<Message> {
-    const ch = this.channels[channel];
-    if (!ch || this.opts.mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) {
-      return Promise.reject(new CoreRequestError('NOT_READY', `channel ${channel} is not ready`));
-    }
-    if (ch.outstanding.size + ch.pending.length >= LIMITS.MAX_IN_FLIGHT_PER_CHANNEL) {
-      return Promise.reject(new CoreRequestError('BUSY', `channel ${channel} has ${ch.outstanding.size} host requests outstanding`));
+  private startRequest(service: string, ch: ChannelEnd, type: number, payload: Uint8Array, opts: HostRequestOptions = {}): Promise<Message> {
+    const { signal } = opts;
+    if (signal?.aborted) return Promise.reject(new CoreRequestError('ABORTED', `request on channel ${ch.index} aborted before it started`, { cause: signal.reason }));
+    if (!this.ready(ch)) return Promise.reject(new CoreRequestError('NOT_READY', `channel ${ch.index} is not ready`));
+    const maxPayload = this.opts.geometry.slotSizeBytes - MSG_HEADER.sizeBytes;
+    if (payload.byteLength > maxPayload) return Promise.reject(new RangeError(`request payload of ${payload.byteLength} bytes does not fit a ${this.opts.geometry.slotSizeBytes}-byte slot`));
+    if (ch.outstanding.size >= LIMITS.MAX_IN_FLIGHT_PER_CHANNEL || this.queued(ch, service) >= this.pushQueueLimit) {
+      return Promise.reject(new CoreRequestError('BUSY', `channel ${ch.index} has ${ch.outstanding.size} host requests outstanding`));
     }
     const requestId = this.nextRequestId;
     this.nextRequestId = (this.nextRequestId + 1) >>> 0 || 1;
     return new Promise<Message>((resolve, reject) => {
-      ch.outstanding.set(requestId, { resolve, reject });
-      ch.pending.push({ type, requestId, status: 0, payload });
-      if (this.flush(ch) && ch.c2g.consumerWantsWakeup()) {
-        this.counters.notificationsSent++;
-        this.opts.notifyGuest(VECTOR.RING);
-      }
+      const entry: OutboxEntry = { service, message: { type, requestId, status: 0, payload } };
+      const onAbort = (): void => {
+        if (ch.outstanding.get(requestId) !== waiting) return;
+        ch.outstanding.delete(requestId);
+        const queuedAt = ch.outbox.indexOf(entry);
+        if (queuedAt >= 0) ch.outbox.splice(queuedAt, 1);
+        else {
+          ch.abandoned.push(requestId);
+          if (ch.abandoned.length > ABANDONED_IDS_KEPT) ch.abandoned.shift();
+        }
+        reject(new CoreRequestError('ABORTED', `request ${requestId} on channel ${ch.index} aborted`, { cause: signal?.reason }));
+      };
+      const waiting: Outstanding = {
+        service,
+        resolve: (m) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(m);
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      ch.outstanding.set(requestId, waiting);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.enqueue(ch, entry);
     });
   }
 
-  /** The device is going away: services drop their state. */
-  close(): void {
-    for (const s of this.opts.services) s.close?.();
+  /** Starts a host request on a channel for no service in particular (tools and tests). */
+  request(channel: number, type: number, payload: Uint8Array, opts?: HostRequestOptions): Promise<Message> {
+    const ch = this.channels[channel];
+    if (!ch) return Promise.reject(new CoreRequestError('NOT_READY', `channel ${channel} does not exist`));
+    return this.startRequest('host', ch, type, payload, opts);
+  }
+
+  /** The device is going away: host requests fail now with the reason, and services drop their state. */
+  close(reason = 'the device closed'): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const ch of this.channels) {
+      ch.outbox.length = 0;
+      this.rejectOutstanding(ch, 'CLOSED', `${reason}: channel ${ch.index} will not answer`);
+    }
+    this.eachService('close', (s) => s.close?.());
   }
 
   private markNeedsReset(ch: ChannelEnd, status: number, reason: string): void {

@@ -16,28 +16,35 @@ export function decideSetMode(current: number, requested: number, available: Rea
 
 export type RouteDecision = { ok: true; service: MessageService } | { ok: false; status: number; reason: string };
 
+/** Routes a request by (channel mode, type): one type may mean different services in different modes. */
 export class ModeRouter {
-  private readonly byType = new Map<number, MessageService>();
+  private readonly byType = new Map<number, MessageService[]>();
   readonly availableModes: ReadonlySet<number>;
 
   constructor(services: readonly MessageService[]) {
     const modes = new Set<number>();
+    const overlap = (a: MessageService, b: MessageService): boolean =>
+      a.modes === 'any' || b.modes === 'any' || a.modes.some((m) => (b.modes as readonly number[]).includes(m));
     for (const s of services) {
       if (s.modes !== 'any') for (const m of s.modes) modes.add(m);
       for (const t of s.types) {
-        const taken = this.byType.get(t);
-        if (taken) throw new Error(`message type ${t} is claimed by both ${taken.name} and ${s.name}`);
-        this.byType.set(t, s);
+        const list = this.byType.get(t) ?? [];
+        const taken = list.find((other) => overlap(other, s));
+        if (taken) throw new Error(`message type ${t} is claimed by both ${taken.name} and ${s.name} in the same mode`);
+        list.push(s);
+        this.byType.set(t, list);
       }
     }
     this.availableModes = modes;
   }
 
   route(channelMode: number, type: number): RouteDecision {
-    const service = this.byType.get(type);
-    if (!service) return { ok: false, status: STATUS.UNKNOWN_TYPE.code, reason: `no service for type ${type}` };
-    if (service.modes !== 'any' && !service.modes.includes(channelMode)) {
-      return { ok: false, status: STATUS.WRONG_MODE.code, reason: `type ${type} needs mode ${service.modes.join(' or ')}, channel is in mode ${channelMode}` };
+    const candidates = this.byType.get(type);
+    if (!candidates) return { ok: false, status: STATUS.UNKNOWN_TYPE.code, reason: `no service for type ${type}` };
+    const service = candidates.find((s) => s.modes === 'any' || s.modes.includes(channelMode));
+    if (!service) {
+      const modes = candidates.flatMap((s) => (s.modes === 'any' ? [] : s.modes));
+      return { ok: false, status: STATUS.WRONG_MODE.code, reason: `type ${type} needs mode ${modes.join(' or ')}, channel is in mode ${channelMode}` };
     }
     return { ok: true, service };
   }

@@ -124,6 +124,7 @@ export const STATUS = {
   MODE_UNAVAILABLE: { code: 9, text: 'mode not available for this VM on this host' },
   WRONG_MODE: { code: 10, text: 'command not allowed in the channel\'s mode (set the mode first, or reset the channel to change it)' },
   BAD_BUFFER: { code: 11, text: 'buffer offset or length outside the channel\'s data slice' },
+  INTERNAL_ERROR: { code: 12, text: 'the host failed while handling the request (a daemon bug, logged on the host): retry, or report it' },
   NO_FILE_ROOT: { code: 20, text: 'this VM has no host file root configured' },
   BAD_PATH: { code: 21, text: 'path is empty, too long, not UTF-8, or contains a NUL byte' },
   PATH_ESCAPES: { code: 22, text: 'path leaves the VM\'s host root (absolute, .., a symlink or a mount point pointing out)' },

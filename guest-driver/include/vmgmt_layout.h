@@ -70,6 +70,7 @@
 #define VMGMT_ST_MODE_UNAVAILABLE 0x9
 #define VMGMT_ST_WRONG_MODE 0xa
 #define VMGMT_ST_BAD_BUFFER 0xb
+#define VMGMT_ST_INTERNAL_ERROR 0xc
 #define VMGMT_ST_NO_FILE_ROOT 0x14
 #define VMGMT_ST_BAD_PATH 0x15
 #define VMGMT_ST_PATH_ESCAPES 0x16
@@ -378,6 +379,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 9: return "mode not available for this VM on this host";
     case 10: return "command not allowed in the channel's mode (set the mode first, or reset the channel to change it)";
     case 11: return "buffer offset or length outside the channel's data slice";
+    case 12: return "the host failed while handling the request (a daemon bug, logged on the host): retry, or report it";
     case 20: return "this VM has no host file root configured";
     case 21: return "path is empty, too long, not UTF-8, or contains a NUL byte";
     case 22: return "path leaves the VM's host root (absolute, .., a symlink or a mount point pointing out)";
