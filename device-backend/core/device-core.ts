@@ -505,6 +505,7 @@ export class DeviceCore {
       port = ports[ch.index] = {
         channel: ch.index,
         slice: ch.slice,
+        slotSizeBytes: this.opts.geometry.slotSizeBytes,
         get mode() {
           return ch.mode;
         },

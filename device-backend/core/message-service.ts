@@ -29,6 +29,8 @@ export interface HostRequestOptions {
 export interface ChannelPort extends ServiceContext {
   /** The channel's current MODE (MODE.NONE after a reset). */
   readonly mode: number;
+  /** Size of one ring slot: a message header and its payload must fit. */
+  readonly slotSizeBytes: number;
   /**
    * Sends a request on the channel's c2g ring; the guest answers on g2c. Rejects with CoreRequestError:
    * NOT_READY, BUSY (too many outstanding or a full push queue), ABORTED, CHANNEL_RESET, CLOSED.

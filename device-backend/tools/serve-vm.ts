@@ -4,7 +4,6 @@ import { ManagementDevice } from '../management-device.js';
 import { loadNative } from '../native/index.js';
 import { DEFAULT_FILE_LIMITS } from '../services/file/file-root-config.js';
 import { deviceServices } from '../services/device-services.js';
-import { HostTransfers } from '../services/file/host-transfers.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,7 +33,6 @@ const { services } = deviceServices({
   ...(values['files-root']
     ? { files: { ...DEFAULT_FILE_LIMITS, root: values['files-root'], readOnly: values['read-only'] ?? false, ...(values.quota ? { quotaBytes: Number(values.quota) } : {}) } }
     : {}),
-  transfers: new HostTransfers(),
   log,
 });
 const device = ManagementDevice.start({

@@ -5,8 +5,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
 import { ManagementDevice } from '../../device-backend/management-device.js';
+import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
 import { deviceServices } from '../../device-backend/services/device-services.js';
-import { HostTransfers } from '../../device-backend/services/file/host-transfers.js';
 import { agentCopy } from './agent-copy.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
@@ -43,7 +43,8 @@ export class VmInstance {
   private restartTimer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private detached = false;
-  private readonly transfers = new HostTransfers();
+  /** The agent service of the device now served (a new one with each device). */
+  private agent: AgentService | undefined;
   readonly log: Logger;
   readonly paths: VmPaths;
 
@@ -151,20 +152,20 @@ export class VmInstance {
     return decision.accel;
   }
 
-  /** The services this VM's device offers: PING, and the file mode (host root if configured, host transfers). */
+  /** The services for a new device of this VM: PING, the file mode (if it has a host root), the agent. */
   private services(): MessageService[] {
     const files = this.definition.files;
-    return deviceServices({ native: this.deps.native, ...(files ? { files } : {}), transfers: this.transfers, log: this.log }).services;
+    const built = deviceServices({ native: this.deps.native, ...(files ? { files } : {}), log: this.log });
+    this.agent = built.agent;
+    return built.services;
   }
 
   /** `vmgmt cp` in either direction, through the guest agent. */
   copy(direction: 'to-guest' | 'from-guest', opts: HostCopyOptions & { sizeBytes?: number; maxBytes?: number }): Promise<{ bytes: number }> {
-    const device = this.device;
-    if (!device || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
+    const agent = this.agent;
+    if (!this.device || !agent || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
     this.log.info(`copy ${direction}`, { guestPath: opts.guestPath });
-    return agentCopy({
-      device,
-      transfers: this.transfers,
+    return agentCopy(agent, {
       direction,
       hostFd: opts.hostFd,
       sizeBytes: opts.sizeBytes ?? 0,

@@ -11,7 +11,7 @@ import { ManagementDevice } from '../../device-backend/management-device.js';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
 import { deviceServices } from '../../device-backend/services/device-services.js';
 import type { FileService } from '../../device-backend/services/file/file-service.js';
-import { HostTransfers } from '../../device-backend/services/file/host-transfers.js';
+import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
 import { loadNative } from '../../device-backend/native/index.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
@@ -38,7 +38,7 @@ export interface DeviceVm {
   readonly accel: AccelDecision;
   readonly device: ManagementDevice;
   readonly files: FileService;
-  readonly transfers: HostTransfers;
+  readonly agent: AgentService;
   readonly qemu: QemuProcess;
   readonly control: GuestControlClient;
   /** From starting QEMU to the guest answering on its control channel. */
@@ -72,8 +72,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
       cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
     });
     const native = loadNative();
-    const transfers = new HostTransfers();
-    const { services, files } = deviceServices({ native, ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}), transfers, log });
+    const { services, files, agent } = deviceServices({ native, ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}), log });
     device = ManagementDevice.start({ native, name: opts.name, socketPath: path.join(runDir, 'ivshmem.sock'), geometry: opts.geometry, services, log });
     const startedAt = performance.now();
     qemu = await startQemu(
@@ -96,7 +95,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device, qemu, control, files, transfers };
+    const started = { device, qemu, control, files, agent };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,

@@ -15,32 +15,12 @@ import {
   type PathRef,
 } from './file-codec.js';
 import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX } from './file-path.js';
-import type { HostTransfer, HostTransfers } from './host-transfers.js';
 
 interface ReadHandle {
   kind: 'read';
   fd: number;
   busy: number;
   closing: boolean;
-}
-
-/**
- * A file the host handed to an AGENT_COPY. The handle holds the transfer, never its fd: the fd is looked
- * up at each use and is gone once the transfer ends (HostTransfers.end drops these handles too).
- */
-interface TransferReadHandle {
-  kind: 'transfer-read';
-  busy: number;
-  closing: boolean;
-  transfer: HostTransfer;
-}
-
-interface TransferWriteHandle {
-  kind: 'transfer-write';
-  busy: number;
-  closing: boolean;
-  transfer: HostTransfer;
-  declaredBytes: number;
 }
 
 interface WriteHandle {
@@ -54,7 +34,7 @@ interface WriteHandle {
   closing: boolean;
 }
 
-type Handle = ReadHandle | WriteHandle | TransferReadHandle | TransferWriteHandle;
+type Handle = ReadHandle | WriteHandle;
 
 /** A refusal: the status the guest gets, and the reason for the log. */
 class Refusal {
@@ -74,15 +54,14 @@ const mtimeNs = (st: NativeStat): bigint => BigInt(Math.round(st.mtimeMs * 1e6))
 
 export interface FileServiceOptions {
   native: VmgmtNative;
-  /** The VM's host root; without one only host transfers (AGENT_COPY) are served. */
+  /** The VM's host root; without one every request answers NO_FILE_ROOT. */
   config?: FileRootConfig;
-  transfers?: HostTransfers;
   log: CoreLogger;
 }
 
 export class FileService implements MessageService {
   readonly name = 'file';
-  readonly modes = [MODE.FILE, MODE.AGENT];
+  readonly modes = [MODE.FILE];
   readonly types = [
     MSG_TYPE.FILE_OPEN, MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_CLOSE, MSG_TYPE.FILE_STAT,
     MSG_TYPE.FILE_LIST, MSG_TYPE.FILE_MKDIR, MSG_TYPE.FILE_REMOVE, MSG_TYPE.FILE_HASH,
@@ -94,12 +73,10 @@ export class FileService implements MessageService {
   private usedBytes: number;
   private reservedBytes = 0;
   private closed = false;
-  private readonly stopWatchingTransfers: () => void;
 
   constructor(private readonly opts: FileServiceOptions) {
     this.root = opts.config ? openRoot(opts.native, opts.config.root) : undefined;
     this.usedBytes = this.root ? usageBytes(this.root) : 0;
-    this.stopWatchingTransfers = opts.transfers?.onEnd((t) => this.dropTransferHandles(t)) ?? (() => {});
   }
 
   get usage(): { usedBytes: number; reservedBytes: number; openFiles: number } {
@@ -178,17 +155,6 @@ export class FileService implements MessageService {
     return path.path;
   }
 
-  /** A host transfer named by an open request, or undefined for an ordinary path. */
-  private transferFor(ctx: ServiceContext, ref: PathRef): HostTransfer | undefined {
-    const bytes = ctx.slice.copyOut(ref.offset, ref.length);
-    if (!bytes.ok) return undefined;
-    const text = new TextDecoder().decode(bytes.bytes);
-    if (!this.opts.transfers?.isTransferPath(text)) return undefined;
-    const t = this.opts.transfers.lookup(text);
-    if (!t) throw new Refusal(STATUS.NOT_FOUND.code, 'no such host transfer (finished or cancelled)');
-    return t;
-  }
-
   private split(path: string): { parent: string; name: string } {
     const s = splitGuestPath(path);
     if (!s.ok) throw new Refusal(s.status, s.reason);
@@ -212,26 +178,6 @@ export class FileService implements MessageService {
     return h;
   }
 
-  /** The fd behind a handle, for I/O in this same synchronous step. A transfer's fd dies with the transfer. */
-  private fdOf(h: Handle, handle: number): number {
-    if (h.kind === 'read' || h.kind === 'write') return h.fd;
-    const fd = this.opts.transfers?.fdOf(h.transfer);
-    if (fd === undefined) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${handle}: host transfer ended (${h.transfer.endedReason ?? 'unknown'})`);
-    return fd;
-  }
-
-  /** A host transfer ended: every handle opened on it dies now, on whatever channel it was opened. */
-  private dropTransferHandles(t: HostTransfer): void {
-    for (const table of this.handles.values()) {
-      for (const [id, h] of table) {
-        if ((h.kind === 'transfer-read' || h.kind === 'transfer-write') && h.transfer === t) {
-          table.delete(id);
-          this.release(h);
-        }
-      }
-    }
-  }
-
   private addHandle(channel: number, h: Handle): number {
     const id = this.nextHandle;
     this.nextHandle = (this.nextHandle % 0xfffffffe) + 1;
@@ -242,28 +188,10 @@ export class FileService implements MessageService {
 
   private open(ctx: ServiceContext, req: { path: PathRef; flags: number; mode: number; sizeBytes: number }): Uint8Array {
     if (this.openCount >= (this.opts.config?.maxOpenFiles ?? DEFAULT_FILE_LIMITS.maxOpenFiles)) throw new Refusal(STATUS.TOO_MANY_OPEN.code, `${this.openCount} open`);
-    const transfer = this.transferFor(ctx, req.path);
-    if (transfer) return this.openTransfer(ctx, transfer, req.flags, req.sizeBytes);
     const path = this.path(ctx, req.path);
     if (req.flags === FILE_OPEN_FLAG.READ) return this.openRead(ctx, path);
     if (req.flags === FILE_OPEN_FLAG.WRITE) return this.openWrite(ctx, path, req.mode, req.sizeBytes);
     throw new Refusal(STATUS.RESERVED_NONZERO.code, `open flags ${req.flags}: exactly one of READ, WRITE`);
-  }
-
-  private openTransfer(ctx: ServiceContext, t: HostTransfer, flags: number, sizeBytes: number): Uint8Array {
-    if (t.direction === 'to-guest' && flags === FILE_OPEN_FLAG.READ) {
-      const handle = this.addHandle(ctx.channel, { kind: 'transfer-read', busy: 0, closing: false, transfer: t });
-      return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: t.totalBytes, mtimeNs: 0n, mode: 0o644 });
-    }
-    if (t.direction === 'from-guest' && flags === FILE_OPEN_FLAG.WRITE) {
-      if (sizeBytes > t.maxBytes) {
-        throw new Refusal(STATUS.FILE_TOO_LARGE.code, `host transfer ${t.token}: the guest declared ${sizeBytes} bytes, the host takes at most ${t.maxBytes}`);
-      }
-      t.totalBytes = sizeBytes;
-      const handle = this.addHandle(ctx.channel, { kind: 'transfer-write', busy: 0, closing: false, transfer: t, declaredBytes: sizeBytes });
-      return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: 0o644 });
-    }
-    throw new Refusal(STATUS.PERMISSION_DENIED.code, `host transfer ${t.token} is ${t.direction}, not open flags ${flags}`);
   }
 
   private openRead(ctx: ServiceContext, path: string): Uint8Array {
@@ -313,35 +241,27 @@ export class FileService implements MessageService {
 
   private read(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
     const h = this.lookup(ctx, req.handle);
-    if (h.kind !== 'read' && h.kind !== 'transfer-read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a ${h.kind} handle`);
+    if (h.kind !== 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a ${h.kind} handle`);
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    const fd = this.fdOf(h, req.handle);
     let done = 0;
     while (done < req.length) {
-      const n = this.n.pread(fd, view.bytes.subarray(done), req.fileOffset + done);
+      const n = this.n.pread(h.fd, view.bytes.subarray(done), req.fileOffset + done);
       if (n === 0) break;
       done += n;
     }
-    if (h.kind === 'transfer-read') this.progress(h.transfer, done);
     return encodeIoResult(done);
-  }
-
-  private progress(t: HostTransfer, bytes: number): void {
-    t.movedBytes += bytes;
-    t.onProgress?.(t.movedBytes, t.totalBytes);
   }
 
   private write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
     const h = this.lookup(ctx, req.handle);
-    if (h.kind === 'read' || h.kind === 'transfer-read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a read handle`);
+    if (h.kind === 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a read handle`);
     if (req.fileOffset + req.length > h.declaredBytes) {
       throw new Refusal(STATUS.WRITE_PAST_SIZE.code, `write of ${req.length} at ${req.fileOffset} past the declared ${h.declaredBytes} bytes`);
     }
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    const written = this.n.pwrite(this.fdOf(h, req.handle), view.bytes, req.fileOffset);
-    if (h.kind === 'transfer-write') this.progress(h.transfer, written);
+    const written = this.n.pwrite(h.fd, view.bytes, req.fileOffset);
     return encodeIoResult(written);
   }
 
@@ -349,7 +269,6 @@ export class FileService implements MessageService {
     const h = this.lookup(ctx, req.handle);
     if (req.flags & ~FILE_CLOSE_FLAG.COMMIT) throw new Refusal(STATUS.RESERVED_NONZERO.code, `close flags ${req.flags}`);
     this.table(ctx.channel).delete(req.handle);
-    if (h.kind === 'transfer-write' && req.flags & FILE_CLOSE_FLAG.COMMIT) h.transfer.committed = true;
     if (h.kind === 'write' && req.flags & FILE_CLOSE_FLAG.COMMIT) {
       this.commit(h);
       return;
@@ -381,7 +300,7 @@ export class FileService implements MessageService {
   private release(h: Handle): void {
     h.closing = true;
     if (h.busy > 0) return;
-    if (h.kind === 'read' || h.kind === 'write') this.n.close(h.fd);
+    this.n.close(h.fd);
     if (h.kind === 'write') {
       this.unlinkQuietly(h.parentFd, h.tmpName);
       this.n.close(h.parentFd);
@@ -465,7 +384,7 @@ export class FileService implements MessageService {
     try {
       for (let at = 0; ; ) {
         if (h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${req.handle} closed during hashing`);
-        const n = this.n.pread(this.fdOf(h, req.handle), chunk, at);
+        const n = this.n.pread(h.fd, chunk, at);
         if (n === 0) break;
         digest.update(chunk.subarray(0, n));
         at += n;
@@ -507,7 +426,6 @@ export class FileService implements MessageService {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.stopWatchingTransfers();
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
     if (this.root) this.n.close(this.root.rootFd);
   }

@@ -1,30 +1,30 @@
-// A hostile guest agent keeps its handles on a host transfer after the copy ends. Whatever the daemon opens
+// The agent channel's file requests on host transfers. A hostile guest agent keeps its handles on a host
+// transfer after the copy ends. Whatever the daemon opens
 // next under the transfer's old fd number (another VM's file, its own state), the old handles reach nothing.
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../core/core-logger.js';
 import { FILE_CLOSE_FLAG, FILE_INFO, FILE_IO_RESP, FILE_OPEN_FLAG, STATUS } from '../../layout/wire-layout.js';
 import { DataSlice } from '../../memory/data-slice.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import { loadNative } from '../../native/index.js';
 import type { Message } from '../../protocol/message-codec.js';
 import { fileReq } from '../../testing/file-requests.js';
-import { FileService } from './file-service.js';
 import { type HostTransfer, HostTransfers } from './host-transfers.js';
+import { TransferFiles } from './transfer-files.js';
 
 const SLICE_BYTES = 256 * 1024;
 const PATH_AT = 0;
 const BUF_AT = 4096;
 const SECRET = 'another VM file: must never reach this guest';
 
-describe('host transfer handles', () => {
+describe('transfer files: handles on host transfers', () => {
   let dir: string;
   let mem: GuestMemory;
   let ctx: { channel: number; slice: DataSlice };
   let transfers: HostTransfers;
-  let svc: FileService;
+  let svc: TransferFiles;
   const opened: number[] = [];
 
   const hostOpen = (p: string, flags: string): number => {
@@ -42,7 +42,7 @@ describe('host transfer handles', () => {
     mem = new GuestMemory(new ArrayBuffer(SLICE_BYTES));
     ctx = { channel: 3, slice: new DataSlice(mem, 0, SLICE_BYTES) };
     transfers = new HostTransfers();
-    svc = new FileService({ native: loadNative(), transfers, log: silentLogger });
+    svc = new TransferFiles({ native: loadNative(), transfers, onRefused: () => {} });
   });
 
   afterEach(() => {
@@ -74,7 +74,7 @@ describe('host transfer handles', () => {
     const first = await call(fileReq.read(h, 64, 0, BUF_AT));
     expect(first.status).toBe(STATUS.OK.code);
     expect(new TextDecoder().decode(mem.copyOut(BUF_AT, u32(first, FILE_IO_RESP.offsets.bytes)))).toBe('the pushed file');
-    expect(svc.usage.openFiles).toBe(1);
+    expect(svc.openFiles).toBe(1);
 
     // The copy ends the way agentCopy ends it, then its caller closes the file, and the daemon opens another.
     transfers.end(t, 'copy done');
@@ -87,7 +87,7 @@ describe('host transfer handles', () => {
       expect((await call(req)).status).toBe(STATUS.BAD_HANDLE.code);
     }
     expect(mem.copyOut(BUF_AT, 64).every((b) => b === 0)).toBe(true);
-    expect(svc.usage.openFiles).toBe(0);
+    expect(svc.openFiles).toBe(0);
     expect((await openTransfer(t, FILE_OPEN_FLAG.READ)).status).toBe(STATUS.NOT_FOUND.code);
   });
 
@@ -116,7 +116,7 @@ describe('host transfer handles', () => {
     expect((await call(fileReq.read(kept, 11, 0, BUF_AT))).status).toBe(STATUS.BAD_HANDLE.code);
     expect(readFileSync(state, 'utf8')).toBe('{"daemon":"state"}');
     expect(readFileSync(path.join(dir, 'pulled'), 'utf8')).toBe('pulled');
-    expect(svc.usage.openFiles).toBe(0);
+    expect(svc.openFiles).toBe(0);
   });
 
   it('a hash running on a transfer handle stops when the transfer ends', async () => {
@@ -127,7 +127,7 @@ describe('host transfer handles', () => {
     const hashing = call(fileReq.hash(h));
     transfers.end(t, 'copy timed out');
     expect((await hashing).status).toBe(STATUS.BAD_HANDLE.code);
-    expect(svc.usage.openFiles).toBe(0);
+    expect(svc.openFiles).toBe(0);
   });
 
   it('refuses a from-guest size beyond what the host takes', async () => {
