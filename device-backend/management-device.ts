@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { computeGeometry, DEFAULT_GEOMETRY, type Geometry, type GeometryOptions } from './layout/geometry.js';
 import { DeviceCore } from './core/device-core.js';
 import type { CoreLogger } from './core/core-logger.js';
-import type { MessageService } from './core/message-service.js';
+import type { MessageService, VmIdentity } from './core/message-service.js';
 import { pingService } from './core/ping-service.js';
 import { IvshmemServer } from './ivshmem/ivshmem-server.js';
 import { GuestMemory } from './memory/guest-memory.js';
@@ -21,6 +21,17 @@ export interface ManagementDeviceOptions {
   geometry?: Partial<GeometryOptions>;
   services?: readonly MessageService[];
   log: CoreLogger;
+  /** Bound into every service (default: the device's name). */
+  vm?: VmIdentity;
+  /** Where the services' snapshots are kept across a daemon restart; without it they are not kept. */
+  snapshots?: ServiceSnapshotStore;
+}
+
+/** The daemon's keeping of services' snapshots (DeviceCore.snapshotServices()), one per VM. */
+export interface ServiceSnapshotStore {
+  /** The last saved snapshots; {} when there are none. */
+  load(): Record<string, unknown>;
+  save(snapshots: Record<string, unknown>): void;
 }
 
 /** QEMU's fd numbers for the device's region and eventfds: what a restarted daemon needs to re-attach. */
@@ -40,6 +51,7 @@ export class ManagementDevice {
   readonly origin: 'fresh' | 'reattached';
   private buffer: ArrayBuffer | undefined;
   private retry: NodeJS.Immediate | undefined;
+  private snapshotTimer: NodeJS.Immediate | undefined;
   private closed = false;
 
   private constructor(
@@ -69,9 +81,11 @@ export class ManagementDevice {
         services: opts.services ?? [pingService],
         notifyGuest: (vector: number) => this.server.notifyGuest(vector),
         onWorkPending: () => this.scheduleServe(),
+        onServiceStateChanged: () => this.scheduleSnapshot(),
+        vm: opts.vm ?? { name: opts.name },
         log: opts.log,
       };
-      this.core = from.kind === 'fresh' ? DeviceCore.initialize(coreOpts) : DeviceCore.reattach(coreOpts);
+      this.core = from.kind === 'fresh' ? DeviceCore.initialize(coreOpts) : DeviceCore.reattach(coreOpts, this.loadSnapshots());
     } catch (err) {
       for (const s of opts.services ?? []) s.close?.();
       if (this.buffer) n.unmap(this.buffer);
@@ -169,11 +183,40 @@ export class ManagementDevice {
     });
   }
 
-  close(): void {
+  private loadSnapshots(): Record<string, unknown> {
+    try {
+      return this.opts.snapshots?.load() ?? {};
+    } catch (err) {
+      this.opts.log.warn('could not read the services\' saved state; channels in a mode must be reset', { error: (err as Error).message });
+      return {};
+    }
+  }
+
+  private scheduleSnapshot(): void {
+    if (this.snapshotTimer || this.closed || !this.opts.snapshots) return;
+    this.snapshotTimer = setImmediate(() => {
+      this.snapshotTimer = undefined;
+      this.saveSnapshots();
+    });
+  }
+
+  private saveSnapshots(): void {
+    if (!this.opts.snapshots || !this.core) return;
+    try {
+      this.opts.snapshots.save(this.core.snapshotServices());
+    } catch (err) {
+      this.opts.log.warn('could not save the services\' state; after a daemon restart their channels will be reset', { error: (err as Error).message });
+    }
+  }
+
+  /** Stops serving; host requests still waiting fail with `reason` (e.g. "VM web stopped"). */
+  close(reason = `the management device of ${this.opts.name} closed`): void {
     if (this.closed) return;
     this.closed = true;
     if (this.retry) clearImmediate(this.retry);
-    this.core?.close();
+    if (this.snapshotTimer) clearImmediate(this.snapshotTimer);
+    this.saveSnapshots();
+    this.core?.close(reason);
     this.server?.close();
     if (this.buffer) this.opts.native.unmap(this.buffer);
     this.buffer = undefined;

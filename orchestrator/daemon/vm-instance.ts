@@ -1,10 +1,10 @@
 // One VM under the daemon: its QEMU process, QMP event stream, management device, cgroup and persisted
 // state. Lifecycle decisions come from the pure state machine; this file does the I/O they call for.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
-import { ManagementDevice } from '../../device-backend/management-device.js';
+import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
 import { deviceServices } from '../../device-backend/services/device-services.js';
 import { agentCopy } from './agent-copy.js';
@@ -14,6 +14,7 @@ import type { QemuVmSpec } from '../qemu/qemu-args.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import { type QemuExit, type QemuProcess, startQemu } from '../qemu/qemu-process.js';
 import { testImage } from '../vm/test-image.js';
+import { writeFileAtomic } from './atomic-file.js';
 import { createVmCgroup } from './cgroup.js';
 import type { Logger } from './logger.js';
 import { checkProcessIdentity, processStartTime } from './process-identity.js';
@@ -152,6 +153,15 @@ export class VmInstance {
     return decision.accel;
   }
 
+  /** The services' state, kept in the VM's state directory across daemon restarts. */
+  private snapshots(): ServiceSnapshotStore {
+    const file = path.join(this.deps.store.vmDir(this.name), 'services.json');
+    return {
+      load: () => (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {}),
+      save: (snapshots) => writeFileAtomic(file, `${JSON.stringify(snapshots)}\n`),
+    };
+  }
+
   /** The services for a new device of this VM: PING, the file mode (if it has a host root), the agent. */
   private services(): MessageService[] {
     const files = this.definition.files;
@@ -191,6 +201,7 @@ export class VmInstance {
       socketPath: this.paths.ivshmemSocket,
       geometry: this.geometry(),
       services: this.services(),
+      snapshots: this.snapshots(),
       log: this.log,
     });
     this.device = device;
@@ -266,7 +277,7 @@ export class VmInstance {
   }
 
   private cleanupAfterExit(): void {
-    this.device?.close();
+    this.device?.close(`VM ${this.name} is no longer running`);
     this.device = undefined;
     for (const s of [this.paths.qmpSocket, this.paths.consoleSocket, this.paths.controlSocket, this.paths.ivshmemSocket]) rmSync(s, { force: true });
     const cg = createVmCgroup(this.name);
@@ -332,6 +343,7 @@ export class VmInstance {
           socketPath: this.paths.ivshmemSocket,
           geometry: this.geometry(),
           services: this.services(),
+          snapshots: this.snapshots(),
           log: this.log,
           qemuPid: pid,
           fds: r.deviceFds,
@@ -353,6 +365,6 @@ export class VmInstance {
     this.detached = true;
     clearTimeout(this.restartTimer);
     this.qemu?.release();
-    this.device?.close();
+    this.device?.close('the daemon is shutting down (the VM keeps running)');
   }
 }
