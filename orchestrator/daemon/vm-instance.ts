@@ -6,14 +6,11 @@ import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
-import { deviceServices } from '../../device-backend/services/device-services.js';
-import { agentCopy } from './agent-copy.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
-import { type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
-import type { QemuVmSpec } from '../qemu/qemu-args.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
-import { type QemuExit, type QemuProcess, startQemu } from '../qemu/qemu-process.js';
-import { testImage } from '../vm/test-image.js';
+import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
+import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
+import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { createVmCgroup } from './cgroup.js';
 import type { Logger } from './logger.js';
@@ -134,23 +131,11 @@ export class VmInstance {
     });
   }
 
-  private bootSpec(): Pick<QemuVmSpec, 'kernelPath' | 'initrdPath' | 'append' | 'disk'> {
+  private bootSpec(): VmBoot {
     const boot = this.definition.boot;
-    if (!boot) {
-      const image = testImage();
-      return { kernelPath: image.kernelPath, initrdPath: image.initrdPath, append: image.append };
-    }
+    if (!boot) return testImageBoot();
     if ('disk' in boot) return { disk: { path: boot.disk, format: boot.format } };
     return { kernelPath: boot.kernel, ...(boot.initrd ? { initrdPath: boot.initrd } : {}), ...(boot.append ? { append: boot.append } : {}) };
-  }
-
-  private async resolveAccel(): Promise<'tcg' | 'kvm'> {
-    const requested: AccelRequest = this.definition.accel;
-    if (requested !== 'auto') return requested;
-    const image = testImage();
-    const decision = await resolveAccel('auto', { kernelPath: image.kernelPath, initrdPath: image.initrdPath, cacheDir: this.deps.cacheDir });
-    this.log.info(`accelerator ${decision.accel}`, { reason: decision.reason });
-    return decision.accel;
   }
 
   /** The services' state, kept in the VM's state directory across daemon restarts. */
@@ -162,10 +147,9 @@ export class VmInstance {
     };
   }
 
-  /** The services for a new device of this VM: PING, the file mode (if it has a host root), the agent. */
+  /** The services for a re-attached device of this VM: the same list launchVm builds. */
   private services(): MessageService[] {
-    const files = this.definition.files;
-    const built = deviceServices({ native: this.deps.native, ...(files ? { files } : {}), log: this.log });
+    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log });
     this.agent = built.agent;
     return built.services;
   }
@@ -194,33 +178,23 @@ export class VmInstance {
   private async launch(): Promise<void> {
     const def = this.definition;
     mkdirSync(this.paths.runDir, { recursive: true, mode: 0o700 });
-    const accel = await this.resolveAccel();
-    const device = ManagementDevice.start({
-      native: this.deps.native,
-      name: def.name,
-      socketPath: this.paths.ivshmemSocket,
-      geometry: this.geometry(),
-      services: this.services(),
-      snapshots: this.snapshots(),
-      log: this.log,
-    });
-    this.device = device;
-    const qemu = await startQemu(
+    const { accel, device, services, qemu } = await launchVm(
       {
         name: def.name,
         uuid: this.record.uuid,
-        accel,
+        accel: def.accel,
         memoryMiB: def.memoryMiB,
         cpus: def.cpus,
-        ...this.bootSpec(),
-        qmpSocketPath: this.paths.qmpSocket,
-        consoleLogPath: this.paths.consoleLog,
-        consoleSocketPath: this.paths.consoleSocket,
-        controlSocketPath: this.paths.controlSocket,
-        ivshmem: { serverSocketPath: this.paths.ivshmemSocket, vectors: device.geometry.vectors },
+        boot: this.bootSpec(),
+        geometry: this.geometry(),
+        ...(def.files ? { files: def.files } : {}),
+        paths: this.paths,
+        cacheDir: this.deps.cacheDir,
       },
-      { runDir: this.paths.runDir, logPath: this.paths.qemuLog },
+      { native: this.deps.native, log: this.log, snapshots: this.snapshots() },
     );
+    this.device = device;
+    this.agent = services.agent;
     this.qemu = qemu;
     const cgroup = createVmCgroup(def.name);
     if (cgroup.ok) cgroup.cgroup.addProcess(qemu.pid);
@@ -229,7 +203,7 @@ export class VmInstance {
       ...this.record,
       pid: qemu.pid,
       pidStartTime: processStartTime(qemu.pid) ?? null,
-      accel,
+      accel: accel.accel,
       startedAt: new Date().toISOString(),
       deviceFds: await device.locateInQemu(qemu.pid),
     };

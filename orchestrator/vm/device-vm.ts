@@ -1,5 +1,6 @@
-// A VM booted from the test image with its management device served in this process: the unit the
-// demo and the integration tests work with. The daemon (issue 3) manages VMs the same way, persistently.
+// A VM booted from the test image with its management device served in this process, started through the
+// daemon's own launcher (launch-vm.ts): the unit the demo, the benchmark and the device integration tests
+// work with. The daemon manages VMs the same way, persistently.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,14 +10,13 @@ import { silentLogger } from '../../device-backend/core/core-logger.js';
 import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
 import { ManagementDevice } from '../../device-backend/management-device.js';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
-import { deviceServices } from '../../device-backend/services/device-services.js';
 import type { FileService } from '../../device-backend/services/file/file-service.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
 import { loadNative } from '../../device-backend/native/index.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
-import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
-import { type QemuProcess, startQemu } from '../qemu/qemu-process.js';
-import { testImage } from './test-image.js';
+import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
+import type { QemuProcess } from '../qemu/qemu-process.js';
+import { launchVm } from './launch-vm.js';
 
 export interface DeviceVmOptions {
   name: string;
@@ -50,7 +50,6 @@ export interface DeviceVm {
 }
 
 export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
-  const image = testImage();
   const runDir = mkdtempSync(path.join(tmpdir(), `vmgmt-${opts.name}-`));
   const log = opts.log ?? silentLogger;
   let device: ManagementDevice | undefined;
@@ -66,36 +65,35 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     }
   };
   try {
-    const accel = await resolveAccel(opts.accel ?? 'auto', {
-      kernelPath: image.kernelPath,
-      initrdPath: image.initrdPath,
-      cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
-    });
-    const native = loadNative();
-    const { services, files, agent } = deviceServices({ native, ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}), log });
-    device = ManagementDevice.start({ native, name: opts.name, socketPath: path.join(runDir, 'ivshmem.sock'), geometry: opts.geometry, services, log });
-    const startedAt = performance.now();
-    qemu = await startQemu(
+    const launched = await launchVm(
       {
         name: opts.name,
         uuid: randomUUID(),
-        accel: accel.accel,
+        accel: opts.accel ?? 'auto',
         memoryMiB: opts.memoryMiB ?? 256,
         cpus: opts.cpus ?? 1,
-        kernelPath: image.kernelPath,
-        initrdPath: image.initrdPath,
-        append: image.append,
-        qmpSocketPath: path.join(runDir, 'qmp.sock'),
-        consoleLogPath: path.join(runDir, 'console.log'),
-        controlSocketPath: path.join(runDir, 'control.sock'),
-        ivshmem: { serverSocketPath: path.join(runDir, 'ivshmem.sock'), vectors: device.geometry.vectors },
+        ...(opts.geometry ? { geometry: opts.geometry } : {}),
+        ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
+        paths: {
+          runDir,
+          qmpSocket: path.join(runDir, 'qmp.sock'),
+          consoleLog: path.join(runDir, 'console.log'),
+          controlSocket: path.join(runDir, 'control.sock'),
+          ivshmemSocket: path.join(runDir, 'ivshmem.sock'),
+        },
+        cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
       },
-      { runDir },
+      { native: loadNative(), log },
     );
+    const { accel } = launched;
+    device = launched.device;
+    qemu = launched.qemu;
+    const { files, agent } = launched.services;
+    const startedAt = launched.qemuStartedAtMs;
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device, qemu, control, files, agent };
+    const started = { device: launched.device, qemu: launched.qemu, control, files, agent };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,

@@ -1,0 +1,108 @@
+// The one way a VM is started with its management device: the daemon, the demo, the benchmark and the
+// integration tests all come through here, so each of them exercises the same wiring (services, device,
+// QEMU arguments). What happens around it (state, cgroups, restarts; a guest control client) is theirs.
+import type { CoreLogger } from '../../device-backend/core/core-logger.js';
+import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
+import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
+import type { VmgmtNative } from '../../device-backend/native/index.js';
+import { type DeviceServices, deviceServices } from '../../device-backend/services/device-services.js';
+import type { FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
+import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
+import type { QemuVmSpec } from '../qemu/qemu-args.js';
+import { type QemuProcess, startQemu } from '../qemu/qemu-process.js';
+import { testImage } from './test-image.js';
+
+export type VmBoot = Pick<QemuVmSpec, 'kernelPath' | 'initrdPath' | 'append' | 'disk'>;
+
+export interface VmLaunchPaths {
+  runDir: string;
+  qmpSocket: string;
+  consoleLog: string;
+  /** ttyS0 as a socket too (`vmgmt vm console`). */
+  consoleSocket?: string;
+  controlSocket: string;
+  ivshmemSocket: string;
+  /** Default: qemu.log in runDir. */
+  qemuLog?: string;
+}
+
+export interface VmLaunchSpec {
+  name: string;
+  uuid: string;
+  accel: AccelRequest;
+  memoryMiB: number;
+  cpus: number;
+  /** Default: the test image. */
+  boot?: VmBoot;
+  geometry?: Partial<GeometryOptions>;
+  /** The VM's host root for the file mode; without one the file mode answers NO_FILE_ROOT. */
+  files?: FileRootConfig;
+  paths: VmLaunchPaths;
+  /** Where the KVM self-probe caches its answer. */
+  cacheDir: string;
+}
+
+export interface VmLaunchDeps {
+  native: VmgmtNative;
+  log: CoreLogger;
+  snapshots?: ServiceSnapshotStore;
+}
+
+export interface LaunchedVm {
+  accel: AccelDecision;
+  device: ManagementDevice;
+  services: DeviceServices;
+  qemu: QemuProcess;
+  /** performance.now() just before QEMU was started (boot times count from here). */
+  qemuStartedAtMs: number;
+}
+
+/** The services for one device of a VM; the daemon builds the same list when it re-attaches. */
+export function vmServices(files: FileRootConfig | undefined, deps: Pick<VmLaunchDeps, 'native' | 'log'>): DeviceServices {
+  return deviceServices({ native: deps.native, ...(files ? { files } : {}), log: deps.log });
+}
+
+export function testImageBoot(): VmBoot {
+  const image = testImage();
+  return { kernelPath: image.kernelPath, initrdPath: image.initrdPath, append: image.append };
+}
+
+/** Resolves the accelerator, serves the device, starts QEMU on it. On failure nothing is left running. */
+export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<LaunchedVm> {
+  const image = testImage();
+  const accel = await resolveAccel(spec.accel, { kernelPath: image.kernelPath, initrdPath: image.initrdPath, cacheDir: spec.cacheDir });
+  if (spec.accel === 'auto') deps.log.info(`accelerator ${accel.accel}`, { reason: accel.reason });
+  const services = vmServices(spec.files, deps);
+  const device = ManagementDevice.start({
+    native: deps.native,
+    name: spec.name,
+    socketPath: spec.paths.ivshmemSocket,
+    ...(spec.geometry ? { geometry: spec.geometry } : {}),
+    services: services.services,
+    ...(deps.snapshots ? { snapshots: deps.snapshots } : {}),
+    log: deps.log,
+  });
+  try {
+    const qemuStartedAtMs = performance.now();
+    const qemu = await startQemu(
+      {
+        name: spec.name,
+        uuid: spec.uuid,
+        accel: accel.accel,
+        memoryMiB: spec.memoryMiB,
+        cpus: spec.cpus,
+        ...(spec.boot ?? testImageBoot()),
+        qmpSocketPath: spec.paths.qmpSocket,
+        consoleLogPath: spec.paths.consoleLog,
+        ...(spec.paths.consoleSocket ? { consoleSocketPath: spec.paths.consoleSocket } : {}),
+        controlSocketPath: spec.paths.controlSocket,
+        ivshmem: { serverSocketPath: spec.paths.ivshmemSocket, vectors: device.geometry.vectors },
+      },
+      { runDir: spec.paths.runDir, ...(spec.paths.qemuLog ? { logPath: spec.paths.qemuLog } : {}) },
+    );
+    return { accel, device, services, qemu, qemuStartedAtMs };
+  } catch (err) {
+    device.close(`VM ${spec.name} failed to start`);
+    throw err;
+  }
+}
