@@ -192,7 +192,7 @@ export class DeviceCore {
     }
     const carryOn = new Set<number>();
     for (const mode of this.router.availableModes) {
-      const serving = this.opts.services.filter((s) => s.modes !== 'any' && s.modes.includes(mode));
+      const serving = this.opts.services.filter((s) => s.modes !== 'any' && (s.modes as readonly number[]).includes(mode));
       if (serving.length > 0 && serving.every((s) => restoredOk.has(s))) carryOn.add(mode);
     }
     return carryOn;
@@ -472,7 +472,7 @@ export class DeviceCore {
     ch.mode = decision.mode;
     this.opts.mem.storeU32(ch.base + C.mode, decision.mode);
     this.counters.messages++;
-    this.eachService('channelClaimed', (s) => s.channelClaimed?.(this.portOf(s, ch)), (s) => s.modes !== 'any' && s.modes.includes(decision.mode));
+    this.eachService('channelClaimed', (s) => s.channelClaimed?.(this.portOf(s, ch)), (s) => s.modes !== 'any' && (s.modes as readonly number[]).includes(decision.mode));
     return responseTo(msg, STATUS.OK.code);
   }
 

@@ -6,6 +6,7 @@
 //
 // A service that throws, rejects or answers with a message that cannot be sent does not wedge the core:
 // the request is answered INTERNAL_ERROR and the channel keeps serving.
+import type { Mode } from '../layout/wire-layout.js';
 import type { DataSlice } from '../memory/data-slice.js';
 import type { Message } from '../protocol/message-codec.js';
 import type { CoreLogger } from './core-logger.js';
@@ -65,8 +66,8 @@ export interface ServiceHost {
 export interface MessageService {
   readonly name: string;
   /** The MODEs whose requests this service answers, or 'any' for requests valid in every mode (PING). */
-  readonly modes: readonly number[] | 'any';
-  /** Request types (without the response bit) this service answers in its modes. */
+  readonly modes: readonly Mode[] | 'any';
+  /** Request types (MSG_TYPE values, without the response bit) this service answers in its modes. */
   readonly types: readonly number[];
   handle(request: Message, port: ChannelPort): Message | Promise<Message>;
   /** The core took the service on (before any other hook). */

@@ -41,7 +41,7 @@ export class ModeRouter {
   route(channelMode: number, type: number): RouteDecision {
     const candidates = this.byType.get(type);
     if (!candidates) return { ok: false, status: STATUS.UNKNOWN_TYPE.code, reason: `no service for type ${type}` };
-    const service = candidates.find((s) => s.modes === 'any' || s.modes.includes(channelMode));
+    const service = candidates.find((s) => s.modes === 'any' || (s.modes as readonly number[]).includes(channelMode));
     if (!service) {
       const modes = candidates.flatMap((s) => (s.modes === 'any' ? [] : s.modes));
       return { ok: false, status: STATUS.WRONG_MODE.code, reason: `type ${type} needs mode ${modes.join(' or ')}, channel is in mode ${channelMode}` };

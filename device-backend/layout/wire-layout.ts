@@ -54,6 +54,8 @@ export const MODE = {
   /** The resident guest agent: file-mode commands, plus requests the host starts (AGENT_COPY). */
   AGENT: 5,
 } as const;
+export type ModeName = keyof typeof MODE;
+export type Mode = (typeof MODE)[ModeName];
 
 /** Message types. A response carries the request's type with RESPONSE_BIT set and the request's id. */
 export const MSG_TYPE = {
@@ -144,6 +146,8 @@ export const STATUS = {
   WRITE_PAST_SIZE: { code: 36, text: 'write goes past the size declared when the file was opened' },
   IO_ERROR: { code: 37, text: 'host I/O error' },
 } as const;
+export type MsgTypeName = keyof typeof MSG_TYPE;
+export type MsgType = (typeof MSG_TYPE)[MsgTypeName];
 export type StatusName = keyof typeof STATUS;
 export type StatusCode = (typeof STATUS)[StatusName]['code'];
 
