@@ -128,6 +128,29 @@ static bool device_reset_complete(void *arg)
     return __atomic_load_n(w->reset_done, __ATOMIC_ACQUIRE) == w->want;
 }
 
+int device_reset_unchecked(struct vmgmt_dev *dev, uint32_t timeout_ms)
+{
+    if (dev->bar2_size < sizeof(struct vmgmt_header))
+        return report_error(REPORT_EXIT_DEVICE_INVALID, "device %s: BAR2 is %" PRIu64 " bytes, smaller than the %zu-byte header: nothing to reset",
+                            dev->bdf, dev->bar2_size, sizeof(struct vmgmt_header));
+    struct vmgmt_header *h = (struct vmgmt_header *)dev->bar2;
+    struct device_reset_wait w = { .reset_done = &h->reset_done };
+    w.want = __atomic_add_fetch(&h->reset_request, 1u, __ATOMIC_SEQ_CST);
+    /* The header's vector count and core_peer_id may be garbage: ring the core (peer 0) on CONFIG, and on
+     * RING, which every device has (the core treats every doorbell alike). */
+    device_doorbell(dev, 0, VMGMT_VECTOR_CONFIG);
+    device_doorbell(dev, 0, VMGMT_VECTOR_RING);
+    enum wait_result r = wait_until(dev, device_reset_complete, &w, NULL, clock_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+    if (r == WAIT_INTERRUPTED)
+        return REPORT_EXIT_SYSTEM;
+    if (r != WAIT_READY)
+        return report_error(REPORT_EXIT_TIMEOUT,
+                            "timed out after %u ms waiting for the management core to reset device %s (reset_request %u, reset_done %u): the management core did not answer (is the vmgmt daemon running?)",
+                            timeout_ms, dev->bdf, w.want, __atomic_load_n(&h->reset_done, __ATOMIC_ACQUIRE));
+    report_verbose(dev->verbose, "device %s: reset by the core (reset_request %u)", dev->bdf, w.want);
+    return REPORT_EXIT_OK;
+}
+
 int device_init(struct vmgmt_dev *dev, uint32_t timeout_ms)
 {
     struct vmgmt_header *h = dev->hdr;
