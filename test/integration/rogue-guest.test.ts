@@ -143,6 +143,8 @@ describe('a rogue guest in real QEMU', () => {
     const top = [...byMsg].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([m, n]) => `${n} x ${m}`);
     console.log(`rogue-guest: the daemon logged ${logged.length} lines (${d.log.length - logBytesBefore} bytes) meanwhile; most: ${top.join('; ')}`);
     expect(during.length).toBeGreaterThanOrEqual(1);
+    // What a guest provokes in the daemon's log is bounded (it was about 8000 lines a second before).
+    expect(logged.length).toBeLessThan(1000);
 
     const after = [await pingGood(300), await goodRound(round++)];
     console.log(`rogue-guest: good VM ping latency\n${latencyTable([latencyRow('before', before), latencyRow('during', during), latencyRow('after', after)])}`);
