@@ -131,8 +131,6 @@ describe('a rogue guest in real QEMU', () => {
     while (scribbling) during.push(await goodRound(round++));
     const stats = await scribbled;
     scribbler.leaveBroken();
-    scribbler.close();
-    scribbler = undefined;
     console.log(`rogue-guest: ${stats.writes} garbage writes and ${stats.doorbells} doorbells in ${stats.durationMs.toFixed(0)} ms: ${JSON.stringify(stats.byKind)}`);
     const logged = d.log.slice(logBytesBefore).split('\n').filter((l) => l.trim() !== '');
     const byMsg = new Map<string, number>();
@@ -171,6 +169,15 @@ describe('a rogue guest in real QEMU', () => {
     expect(recovered.exitCode, recovered.stdout).toBe(0);
     expect(recovered.stdout).toMatch(/^reset: device \S+ ms=\d+$/m);
     expect(parsePingSummary(recovered.stdout)?.n).toBe(20);
+
+    // Owners no process can be (above INT32_MAX; 0xffffffff would read as kill(-1), "every process") are
+    // reclaimed like dead ones, without a device reset.
+    scribbler.setOwners(0xffffffff);
+    scribbler.close();
+    scribbler = undefined;
+    const reclaimed = await d.guest(ROGUE, 'vmgmt-guest ping -n 5 -t 5000 2>&1');
+    expect(reclaimed.exitCode, reclaimed.stdout).toBe(0);
+
     const rogueAfter = (await d.api('GET', `/v1/vms/${ROGUE}`)).body;
     expect(rogueAfter.device.messages).toBeGreaterThan(rogue.device.messages);
 

@@ -195,9 +195,16 @@ export class RegionScribbler {
     const dv = new DataView(this.buffer);
     dv.setUint32(HEADER.offsets.magic, 0xbad0bad0, true);
     dv.setUint32(HEADER.offsets.device_status, DEVICE_STATUS.ACKNOWLEDGE | DEVICE_STATUS.DRIVER | DEVICE_STATUS.FEATURES_OK | DEVICE_STATUS.DRIVER_OK, true);
-    for (let ch = 0; ch < this.geometry.channelCount; ch++) dv.setUint32(channelOffset(this.geometry, ch) + CHANNEL.offsets.owner, 1, true);
+    this.setOwners(1);
     // No device reset pending either, so a doorbell from anyone else (the guest's agent) does not repair it.
     dv.setUint32(HEADER.offsets.reset_done, dv.getUint32(HEADER.offsets.reset_request, true), true);
+  }
+
+  /** Writes `owner` into every channel's owner field, as a guest could. */
+  setOwners(owner: number): void {
+    if (this.closed) throw new Error('scribbler is closed');
+    const dv = new DataView(this.buffer);
+    for (let ch = 0; ch < this.geometry.channelCount; ch++) dv.setUint32(channelOffset(this.geometry, ch) + CHANNEL.offsets.owner, owner >>> 0, true);
   }
 
   /** Unmaps the region and closes the duplicated fds; QEMU's own are untouched. Idempotent. */
