@@ -3,7 +3,7 @@
 // pings and moves files with sha256 checks. The daemon stays up, the good VM gets every answer and every
 // checksum right, and the rogue VM's device works again after the guest driver resets it.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeGeometry, type Geometry } from '../../device-backend/layout/geometry.js';
@@ -178,8 +178,24 @@ describe('a rogue guest in real QEMU', () => {
     const reclaimed = await d.guest(ROGUE, 'vmgmt-guest ping -n 5 -t 5000 2>&1');
     expect(reclaimed.exitCode, reclaimed.stdout).toBe(0);
 
+    // The rogue VM's resident agent (respawned by its init, retrying every few seconds) serves again.
+    const agentDeadline = Date.now() + 60_000;
+    let agentBack = false;
+    while (!agentBack && Date.now() < agentDeadline) {
+      agentBack = /"mode":"agent"/.test((await d.guest(ROGUE, 'vmgmt-guest info --json')).stdout);
+      if (!agentBack) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(agentBack, 'the rogue VM\'s agent has a channel in agent mode again').toBe(true);
+
     const rogueAfter = (await d.api('GET', `/v1/vms/${ROGUE}`)).body;
     expect(rogueAfter.device.messages).toBeGreaterThan(rogue.device.messages);
+
+    // The good VM's root holds nothing but what the rounds left (they remove their files): no temp files.
+    expect(readdirSync(goodRoot)).toEqual([]);
+    const rogueConsole = readFileSync(path.join(d.stateDir, 'vms', ROGUE, 'console.log'), 'utf8');
+    const agentLines = rogueConsole.split('\n').filter((l) => /agent/.test(l));
+    console.log(`rogue-guest: the rogue VM's agent meanwhile (${agentLines.length} lines):\n${agentLines.slice(-15).join('\n')}`);
+    console.log(`rogue-guest: the rogue VM's host root: ${JSON.stringify(readdirSync(path.join(d.baseDir, 'rogue-files')))}`);
 
     // Both VMs are still the daemon's to control (stopping them here also lets it remove their cgroups).
     for (const name of [GOOD, ROGUE]) expect((await d.api('POST', `/v1/vms/${name}/kill`)).body.state).toBe('stopped');
