@@ -10,6 +10,7 @@ import { DeviceCore } from './core/device-core.js';
 import type { CoreLogger } from './core/core-logger.js';
 import type { MessageService, VmIdentity } from './core/message-service.js';
 import { pingService } from './core/ping-service.js';
+import { DEFAULT_CORE_LOG_LIMIT, rateLimitedLogger } from './core/rate-limited-logger.js';
 import { IvshmemServer } from './ivshmem/ivshmem-server.js';
 import { GuestMemory } from './memory/guest-memory.js';
 import type { VmgmtNative } from './native/index.js';
@@ -83,7 +84,8 @@ export class ManagementDevice {
         onWorkPending: () => this.scheduleServe(),
         onServiceStateChanged: () => this.scheduleSnapshot(),
         vm: opts.vm ?? { name: opts.name },
-        log: opts.log,
+        // What the core logs, a guest can provoke at will: bounded per message (the counters keep totals).
+        log: rateLimitedLogger(opts.log, { ...DEFAULT_CORE_LOG_LIMIT, nowMs: () => performance.now() }),
       };
       this.core = from.kind === 'fresh' ? DeviceCore.initialize(coreOpts) : DeviceCore.reattach(coreOpts, this.loadSnapshots());
     } catch (err) {

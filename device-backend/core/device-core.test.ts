@@ -5,6 +5,7 @@ import { GuestMemory } from '../memory/guest-memory.js';
 import { FakeGuest } from '../testing/fake-guest.js';
 import { silentLogger } from './core-logger.js';
 import { DeviceCore, type DeviceCoreOptions } from './device-core.js';
+import { checkHeaderGeometry } from './region-header.js';
 import { pingService } from './ping-service.js';
 
 function setup(overrides: Partial<DeviceCoreOptions> = {}) {
@@ -139,6 +140,28 @@ describe('DeviceCore', () => {
     expect(mem.loadU32(HEADER.offsets.reset_done)).toBe(req);
     expect(guest.readChannel('owner')).toBe(0);
     expect(guest.readChannel('state')).toBe(CHANNEL_STATE.IDLE);
+  });
+
+  it('device reset puts back a header the guest scribbled over, keeping the guest\'s reset counters', () => {
+    const { core, guest, mem, geometry } = setup();
+    const H = HEADER.offsets;
+    // Fields the reset itself sets, or leaves to the guest: compared on their own below.
+    const own = [H.device_status, H.reset_request, H.reset_done, H.core_generation];
+    const coreHalf = (): Uint8Array => {
+      const bytes = mem.copyOut(0, HEADER.sizeBytes);
+      for (const off of own) bytes.fill(0, off, off + 4);
+      return bytes;
+    };
+    const pristine = coreHalf();
+    for (let off = 0; off < HEADER.sizeBytes; off += 4) mem.storeU32(off, (0xdead0000 + off) >>> 0);
+    const req = guest.requestDeviceReset();
+    core.process();
+    expect(checkHeaderGeometry(mem, geometry)).toBeUndefined();
+    expect(coreHalf()).toEqual(pristine); // geometry, features offered, reserved bytes zero again
+    expect(mem.loadU32(H.reset_done)).toBe(req);
+    expect(mem.loadU32(H.reset_request)).toBe(req);
+    expect(mem.loadU32(H.device_status)).toBe(0);
+    expect(mem.loadU64(H.guest_features)).toBe(0n);
   });
 
   it('re-attaches to a live region and carries on from the published indices', () => {

@@ -8,7 +8,7 @@ import { DataSlice } from '../memory/data-slice.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { decodeMessage, encodeMessage, isResponse, type Message, responseTo } from '../protocol/message-codec.js';
 import { RingConsumer, RingProducer, type RingGeometry } from '../ring/spsc-ring.js';
-import { checkHeaderGeometry, writeFreshHeader } from './region-header.js';
+import { checkHeaderGeometry, writeCoreHeaderFields, writeFreshHeader } from './region-header.js';
 import type { CoreLogger } from './core-logger.js';
 import type { ChannelPort, HostRequestOptions, MessageService, PushResult, ServiceHost, VmIdentity } from './message-service.js';
 import { decideSetMode, ModeRouter } from './mode-routing.js';
@@ -239,6 +239,8 @@ export class DeviceCore {
       mem.storeU32(ch.base + C.state, CHANNEL_STATE.IDLE);
       mem.storeU32(ch.base + C.reset_done, mem.loadU32(ch.base + C.reset_request));
     }
+    // The guest may have written over the core's half of the header too: a reset puts it back.
+    writeCoreHeaderFields(mem, this.opts.geometry);
     mem.storeU64(H.guest_features, 0n);
     mem.storeU32(H.device_status, 0);
     mem.storeU32(H.reset_done, requested);

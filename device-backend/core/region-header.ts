@@ -8,11 +8,21 @@ const H = HEADER.offsets;
 /** Lays out a fresh region: zero everything, then publish geometry and features. magic goes last. */
 export function writeFreshHeader(mem: GuestMemory, g: Geometry): void {
   mem.fill(0, g.dataOffset);
+  mem.storeU64(H.guest_features, 0n);
+  mem.storeU32(H.core_generation, 1);
+  writeCoreHeaderFields(mem, g);
+}
+
+/**
+ * Writes every header field the core owns (geometry, features offered, version, reserved bytes zero),
+ * magic last; leaves the guest's fields, the reset counters and core_generation alone. A device reset
+ * calls this too, so a guest that scribbled over its header gets a usable device back.
+ */
+export function writeCoreHeaderFields(mem: GuestMemory, g: Geometry): void {
   mem.storeU32(H.header_size, HEADER.sizeBytes);
   mem.storeU32(H.channel_count, g.channelCount);
   mem.storeU64(H.region_size, BigInt(g.regionSizeBytes));
   mem.storeU64(H.host_features, HOST_FEATURES);
-  mem.storeU64(H.guest_features, 0n);
   mem.storeU32(H.channels_offset, g.channelsOffset);
   mem.storeU32(H.channel_stride, g.channelStrideBytes);
   mem.storeU32(H.ring_slots, g.ringSlots);
@@ -22,7 +32,8 @@ export function writeFreshHeader(mem: GuestMemory, g: Geometry): void {
   mem.storeU32(H.vectors, g.vectors);
   mem.storeU32(H.core_peer_id, 0);
   mem.storeU32(H.data_slice_size, g.dataSliceBytes);
-  mem.storeU32(H.core_generation, 1);
+  const reservedEnd = H.data_slice_size + 4;
+  mem.fill(reservedEnd, HEADER.sizeBytes - reservedEnd);
   // version_major and version_minor share one aligned 32-bit word.
   mem.storeU32(H.version_major, VMGMT_VERSION_MAJOR | (VMGMT_VERSION_MINOR << 16));
   mem.storeU32(H.magic, VMGMT_MAGIC);

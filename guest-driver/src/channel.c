@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,8 +13,12 @@
 #include "signals.h"
 #include "wait.h"
 
+/* An owner above INT32_MAX is no pid at all (garbage a rogue process left): kill() would read it as a
+ * process group, and -1 as "every process", which always exists, so the channel could never be reclaimed. */
 static bool channel_pid_gone(uint32_t pid)
 {
+    if (pid > (uint32_t)INT32_MAX)
+        return true;
     return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 

@@ -120,12 +120,48 @@ int device_validate(struct vmgmt_dev *dev)
 struct device_reset_wait {
     const uint32_t *reset_done;
     uint32_t want;
+    bool exact;     /* reset_done was already at or past `want` when we asked (garbage): only equality counts */
 };
 
+/* Increments reset_request and notes what completion will look like. */
+static void device_reset_request(struct vmgmt_header *h, struct device_reset_wait *w)
+{
+    w->reset_done = &h->reset_done;
+    uint32_t done_before = __atomic_load_n(&h->reset_done, __ATOMIC_ACQUIRE);
+    w->want = __atomic_add_fetch(&h->reset_request, 1u, __ATOMIC_SEQ_CST);
+    w->exact = (int32_t)(done_before - w->want) >= 0;
+}
+
+/* Done once reset_done has reached our request or passed it (serial-number arithmetic): when two processes
+ * request a reset at once, the core answers both with one reset and reset_done equals only the later one. */
 static bool device_reset_complete(void *arg)
 {
     const struct device_reset_wait *w = arg;
-    return __atomic_load_n(w->reset_done, __ATOMIC_ACQUIRE) == w->want;
+    uint32_t done = __atomic_load_n(w->reset_done, __ATOMIC_ACQUIRE);
+    return w->exact ? done == w->want : (int32_t)(done - w->want) >= 0;
+}
+
+int device_reset_unchecked(struct vmgmt_dev *dev, uint32_t timeout_ms)
+{
+    if (dev->bar2_size < sizeof(struct vmgmt_header))
+        return report_error(REPORT_EXIT_DEVICE_INVALID, "device %s: BAR2 is %" PRIu64 " bytes, smaller than the %zu-byte header: nothing to reset",
+                            dev->bdf, dev->bar2_size, sizeof(struct vmgmt_header));
+    struct vmgmt_header *h = (struct vmgmt_header *)dev->bar2;
+    struct device_reset_wait w;
+    device_reset_request(h, &w);
+    /* The header's vector count and core_peer_id may be garbage: ring the core (peer 0) on CONFIG, and on
+     * RING, which every device has (the core treats every doorbell alike). */
+    device_doorbell(dev, 0, VMGMT_VECTOR_CONFIG);
+    device_doorbell(dev, 0, VMGMT_VECTOR_RING);
+    enum wait_result r = wait_until(dev, device_reset_complete, &w, NULL, clock_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+    if (r == WAIT_INTERRUPTED)
+        return REPORT_EXIT_SYSTEM;
+    if (r != WAIT_READY)
+        return report_error(REPORT_EXIT_TIMEOUT,
+                            "timed out after %u ms waiting for the management core to reset device %s (reset_request %u, reset_done %u): the management core did not answer (is the vmgmt daemon running?)",
+                            timeout_ms, dev->bdf, w.want, __atomic_load_n(&h->reset_done, __ATOMIC_ACQUIRE));
+    report_verbose(dev->verbose, "device %s: reset by the core (reset_request %u)", dev->bdf, w.want);
+    return REPORT_EXIT_OK;
 }
 
 int device_init(struct vmgmt_dev *dev, uint32_t timeout_ms)
@@ -139,8 +175,8 @@ int device_init(struct vmgmt_dev *dev, uint32_t timeout_ms)
         return REPORT_EXIT_OK;
     }
     report_verbose(dev->verbose, "device status %s: resetting the device", device_status_words(status, words, sizeof(words)));
-    struct device_reset_wait w = { .reset_done = &h->reset_done };
-    w.want = __atomic_add_fetch(&h->reset_request, 1u, __ATOMIC_SEQ_CST);
+    struct device_reset_wait w;
+    device_reset_request(h, &w);
     /* The core treats every vector alike; a one-vector device has only VECTOR_RING. */
     device_notify_core(dev, h->vectors > VMGMT_VECTOR_CONFIG ? VMGMT_VECTOR_CONFIG : VMGMT_VECTOR_RING);
     enum wait_result r = wait_until(dev, device_reset_complete, &w, NULL, clock_now_ns() + (uint64_t)timeout_ms * 1000000ull);

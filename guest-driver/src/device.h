@@ -23,6 +23,13 @@ int device_validate(struct vmgmt_dev *dev);
  * Returns a report_exit code. */
 int device_init(struct vmgmt_dev *dev, uint32_t timeout_ms);
 
+/* Asks the core for a device reset without trusting the header: only reset_request and reset_done, at their
+ * fixed offsets, and the core's fixed peer id 0 are used, so it works on a header the guest scribbled over
+ * (the core rewrites its half of the header as part of the reset). Every channel is freed: processes using
+ * one get errors and must claim again. Needs only the BARs mapped; validate and init afterwards.
+ * Returns a report_exit code. */
+int device_reset_unchecked(struct vmgmt_dev *dev, uint32_t timeout_ms);
+
 /* Rings `vector` on ivshmem peer `peer`. */
 void device_doorbell(struct vmgmt_dev *dev, uint32_t peer, uint32_t vector);
 

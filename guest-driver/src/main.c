@@ -46,6 +46,10 @@ static const char main_usage[] =
     "                                      than the slot) and print the response or the channel's state change\n"
     "  debug poke-prod VALUE               publish VALUE as the g2c producer index (garbage) and print the\n"
     "                                      channel's state change; both wait --wait-ms (default 2000)\n"
+    "  reset [-t TIMEOUT_MS]               reset the device through the core, even when its header is invalid\n"
+    "                                      (the core rewrites it): every channel is freed, so processes using\n"
+    "                                      one see errors and claim again; then the usual set-up. Prints\n"
+    "                                      reset: device <BDF> ms=<T>\n"
     "  agent [--wait poll|msix|auto] [-t TIMEOUT_MS] [--poll-ms MS] [--idle-poll-ms MS]\n"
     "                                      the resident agent: serves the copies the host starts (vmgmt cp) on\n"
     "                                      a channel in agent mode; runs until SIGTERM; one line per copy on\n"
@@ -88,9 +92,9 @@ static int main_parse(int argc, char **argv, struct main_options *o)
     o->command = argv[1];
     if (strcmp(o->command, "help") == 0 || strcmp(o->command, "--help") == 0 || strcmp(o->command, "-h") == 0)
         return REPORT_EXIT_OK;
-    bool is_info = strcmp(o->command, "info") == 0, is_ping = strcmp(o->command, "ping") == 0;
-    if (!is_info && !is_ping)
-        return cli_usage_error("unknown command '%s': use info, ping, file, agent, bench, debug or help", o->command);
+    bool is_info = strcmp(o->command, "info") == 0, is_ping = strcmp(o->command, "ping") == 0, is_reset = strcmp(o->command, "reset") == 0;
+    if (!is_info && !is_ping && !is_reset)
+        return cli_usage_error("unknown command '%s': use info, ping, reset, file, agent, bench, debug or help", o->command);
     optind = 2;
     opterr = 0;
     int c;
@@ -105,16 +109,20 @@ static int main_parse(int argc, char **argv, struct main_options *o)
                 return cli_usage_error("--json is an option of info, not of %s", o->command);
             o->json = true;
             break;
-        case 'n':
         case 't':
+            if (!is_ping && !is_reset)
+                return cli_usage_error("-t is an option of ping and reset, not of %s", o->command);
+            rc = cli_parse_u32(optarg, "timeout -t (milliseconds)", 1, CLI_MAX_TIMEOUT_MS, &o->ping.timeout_ms);
+            if (rc)
+                return rc;
+            break;
+        case 'n':
         case 'w':
         case 's':
             if (!is_ping)
-                return cli_usage_error("-n, -t, --wait and --spin-us are options of ping, not of %s", o->command);
+                return cli_usage_error("-n, --wait and --spin-us are options of ping, not of %s", o->command);
             if (c == 'n')
                 rc = cli_parse_u32(optarg, "ping count -n", 1, MAIN_MAX_PINGS, &o->ping.count);
-            else if (c == 't')
-                rc = cli_parse_u32(optarg, "timeout -t (milliseconds)", 1, CLI_MAX_TIMEOUT_MS, &o->ping.timeout_ms);
             else if (c == 's')
                 rc = cli_parse_u32(optarg, "spin time --spin-us (microseconds)", 0, 1000000, &o->common.spin_us);
             else
@@ -134,6 +142,8 @@ static int main_parse(int argc, char **argv, struct main_options *o)
 
 static int main_run(const struct main_options *o)
 {
+    if (strcmp(o->command, "reset") == 0)
+        return session_reset_device(&o->common);
     bool is_ping = strcmp(o->command, "ping") == 0;
     if (is_ping)
         signals_install();

@@ -1,8 +1,10 @@
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "session.h"
 #include "signals.h"
 
+#include "clock.h"
 #include "device.h"
 #include "pci.h"
 #include "report.h"
@@ -73,6 +75,29 @@ unmap_bars:
     pci_unmap(dev);
 close_vfio:
     vfio_close(dev);
+    return rc;
+}
+
+int session_reset_device(const struct cli_common *o)
+{
+    struct vmgmt_dev dev;
+    dev_init_empty(&dev, o->verbose);
+    dev.spin_ns = (uint64_t)o->spin_us * 1000u;
+    int rc = pci_find(&dev, o->bdf);
+    if (rc)
+        return rc;
+    rc = pci_map_sysfs(&dev, false);
+    if (rc)
+        return rc;
+    uint64_t start_ns = clock_now_ns();
+    rc = device_reset_unchecked(&dev, o->timeout_ms);
+    if (!rc)
+        rc = device_validate(&dev);
+    if (!rc)
+        rc = device_init(&dev, o->timeout_ms);
+    if (!rc)
+        printf("reset: device %s ms=%" PRIu64 "\n", dev.bdf, (clock_now_ns() - start_ns) / 1000000u);
+    pci_unmap(&dev);
     return rc;
 }
 

@@ -17,6 +17,11 @@ struct session {
  * On failure everything done so far is undone. Returns a report_exit code. */
 int session_open(struct session *s, const struct cli_common *o, bool talk);
 
+/* `vmgmt-guest reset`: maps the BARs from sysfs (no vfio, polling), resets the device through the core
+ * without trusting the header, then validates the header and initialises the device. Prints one line,
+ * "reset: device <bdf> ms=<t>". Returns a report_exit code. */
+int session_reset_device(const struct cli_common *o);
+
 /* Releases the channel, unmaps the BARs, closes vfio. Safe after a failed session_open. */
 void session_close(struct session *s);
 

@@ -35,6 +35,16 @@ export class DaemonFixture {
     return d;
   }
 
+  /** Whether the current daemon process is still running (it was started and has not exited). */
+  get daemonRunning(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The current daemon process's pid, if one was started. */
+  get daemonPid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Everything the daemon processes of this fixture printed. */
   get log(): string {
     return this.previousOutput + this.output;
