@@ -23,10 +23,15 @@ export function openRoot(native: VmgmtNative, root: string): ConfinedRoot {
   return { rootFd, native, resolve: R.BENEATH | R.NO_MAGICLINKS | R.NO_XDEV };
 }
 
-/** Opens `path` (relative, beneath the root) with `flags`; the final component is never followed. */
-export function openBeneath(r: ConfinedRoot, path: string, flags: number, mode = 0): number {
+/**
+ * An O_PATH fd of `path` (relative, beneath the root), the final component never followed. Opening it has
+ * no side effect whatever the file is (a fifo's writer is not woken, a device's open is not called): fstat
+ * it, then reopenFd it for I/O once the type is known to be safe.
+ */
+export function openPathBeneath(r: ConfinedRoot, path: string): number {
   const F = r.native.OPEN_FLAGS;
-  return r.native.openat2(r.rootFd, path, flags | F.NOFOLLOW | F.NONBLOCK, mode, r.resolve);
+  // openat2 takes no other flags with O_PATH than NOFOLLOW and DIRECTORY (EINVAL otherwise).
+  return r.native.openat2(r.rootFd, path, F.PATH | F.NOFOLLOW, 0, r.resolve);
 }
 
 /**

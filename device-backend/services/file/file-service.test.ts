@@ -1,7 +1,8 @@
 // The file service against a real directory: every refusal the issue lists, atomic puts, quotas.
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -140,6 +141,30 @@ describe('FileService', () => {
       expect((await get('null')).status).toBe(STATUS.NOT_REGULAR.code);
       mkdirSync(path.join(root, 'd'));
       expect((await get('d')).status).toBe(STATUS.IS_DIRECTORY.code);
+    });
+
+    it('never opens a fifo to look at it: a writer waiting for a reader stays blocked', async () => {
+      const fifo = path.join(root, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      const writer = spawn('sh', ['-c', `echo x > '${fifo}'`], { stdio: 'ignore' });
+      try {
+        await new Promise((r) => setTimeout(r, 100)); // the shell is in open(fifo, O_WRONLY) by now
+        expect((await get('fifo')).status).toBe(STATUS.NOT_REGULAR.code);
+        await new Promise((r) => setTimeout(r, 200)); // an open for reading would have let it write and exit
+        expect(writer.exitCode).toBe(null);
+      } finally {
+        writer.kill('SIGKILL');
+      }
+    });
+
+    it('a socket is not a regular file', async () => {
+      const server = createServer();
+      await new Promise<void>((r) => server.listen(path.join(root, 'sock'), r));
+      try {
+        expect((await get('sock')).status).toBe(STATUS.NOT_REGULAR.code);
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
     });
 
     it('refuses to cross a mount point inside the root (a /proc-style file system mounted there)', async (testCtx) => {

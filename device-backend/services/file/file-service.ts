@@ -8,7 +8,7 @@ import type { CoreLogger } from '../../core/core-logger.js';
 import type { MessageService, ServiceContext } from '../../core/message-service.js';
 import type { NativeFileType, NativeStat, VmgmtNative } from '../../native/index.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
-import { type ConfinedRoot, openBeneath, openDirBeneath, openRoot, usageBytes } from './confined-root.js';
+import { type ConfinedRoot, openDirBeneath, openPathBeneath, openRoot, usageBytes } from './confined-root.js';
 import { statusForErrno } from './errno-status.js';
 import {
   type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, encodeInfo, encodeIoResult, encodeListResult, packDirents,
@@ -234,17 +234,27 @@ export class FileService implements MessageService {
     throw new Refusal(STATUS.PERMISSION_DENIED.code, `host transfer ${t.token} is ${t.direction}, not open flags ${flags}`);
   }
 
+  /**
+   * O_PATH first (no side effect, whatever the file is), fstat that fd, and only a regular file is opened
+   * for reading, through the same fd (reopenFd), never by path again: nothing can be swapped in between.
+   */
   private openRead(ctx: ServiceContext, path: string): Uint8Array {
-    const fd = openBeneath(this.rootFs, path, this.n.OPEN_FLAGS.RDONLY);
+    const pathFd = openPathBeneath(this.rootFs, path);
+    let fd = -1;
     try {
-      const st = this.n.fstat(fd);
+      const st = this.n.fstat(pathFd);
       if (st.type === 'dir') throw new Refusal(STATUS.IS_DIRECTORY.code, path);
+      // O_PATH|O_NOFOLLOW opens a final symlink itself: refused as a symlink is everywhere (never followed).
+      if (st.type === 'symlink') throw new Refusal(STATUS.PATH_ESCAPES.code, `${path} is a symlink (not followed)`);
       if (st.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${st.type}`);
+      fd = this.n.reopenFd(pathFd, this.n.OPEN_FLAGS.RDONLY);
       const handle = this.addHandle(ctx.channel, { kind: 'read', fd, busy: 0, closing: false });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
     } catch (err) {
-      this.n.close(fd);
+      if (fd >= 0) this.n.close(fd);
       throw err;
+    } finally {
+      this.n.close(pathFd);
     }
   }
 
