@@ -142,6 +142,7 @@ export const STATUS = {
   PERMISSION_DENIED: { code: 35, text: 'permission denied on the host' },
   WRITE_PAST_SIZE: { code: 36, text: 'write goes past the size declared when the file was opened' },
   IO_ERROR: { code: 37, text: 'host I/O error' },
+  UNSAFE_NAME: { code: 38, text: 'name has a control character, a newline or a leading \'-\' (this VM may not create such names)' },
 } as const;
 export type StatusName = keyof typeof STATUS;
 export type StatusCode = (typeof STATUS)[StatusName]['code'];

@@ -11,6 +11,8 @@ export interface FileRootConfig {
   dirMode: number;
   /** Keep the execute bits the guest asks for; off: created files are never executable. */
   allowExecutable: boolean;
+  /** Let the guest create names with control characters, newlines or a leading '-' (off: UNSAFE_NAME). */
+  allowUnsafeNames: boolean;
   /** Owner of created files; default: the daemon's user. */
   owner?: { uid: number; gid: number };
 }
@@ -22,4 +24,5 @@ export const DEFAULT_FILE_LIMITS = {
   fileMode: 0o644,
   dirMode: 0o755,
   allowExecutable: false,
+  allowUnsafeNames: false,
 } as const;

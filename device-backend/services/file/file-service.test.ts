@@ -271,6 +271,24 @@ describe('FileService', () => {
       expect((await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.READ))).status).toBe(STATUS.TOO_MANY_OPEN.code);
     });
 
+    it('refuses to create names with control characters, newlines or a leading - unless the VM allows them', async () => {
+      for (const bad of ['-rf', 'a\nb', 'esc\u001b[0m', 'd/-x']) {
+        if (bad.startsWith('d/')) mkdirSync(path.join(root, 'd'), { recursive: true });
+        expect((await put(bad, new Uint8Array([1])))[0]).toBe(STATUS.UNSAFE_NAME.code);
+        expect((await call(fileReq.mkdir(...putPath(bad)))).status).toBe(STATUS.UNSAFE_NAME.code);
+      }
+      expect(readdirSync(root)).toEqual(['d']);
+      expect(readdirSync(path.join(root, 'd'))).toEqual([]);
+      // One the host made can still be read and removed.
+      writeFileSync(path.join(root, '-host'), 'h');
+      expect((await get('-host')).status).toBe(0);
+      expect((await call(fileReq.remove(...putPath('-host')))).status).toBe(0);
+      start({ allowUnsafeNames: true });
+      expect(await put('-ok', new Uint8Array([1]))).toEqual([0, 0, 0]);
+      expect((await call(fileReq.mkdir(...putPath('a\nb')))).status).toBe(0);
+      expect(readdirSync(root).sort()).toEqual(['-ok', 'a\nb', 'd']);
+    });
+
     it('mkdir, stat, remove, and a non-empty directory is refused', async () => {
       expect((await call(fileReq.mkdir(...putPath('d')))).status).toBe(0);
       expect((await call(fileReq.mkdir(...putPath('d')))).status).toBe(STATUS.EXISTS.code);

@@ -14,7 +14,7 @@ import {
   type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, encodeInfo, encodeIoResult, encodeListResult, packDirents,
   type PathRef,
 } from './file-codec.js';
-import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX } from './file-path.js';
+import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX, unsafeNameReason } from './file-path.js';
 import type { HostTransfer, HostTransfers } from './host-transfers.js';
 
 interface ReadHandle {
@@ -186,6 +186,13 @@ export class FileService implements MessageService {
     return s.split;
   }
 
+  /** A name the guest creates (put, mkdir): no control characters or leading '-' unless the VM allows them. */
+  private creatable(name: string): void {
+    if (this.cfg.allowUnsafeNames) return;
+    const unsafe = unsafeNameReason(name);
+    if (unsafe) throw new Refusal(STATUS.UNSAFE_NAME.code, unsafe);
+  }
+
   private writable(): void {
     if (this.cfg.readOnly) throw new Refusal(STATUS.READ_ONLY.code, 'read-only root');
   }
@@ -262,6 +269,7 @@ export class FileService implements MessageService {
     this.writable();
     if (sizeBytes > this.cfg.maxFileBytes) throw new Refusal(STATUS.FILE_TOO_LARGE.code, `${sizeBytes} > ${this.cfg.maxFileBytes}`);
     const { parent, name } = this.split(path);
+    this.creatable(name);
     const parentFd = openDirBeneath(this.rootFs, parent);
     let fd = -1;
     const tmpName = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
@@ -406,6 +414,7 @@ export class FileService implements MessageService {
   private mkdir(ctx: ServiceContext, req: { path: PathRef; arg: number }): void {
     this.writable();
     const { parent, name } = this.split(this.path(ctx, req.path));
+    this.creatable(name);
     const parentFd = openDirBeneath(this.rootFs, parent);
     try {
       // The guest's mode, limited to what the VM's configuration allows (0: the configured mode).
