@@ -143,6 +143,7 @@ export const STATUS = {
   WRITE_PAST_SIZE: { code: 36, text: 'write goes past the size declared when the file was opened' },
   IO_ERROR: { code: 37, text: 'host I/O error' },
   UNSAFE_NAME: { code: 38, text: 'name has a control character, a newline or a leading \'-\' (this VM may not create such names)' },
+  HARD_LINKED: { code: 39, text: 'file has more than one hard link (this VM may not use hard-linked files)' },
 } as const;
 export type StatusName = keyof typeof STATUS;
 export type StatusCode = (typeof STATUS)[StatusName]['code'];

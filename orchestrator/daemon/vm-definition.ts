@@ -43,6 +43,7 @@ export const filesSchema = z
     dirMode: z.number().int().min(0).max(0o777).default(0o755),
     allowExecutable: z.boolean().default(false),
     allowUnsafeNames: z.boolean().default(DEFAULT_FILE_LIMITS.allowUnsafeNames),
+    allowHardLinks: z.boolean().default(DEFAULT_FILE_LIMITS.allowHardLinks),
     owner: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0) }).strict().optional(),
   })
   .strict();

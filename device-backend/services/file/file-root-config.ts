@@ -11,6 +11,12 @@ export interface FileRootConfig {
   dirMode: number;
   /** Keep the execute bits the guest asks for; off: created files are never executable. */
   allowExecutable: boolean;
+  /**
+   * Serve regular files with more than one hard link (off: HARD_LINKED for get, put over and remove). A
+   * link placed on the host would otherwise let the guest read a file from outside its root, and removing
+   * it would credit the quota with bytes that stay on disk.
+   */
+  allowHardLinks: boolean;
   /** Let the guest create names with control characters, newlines or a leading '-' (off: UNSAFE_NAME). */
   allowUnsafeNames: boolean;
   /** Owner of created files; default: the daemon's user. */
@@ -25,4 +31,5 @@ export const DEFAULT_FILE_LIMITS = {
   dirMode: 0o755,
   allowExecutable: false,
   allowUnsafeNames: false,
+  allowHardLinks: false,
 } as const;

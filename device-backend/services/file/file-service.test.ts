@@ -1,7 +1,7 @@
 // The file service against a real directory: every refusal the issue lists, atomic puts, quotas.
 import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -269,6 +269,24 @@ describe('FileService', () => {
       writeFileSync(path.join(root, 'x'), 'x');
       for (let i = 0; i < 2; i++) expect((await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.READ))).status).toBe(0);
       expect((await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.READ))).status).toBe(STATUS.TOO_MANY_OPEN.code);
+    });
+
+    it('refuses a file with more than one hard link (get, put over, remove) unless the VM allows it', async () => {
+      writeFileSync(path.join(root, 'linked'), 'inside');
+      linkSync(path.join(outside, 'secret'), path.join(root, 'outlink')); // placed on the host
+      linkSync(path.join(root, 'linked'), path.join(root, 'linked2'));
+      start({ quotaBytes: 100 });
+      const before = svc.usage.usedBytes;
+      expect((await get('outlink')).status).toBe(STATUS.HARD_LINKED.code);
+      expect((await put('outlink', new Uint8Array([1])))[0]).toBe(STATUS.HARD_LINKED.code);
+      expect((await call(fileReq.remove(...putPath('linked')))).status).toBe(STATUS.HARD_LINKED.code);
+      expect(readFileSync(path.join(outside, 'secret'), 'utf8')).toBe('host secret');
+      expect(readdirSync(root).sort()).toEqual(['linked', 'linked2', 'outlink']);
+      expect(svc.usage.usedBytes).toBe(before);
+      start({ allowHardLinks: true });
+      expect(Buffer.from((await get('outlink')).data!).toString()).toBe('host secret');
+      expect((await call(fileReq.remove(...putPath('linked2')))).status).toBe(0);
+      expect((await get('linked')).status).toBe(0); // one link left
     });
 
     it('refuses to create names with control characters, newlines or a leading - unless the VM allows them', async () => {

@@ -193,6 +193,13 @@ export class FileService implements MessageService {
     if (unsafe) throw new Refusal(STATUS.UNSAFE_NAME.code, unsafe);
   }
 
+  /** A regular file with other hard links (one may be outside the root) is refused unless the VM allows it. */
+  private singlyLinked(st: NativeStat, path: string): void {
+    if (st.type === 'file' && st.nlink > 1 && !this.cfg.allowHardLinks) {
+      throw new Refusal(STATUS.HARD_LINKED.code, `${path} has ${st.nlink} hard links`);
+    }
+  }
+
   private writable(): void {
     if (this.cfg.readOnly) throw new Refusal(STATUS.READ_ONLY.code, 'read-only root');
   }
@@ -254,6 +261,7 @@ export class FileService implements MessageService {
       // O_PATH|O_NOFOLLOW opens a final symlink itself: refused as a symlink is everywhere (never followed).
       if (st.type === 'symlink') throw new Refusal(STATUS.PATH_ESCAPES.code, `${path} is a symlink (not followed)`);
       if (st.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${st.type}`);
+      this.singlyLinked(st, path);
       fd = this.n.reopenFd(pathFd, this.n.OPEN_FLAGS.RDONLY);
       const handle = this.addHandle(ctx.channel, { kind: 'read', fd, busy: 0, closing: false });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
@@ -277,6 +285,7 @@ export class FileService implements MessageService {
       const existing = this.statOrUndefined(parentFd, name);
       if (existing?.type === 'dir') throw new Refusal(STATUS.IS_DIRECTORY.code, path);
       if (existing && existing.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${existing.type}`);
+      if (existing) this.singlyLinked(existing, path);
       const after = this.usedBytes - (existing?.sizeBytes ?? 0) + this.reservedBytes + sizeBytes;
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
       const F = this.n.OPEN_FLAGS;
@@ -345,6 +354,7 @@ export class FileService implements MessageService {
     try {
       const st = this.n.fstat(h.fd);
       const old = this.statOrUndefined(h.parentFd, h.name);
+      if (old) this.singlyLinked(old, h.name);
       const after = this.usedBytes - (old?.type === 'file' ? old.sizeBytes : 0) + st.sizeBytes + this.reservedBytes - h.declaredBytes;
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
       this.n.fsync(h.fd);
@@ -434,6 +444,7 @@ export class FileService implements MessageService {
       const dir = (req.arg & FILE_REMOVE_FLAG.DIR) !== 0;
       if (st.type === 'dir' && !dir) throw new Refusal(STATUS.IS_DIRECTORY.code, name);
       if (st.type !== 'dir' && dir) throw new Refusal(STATUS.NOT_DIRECTORY.code, name);
+      this.singlyLinked(st, name);
       this.n.unlinkat(parentFd, name, dir);
       if (st.type === 'file') this.usedBytes -= st.sizeBytes;
     } finally {
