@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../core/core-logger.js';
+import { type CoreLogger, type LogFields, silentLogger } from '../../core/core-logger.js';
 import { FILE_CLOSE_FLAG, FILE_INFO, FILE_IO_RESP, FILE_LIST_RESP, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, STATUS } from '../../layout/wire-layout.js';
 import { DataSlice } from '../../memory/data-slice.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
@@ -28,9 +28,14 @@ describe('FileService', () => {
   let ctx: { channel: number; slice: DataSlice };
   let svc: FileService;
 
-  const start = (config: Partial<FileRootConfig> = {}): void => {
+  const start = (config: Partial<FileRootConfig> = {}, log: CoreLogger = silentLogger): void => {
     svc?.close();
-    svc = new FileService({ native: loadNative(), config: { ...DEFAULT_FILE_LIMITS, root, readOnly: false, ...config }, log: silentLogger });
+    svc = new FileService({ native: loadNative(), config: { ...DEFAULT_FILE_LIMITS, root, readOnly: false, ...config }, log });
+  };
+  const capture = (): { log: CoreLogger; lines: { level: string; message: string; fields?: LogFields }[] } => {
+    const lines: { level: string; message: string; fields?: LogFields }[] = [];
+    const at = (level: string) => (message: string, fields?: LogFields) => void lines.push({ level, message, ...(fields ? { fields } : {}) });
+    return { log: { info: at('info'), warn: at('warn'), error: at('error') }, lines };
   };
 
   beforeEach(() => {
@@ -183,6 +188,35 @@ describe('FileService', () => {
       }
     });
 
+    it('a mount point inside the root is skipped when the service starts, and never crossed', async (testCtx) => {
+      const mnt = path.join(root, 'mnt');
+      mkdirSync(mnt);
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'vmgmt-test', mnt], { stdio: 'ignore' });
+      } catch {
+        testCtx.skip(); // needs root and a kernel that allows the mount
+      }
+      try {
+        writeFileSync(path.join(mnt, 'big'), new Uint8Array(4096));
+        writeFileSync(path.join(mnt, '.vmgmt-put-0123456789abcdef'), 'not ours to sweep');
+        writeFileSync(path.join(root, 'small'), 'abc');
+        const { log, lines } = capture();
+        start({}, log); // used to throw EXDEV out of the constructor
+        expect(svc.usage.usedBytes).toBe(3);
+        expect(existsSync(path.join(mnt, '.vmgmt-put-0123456789abcdef'))).toBe(true);
+        expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ dirs: [{ path: 'mnt', reason: expect.stringContaining('mount point') }] }) }));
+        expect((await get('mnt/big')).status).toBe(STATUS.PATH_ESCAPES.code);
+        expect(Buffer.from((await get('small')).data!).toString()).toBe('abc');
+      } finally {
+        svc.close();
+        try {
+          execFileSync('umount', [mnt]);
+        } catch {
+          execFileSync('umount', ['-l', mnt]); // detached at once, so removing the temp dirs never crosses it
+        }
+      }
+    });
+
     it('a symlink swapped in during a transfer does not redirect it', async () => {
       writeFileSync(path.join(root, 'doc'), 'A'.repeat(100));
       const open = await call(fileReq.open(...putPath('doc'), FILE_OPEN_FLAG.READ));
@@ -319,6 +353,28 @@ describe('FileService', () => {
       expect((await call(fileReq.remove(...putPath('d/f')))).status).toBe(0);
       expect((await call(fileReq.remove(...putPath('d'), FILE_REMOVE_FLAG.DIR))).status).toBe(0);
       expect(readdirSync(root)).toEqual([]);
+    });
+  });
+
+  it('sweeps the temp files a killed daemon left, in the whole tree, before measuring usage, and logs them', () => {
+    mkdirSync(path.join(root, 'd', 'e'), { recursive: true });
+    writeFileSync(path.join(root, '.vmgmt-put-00000000000000aa'), new Uint8Array(500));
+    writeFileSync(path.join(root, 'd', 'e', '.vmgmt-put-00000000000000bb'), new Uint8Array(500));
+    writeFileSync(path.join(root, 'd', 'kept'), 'kept');
+    mkdirSync(path.join(root, '.vmgmt-put-dir')); // not a file: left alone
+    writeFileSync(path.join(outside, '.vmgmt-put-00000000000000cc'), 'outside');
+    symlinkSync(outside, path.join(root, 'out')); // never followed
+    symlinkSync(path.join(outside, '.vmgmt-put-00000000000000cc'), path.join(root, '.vmgmt-put-link')); // a link, not a file
+    const { log, lines } = capture();
+    start({}, log);
+    expect(tempFiles().sort()).toEqual(['.vmgmt-put-dir', '.vmgmt-put-link']);
+    expect(readdirSync(path.join(root, 'd', 'e'))).toEqual([]);
+    expect(readFileSync(path.join(outside, '.vmgmt-put-00000000000000cc'), 'utf8')).toBe('outside');
+    expect(svc.usage.usedBytes).toBe(4);
+    expect(lines).toContainEqual({
+      level: 'info',
+      message: expect.stringContaining('removed temporary files'),
+      fields: { count: 2, paths: expect.arrayContaining(['.vmgmt-put-00000000000000aa', 'd/e/.vmgmt-put-00000000000000bb']) },
     });
   });
 

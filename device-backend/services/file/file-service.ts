@@ -8,7 +8,7 @@ import type { CoreLogger } from '../../core/core-logger.js';
 import type { MessageService, ServiceContext } from '../../core/message-service.js';
 import type { NativeFileType, NativeStat, VmgmtNative } from '../../native/index.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
-import { type ConfinedRoot, openDirBeneath, openPathBeneath, openRoot, usageBytes } from './confined-root.js';
+import { type ConfinedRoot, openDirBeneath, openPathBeneath, openRoot, type RootScan, scanRoot } from './confined-root.js';
 import { statusForErrno } from './errno-status.js';
 import {
   type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, encodeInfo, encodeIoResult, encodeListResult, packDirents,
@@ -57,6 +57,8 @@ class Refusal {
 }
 
 const HASH_CHUNK_BYTES = 1024 * 1024;
+/** Paths named in one log line about the root scan (the count is always given). */
+const MAX_LOGGED_PATHS = 20;
 
 function fileType(t: NativeFileType): number {
   return t === 'file' ? FILE_TYPE.FILE : t === 'dir' ? FILE_TYPE.DIR : t === 'symlink' ? FILE_TYPE.SYMLINK : FILE_TYPE.OTHER;
@@ -89,7 +91,30 @@ export class FileService implements MessageService {
 
   constructor(private readonly opts: FileServiceOptions) {
     this.root = opts.config ? openRoot(opts.native, opts.config.root) : undefined;
-    this.usedBytes = this.root ? usageBytes(this.root) : 0;
+    this.usedBytes = this.root ? this.scan(this.root).usedBytes : 0;
+  }
+
+  /** Sweeps the temp files a killed daemon left, measures the root, and logs what it did. */
+  private scan(root: ConfinedRoot): RootScan {
+    let scan: RootScan;
+    try {
+      scan = scanRoot(root);
+    } catch (err) {
+      this.n.close(root.rootFd);
+      throw err;
+    }
+    const { log } = this.opts;
+    const first = <T>(list: T[]): T[] => list.slice(0, MAX_LOGGED_PATHS);
+    if (scan.removedTemps.length > 0) {
+      log.info('removed temporary files of puts a previous daemon left unfinished', { count: scan.removedTemps.length, paths: first(scan.removedTemps) });
+    }
+    if (scan.unremovedTemps.length > 0) {
+      log.warn('could not remove temporary files of unfinished puts', { count: scan.unremovedTemps.length, files: first(scan.unremovedTemps) });
+    }
+    if (scan.skipped.length > 0) {
+      log.warn('parts of the file root not counted (mount points are never crossed)', { count: scan.skipped.length, dirs: first(scan.skipped) });
+    }
+    return scan;
   }
 
   get usage(): { usedBytes: number; reservedBytes: number; openFiles: number } {
