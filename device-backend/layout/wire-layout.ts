@@ -144,6 +144,7 @@ export const STATUS = {
   IO_ERROR: { code: 37, text: 'host I/O error' },
   UNSAFE_NAME: { code: 38, text: 'name has a control character, a newline or a leading \'-\' (this VM may not create such names)' },
   HARD_LINKED: { code: 39, text: 'file has more than one hard link (this VM may not use hard-linked files)' },
+  TOO_MANY_ENTRIES: { code: 40, text: 'the VM\'s limit on files and directories in its host root would be exceeded' },
 } as const;
 export type StatusName = keyof typeof STATUS;
 export type StatusCode = (typeof STATUS)[StatusName]['code'];

@@ -90,6 +90,7 @@
 #define VMGMT_ST_IO_ERROR 0x25
 #define VMGMT_ST_UNSAFE_NAME 0x26
 #define VMGMT_ST_HARD_LINKED 0x27
+#define VMGMT_ST_TOO_MANY_ENTRIES 0x28
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
 #define VMGMT_CHANNEL_LAYOUT_RING_C2G 0xc0
@@ -400,6 +401,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 37: return "host I/O error";
     case 38: return "name has a control character, a newline or a leading '-' (this VM may not create such names)";
     case 39: return "file has more than one hard link (this VM may not use hard-linked files)";
+    case 40: return "the VM's limit on files and directories in its host root would be exceeded";
     default: return "unknown status (driver older than the core?)";
     }
 }

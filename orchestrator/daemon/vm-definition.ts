@@ -38,6 +38,7 @@ export const filesSchema = z
     readOnly: z.boolean().default(false),
     quotaBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
     maxFileBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+    maxEntries: z.number().int().min(0).default(DEFAULT_FILE_LIMITS.maxEntries),
     maxOpenFiles: z.number().int().min(1).max(1024).default(16),
     fileMode: z.number().int().min(0).max(0o777).default(0o644),
     dirMode: z.number().int().min(0).max(0o777).default(0o755),

@@ -5,6 +5,11 @@ export interface FileRootConfig {
   /** Total bytes of regular files the VM may keep in its root. */
   quotaBytes: number;
   maxFileBytes: number;
+  /**
+   * Entries (files, directories and anything else, temp files aside) the VM may keep beneath its root: the
+   * byte quota alone lets a guest create any number of empty files and directories.
+   */
+  maxEntries: number;
   maxOpenFiles: number;
   /** Permission bits of files and directories the guest creates (setuid/setgid/sticky never). */
   fileMode: number;
@@ -26,6 +31,7 @@ export interface FileRootConfig {
 export const DEFAULT_FILE_LIMITS = {
   quotaBytes: 1024 * 1024 * 1024,
   maxFileBytes: 1024 * 1024 * 1024,
+  maxEntries: 100_000,
   maxOpenFiles: 16,
   fileMode: 0o644,
   dirMode: 0o755,

@@ -254,6 +254,34 @@ describe('FileService', () => {
       expect(readdirSync(root)).toEqual(['keep']);
     });
 
+    it('limits entries, not only bytes: a 0-byte quota no longer lets a guest create thousands of empty files', async () => {
+      start({ quotaBytes: 0, maxEntries: 3 });
+      expect(await put('a', new Uint8Array(0))).toEqual([0, 0]);
+      expect((await call(fileReq.mkdir(...putPath('d')))).status).toBe(0);
+      expect(await put('d/b', new Uint8Array(0))).toEqual([0, 0]);
+      for (let i = 0; i < 100; i++) {
+        expect((await put(`f${i}`, new Uint8Array(0)))[0]).toBe(STATUS.TOO_MANY_ENTRIES.code);
+        expect((await call(fileReq.mkdir(...putPath(`d${i}`)))).status).toBe(STATUS.TOO_MANY_ENTRIES.code);
+      }
+      expect(await put('a', new Uint8Array(0))).toEqual([0, 0]); // replacing adds no entry
+      expect(readdirSync(root).sort()).toEqual(['a', 'd']);
+      expect(svc.usage).toMatchObject({ entries: 3, reservedEntries: 0 });
+
+      // An open put of a new name holds its entry until it is closed.
+      expect((await call(fileReq.remove(...putPath('a')))).status).toBe(0);
+      const open = await call(fileReq.open(...putPath('x'), FILE_OPEN_FLAG.WRITE, 0));
+      expect(open.status).toBe(0);
+      expect((await call(fileReq.open(...putPath('y'), FILE_OPEN_FLAG.WRITE, 0))).status).toBe(STATUS.TOO_MANY_ENTRIES.code);
+      expect((await call(fileReq.close(u32(open, FILE_INFO.offsets.handle), FILE_CLOSE_FLAG.COMMIT))).status).toBe(0);
+      expect(svc.usage).toMatchObject({ entries: 3, reservedEntries: 0 });
+
+      // What is in the root counts when the service starts (the host may have added more).
+      writeFileSync(path.join(root, 'host-added'), '');
+      start({ quotaBytes: 0, maxEntries: 3 });
+      expect(svc.usage.entries).toBe(4);
+      expect((await call(fileReq.mkdir(...putPath('z')))).status).toBe(STATUS.TOO_MANY_ENTRIES.code);
+    });
+
     it('refuses a put over quota up front, and an over-sized file, leaving nothing', async () => {
       start({ quotaBytes: 1000, maxFileBytes: 800 });
       writeFileSync(path.join(root, 'old'), new Uint8Array(500));

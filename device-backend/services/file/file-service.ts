@@ -42,6 +42,8 @@ interface WriteHandle {
   tmpName: string;
   name: string;
   declaredBytes: number;
+  /** 1 when the target did not exist at open: the entry it reserved against maxEntries. */
+  reservedEntries: number;
   busy: number;
   closing: boolean;
 }
@@ -87,11 +89,16 @@ export class FileService implements MessageService {
   private openCount = 0;
   private usedBytes: number;
   private reservedBytes = 0;
+  /** Entries beneath the root (temp files aside), and those open puts of new names reserve. */
+  private usedEntries: number;
+  private reservedEntries = 0;
   private closed = false;
 
   constructor(private readonly opts: FileServiceOptions) {
     this.root = opts.config ? openRoot(opts.native, opts.config.root) : undefined;
-    this.usedBytes = this.root ? this.scan(this.root).usedBytes : 0;
+    const scan = this.root ? this.scan(this.root) : undefined;
+    this.usedBytes = scan?.usedBytes ?? 0;
+    this.usedEntries = scan?.entries ?? 0;
   }
 
   /** Sweeps the temp files a killed daemon left, measures the root, and logs what it did. */
@@ -117,8 +124,8 @@ export class FileService implements MessageService {
     return scan;
   }
 
-  get usage(): { usedBytes: number; reservedBytes: number; openFiles: number } {
-    return { usedBytes: this.usedBytes, reservedBytes: this.reservedBytes, openFiles: this.openCount };
+  get usage(): { usedBytes: number; reservedBytes: number; openFiles: number; entries: number; reservedEntries: number } {
+    return { usedBytes: this.usedBytes, reservedBytes: this.reservedBytes, openFiles: this.openCount, entries: this.usedEntries, reservedEntries: this.reservedEntries };
   }
 
   private get n(): VmgmtNative {
@@ -225,6 +232,12 @@ export class FileService implements MessageService {
     }
   }
 
+  /** Refuses `adding` new entries beyond the VM's limit; `releasing` of the reserved ones are this request's own. */
+  private entriesFit(adding: number, releasing = 0): void {
+    const after = this.usedEntries + this.reservedEntries - releasing + adding;
+    if (adding > 0 && after > this.cfg.maxEntries) throw new Refusal(STATUS.TOO_MANY_ENTRIES.code, `${after} > ${this.cfg.maxEntries} entries`);
+  }
+
   private writable(): void {
     if (this.cfg.readOnly) throw new Refusal(STATUS.READ_ONLY.code, 'read-only root');
   }
@@ -313,13 +326,16 @@ export class FileService implements MessageService {
       if (existing) this.singlyLinked(existing, path);
       const after = this.usedBytes - (existing?.sizeBytes ?? 0) + this.reservedBytes + sizeBytes;
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
+      const newEntries = existing ? 0 : 1;
+      this.entriesFit(newEntries);
       const F = this.n.OPEN_FLAGS;
       fd = this.n.openat2(parentFd, tmpName, F.WRONLY | F.CREAT | F.EXCL | F.NOFOLLOW, 0o600, this.rootFs.resolve);
       const fileMode = (this.cfg.fileMode & 0o666) | (this.cfg.allowExecutable ? mode & 0o111 : 0);
       if (this.cfg.owner) this.n.fchown(fd, this.cfg.owner.uid, this.cfg.owner.gid);
       this.n.fchmod(fd, fileMode);
       this.reservedBytes += sizeBytes;
-      const handle = this.addHandle(ctx.channel, { kind: 'write', fd, parentFd, tmpName, name, declaredBytes: sizeBytes, busy: 0, closing: false });
+      this.reservedEntries += newEntries;
+      const handle = this.addHandle(ctx.channel, { kind: 'write', fd, parentFd, tmpName, name, declaredBytes: sizeBytes, reservedEntries: newEntries, busy: 0, closing: false });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: fileMode });
     } catch (err) {
       if (fd >= 0) {
@@ -382,11 +398,15 @@ export class FileService implements MessageService {
       if (old) this.singlyLinked(old, h.name);
       const after = this.usedBytes - (old?.type === 'file' ? old.sizeBytes : 0) + st.sizeBytes + this.reservedBytes - h.declaredBytes;
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
+      const newEntries = old ? 0 : 1; // the name may have come or gone since the open
+      this.entriesFit(newEntries, h.reservedEntries);
       this.n.fsync(h.fd);
       this.n.renameat(h.parentFd, h.tmpName, h.parentFd, h.name, false);
       this.n.fsync(h.parentFd);
       this.usedBytes += st.sizeBytes - (old?.type === 'file' ? old.sizeBytes : 0);
       this.reservedBytes -= h.declaredBytes;
+      this.usedEntries += newEntries;
+      this.reservedEntries -= h.reservedEntries;
       this.n.close(h.fd);
       this.n.close(h.parentFd);
       this.openCount--;
@@ -406,6 +426,7 @@ export class FileService implements MessageService {
       this.unlinkQuietly(h.parentFd, h.tmpName);
       this.n.close(h.parentFd);
       this.reservedBytes -= h.declaredBytes;
+      this.reservedEntries -= h.reservedEntries;
     }
     this.openCount--;
   }
@@ -450,10 +471,12 @@ export class FileService implements MessageService {
     this.writable();
     const { parent, name } = this.split(this.path(ctx, req.path));
     this.creatable(name);
+    this.entriesFit(1);
     const parentFd = openDirBeneath(this.rootFs, parent);
     try {
       // The guest's mode, limited to what the VM's configuration allows (0: the configured mode).
       this.n.mkdirat(parentFd, name, req.arg === 0 ? this.cfg.dirMode & 0o777 : req.arg & this.cfg.dirMode & 0o777);
+      this.usedEntries++;
     } finally {
       this.n.close(parentFd);
     }
@@ -472,6 +495,7 @@ export class FileService implements MessageService {
       this.singlyLinked(st, name);
       this.n.unlinkat(parentFd, name, dir);
       if (st.type === 'file') this.usedBytes -= st.sizeBytes;
+      this.usedEntries = Math.max(0, this.usedEntries - 1);
     } finally {
       this.n.close(parentFd);
     }
