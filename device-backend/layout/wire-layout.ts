@@ -229,7 +229,7 @@ export const FILE_LIST_REQ = defineStruct('vmgmt_file_list', 'FILE_LIST request 
   ['path_len', 'u32', 'bytes'],
   ['buf_offset', 'u32', 'where the entries go in the data slice'],
   ['buf_len', 'u32', 'room for entries, bytes'],
-  ['cookie', 'u32', 'entry index to start at: 0, then next_cookie of the previous response'],
+  ['cookie', 'u32', '0 to start a listing, then next_cookie of the previous response (opaque: snapshot tag << 24 | entry index)'],
   ['reserved', 'u32', 'must be zero'],
 ]);
 

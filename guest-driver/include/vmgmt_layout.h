@@ -299,7 +299,7 @@ struct vmgmt_file_list {
     uint32_t path_len;                      /* @4: bytes */
     uint32_t buf_offset;                    /* @8: where the entries go in the data slice */
     uint32_t buf_len;                       /* @12: room for entries, bytes */
-    uint32_t cookie;                        /* @16: entry index to start at: 0, then next_cookie of the previous response */
+    uint32_t cookie;                        /* @16: 0 to start a listing, then next_cookie of the previous response (opaque: snapshot tag << 24 | entry index) */
     uint32_t reserved;                      /* @20: must be zero */
 };
 _Static_assert(sizeof(struct vmgmt_file_list) == 24, "struct vmgmt_file_list size");

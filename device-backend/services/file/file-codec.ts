@@ -75,6 +75,24 @@ export function encodeListResult(count: number, bytes: number, nextCookie: numbe
 
 export interface DirEntryOut { name: string; type: number; sizeBytes: number; mtimeNs: bigint; mode: number }
 
+const utf8 = new TextEncoder();
+
+/** Bytes one entry of this name takes in a FILE_LIST buffer: the vmgmt_dirent, the name, padding to 8. */
+export function direntBytes(name: string): number {
+  return Math.ceil((DIRENT.sizeBytes + utf8.encode(name).byteLength) / 8) * 8;
+}
+
+/** How many of `names`, from index `from` on, fit into `capacity` bytes of entries (before anything is statted). */
+export function namesThatFit(names: readonly string[], from: number, capacity: number): number {
+  let used = 0;
+  let at = from;
+  for (; at < names.length; at++) {
+    used += direntBytes(names[at]!);
+    if (used > capacity) break;
+  }
+  return at - from;
+}
+
 /**
  * Packs as many entries as fit into `capacity` bytes: each a vmgmt_dirent, its name, padding to 8.
  * Returns the bytes and how many entries went in.

@@ -5,12 +5,12 @@ import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type CoreLogger, type LogFields, silentLogger } from '../../core/core-logger.js';
 import { FILE_CLOSE_FLAG, FILE_INFO, FILE_IO_RESP, FILE_LIST_RESP, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, STATUS } from '../../layout/wire-layout.js';
 import { DataSlice } from '../../memory/data-slice.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
-import { loadNative } from '../../native/index.js';
+import { loadNative, type VmgmtNative } from '../../native/index.js';
 import type { Message } from '../../protocol/message-codec.js';
 import { fileReq } from '../../testing/file-requests.js';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from './file-root-config.js';
@@ -406,24 +406,141 @@ describe('FileService', () => {
     });
   });
 
+  async function listPage(dir: string, cookie: number, bufLength = 40, on = ctx): Promise<{ status: number; names: string[]; next: number }> {
+    const r = await svc.handle(fileReq.list(...putPath(dir), BUF_AT, bufLength, cookie), on);
+    if (r.status !== 0) return { status: r.status, names: [], next: 0 };
+    const names: string[] = [];
+    let at = BUF_AT;
+    for (let i = 0; i < u32(r, FILE_LIST_RESP.offsets.count); i++) {
+      const len = mem.copyOut(at + 22, 2);
+      const nameLen = len[0]! | (len[1]! << 8);
+      names.push(new TextDecoder().decode(mem.copyOut(at + 24, nameLen)));
+      at += Math.ceil((24 + nameLen) / 8) * 8;
+    }
+    return { status: 0, names, next: u32(r, FILE_LIST_RESP.offsets.next_cookie) };
+  }
+
   it('lists a directory in pages with a cookie, hiding temp files', async () => {
     for (const n of ['b', 'a', 'c']) writeFileSync(path.join(root, n), n);
     writeFileSync(path.join(root, '.vmgmt-put-0123'), 'tmp');
     const names: string[] = [];
     let cookie = 0;
     do {
-      const r = await call(fileReq.list(...putPath('.'), BUF_AT, 40, cookie));
-      expect(r.status).toBe(0);
-      const count = u32(r, FILE_LIST_RESP.offsets.count);
-      let at = BUF_AT;
-      for (let i = 0; i < count; i++) {
-        const len = mem.copyOut(at + 22, 2);
-        const nameLen = len[0]! | (len[1]! << 8);
-        names.push(new TextDecoder().decode(mem.copyOut(at + 24, nameLen)));
-        at += Math.ceil((24 + nameLen) / 8) * 8;
-      }
-      cookie = u32(r, FILE_LIST_RESP.offsets.next_cookie);
+      const page = await listPage('.', cookie);
+      expect(page.status).toBe(0);
+      names.push(...page.names);
+      if (page.next !== 0) expect(page.next).toBeGreaterThan(cookie); // the driver insists
+      cookie = page.next;
     } while (cookie !== 0);
     expect(names).toEqual(['a', 'b', 'c']);
+  });
+
+  describe('LIST of a large directory', () => {
+    const ENTRIES = 10_000;
+    const name = (i: number): string => `n${String(i).padStart(5, '0')}`;
+
+    /** The real addon with its directory calls counted. */
+    function countingNative(): { native: VmgmtNative; counts: Record<'fstatat' | 'readdirFd', number> } {
+      const real = loadNative();
+      const counts = { fstatat: 0, readdirFd: 0 };
+      const native: VmgmtNative = {
+        ...real,
+        fstatat: (dirFd, n) => (counts.fstatat++, real.fstatat(dirFd, n)),
+        readdirFd: (dirFd) => (counts.readdirFd++, real.readdirFd(dirFd)),
+      };
+      return { native, counts };
+    }
+
+    // One root with the large directory for these tests (creating 10,000 files takes seconds on a busy disk).
+    let bigRoot: string;
+    let clockMs = 0;
+    const startCounting = (): Record<'fstatat' | 'readdirFd', number> => {
+      const { native, counts } = countingNative();
+      svc.close();
+      svc = new FileService({ native, config: { ...DEFAULT_FILE_LIMITS, root: bigRoot, readOnly: false }, log: silentLogger, nowMs: () => clockMs });
+      counts.fstatat = 0;
+      counts.readdirFd = 0;
+      return counts;
+    };
+
+    beforeAll(() => {
+      bigRoot = mkdtempSync(path.join(tmpdir(), 'vmgmt-files-big-'));
+      mkdirSync(path.join(bigRoot, 'big'));
+      for (let i = 0; i < ENTRIES; i++) writeFileSync(path.join(bigRoot, 'big', name(i)), '');
+    }, 120_000);
+
+    afterAll(() => rmSync(bigRoot, { recursive: true, force: true }));
+
+    beforeEach(() => {
+      clockMs = 0;
+    });
+
+    it('a page stats only its own entries, and the directory is read once per listing', async () => {
+      const counts = startCounting();
+      const all: string[] = [];
+      let cookie = 0;
+      let pages = 0;
+      do {
+        const before = counts.fstatat;
+        const page = await listPage('big', cookie, 4096);
+        expect(page.status).toBe(0);
+        expect(page.names.length).toBe(page.next === 0 ? ENTRIES % 128 || 128 : 128); // 32 bytes each
+        expect(counts.fstatat - before).toBe(page.names.length);
+        all.push(...page.names);
+        if (page.next !== 0) expect(page.next).toBeGreaterThan(cookie);
+        cookie = page.next;
+        pages++;
+      } while (cookie !== 0);
+      expect(pages).toBe(Math.ceil(ENTRIES / 128));
+      expect(all).toEqual(Array.from({ length: ENTRIES }, (_, i) => name(i)));
+      expect(counts.readdirFd).toBe(1);
+      expect(counts.fstatat).toBe(ENTRIES);
+    });
+
+    it('the cookie names a snapshot: entries removed meanwhile are skipped, new ones not listed, none twice', async () => {
+      startCounting();
+      const big = path.join(bigRoot, 'big');
+      const first = await listPage('big', 0, 4096);
+      try {
+        rmSync(path.join(big, name(0))); // already listed: an index into a fresh read would skip one
+        rmSync(path.join(big, name(200))); // on a later page
+        writeFileSync(path.join(big, 'z-new'), ''); // created after the listing started: not in it
+        const rest: string[] = [];
+        for (let cookie = first.next; cookie !== 0; ) {
+          const page = await listPage('big', cookie, 4096);
+          rest.push(...page.names);
+          cookie = page.next;
+        }
+        const expected = Array.from({ length: ENTRIES }, (_, i) => name(i)).filter((n) => n !== name(200));
+        expect([...first.names, ...rest]).toEqual(expected);
+      } finally {
+        rmSync(path.join(big, 'z-new'), { force: true });
+        for (const i of [0, 200]) writeFileSync(path.join(big, name(i)), '');
+      }
+    });
+
+    it('a cookie whose snapshot expired re-reads the directory and carries on at its index', async () => {
+      const counts = startCounting();
+      const first = await listPage('big', 0, 4096);
+      clockMs += 60_000; // idle past the snapshot's lifetime
+      const second = await listPage('big', first.next, 4096);
+      expect(counts.readdirFd).toBe(2);
+      expect(second.names[0]).toBe(name(128));
+      expect(second.next).toBeGreaterThan(first.next);
+      // Another channel cannot use this channel's snapshot; a reset drops them.
+      const third = await listPage('big', second.next, 4096, { channel: 1, slice: ctx.slice });
+      expect(third.names[0]).toBe(name(256));
+      expect(counts.readdirFd).toBe(3);
+      svc.channelReset(0);
+      await listPage('big', second.next, 4096);
+      expect(counts.readdirFd).toBe(4);
+    });
+
+    it('a buffer too small for one entry is BAD_BUFFER, a cookie past the end ends the listing', async () => {
+      startCounting();
+      expect((await listPage('big', 0, 16)).status).toBe(STATUS.BAD_BUFFER.code);
+      const page = await listPage('big', 0, 4096);
+      expect(await listPage('big', (page.next & ~0xffffff) | 0xfffff, 4096)).toEqual({ status: 0, names: [], next: 0 });
+    });
   });
 });

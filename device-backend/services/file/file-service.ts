@@ -11,9 +11,10 @@ import { type Message, responseTo } from '../../protocol/message-codec.js';
 import { type ConfinedRoot, openDirBeneath, openPathBeneath, openRoot, type RootScan, scanRoot } from './confined-root.js';
 import { statusForErrno } from './errno-status.js';
 import {
-  type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, encodeInfo, encodeIoResult, encodeListResult, packDirents,
-  type PathRef,
+  type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, type DirEntryOut, encodeInfo, encodeIoResult, encodeListResult,
+  namesThatFit, packDirents, type PathRef,
 } from './file-codec.js';
+import { decodeCookie, DirListings, encodeCookie } from './dir-listings.js';
 import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX, unsafeNameReason } from './file-path.js';
 import type { HostTransfer, HostTransfers } from './host-transfers.js';
 
@@ -74,6 +75,8 @@ export interface FileServiceOptions {
   config?: FileRootConfig;
   transfers?: HostTransfers;
   log: CoreLogger;
+  /** Monotonic clock for the lifetime of LIST snapshots; default performance.now. */
+  nowMs?: () => number;
 }
 
 export class FileService implements MessageService {
@@ -93,6 +96,7 @@ export class FileService implements MessageService {
   private usedEntries: number;
   private reservedEntries = 0;
   private closed = false;
+  private readonly listings = new DirListings();
 
   constructor(private readonly opts: FileServiceOptions) {
     this.root = opts.config ? openRoot(opts.native, opts.config.root) : undefined;
@@ -126,6 +130,10 @@ export class FileService implements MessageService {
 
   get usage(): { usedBytes: number; reservedBytes: number; openFiles: number; entries: number; reservedEntries: number } {
     return { usedBytes: this.usedBytes, reservedBytes: this.reservedBytes, openFiles: this.openCount, entries: this.usedEntries, reservedEntries: this.reservedEntries };
+  }
+
+  private nowMs(): number {
+    return this.opts.nowMs ? this.opts.nowMs() : performance.now();
   }
 
   private get n(): VmgmtNative {
@@ -445,23 +453,43 @@ export class FileService implements MessageService {
     }
   }
 
+  /**
+   * One page of a directory. The directory is read and sorted once per listing (cookie 0) into a snapshot
+   * kept for this channel (see dir-listings.ts for what the cookie means); a page stats only its own
+   * entries, so its cost does not grow with the directory.
+   */
   private list(ctx: ServiceContext, req: { path: PathRef; bufOffset: number; bufLength: number; cookie: number }): Uint8Array {
     const path = this.path(ctx, req.path);
     const out = ctx.slice.view(req.bufOffset, req.bufLength);
     if (!out.ok) throw new Refusal(out.status, out.reason);
     const dirFd = openDirBeneath(this.rootFs, path);
     try {
-      const names = this.n.readdirFd(dirFd).filter((e) => !isTempName(e.name)).map((e) => e.name).sort();
-      const from = Math.min(req.cookie, names.length);
-      const entries = names.slice(from).flatMap((name) => {
-        const st = this.statOrUndefined(dirFd, name);
-        return st ? [{ name, type: fileType(st.type), sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode }] : [];
-      });
+      const dir = this.n.fstat(dirFd);
+      const key = { dev: dir.dev, ino: dir.ino };
+      const nowMs = this.nowMs();
+      const cookie = decodeCookie(req.cookie);
+      let tag = cookie.tag;
+      let names = tag === 0 ? undefined : this.listings.find(ctx.channel, tag, key, nowMs);
+      if (!names) {
+        names = this.n.readdirFd(dirFd).filter((e) => !isTempName(e.name)).map((e) => e.name).sort();
+        tag = this.listings.keep(ctx.channel, key, names, nowMs, tag === 0 ? undefined : tag);
+      }
+      let next = Math.min(cookie.index, names.length);
+      let entries: DirEntryOut[] = [];
+      // Entries removed since the snapshot are skipped; a page is never empty while names remain.
+      while (entries.length === 0 && next < names.length) {
+        const page = names.slice(next, next + namesThatFit(names, next, req.bufLength));
+        if (page.length === 0) throw new Refusal(STATUS.BAD_BUFFER.code, `buffer of ${req.bufLength} bytes holds no entry`);
+        entries = page.flatMap((name) => {
+          const st = this.statOrUndefined(dirFd, name);
+          return st ? [{ name, type: fileType(st.type), sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode }] : [];
+        });
+        next += page.length;
+      }
       const packed = packDirents(entries, req.bufLength);
-      if (packed.count === 0 && entries.length > 0) throw new Refusal(STATUS.BAD_BUFFER.code, `buffer of ${req.bufLength} bytes holds no entry`);
       out.bytes.set(packed.bytes);
-      const next = from + packed.count;
-      return encodeListResult(packed.count, packed.bytes.byteLength, next < names.length ? next : 0);
+      if (next >= names.length) this.listings.drop(ctx.channel, tag);
+      return encodeListResult(packed.count, packed.bytes.byteLength, next < names.length ? encodeCookie(tag, next) : 0);
     } finally {
       this.n.close(dirFd);
     }
@@ -544,6 +572,7 @@ export class FileService implements MessageService {
   }
 
   channelReset(channel: number): void {
+    this.listings.channelReset(channel);
     const t = this.handles.get(channel);
     if (!t) return;
     for (const h of t.values()) this.release(h);
@@ -554,6 +583,7 @@ export class FileService implements MessageService {
     if (this.closed) return;
     this.closed = true;
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
+    this.listings.clear();
     if (this.root) this.n.close(this.root.rootFd);
   }
 }
