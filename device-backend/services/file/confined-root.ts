@@ -71,7 +71,6 @@ export function scanRoot(r: ConfinedRoot, maxEntries = 1_000_000): RootScan {
   const n = r.native;
   const F = n.OPEN_FLAGS;
   const scan: RootScan = { usedBytes: 0, entries: 0, removedTemps: [], unremovedTemps: [], skipped: [] };
-  const rootDev = n.fstat(r.rootFd).dev;
   let walked = 0;
   const walk = (dirFd: number, dir: string): void => {
     for (const e of n.readdirFd(dirFd)) {
@@ -95,10 +94,8 @@ export function scanRoot(r: ConfinedRoot, maxEntries = 1_000_000): RootScan {
       scan.entries++;
       if (st.type === 'file') scan.usedBytes += st.sizeBytes;
       if (st.type !== 'dir') continue;
-      if (st.dev !== rootDev) {
-        scan.skipped.push({ path: rel, reason: 'a mount point (another file system)' });
-        continue;
-      }
+      // Exactly what the guest can reach: RESOLVE_NO_XDEV refuses a mount point (EXDEV), while a
+      // directory that only has another st_dev (a btrfs subvolume) is walked, and counted, like any other.
       let sub: number;
       try {
         sub = n.openat2(dirFd, e.name, F.RDONLY | F.DIRECTORY | F.NOFOLLOW | F.NONBLOCK, 0, r.resolve);
