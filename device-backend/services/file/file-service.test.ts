@@ -162,6 +162,33 @@ describe('FileService', () => {
       }
     });
 
+    it('refusals and listings leave no fd open', async () => {
+      execFileSync('mkfifo', [path.join(root, 'fifo')]);
+      mkdirSync(path.join(root, 'd'));
+      writeFileSync(path.join(root, 'f'), 'x');
+      linkSync(path.join(root, 'f'), path.join(root, 'f2'));
+      symlinkSync('f', path.join(root, 'l'));
+      const fds = (): number => readdirSync('/proc/self/fd').length;
+      const before = fds();
+      for (const p of ['fifo', 'd', 'f', 'l', 'missing', '../x']) await get(p);
+      await put('-x', new Uint8Array(1));
+      await call(fileReq.remove(...putPath('f2')));
+      await listPage('.', 0, 4096);
+      await listPage('.', 0, 24 + 8); // ends mid-listing: the snapshot holds names, not fds
+      expect(fds()).toBe(before);
+    });
+
+    it('a host without /proc gets IO_ERROR for a get, not NOT_FOUND', async () => {
+      writeFileSync(path.join(root, 'f'), 'x');
+      const noProc = () => {
+        throw Object.assign(new Error('open(/proc/self/fd/9, flags 0x0): No such file or directory'), { code: 'ENOENT' });
+      };
+      svc.close();
+      svc = new FileService({ native: { ...loadNative(), reopenFd: noProc }, config: { ...DEFAULT_FILE_LIMITS, root, readOnly: false }, log: silentLogger });
+      expect((await get('f')).status).toBe(STATUS.IO_ERROR.code);
+      expect(svc.usage.openFiles).toBe(0);
+    });
+
     it('a socket is not a regular file', async () => {
       const server = createServer();
       await new Promise<void>((r) => server.listen(path.join(root, 'sock'), r));

@@ -308,7 +308,7 @@ export class FileService implements MessageService {
       if (st.type === 'symlink') throw new Refusal(STATUS.PATH_ESCAPES.code, `${path} is a symlink (not followed)`);
       if (st.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${st.type}`);
       this.singlyLinked(st, path);
-      fd = this.n.reopenFd(pathFd, this.n.OPEN_FLAGS.RDONLY);
+      fd = this.reopen(pathFd, path);
       const handle = this.addHandle(ctx.channel, { kind: 'read', fd, busy: 0, closing: false });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
     } catch (err) {
@@ -316,6 +316,16 @@ export class FileService implements MessageService {
       throw err;
     } finally {
       this.n.close(pathFd);
+    }
+  }
+
+  /** reopenFd; its ENOENT means /proc is missing on the host, not that the guest's file is (IO_ERROR, logged). */
+  private reopen(pathFd: number, path: string): number {
+    try {
+      return this.n.reopenFd(pathFd, this.n.OPEN_FLAGS.RDONLY);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      throw new Error(`reopening ${path} through /proc/self/fd failed (is /proc mounted for the daemon?): ${(err as Error).message}`);
     }
   }
 
