@@ -152,11 +152,22 @@ describe('FileService', () => {
       const fifo = path.join(root, 'fifo');
       execFileSync('mkfifo', [fifo]);
       const writer = spawn('sh', ['-c', `echo x > '${fifo}'`], { stdio: 'ignore' });
+      // The kernel function a fifo's open(O_WRONLY) sleeps in until a reader comes ('0' if symbols are hidden).
+      const wchan = (): string => {
+        try {
+          return readFileSync(`/proc/${writer.pid}/wchan`, 'utf8');
+        } catch {
+          return '';
+        }
+      };
       try {
-        await new Promise((r) => setTimeout(r, 100)); // the shell is in open(fifo, O_WRONLY) by now
+        for (const until = Date.now() + 5000; wchan() !== 'wait_for_partner' && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+        const blocked = wchan() === 'wait_for_partner';
+        if (!blocked) await new Promise((r) => setTimeout(r, 200)); // no wchan: give the shell time to reach the open
         expect((await get('fifo')).status).toBe(STATUS.NOT_REGULAR.code);
         await new Promise((r) => setTimeout(r, 200)); // an open for reading would have let it write and exit
         expect(writer.exitCode).toBe(null);
+        if (blocked) expect(wchan()).toBe('wait_for_partner');
       } finally {
         writer.kill('SIGKILL');
       }
