@@ -54,6 +54,9 @@ describe('FileService', () => {
     try {
       svc.close();
     } finally {
+      // Never remove across a mount: a test that mounted something under base and could not unmount it fails here.
+      const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${base}/`));
+      if (mounted.length > 0) throw new Error(`still mounted under ${base}: ${mounted.join(', ')}; not removing it`);
       rmSync(base, { recursive: true, force: true });
     }
   });
