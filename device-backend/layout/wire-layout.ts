@@ -145,6 +145,9 @@ export const STATUS = {
   PERMISSION_DENIED: { code: 35, text: 'permission denied on the host' },
   WRITE_PAST_SIZE: { code: 36, text: 'write goes past the size declared when the file was opened' },
   IO_ERROR: { code: 37, text: 'host I/O error' },
+  UNSAFE_NAME: { code: 38, text: 'name has a control character, a newline or a leading \'-\' (this VM may not create such names)' },
+  HARD_LINKED: { code: 39, text: 'file has more than one hard link (this VM may not use hard-linked files)' },
+  TOO_MANY_ENTRIES: { code: 40, text: 'the VM\'s limit on files and directories in its host root would be exceeded' },
 } as const;
 export type MsgTypeName = keyof typeof MSG_TYPE;
 export type MsgType = (typeof MSG_TYPE)[MsgTypeName];
@@ -231,7 +234,7 @@ export const FILE_LIST_REQ = defineStruct('vmgmt_file_list', 'FILE_LIST request 
   ['path_len', 'u32', 'bytes'],
   ['buf_offset', 'u32', 'where the entries go in the data slice'],
   ['buf_len', 'u32', 'room for entries, bytes'],
-  ['cookie', 'u32', 'entry index to start at: 0, then next_cookie of the previous response'],
+  ['cookie', 'u32', '0 to start a listing, then next_cookie of the previous response (opaque: snapshot tag << 24 | entry index)'],
   ['reserved', 'u32', 'must be zero'],
 ]);
 

@@ -101,6 +101,13 @@ export interface VmgmtNative {
    * unless flags include CREAT (the kernel says EINVAL). Retries EAGAIN from BENEATH/IN_ROOT a few times.
    */
   openat2(dirFd: number, path: string, flags: number, mode: number, resolve: number): number;
+  /**
+   * open("/proc/self/fd/N", flags | O_CLOEXEC): a new open file description of the inode fd refers to
+   * (typically an O_PATH fd from openat2, checked with fstat first), never a path walked again. flags: the
+   * access mode plus NONBLOCK, APPEND, CLOEXEC; anything else throws RangeError ERR_OUT_OF_RANGE.
+   * Needs /proc mounted (ENOENT otherwise).
+   */
+  reopenFd(fd: number, flags: number): number;
   fstat(fd: number): NativeStat;
   /** fstatat(AT_SYMLINK_NOFOLLOW): a symlink is reported as itself. */
   fstatat(dirFd: number, name: string): NativeStat;

@@ -550,6 +550,52 @@ describe('openat2 confinement', () => {
   });
 });
 
+describe('reopenFd', () => {
+  const CONFINED = RESOLVE.BENEATH | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
+
+  it('reopens the inode of an O_PATH fd for reading, even after the name was swapped for a symlink', () => {
+    const { dir, rootFd } = makeRoot('reopen');
+    writeFileSync(path.join(dir, 'f'), 'original');
+    writeFileSync(path.join(dir, 'other'), 'other');
+    const pathFd = track(native.openat2(rootFd, 'f', OPEN_FLAGS.PATH | OPEN_FLAGS.NOFOLLOW, 0, CONFINED));
+    expect(errorCode(() => native.pread(pathFd, new Uint8Array(1), 0))).toBe('EBADF');
+    rmSync(path.join(dir, 'f'));
+    symlinkSync('other', path.join(dir, 'f'));
+    const fd = track(native.reopenFd(pathFd, OPEN_FLAGS.RDONLY));
+    const buf = new Uint8Array(32);
+    expect(new TextDecoder().decode(buf.subarray(0, native.pread(fd, buf, 0)))).toBe('original');
+    expect(native.fstat(fd).ino).toBe(native.fstat(pathFd).ino);
+    const fdFlags = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').match(/^flags:\s+(\d+)/m)?.[1];
+    expect(parseInt(fdFlags ?? '0', 8) & OPEN_FLAGS.CLOEXEC).toBe(OPEN_FLAGS.CLOEXEC);
+    expect(parseInt(fdFlags ?? '0', 8) & OPEN_FLAGS.PATH).toBe(0);
+  });
+
+  it('reopens a FIFO only when asked (non-blocking here); the O_PATH fd alone reads nothing', () => {
+    const { dir, rootFd } = makeRoot('reopen-fifo');
+    expect(spawnSync('mkfifo', [path.join(dir, 'pipe')]).status).toBe(0);
+    const pathFd = track(native.openat2(rootFd, 'pipe', OPEN_FLAGS.PATH | OPEN_FLAGS.NOFOLLOW, 0, CONFINED));
+    expect(native.fstat(pathFd).type).toBe('fifo');
+    expect(errorCode(() => native.pread(pathFd, new Uint8Array(1), 0))).toBe('EBADF');
+    const fd = track(native.reopenFd(pathFd, OPEN_FLAGS.RDONLY | OPEN_FLAGS.NONBLOCK));
+    expect(native.fstat(fd).type).toBe('fifo');
+  });
+
+  it('refuses flags that make no sense on a reopen, and bad fds', () => {
+    const { dir, rootFd } = makeRoot('reopen-args');
+    writeFileSync(path.join(dir, 'f'), 'x');
+    const pathFd = track(native.openat2(rootFd, 'f', OPEN_FLAGS.PATH | OPEN_FLAGS.NOFOLLOW, 0, CONFINED));
+    for (const bad of [OPEN_FLAGS.CREAT, OPEN_FLAGS.TRUNC, OPEN_FLAGS.PATH, OPEN_FLAGS.NOFOLLOW, OPEN_FLAGS.DIRECTORY]) {
+      const error = catchError(() => native.reopenFd(pathFd, OPEN_FLAGS.RDONLY | bad));
+      expect(error).toBeInstanceOf(RangeError);
+      expect((error as { code?: string }).code).toBe('ERR_OUT_OF_RANGE');
+    }
+    expect(() => native.reopenFd(-1, OPEN_FLAGS.RDONLY)).toThrow(RangeError);
+    const error = catchError(() => native.reopenFd(999_999, OPEN_FLAGS.RDONLY));
+    expect(isNativeSyscallError(error) && error.code).toBe('ENOENT');
+    expect((error as Error).message).toContain('/proc/self/fd/999999');
+  });
+});
+
 describe('file metadata', () => {
   it('fstat of a regular file gives type, size, mode and identity', () => {
     const { dir, rootFd } = makeRoot('stat');

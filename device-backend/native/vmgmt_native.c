@@ -1059,6 +1059,40 @@ static napi_value vn_openat2(napi_env env, napi_callback_info info) {
   }
 }
 
+/*
+ * Reopens what an fd (typically an O_PATH fd from openat2) refers to, through its /proc/self/fd magic link:
+ * the same inode, never a path walked again, so nothing can be swapped in between. openat2 with
+ * RESOLVE_NO_MAGICLINKS would refuse this, hence a plain open here. flags: the access mode plus
+ * NONBLOCK/APPEND; creating, truncating or O_PATH/NOFOLLOW make no sense on a reopen.
+ */
+static napi_value vn_reopen_fd(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int fd;
+  int64_t flags;
+  if (!vn_arg_fd(env, argv[0], "reopenFd", "fd", &fd) ||
+      !vn_arg_int(env, argv[1], "reopenFd", "flags", 0, INT_MAX, &flags)) {
+    return NULL;
+  }
+  const int64_t allowed = O_ACCMODE | O_NONBLOCK | O_APPEND | O_CLOEXEC;
+  if ((flags & ~allowed) != 0) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "reopenFd: flags 0x%llx include 0x%llx; only the access mode, NONBLOCK, APPEND and CLOEXEC "
+             "may be given (no CREAT, TRUNC, PATH, NOFOLLOW or DIRECTORY on a reopen)",
+             (unsigned long long)flags, (unsigned long long)(flags & ~allowed));
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return NULL;
+  }
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  for (;;) {
+    int out = open(link, (int)flags | O_CLOEXEC);
+    if (out >= 0) return vn_int(env, out);
+    if (errno == EINTR) continue;
+    return vn_throw_errno(env, errno, "open", "%s, flags 0x%llx", link, (unsigned long long)flags);
+  }
+}
+
 static napi_value vn_fstat(napi_env env, napi_callback_info info) {
   VN_ARGS(1);
   int fd;
@@ -1325,6 +1359,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"kcmpFile", NULL, vn_kcmp_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdRealpath", NULL, vn_fd_realpath, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openat2", NULL, vn_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reopenFd", NULL, vn_reopen_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fstat", NULL, vn_fstat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fstatat", NULL, vn_fstatat, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readdirFd", NULL, vn_readdir_fd, NULL, NULL, NULL, napi_enumerable, NULL},

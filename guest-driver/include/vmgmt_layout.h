@@ -89,6 +89,9 @@
 #define VMGMT_ST_PERMISSION_DENIED 0x23
 #define VMGMT_ST_WRITE_PAST_SIZE 0x24
 #define VMGMT_ST_IO_ERROR 0x25
+#define VMGMT_ST_UNSAFE_NAME 0x26
+#define VMGMT_ST_HARD_LINKED 0x27
+#define VMGMT_ST_TOO_MANY_ENTRIES 0x28
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
 #define VMGMT_CHANNEL_LAYOUT_RING_C2G 0xc0
@@ -297,7 +300,7 @@ struct vmgmt_file_list {
     uint32_t path_len;                      /* @4: bytes */
     uint32_t buf_offset;                    /* @8: where the entries go in the data slice */
     uint32_t buf_len;                       /* @12: room for entries, bytes */
-    uint32_t cookie;                        /* @16: entry index to start at: 0, then next_cookie of the previous response */
+    uint32_t cookie;                        /* @16: 0 to start a listing, then next_cookie of the previous response (opaque: snapshot tag << 24 | entry index) */
     uint32_t reserved;                      /* @20: must be zero */
 };
 _Static_assert(sizeof(struct vmgmt_file_list) == 24, "struct vmgmt_file_list size");
@@ -398,6 +401,9 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 35: return "permission denied on the host";
     case 36: return "write goes past the size declared when the file was opened";
     case 37: return "host I/O error";
+    case 38: return "name has a control character, a newline or a leading '-' (this VM may not create such names)";
+    case 39: return "file has more than one hard link (this VM may not use hard-linked files)";
+    case 40: return "the VM's limit on files and directories in its host root would be exceeded";
     default: return "unknown status (driver older than the core?)";
     }
 }

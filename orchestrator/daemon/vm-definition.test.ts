@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
 import { definitionProblems, vmDefinitionSchema } from './vm-definition.js';
 
 describe('VM definition', () => {
@@ -16,6 +17,17 @@ describe('VM definition', () => {
     expect(Object.keys(byPath)).toEqual(expect.arrayContaining(['name', 'cpus', 'accel', 'device.vectors', 'files.root', '(top level)']));
     expect(byPath['files.root']).toMatch(/absolute/);
     expect(byPath['(top level)']).toMatch(/extra/);
+  });
+
+  it('files: entry limit, hard links and unsafe names default from the file service, and map into its config', () => {
+    const files = vmDefinitionSchema.parse({ name: 'f', files: { root: '/srv/f' } }).files!;
+    expect(files).toMatchObject({ maxEntries: DEFAULT_FILE_LIMITS.maxEntries, allowHardLinks: false, allowUnsafeNames: false });
+    const config: FileRootConfig = files; // the daemon hands the parsed section to the file service as is
+    expect(config.maxEntries).toBe(100_000);
+    const custom = vmDefinitionSchema.parse({ name: 'f', files: { root: '/srv/f', maxEntries: 10, allowHardLinks: true, allowUnsafeNames: true } }).files!;
+    expect(custom).toMatchObject({ maxEntries: 10, allowHardLinks: true, allowUnsafeNames: true });
+    expect(vmDefinitionSchema.safeParse({ name: 'f', files: { root: '/srv/f', maxEntries: -1 } }).success).toBe(false);
+    expect(vmDefinitionSchema.safeParse({ name: 'f', files: { root: '/srv/f', allowHardlinks: true } }).success).toBe(false);
   });
 
   it('accepts a kernel boot or a disk boot, not a mix', () => {

@@ -1,6 +1,7 @@
 // What a user writes to define a VM, validated with zod. Unknown fields are rejected; every field but the
 // name has a default, so `{"name": "a"}` boots the test image.
 import { z } from 'zod';
+import { DEFAULT_FILE_LIMITS } from '../../device-backend/services/file/file-root-config.js';
 
 export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
@@ -37,10 +38,13 @@ export const filesSchema = z
     readOnly: z.boolean().default(false),
     quotaBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
     maxFileBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+    maxEntries: z.number().int().min(0).default(DEFAULT_FILE_LIMITS.maxEntries),
     maxOpenFiles: z.number().int().min(1).max(1024).default(16),
     fileMode: z.number().int().min(0).max(0o777).default(0o644),
     dirMode: z.number().int().min(0).max(0o777).default(0o755),
     allowExecutable: z.boolean().default(false),
+    allowUnsafeNames: z.boolean().default(DEFAULT_FILE_LIMITS.allowUnsafeNames),
+    allowHardLinks: z.boolean().default(DEFAULT_FILE_LIMITS.allowHardLinks),
     owner: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0) }).strict().optional(),
   })
   .strict();

@@ -2,7 +2,7 @@
 // its host root and nowhere else; a hostile guest's garbage gets errors while another VM keeps working.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +93,31 @@ describe('file mode in a real guest', () => {
     expect(rm.stdout).toMatch(/directory not empty[\s\S]*rc=8/);
     expect(rm.stdout).toContain('gone');
     expect(existsSync(path.join(root, 'docs'))).toBe(false);
+  });
+
+  it('pages a large directory through LIST snapshots: every entry once, in order', async () => {
+    const many = path.join(root, 'many');
+    mkdirSync(many);
+    // 200-byte names take 224 bytes each: about 1170 fit the driver's 256 KiB page, so this takes 3 pages.
+    const names = Array.from({ length: 2500 }, (_, i) => `${'n'.repeat(194)}-${String(i).padStart(5, '0')}`);
+    for (const n of names) writeFileSync(path.join(many, n), '');
+    try {
+      const r = await sh(vm, "vmgmt-guest file ls many > /tmp/ls; echo \"rc=$?\"; wc -l < /tmp/ls; sed 's/.* //' /tmp/ls | sort -c && echo sorted; sed 's/.* //' /tmp/ls | sort -u | wc -l; rm -f /tmp/ls");
+      expect(r.stdout.trim().split('\n').map((l) => l.trim())).toEqual(['rc=0', '2500', 'sorted', '2500']);
+    } finally {
+      rmSync(many, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses unsafe names and hard-linked files, in words', async () => {
+    linkSync(path.join(base, 'outside', 'secret'), path.join(root, 'hardlink'));
+    try {
+      const r = await sh(vm, `vmgmt-guest file get hardlink /tmp/x -q; echo "rc=$?"; vmgmt-guest file mkdir "$(printf 'a\\tb')"; echo "rc=$?"`);
+      expect(r.stdout).toMatch(/more than one hard link[\s\S]*rc=8[\s\S]*control character[\s\S]*rc=8/);
+      expect(readdirSync(root)).not.toContain('a\tb');
+    } finally {
+      rmSync(path.join(root, 'hardlink'));
+    }
   });
 
   it('refuses every way out of the root, in words', async () => {

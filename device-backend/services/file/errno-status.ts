@@ -17,6 +17,7 @@ const BY_ERRNO: Readonly<Record<string, number>> = {
   EDQUOT: STATUS.QUOTA_EXCEEDED.code,
   ENOSPC: STATUS.QUOTA_EXCEEDED.code,
   EFBIG: STATUS.FILE_TOO_LARGE.code,
+  ENXIO: STATUS.NOT_REGULAR.code, // opening a socket (or a fifo for writing with no reader, or a device with no driver)
 };
 
 export function statusForErrno(code: string | undefined): number {

@@ -75,18 +75,35 @@ export function encodeListResult(count: number, bytes: number, nextCookie: numbe
 
 export interface DirEntryOut { name: string; type: number; sizeBytes: number; mtimeNs: bigint; mode: number }
 
+const utf8 = new TextEncoder();
+
+/** Bytes one entry takes in a FILE_LIST buffer: the vmgmt_dirent, the name's bytes, padding to 8. */
+const recordBytes = (nameBytes: number): number => Math.ceil((DIRENT.sizeBytes + nameBytes) / 8) * 8;
+
+export const direntBytes = (name: string): number => recordBytes(utf8.encode(name).byteLength);
+
+/** How many of `names`, from index `from` on, fit into `capacity` bytes of entries (before anything is statted). */
+export function namesThatFit(names: readonly string[], from: number, capacity: number): number {
+  let used = 0;
+  let at = from;
+  for (; at < names.length; at++) {
+    used += direntBytes(names[at]!);
+    if (used > capacity) break;
+  }
+  return at - from;
+}
+
 /**
  * Packs as many entries as fit into `capacity` bytes: each a vmgmt_dirent, its name, padding to 8.
  * Returns the bytes and how many entries went in.
  */
 export function packDirents(entries: readonly DirEntryOut[], capacity: number): { bytes: Uint8Array; count: number } {
-  const enc = new TextEncoder();
   const chunks: Uint8Array[] = [];
   let used = 0;
   let count = 0;
   for (const e of entries) {
-    const name = enc.encode(e.name);
-    const size = Math.ceil((DIRENT.sizeBytes + name.byteLength) / 8) * 8;
+    const name = utf8.encode(e.name);
+    const size = recordBytes(name.byteLength);
     if (used + size > capacity || name.byteLength > 0xffff) break;
     const rec = new Uint8Array(size);
     const dv = new DataView(rec.buffer);

@@ -40,3 +40,15 @@ export function splitGuestPath(path: string): { ok: true; split: SplitPath } | {
 export const TEMP_PREFIX = '.vmgmt-put-';
 
 export const isTempName = (name: string): boolean => name.startsWith(TEMP_PREFIX);
+
+/**
+ * Why a name the guest wants to create is unsafe on the host, or undefined when it is not: control
+ * characters (C0, DEL, C1), line and paragraph separators (U+2028, U+2029) and a leading '-' (taken as an
+ * option by host tools). Pure.
+ */
+export function unsafeNameReason(name: string): string | undefined {
+  if (name.startsWith('-')) return `name ${JSON.stringify(name)} starts with '-'`;
+  const bad = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u.exec(name);
+  if (bad) return `name ${JSON.stringify(name)} has the control character U+${bad[0].codePointAt(0)!.toString(16).padStart(4, '0')}`;
+  return undefined;
+}

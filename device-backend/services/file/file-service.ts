@@ -8,13 +8,14 @@ import type { CoreLogger } from '../../core/core-logger.js';
 import type { MessageService, ServiceContext } from '../../core/message-service.js';
 import type { NativeFileType, NativeStat, VmgmtNative } from '../../native/index.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
-import { type ConfinedRoot, openBeneath, openDirBeneath, openRoot, usageBytes } from './confined-root.js';
+import { type ConfinedRoot, openDirBeneath, openPathBeneath, openRoot, type RootScan, scanRoot } from './confined-root.js';
 import { statusForErrno } from './errno-status.js';
 import {
-  type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, encodeInfo, encodeIoResult, encodeListResult, packDirents,
-  type PathRef,
+  type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, type DirEntryOut, encodeInfo, encodeIoResult, encodeListResult,
+  namesThatFit, packDirents, type PathRef,
 } from './file-codec.js';
-import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX } from './file-path.js';
+import { decodeCookie, DirListings, encodeCookie } from './dir-listings.js';
+import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX, unsafeNameReason } from './file-path.js';
 
 interface ReadHandle {
   kind: 'read';
@@ -30,6 +31,8 @@ interface WriteHandle {
   tmpName: string;
   name: string;
   declaredBytes: number;
+  /** 1 when the target did not exist at open: the entry it reserved against maxEntries. */
+  reservedEntries: number;
   busy: number;
   closing: boolean;
 }
@@ -45,6 +48,8 @@ class Refusal {
 }
 
 const HASH_CHUNK_BYTES = 1024 * 1024;
+/** Paths named in one log line about the root scan (the count is always given). */
+const MAX_LOGGED_PATHS = 20;
 
 function fileType(t: NativeFileType): number {
   return t === 'file' ? FILE_TYPE.FILE : t === 'dir' ? FILE_TYPE.DIR : t === 'symlink' ? FILE_TYPE.SYMLINK : FILE_TYPE.OTHER;
@@ -57,6 +62,8 @@ export interface FileServiceOptions {
   /** The VM's host root; without one every request answers NO_FILE_ROOT. */
   config?: FileRootConfig;
   log: CoreLogger;
+  /** Monotonic clock for the lifetime of LIST snapshots; default performance.now. */
+  nowMs?: () => number;
 }
 
 export class FileService implements MessageService {
@@ -72,15 +79,48 @@ export class FileService implements MessageService {
   private openCount = 0;
   private usedBytes: number;
   private reservedBytes = 0;
+  /** Entries beneath the root (temp files aside), and those open puts of new names reserve. */
+  private usedEntries: number;
+  private reservedEntries = 0;
   private closed = false;
+  private readonly listings = new DirListings();
 
   constructor(private readonly opts: FileServiceOptions) {
     this.root = opts.config ? openRoot(opts.native, opts.config.root) : undefined;
-    this.usedBytes = this.root ? usageBytes(this.root) : 0;
+    const scan = this.root ? this.scan(this.root) : undefined;
+    this.usedBytes = scan?.usedBytes ?? 0;
+    this.usedEntries = scan?.entries ?? 0;
   }
 
-  get usage(): { usedBytes: number; reservedBytes: number; openFiles: number } {
-    return { usedBytes: this.usedBytes, reservedBytes: this.reservedBytes, openFiles: this.openCount };
+  /** Sweeps the temp files a killed daemon left, measures the root, and logs what it did. */
+  private scan(root: ConfinedRoot): RootScan {
+    let scan: RootScan;
+    try {
+      scan = scanRoot(root);
+    } catch (err) {
+      this.n.close(root.rootFd);
+      throw err;
+    }
+    const { log } = this.opts;
+    const first = <T>(list: T[]): T[] => list.slice(0, MAX_LOGGED_PATHS);
+    if (scan.removedTemps.length > 0) {
+      log.info('removed temporary files of puts a previous daemon left unfinished', { count: scan.removedTemps.length, paths: first(scan.removedTemps) });
+    }
+    if (scan.unremovedTemps.length > 0) {
+      log.warn('could not remove temporary files of unfinished puts', { count: scan.unremovedTemps.length, files: first(scan.unremovedTemps) });
+    }
+    if (scan.skipped.length > 0) {
+      log.warn('parts of the file root not counted (mount points are never crossed)', { count: scan.skipped.length, dirs: first(scan.skipped) });
+    }
+    return scan;
+  }
+
+  get usage(): { usedBytes: number; reservedBytes: number; openFiles: number; entries: number; reservedEntries: number } {
+    return { usedBytes: this.usedBytes, reservedBytes: this.reservedBytes, openFiles: this.openCount, entries: this.usedEntries, reservedEntries: this.reservedEntries };
+  }
+
+  private nowMs(): number {
+    return this.opts.nowMs ? this.opts.nowMs() : performance.now();
   }
 
   private get n(): VmgmtNative {
@@ -162,6 +202,26 @@ export class FileService implements MessageService {
     return s.split;
   }
 
+  /** A name the guest creates (put, mkdir): no control characters or leading '-' unless the VM allows them. */
+  private creatable(name: string): void {
+    if (this.cfg.allowUnsafeNames) return;
+    const unsafe = unsafeNameReason(name);
+    if (unsafe) throw new Refusal(STATUS.UNSAFE_NAME.code, unsafe);
+  }
+
+  /** A regular file with other hard links (one may be outside the root) is refused unless the VM allows it. */
+  private singlyLinked(st: NativeStat, path: string): void {
+    if (st.type === 'file' && st.nlink > 1 && !this.cfg.allowHardLinks) {
+      throw new Refusal(STATUS.HARD_LINKED.code, `${path} has ${st.nlink} hard links`);
+    }
+  }
+
+  /** Refuses `adding` new entries beyond the VM's limit; `releasing` of the reserved ones are this request's own. */
+  private entriesFit(adding: number, releasing = 0): void {
+    const after = this.usedEntries + this.reservedEntries - releasing + adding;
+    if (adding > 0 && after > this.cfg.maxEntries) throw new Refusal(STATUS.TOO_MANY_ENTRIES.code, `${after} > ${this.cfg.maxEntries} entries`);
+  }
+
   private writable(): void {
     if (this.cfg.readOnly) throw new Refusal(STATUS.READ_ONLY.code, 'read-only root');
   }
@@ -194,17 +254,38 @@ export class FileService implements MessageService {
     throw new Refusal(STATUS.RESERVED_NONZERO.code, `open flags ${req.flags}: exactly one of READ, WRITE`);
   }
 
+  /**
+   * O_PATH first (no side effect, whatever the file is), fstat that fd, and only a regular file is opened
+   * for reading, through the same fd (reopenFd), never by path again: nothing can be swapped in between.
+   */
   private openRead(ctx: ServiceContext, path: string): Uint8Array {
-    const fd = openBeneath(this.rootFs, path, this.n.OPEN_FLAGS.RDONLY);
+    const pathFd = openPathBeneath(this.rootFs, path);
+    let fd = -1;
     try {
-      const st = this.n.fstat(fd);
+      const st = this.n.fstat(pathFd);
       if (st.type === 'dir') throw new Refusal(STATUS.IS_DIRECTORY.code, path);
+      // O_PATH|O_NOFOLLOW opens a final symlink itself: refused as a symlink is everywhere (never followed).
+      if (st.type === 'symlink') throw new Refusal(STATUS.PATH_ESCAPES.code, `${path} is a symlink (not followed)`);
       if (st.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${st.type}`);
+      this.singlyLinked(st, path);
+      fd = this.reopen(pathFd, path);
       const handle = this.addHandle(ctx.channel, { kind: 'read', fd, busy: 0, closing: false });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
     } catch (err) {
-      this.n.close(fd);
+      if (fd >= 0) this.n.close(fd);
       throw err;
+    } finally {
+      this.n.close(pathFd);
+    }
+  }
+
+  /** reopenFd; its ENOENT means /proc is missing on the host, not that the guest's file is (IO_ERROR, logged). */
+  private reopen(pathFd: number, path: string): number {
+    try {
+      return this.n.reopenFd(pathFd, this.n.OPEN_FLAGS.RDONLY);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      throw new Error(`reopening ${path} through /proc/self/fd failed (is /proc mounted for the daemon?): ${(err as Error).message}`);
     }
   }
 
@@ -212,6 +293,7 @@ export class FileService implements MessageService {
     this.writable();
     if (sizeBytes > this.cfg.maxFileBytes) throw new Refusal(STATUS.FILE_TOO_LARGE.code, `${sizeBytes} > ${this.cfg.maxFileBytes}`);
     const { parent, name } = this.split(path);
+    this.creatable(name);
     const parentFd = openDirBeneath(this.rootFs, parent);
     let fd = -1;
     const tmpName = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
@@ -219,15 +301,19 @@ export class FileService implements MessageService {
       const existing = this.statOrUndefined(parentFd, name);
       if (existing?.type === 'dir') throw new Refusal(STATUS.IS_DIRECTORY.code, path);
       if (existing && existing.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${existing.type}`);
+      if (existing) this.singlyLinked(existing, path);
       const after = this.usedBytes - (existing?.sizeBytes ?? 0) + this.reservedBytes + sizeBytes;
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
+      const newEntries = existing ? 0 : 1;
+      this.entriesFit(newEntries);
       const F = this.n.OPEN_FLAGS;
       fd = this.n.openat2(parentFd, tmpName, F.WRONLY | F.CREAT | F.EXCL | F.NOFOLLOW, 0o600, this.rootFs.resolve);
       const fileMode = (this.cfg.fileMode & 0o666) | (this.cfg.allowExecutable ? mode & 0o111 : 0);
       if (this.cfg.owner) this.n.fchown(fd, this.cfg.owner.uid, this.cfg.owner.gid);
       this.n.fchmod(fd, fileMode);
       this.reservedBytes += sizeBytes;
-      const handle = this.addHandle(ctx.channel, { kind: 'write', fd, parentFd, tmpName, name, declaredBytes: sizeBytes, busy: 0, closing: false });
+      this.reservedEntries += newEntries;
+      const handle = this.addHandle(ctx.channel, { kind: 'write', fd, parentFd, tmpName, name, declaredBytes: sizeBytes, reservedEntries: newEntries, busy: 0, closing: false });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: fileMode });
     } catch (err) {
       if (fd >= 0) {
@@ -280,13 +366,18 @@ export class FileService implements MessageService {
     try {
       const st = this.n.fstat(h.fd);
       const old = this.statOrUndefined(h.parentFd, h.name);
+      if (old) this.singlyLinked(old, h.name);
       const after = this.usedBytes - (old?.type === 'file' ? old.sizeBytes : 0) + st.sizeBytes + this.reservedBytes - h.declaredBytes;
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
+      const newEntries = old ? 0 : 1; // the name may have come or gone since the open
+      this.entriesFit(newEntries, h.reservedEntries);
       this.n.fsync(h.fd);
       this.n.renameat(h.parentFd, h.tmpName, h.parentFd, h.name, false);
       this.n.fsync(h.parentFd);
       this.usedBytes += st.sizeBytes - (old?.type === 'file' ? old.sizeBytes : 0);
       this.reservedBytes -= h.declaredBytes;
+      this.usedEntries += newEntries;
+      this.reservedEntries -= h.reservedEntries;
       this.n.close(h.fd);
       this.n.close(h.parentFd);
       this.openCount--;
@@ -305,6 +396,7 @@ export class FileService implements MessageService {
       this.unlinkQuietly(h.parentFd, h.tmpName);
       this.n.close(h.parentFd);
       this.reservedBytes -= h.declaredBytes;
+      this.reservedEntries -= h.reservedEntries;
     }
     this.openCount--;
   }
@@ -323,23 +415,43 @@ export class FileService implements MessageService {
     }
   }
 
+  /**
+   * One page of a directory. The directory is read and sorted once per listing (cookie 0) into a snapshot
+   * kept for this channel (see dir-listings.ts for what the cookie means); a page stats only its own
+   * entries, so its cost does not grow with the directory.
+   */
   private list(ctx: ServiceContext, req: { path: PathRef; bufOffset: number; bufLength: number; cookie: number }): Uint8Array {
     const path = this.path(ctx, req.path);
     const out = ctx.slice.view(req.bufOffset, req.bufLength);
     if (!out.ok) throw new Refusal(out.status, out.reason);
     const dirFd = openDirBeneath(this.rootFs, path);
     try {
-      const names = this.n.readdirFd(dirFd).filter((e) => !isTempName(e.name)).map((e) => e.name).sort();
-      const from = Math.min(req.cookie, names.length);
-      const entries = names.slice(from).flatMap((name) => {
-        const st = this.statOrUndefined(dirFd, name);
-        return st ? [{ name, type: fileType(st.type), sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode }] : [];
-      });
+      const dir = this.n.fstat(dirFd);
+      const key = { dev: dir.dev, ino: dir.ino };
+      const nowMs = this.nowMs();
+      const cookie = decodeCookie(req.cookie);
+      let tag = cookie.tag;
+      let names = tag === 0 ? undefined : this.listings.find(ctx.channel, tag, key, nowMs);
+      if (!names) {
+        names = this.n.readdirFd(dirFd).filter((e) => !isTempName(e.name)).map((e) => e.name).sort();
+        tag = this.listings.keep(ctx.channel, key, names, nowMs, tag === 0 ? undefined : tag);
+      }
+      let next = Math.min(cookie.index, names.length);
+      let entries: DirEntryOut[] = [];
+      // Entries removed since the snapshot are skipped; a page is never empty while names remain.
+      while (entries.length === 0 && next < names.length) {
+        const page = names.slice(next, next + namesThatFit(names, next, req.bufLength));
+        if (page.length === 0) throw new Refusal(STATUS.BAD_BUFFER.code, `buffer of ${req.bufLength} bytes holds no entry`);
+        entries = page.flatMap((name) => {
+          const st = this.statOrUndefined(dirFd, name);
+          return st ? [{ name, type: fileType(st.type), sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode }] : [];
+        });
+        next += page.length;
+      }
       const packed = packDirents(entries, req.bufLength);
-      if (packed.count === 0 && entries.length > 0) throw new Refusal(STATUS.BAD_BUFFER.code, `buffer of ${req.bufLength} bytes holds no entry`);
       out.bytes.set(packed.bytes);
-      const next = from + packed.count;
-      return encodeListResult(packed.count, packed.bytes.byteLength, next < names.length ? next : 0);
+      if (next >= names.length) this.listings.drop(ctx.channel, tag);
+      return encodeListResult(packed.count, packed.bytes.byteLength, next < names.length ? encodeCookie(tag, next) : 0);
     } finally {
       this.n.close(dirFd);
     }
@@ -348,10 +460,13 @@ export class FileService implements MessageService {
   private mkdir(ctx: ServiceContext, req: { path: PathRef; arg: number }): void {
     this.writable();
     const { parent, name } = this.split(this.path(ctx, req.path));
+    this.creatable(name);
+    this.entriesFit(1);
     const parentFd = openDirBeneath(this.rootFs, parent);
     try {
       // The guest's mode, limited to what the VM's configuration allows (0: the configured mode).
       this.n.mkdirat(parentFd, name, req.arg === 0 ? this.cfg.dirMode & 0o777 : req.arg & this.cfg.dirMode & 0o777);
+      this.usedEntries++;
     } finally {
       this.n.close(parentFd);
     }
@@ -367,8 +482,10 @@ export class FileService implements MessageService {
       const dir = (req.arg & FILE_REMOVE_FLAG.DIR) !== 0;
       if (st.type === 'dir' && !dir) throw new Refusal(STATUS.IS_DIRECTORY.code, name);
       if (st.type !== 'dir' && dir) throw new Refusal(STATUS.NOT_DIRECTORY.code, name);
+      this.singlyLinked(st, name);
       this.n.unlinkat(parentFd, name, dir);
       if (st.type === 'file') this.usedBytes -= st.sizeBytes;
+      this.usedEntries = Math.max(0, this.usedEntries - 1);
     } finally {
       this.n.close(parentFd);
     }
@@ -417,6 +534,7 @@ export class FileService implements MessageService {
   }
 
   channelReset(channel: number): void {
+    this.listings.channelReset(channel);
     const t = this.handles.get(channel);
     if (!t) return;
     for (const h of t.values()) this.release(h);
@@ -427,6 +545,7 @@ export class FileService implements MessageService {
     if (this.closed) return;
     this.closed = true;
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
+    this.listings.clear();
     if (this.root) this.n.close(this.root.rootFd);
   }
 }
