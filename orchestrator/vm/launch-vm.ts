@@ -2,6 +2,7 @@
 // integration tests all come through here, so each of them exercises the same wiring (services, device,
 // QEMU arguments). What happens around it (state, cgroups, restarts; a guest control client) is theirs.
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
+import { DEFAULT_CORE_LOG_LIMIT, rateLimitedLogger } from '../../device-backend/core/rate-limited-logger.js';
 import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
@@ -57,9 +58,13 @@ export interface LaunchedVm {
   qemuStartedAtMs: number;
 }
 
-/** The services for one device of a VM; the daemon builds the same list when it re-attaches. */
+/**
+ * The services for one device of a VM; the daemon builds the same list when it re-attaches. Their log is
+ * bounded like the core's: every refusal is a line, and a guest can cause refusals as fast as it likes.
+ */
 export function vmServices(files: FileRootConfig | undefined, deps: Pick<VmLaunchDeps, 'native' | 'log'>): DeviceServices {
-  return deviceServices({ native: deps.native, ...(files ? { files } : {}), log: deps.log });
+  const log = rateLimitedLogger(deps.log, { ...DEFAULT_CORE_LOG_LIMIT, nowMs: () => performance.now() });
+  return deviceServices({ native: deps.native, ...(files ? { files } : {}), log });
 }
 
 export function testImageBoot(): VmBoot {
