@@ -618,7 +618,7 @@ export class DeviceCore {
     this.closed = true;
     for (const ch of this.channels) {
       ch.outbox.length = 0;
-      this.rejectOutstanding(ch, 'CLOSED', `${reason}: channel ${ch.index} will not answer`);
+      this.rejectOutstanding(ch, 'CLOSED', reason);
     }
     this.eachService('close', (s) => s.close?.());
   }

@@ -2,6 +2,7 @@
 // streaming routes. A pulled file is written to a temporary name in the destination's directory and
 // renamed into place, so the destination is either the whole file or untouched.
 import { randomBytes } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -124,6 +125,17 @@ async function pull(command: CpCommand & { direction: 'pull' }, ctx: CpContext, 
     throw localError('FILE_UNWRITABLE', `cannot write ${target}`, target, err);
   });
   let renamed = false;
+  // Ctrl-C or SIGTERM ends the process before any finally runs: take the partial file with it.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    try {
+      unlinkSync(tempPath);
+    } catch {
+      // not there (yet, or any more)
+    }
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const ready = await pullFile(ctx.client.socketPath, vm, { guestPath, onEvent: (e) => progress.event(e) });
     const download = await openDownload(ctx.client.socketPath, ready.download);
@@ -161,6 +173,8 @@ async function pull(command: CpCommand & { direction: 'pull' }, ctx: CpContext, 
     }
     return { event: 'done', direction: 'pull', vm, guestPath, localPath: target, bytes: received };
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await handle?.close().catch(() => {});
     if (!renamed) await unlink(tempPath).catch(() => {});
   }

@@ -230,9 +230,10 @@ export class VmInstance {
   private onExited(qemu: QemuProcess, exit: QemuExit, known: boolean): void {
     if (this.qemu !== qemu || this.detached) return;
     this.qemu = undefined;
-    this.cleanupAfterExit();
     const at = new Date().toISOString();
     this.apply({ type: 'exited', exitCode: exit.exitCode, signal: exit.signal, known: known && (exit.exitCode !== null || exit.signal !== null) });
+    // Whatever waits on the device (a copy) fails now, with the VM's fate.
+    this.cleanupAfterExit(`VM ${this.name} ${this.state === 'crashed' ? 'crashed' : 'stopped'} (${this.record.status.reason})`);
     this.record = { ...this.record, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: exit.exitCode, signal: exit.signal, at, reason: this.record.status.reason } };
     this.persist();
     this.scheduleRestartIfWanted();
@@ -250,8 +251,8 @@ export class VmInstance {
     }, delayMs);
   }
 
-  private cleanupAfterExit(): void {
-    this.device?.close(`VM ${this.name} is no longer running`);
+  private cleanupAfterExit(reason = `VM ${this.name} is no longer running`): void {
+    this.device?.close(reason);
     this.device = undefined;
     for (const s of [this.paths.qmpSocket, this.paths.consoleSocket, this.paths.controlSocket, this.paths.ivshmemSocket]) rmSync(s, { force: true });
     const cg = createVmCgroup(this.name);

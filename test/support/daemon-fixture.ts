@@ -131,6 +131,29 @@ export class DaemonFixture {
     });
   }
 
+  /**
+   * Starts the real `vmgmt` CLI and hands its stdout to onStdout as it arrives (a copy's --json progress),
+   * so a test can act in the middle of it. `done` settles when the CLI exits.
+   */
+  cliStreaming(args: string[], onStdout: (all: string) => void): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
+    const child = spawn(process.execPath, [this.cliPath, '--socket', this.socketPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      onStdout(stdout);
+    });
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
+    );
+    return { child, done };
+  }
+
+  get transferDir(): string {
+    return path.join(this.runtimeDir, 'transfers');
+  }
+
   /** Runs a command in the guest over its control channel (ttyS1). */
   async guest(name: string, command: string, timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string }> {
     const client = await GuestControlClient.connect(path.join(this.runtimeDir, 'vms', name, 'control.sock'), { timeoutMs: 10_000 });

@@ -5,6 +5,7 @@
 import { MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { ChannelPort, MessageService, ServiceHost } from '../../core/message-service.js';
 import type { CoreLogger } from '../../core/core-logger.js';
+import { CoreRequestError } from '../../core/device-core.js';
 import type { VmgmtNative } from '../../native/index.js';
 import type { Message } from '../../protocol/message-codec.js';
 import { encodeAgentCopy } from './agent-codec.js';
@@ -151,6 +152,9 @@ export class AgentService implements MessageService {
         if (opts.signal?.aborted) {
           outcome = 'cancelled';
           throw new AgentError('CANCELLED', `the copy of ${opts.guestPath} was cancelled`, {}, { cause: err });
+        }
+        if (err instanceof CoreRequestError && err.code === 'CLOSED') {
+          throw new AgentError('AGENT_UNAVAILABLE', `${err.message} during the copy of ${opts.guestPath}`, {}, { cause: err });
         }
         throw new AgentError('AGENT_UNAVAILABLE', `the guest agent went away during the copy: ${(err as Error).message}`, {}, { cause: err });
       }
