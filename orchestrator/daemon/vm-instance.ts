@@ -301,7 +301,8 @@ export class VmInstance {
     if (!identity.same) {
       this.log.warn('VM died while the daemon was not running', { why: identity.why });
       this.cleanupAfterExit();
-      this.record = { ...this.record, status: { ...r.status, state: 'crashed', reason: `QEMU ended while the daemon was not running (exit status unknown; ${identity.why})` }, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: 'exit status unknown' } };
+      this.apply({ type: 'vanished', why: identity.why });
+      this.record = { ...this.record, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: 'exit status unknown' } };
       this.persist();
       this.scheduleRestartIfWanted();
       return;
@@ -327,9 +328,7 @@ export class VmInstance {
       }
     }
     const status = (await qemu.qmp.execute<{ status: string }>('query-status')).status;
-    const state = status === 'paused' ? 'paused' : r.status.state === 'stopping' ? 'stopping' : 'running';
-    this.record = { ...this.record, status: { ...r.status, state, reason: `re-attached after a daemon restart (QEMU status ${status})` } };
-    this.persist();
+    this.apply({ type: 'reattached', qemuStatus: status });
     this.log.info('re-attached', { pid, device: this.device ? 'served' : 'none' });
     this.watch(qemu);
   }
