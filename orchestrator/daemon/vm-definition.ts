@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { computeGeometry, DEFAULT_GEOMETRY, type GeometryOptions } from '../../device-backend/layout/geometry.js';
 import { LIMITS } from '../../device-backend/layout/wire-layout.js';
 import { DEFAULT_FILE_LIMITS } from '../../device-backend/services/file/file-root-config.js';
+import { type FieldProblem, zodProblems } from '../api/field-problems.js';
 
 export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
@@ -125,12 +126,7 @@ export const vmDefinitionSchema = z
 export type VmDefinition = z.infer<typeof vmDefinitionSchema>;
 export type VmDefinitionInput = z.input<typeof vmDefinitionSchema>;
 
-export interface FieldProblem {
-  path: string;
-  message: string;
-}
+export type { FieldProblem };
 
 /** Every problem with a definition, each naming the field and why. */
-export function definitionProblems(error: z.ZodError): FieldProblem[] {
-  return error.issues.map((i) => ({ path: i.path.length ? i.path.join('.') : '(top level)', message: i.message }));
-}
+export const definitionProblems = zodProblems;
