@@ -11,7 +11,7 @@ import type { ConsoleStdin } from './console-attach.js';
 import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
 import { HELP_TEXT } from './help-text.js';
 
-export type RunDaemon = (opts: { stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
+export type RunDaemon = (opts: { configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
 
 export interface CliIo {
   stdin: ConsoleStdin;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
+import { daemonConfigFileSchema, resolveDaemonConfig } from './daemon-config.js';
 import { createLogger } from './logger.js';
 import { StateStore } from './state-store.js';
 import { vmDefinitionSchema } from './vm-definition.js';
@@ -24,6 +25,7 @@ beforeEach(() => {
     // recover() of a VM that is gone never reaches the native addon.
     native: {} as VmgmtNative,
     log: createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) }),
+    config: resolveDaemonConfig(daemonConfigFileSchema.parse({}), { stateDir: path.join(dir, 'state'), runtimeDir: path.join(dir, 'run') }),
   };
 });
 

@@ -13,6 +13,7 @@ import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-v
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { createVmCgroup } from './cgroup.js';
+import type { DaemonConfig } from './daemon-config.js';
 import type { Logger } from './logger.js';
 import { checkProcessIdentity, processStartTime } from './process-identity.js';
 import type { StateStore, VmRecord } from './state-store.js';
@@ -27,6 +28,11 @@ export interface VmInstanceDeps {
   cacheDir: string;
   native: VmgmtNative;
   log: Logger;
+  /**
+   * The daemon's configuration (e.g. `config.transfers.maxPullBytes`). Read it when the value is needed:
+   * it is the config as of now, and a SIGHUP may have replaced it since the VM was created.
+   */
+  readonly config: DaemonConfig;
 }
 
 const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
