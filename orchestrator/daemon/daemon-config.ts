@@ -13,14 +13,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { describeProblems, type FieldProblem, zodProblems } from '../api/field-problems.js';
+import { DEFAULT_MAX_PULL_BYTES } from '../api/transfer-store.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { VmgmtError } from './vmgmt-error.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vmgmt/config.json';
 export const DEFAULT_STATE_DIR = '/var/lib/vmgmt';
 export const DEFAULT_RUNTIME_DIR = '/run/vmgmt';
-/** Cap on one file pulled out of a guest (`vmgmt cp VM:PATH ...`): 16 GiB. */
-export const DEFAULT_MAX_PULL_BYTES = 16 * 1024 ** 3;
+/** Cap on one file pulled out of a guest (`vmgmt cp VM:PATH ...`): 16 GiB, the transfer store's default. */
+export { DEFAULT_MAX_PULL_BYTES };
 
 /** Top-level sections later versions will read, and what for. */
 export const RESERVED_SECTIONS = {

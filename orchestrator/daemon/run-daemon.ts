@@ -47,7 +47,13 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   });
 
   const manager = new VmManager({ stateDir, runtimeDir, native: loadNative(), log, config });
-  const api = await startApiServer({ socketPath, manager, log, transferDir: transfers.transferDir });
+  const api = await startApiServer({
+    socketPath,
+    manager,
+    log,
+    transferDir: transfers.transferDir,
+    maxPullBytes: () => config.current.transfers.maxPullBytes,
+  });
   log.info('vmgmt daemon started', {
     pid: process.pid,
     config: existsSync(source.path) ? source.path : `${source.path} (none: defaults)`,
