@@ -25,4 +25,15 @@ describe('computeGeometry', () => {
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toMatch(reason);
   });
+
+  it.each([
+    [{ regionSizeBytes: 3 * 1024 * 1024 }, 'regionSizeBytes'],
+    [{ ringSlots: 3 }, 'ringSlots'],
+    [{ slotSizeBytes: 100 }, 'slotSizeBytes'],
+    [{ channelCount: 0 }, 'channelCount'],
+    [{ vectors: 0 }, 'vectors'],
+    [{ regionSizeBytes: 64 * 1024, channelCount: 64 }, 'regionSizeBytes'],
+  ])('names the option to change for %o', (bad, field) => {
+    expect(computeGeometry({ ...DEFAULT_GEOMETRY, ...bad })).toMatchObject({ ok: false, field });
+  });
 });

@@ -28,7 +28,8 @@ export const DEFAULT_GEOMETRY: GeometryOptions = {
   vectors: Object.keys(VECTOR).length,
 };
 
-export type GeometryResult = { ok: true; geometry: Geometry } | { ok: false; reason: string };
+/** A refusal names the option to change: the one out of range, or the region when the parts do not fit. */
+export type GeometryResult = { ok: true; geometry: Geometry } | { ok: false; field: keyof GeometryOptions; reason: string };
 
 const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 const alignUp = (n: number, align: number): number => Math.ceil(n / align) * align;
@@ -36,30 +37,30 @@ const alignUp = (n: number, align: number): number => Math.ceil(n / align) * ali
 export function computeGeometry(opts: GeometryOptions): GeometryResult {
   const { regionSizeBytes, channelCount, ringSlots, slotSizeBytes, vectors } = opts;
   if (!isPowerOfTwo(regionSizeBytes) || regionSizeBytes < LIMITS.MIN_REGION_BYTES || regionSizeBytes > LIMITS.MAX_REGION_BYTES) {
-    return { ok: false, reason: `region size ${regionSizeBytes} must be a power of two between ${LIMITS.MIN_REGION_BYTES} and ${LIMITS.MAX_REGION_BYTES} bytes` };
+    return { ok: false, field: 'regionSizeBytes', reason: `region size ${regionSizeBytes} must be a power of two between ${LIMITS.MIN_REGION_BYTES} and ${LIMITS.MAX_REGION_BYTES} bytes` };
   }
   if (!Number.isInteger(channelCount) || channelCount < 1 || channelCount > LIMITS.MAX_CHANNELS) {
-    return { ok: false, reason: `channel count ${channelCount} must be 1..${LIMITS.MAX_CHANNELS}` };
+    return { ok: false, field: 'channelCount', reason: `channel count ${channelCount} must be 1..${LIMITS.MAX_CHANNELS}` };
   }
   if (!isPowerOfTwo(ringSlots) || ringSlots < 2 || ringSlots > LIMITS.MAX_RING_SLOTS) {
-    return { ok: false, reason: `ring slots ${ringSlots} must be a power of two between 2 and ${LIMITS.MAX_RING_SLOTS}` };
+    return { ok: false, field: 'ringSlots', reason: `ring slots ${ringSlots} must be a power of two between 2 and ${LIMITS.MAX_RING_SLOTS}` };
   }
   if (!Number.isInteger(slotSizeBytes) || slotSizeBytes % 64 !== 0 || slotSizeBytes < LIMITS.MIN_SLOT_BYTES || slotSizeBytes > LIMITS.MAX_SLOT_BYTES) {
-    return { ok: false, reason: `slot size ${slotSizeBytes} must be a multiple of 64 between ${LIMITS.MIN_SLOT_BYTES} and ${LIMITS.MAX_SLOT_BYTES}` };
+    return { ok: false, field: 'slotSizeBytes', reason: `slot size ${slotSizeBytes} must be a multiple of 64 between ${LIMITS.MIN_SLOT_BYTES} and ${LIMITS.MAX_SLOT_BYTES}` };
   }
   if (!Number.isInteger(vectors) || vectors < 1 || vectors > LIMITS.MAX_VECTORS) {
-    return { ok: false, reason: `vector count ${vectors} must be 1..${LIMITS.MAX_VECTORS}` };
+    return { ok: false, field: 'vectors', reason: `vector count ${vectors} must be 1..${LIMITS.MAX_VECTORS}` };
   }
   const channelsOffset = alignUp(HEADER.sizeBytes, PAGE_BYTES);
   const channelStrideBytes = alignUp(CHANNEL_LAYOUT.SLOTS_G2C + 2 * ringSlots * slotSizeBytes, PAGE_BYTES);
   const dataOffset = alignUp(channelsOffset + channelCount * channelStrideBytes, 64 * 1024);
   if (dataOffset >= regionSizeBytes) {
-    return { ok: false, reason: `${channelCount} channels of ${channelStrideBytes} bytes leave no data window in a ${regionSizeBytes}-byte region; use a larger region` };
+    return { ok: false, field: 'regionSizeBytes', reason: `${channelCount} channels of ${channelStrideBytes} bytes leave no data window in a ${regionSizeBytes}-byte region; use a larger region` };
   }
   const dataSizeBytes = regionSizeBytes - dataOffset;
   const dataSliceBytes = Math.floor(dataSizeBytes / channelCount / PAGE_BYTES) * PAGE_BYTES;
   if (dataSliceBytes < PAGE_BYTES) {
-    return { ok: false, reason: `a ${regionSizeBytes}-byte region leaves less than a page of data window per channel for ${channelCount} channels; use a larger region` };
+    return { ok: false, field: 'regionSizeBytes', reason: `a ${regionSizeBytes}-byte region leaves less than a page of data window per channel for ${channelCount} channels; use a larger region` };
   }
   return { ok: true, geometry: { ...opts, channelsOffset, channelStrideBytes, dataOffset, dataSizeBytes, dataSliceBytes } };
 }

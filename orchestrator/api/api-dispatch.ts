@@ -1,8 +1,10 @@
 // One request in, one answer out: parse and validate, hand the typed action to the VM manager, map what it
-// throws. No sockets here, so the whole request path is testable with a fake manager.
+// throws, and check the answer against the API contract before it goes out. No sockets here, so the whole
+// request path is testable with a fake manager.
 import type { VmManagerApi } from '../daemon/vm-manager-api.js';
+import { ANSWERS, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type FieldProblem } from './api-contract.js';
 import { parseApiRequest, type ApiAction, type RawApiRequest } from './api-requests.js';
-import { errorToResponse, jsonResponse, type ApiResponse } from './api-responses.js';
+import { errorResponse, errorToResponse, jsonResponse, type ApiResponse } from './api-responses.js';
 
 export interface DispatchResult {
   response: ApiResponse;
@@ -19,14 +21,38 @@ export async function dispatchApiRequest(
   const parsed = parseApiRequest(req);
   if (!parsed.ok) return { response: parsed.response };
   const action = parsed.action;
+  let result: DispatchResult;
   try {
-    return { response: await executeAction(manager, action, opts), action };
+    result = { response: await executeAction(manager, action, opts), action };
   } catch (err) {
     const mapped = errorToResponse(err);
-    return mapped.unexpected
+    result = mapped.unexpected
       ? { response: mapped.response, action, unexpectedError: err }
       : { response: mapped.response, action };
   }
+  const problems = answerProblems(action.kind, result.response);
+  if (problems.length === 0) return result;
+  // A bug in the daemon: the answer is not what the contract promises. The client gets an honest 500.
+  const message = `the daemon's answer to ${req.method} ${req.url} breaks the API contract: ${describeProblems(problems)}`;
+  return {
+    response: errorResponse(500, 'INTERNAL', `internal error in the daemon: ${message}`, { problems }),
+    action,
+    unexpectedError: new Error(message),
+  };
+}
+
+/** What is wrong with an answer of this route by the contract (api-contract.ts); empty when nothing is. */
+export function answerProblems(route: BufferedRouteId, response: ApiResponse): FieldProblem[] {
+  const expected = ANSWERS[route];
+  if (response.status >= 400) {
+    if (response.kind !== 'json') return [{ path: '(answer)', message: `an error answer must be JSON, not ${response.kind}` }];
+    const checked = checkContract(errorBodySchema, response.body);
+    return checked.ok ? [] : checked.problems;
+  }
+  if (response.kind !== expected.kind) return [{ path: '(answer)', message: `must be ${expected.kind}, not ${response.kind}` }];
+  if (expected.kind !== 'json') return [];
+  const checked = checkContract(expected.schema, (response as ApiResponse & { kind: 'json' }).body);
+  return checked.ok ? [] : checked.problems;
 }
 
 async function executeAction(manager: VmManagerApi, action: ApiAction, opts: { version: string }): Promise<ApiResponse> {

@@ -29,6 +29,13 @@ describe('parseApiRequest', () => {
     for (const p of ['name:', 'memoryMiB:', 'device.ringSlots:', 'colour']) expect(f.body.message).toContain(p);
   });
 
+  it('refuses at create a device geometry the device would refuse at start, naming the field', () => {
+    const f = failure(req('POST', '/v1/vms', JSON.stringify({ name: 'a', device: { regionSizeBytes: 64 * 1024, channels: 64 } })));
+    expect(f.status).toBe(400);
+    expect(f.body.code).toBe('INVALID_DEFINITION');
+    expect(f.body.details.problems).toEqual([{ path: 'device.regionSizeBytes', message: expect.stringMatching(/no data window/) }]);
+  });
+
   it('refuses malformed and empty JSON bodies', () => {
     const bad = failure(req('POST', '/v1/vms', '{"name":'));
     expect(bad).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });

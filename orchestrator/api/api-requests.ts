@@ -1,10 +1,22 @@
 // Turns an HTTP request (method, URL, body text) into a typed action for the VM manager, or an error answer
 // that says which part of the request is wrong. Bodies and queries are validated strictly: unknown fields are
-// refused. No I/O.
-import { z } from 'zod';
-import { definitionProblems, vmDefinitionSchema, VM_NAME_PATTERN, type FieldProblem, type VmDefinition } from '../daemon/vm-definition.js';
-import type { LogSource } from '../daemon/vm-manager-api.js';
+// refused, with the schemas of the API contract (api-contract.ts). No I/O.
+import type { z } from 'zod';
+import {
+  emptyBodySchema,
+  logsQuerySchema,
+  noQuerySchema,
+  removeQuerySchema,
+  stopBodySchema,
+  TRANSFER_ID_PATTERN,
+  transferQuerySchema,
+  VM_NAME_PATTERN,
+  vmDefinitionSchema,
+  type LogSource,
+  type VmDefinition,
+} from './api-contract.js';
 import { errorResponse, type ApiResponse } from './api-responses.js';
+import { describeProblems, prefixProblems, zodProblems, type FieldProblem } from './field-problems.js';
 import { matchRoute, type ApiRoute, type RouteParams } from './api-routes.js';
 
 export type ApiAction =
@@ -47,47 +59,6 @@ export interface RawApiRequest {
 }
 
 export type ParsedApiRequest = { ok: true; action: ApiAction } | { ok: false; response: ApiResponse };
-
-export const MAX_STOP_TIMEOUT_MS = 600_000;
-
-const emptyBodySchema = z.object({}).strict();
-
-export const stopBodySchema = z
-  .object({ timeoutMs: z.number().int().min(0).max(MAX_STOP_TIMEOUT_MS).optional() })
-  .strict();
-
-const noQuerySchema = z.object({}).strict();
-
-export const MAX_GUEST_PATH_BYTES = 4096;
-
-/** A path in the guest: absolute, at most MAX_GUEST_PATH_BYTES of UTF-8, no NUL. */
-export const guestPathSchema = z
-  .string()
-  .min(1, 'is empty: give an absolute path in the guest')
-  .refine((p) => !p.includes('\0'), 'must not contain a NUL byte')
-  .refine((p) => p.startsWith('/'), 'must be an absolute path (start with /)')
-  .refine((p) => new TextEncoder().encode(p).byteLength <= MAX_GUEST_PATH_BYTES, `must be at most ${MAX_GUEST_PATH_BYTES} bytes`);
-
-const transferQuerySchema = z.object({ guestPath: guestPathSchema }).strict();
-
-/** Download ids are 128 random bits in hex. */
-export const TRANSFER_ID_PATTERN = /^[0-9a-f]{32}$/;
-
-const removeQuerySchema = z
-  .object({ force: z.enum(['true', 'false']).optional() })
-  .strict();
-
-const logsQuerySchema = z
-  .object({
-    source: z.enum(['console', 'qemu', 'daemon']).default('console'),
-    tailBytes: z
-      .string()
-      .regex(/^[0-9]{1,12}$/, 'must be a positive whole number of bytes')
-      .transform(Number)
-      .pipe(z.number().int().min(1))
-      .optional(),
-  })
-  .strict();
 
 export function parseApiRequest(req: RawApiRequest): ParsedApiRequest {
   const queryAt = req.url.indexOf('?');
@@ -147,7 +118,7 @@ function parseRouteRequest(
       if (!body.ok) return body;
       const parsed = vmDefinitionSchema.safeParse(body.value);
       if (!parsed.success) {
-        const problems = definitionProblems(parsed.error);
+        const problems = zodProblems(parsed.error);
         return fail(
           errorResponse(400, 'INVALID_DEFINITION', `invalid VM definition: ${describeProblems(problems)}`, { problems }),
         );
@@ -161,7 +132,7 @@ function parseRouteRequest(
       const body = parseJsonBody(bodyText, { required: false });
       if (!body.ok) return body;
       const parsed = emptyBodySchema.safeParse(body.value ?? {});
-      if (!parsed.success) return invalid(route, prefixed('body', definitionProblems(parsed.error)));
+      if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
       return ok({ kind: route.id, name });
     }
     case 'stop': {
@@ -170,18 +141,18 @@ function parseRouteRequest(
       const body = parseJsonBody(bodyText, { required: false });
       if (!body.ok) return body;
       const parsed = stopBodySchema.safeParse(body.value ?? {});
-      if (!parsed.success) return invalid(route, prefixed('body', definitionProblems(parsed.error)));
+      if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
       return ok(parsed.data.timeoutMs === undefined ? { kind: 'stop', name } : { kind: 'stop', name, timeoutMs: parsed.data.timeoutMs });
     }
     case 'remove': {
       const parsed = removeQuerySchema.safeParse(query);
-      const problems = [...(parsed.success ? [] : prefixed('query', definitionProblems(parsed.error))), ...checkNoBody(bodyText)];
+      const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
       if (problems.length || !parsed.success) return invalid(route, problems);
       return ok({ kind: 'remove', name, force: parsed.data.force === 'true' });
     }
     case 'logs': {
       const parsed = logsQuerySchema.safeParse(query);
-      const problems = [...(parsed.success ? [] : prefixed('query', definitionProblems(parsed.error))), ...checkNoBody(bodyText)];
+      const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
       if (problems.length || !parsed.success) return invalid(route, problems);
       const { source, tailBytes } = parsed.data;
       return ok(tailBytes === undefined ? { kind: 'logs', name, source } : { kind: 'logs', name, source, tailBytes });
@@ -234,7 +205,7 @@ function parseStreamingRoute(
   if (!checked.ok) return checked;
   const { name } = checked;
   const parsedQuery = transferQuerySchema.safeParse(query.values);
-  const queryProblems = parsedQuery.success ? [] : prefixed('query', definitionProblems(parsedQuery.error));
+  const queryProblems = parsedQuery.success ? [] : prefixProblems('query', zodProblems(parsedQuery.error));
 
   if (route.id === 'pull') {
     const problems = [...queryProblems, ...checkNoRawBody(head)];
@@ -290,7 +261,7 @@ function parseQuery(text: string): { ok: true; values: Record<string, string> } 
 
 function checkQuery(schema: z.ZodType, query: Record<string, string>): FieldProblem[] {
   const parsed = schema.safeParse(query);
-  return parsed.success ? [] : prefixed('query', definitionProblems(parsed.error));
+  return parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error));
 }
 
 function checkNoBody(bodyText: string): FieldProblem[] {
@@ -322,15 +293,6 @@ function invalid(route: ApiRoute, problems: FieldProblem[]): { ok: false; respon
       problems,
     }),
   );
-}
-
-/** `a: why; b: why`: the one-line form of a problem list, for messages. */
-export function describeProblems(problems: readonly FieldProblem[]): string {
-  return problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-}
-
-function prefixed(prefix: string, problems: FieldProblem[]): FieldProblem[] {
-  return problems.map((p) => ({ path: p.path === '(top level)' ? prefix : `${prefix}.${p.path}`, message: p.message }));
 }
 
 function ok(action: ApiAction): ParsedApiRequest {

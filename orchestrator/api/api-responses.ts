@@ -1,9 +1,11 @@
-// What the control API answers, and the mapping from a thrown error to an answer. No I/O.
-import { HTTP_STATUS, VmgmtError, type VmgmtErrorCode } from '../daemon/vmgmt-error.js';
+// What the control API answers, and the mapping from a thrown error to an answer. No I/O. The shapes of
+// the bodies are the contract's (api-contract.ts).
+import { VmgmtError } from '../daemon/vmgmt-error.js';
+import { HTTP_STATUS, isErrorCode, type ErrorCode } from './api-contract.js';
 
-/** The body of every error answer. */
+/** The body of every error answer (errorBodySchema in the contract). */
 export interface ApiErrorBody {
-  code: VmgmtErrorCode;
+  code: ErrorCode;
   message: string;
   details: Record<string, unknown>;
 }
@@ -20,7 +22,7 @@ export function jsonResponse(status: number, body: unknown, headers?: Record<str
 /** An error answer whose status is not the code's default (404 route, 405, 413). */
 export function errorResponse(
   status: number,
-  code: VmgmtErrorCode,
+  code: ErrorCode,
   message: string,
   details: Record<string, unknown> = {},
   headers?: Record<string, string>,
@@ -37,9 +39,9 @@ export interface MappedError {
 
 /** VmgmtError → its HTTP_STATUS and body; anything else → 500 INTERNAL with the message. */
 export function errorToResponse(err: unknown): MappedError {
-  if (err instanceof VmgmtError) {
+  if (err instanceof VmgmtError && isErrorCode(err.code)) {
     return {
-      response: errorResponse(HTTP_STATUS[err.code] ?? 500, err.code, err.message, err.details),
+      response: errorResponse(HTTP_STATUS[err.code], err.code, err.message, err.details),
       unexpected: err.code === 'INTERNAL',
     };
   }

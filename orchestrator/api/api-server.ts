@@ -39,8 +39,11 @@ export interface ApiServerOptions {
   transferDir?: string;
   /** How long a pulled file waits for its download; default 60000. */
   downloadTtlMs?: number;
-  /** The largest file a pull takes from a guest; default DEFAULT_MAX_PULL_BYTES (16 GiB). */
-  maxPullBytes?: number;
+  /**
+   * The largest file a pull takes from a guest; default DEFAULT_MAX_PULL_BYTES (16 GiB). A function is
+   * asked at each pull: the daemon passes its config's `transfers.maxPullBytes`, which SIGHUP may change.
+   */
+  maxPullBytes?: number | (() => number);
 }
 
 export interface ApiServer {

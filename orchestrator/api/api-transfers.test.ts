@@ -81,7 +81,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const start = async (extra: { downloadTtlMs?: number; maxPullBytes?: number } = {}): Promise<ApiServer> =>
+const start = async (extra: { downloadTtlMs?: number; maxPullBytes?: number | (() => number) } = {}): Promise<ApiServer> =>
   (server = await startApiServer({ socketPath: sock, manager, log: quiet, transferDir, ...extra }));
 
 describe('POST /v1/vms/:name/files/push', () => {
@@ -262,6 +262,16 @@ describe('POST /v1/vms/:name/files/pull and GET /v1/transfers/:id', () => {
     const free = await statfs(transferDir);
     expect(manager.pullLimits).toEqual([4096, 4096, expect.any(Number)]);
     expect(manager.pullLimits[2]).toBeLessThan(free.bavail * free.bsize);
+  });
+
+  it('asks a maxPullBytes function at each pull, so a reloaded config applies to the next one', async () => {
+    manager.guestFiles.set('/f', new Uint8Array(4097));
+    let cap = 4096;
+    await start({ maxPullBytes: () => cap });
+    expect(events(await pull('/f')).at(-1)).toMatchObject({ event: 'error', code: 'GUEST_REFUSED' });
+    cap = 8192;
+    expect(events(await pull('/f')).at(-1)).toMatchObject({ event: 'ready', bytes: 4097 });
+    expect(manager.pullLimits).toEqual([4096, 8192]);
   });
 
   it('refuses a malformed download id and a pull with a body', async () => {

@@ -9,7 +9,8 @@ import type { VmManagerApi } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 import type { StreamAction } from './api-requests.js';
 import { errorResponse, errorToResponse, type ApiErrorBody, type ApiResponse } from './api-responses.js';
-import { encodeTransferEvent, NDJSON_CONTENT_TYPE, ProgressThrottle, type TransferEvent, type TransferStage } from './transfer-events.js';
+import { checkContract, describeProblems, NDJSON_CONTENT_TYPE, transferEventSchema, type TransferEvent, type TransferStage } from './api-contract.js';
+import { encodeTransferEvent, ProgressThrottle } from './transfer-events.js';
 import type { TempFile, TransferStore } from './transfer-store.js';
 
 export interface TransferLog {
@@ -57,7 +58,7 @@ async function push(
   const { name, guestPath, sizeBytes } = action;
   const temp = await ctx.store.createTemp('push');
   ctx.acceptBody();
-  const events = startEvents(res, ctx.nowMs);
+  const events = startEvents(res, ctx.nowMs, ctx.log);
   const startedMs = ctx.nowMs();
   try {
     events.progress('upload', 0, sizeBytes);
@@ -87,7 +88,7 @@ async function pull(action: StreamAction & { kind: 'pull' }, res: ServerResponse
   if (refused) return refused;
   const { name, guestPath } = action;
   const temp = await ctx.store.createTemp('pull');
-  const events = startEvents(res, ctx.nowMs);
+  const events = startEvents(res, ctx.nowMs, ctx.log);
   const startedMs = ctx.nowMs();
   let held = false;
   try {
@@ -234,14 +235,25 @@ interface EventStream {
   end(): void;
 }
 
-/** Starts the 200 NDJSON answer; events written after the client went away are dropped. */
-function startEvents(res: ServerResponse, nowMs: () => number): EventStream {
+/**
+ * Starts the 200 NDJSON answer; events written after the client went away are dropped. Each event is checked
+ * against the API contract first: one that breaks it (a bug) is logged and sent as an INTERNAL error event.
+ */
+function startEvents(res: ServerResponse, nowMs: () => number, log: TransferLog): EventStream {
   res.writeHead(200, { 'Content-Type': NDJSON_CONTENT_TYPE, 'Cache-Control': 'no-store', Connection: 'close' });
   res.flushHeaders();
   const throttles: Record<TransferStage, ProgressThrottle> = { upload: new ProgressThrottle(), guest: new ProgressThrottle() };
   const gone = (): boolean => res.destroyed || res.writableEnded;
   const send = (event: TransferEvent): void => {
-    if (!gone()) res.write(encodeTransferEvent(event));
+    if (gone()) return;
+    const checked = checkContract(transferEventSchema, event);
+    if (!checked.ok) {
+      const message = `a ${String(event.event)} event breaks the API contract: ${describeProblems(checked.problems)}`;
+      log.error('file transfer event not sent (a bug: please report it)', { event, problems: checked.problems });
+      res.write(encodeTransferEvent({ event: 'error', code: 'INTERNAL', message: `internal error in the daemon: ${message}`, details: { problems: checked.problems } }));
+      return;
+    }
+    res.write(encodeTransferEvent(event));
   };
   return {
     progress(stage, bytes, totalBytes, final = false) {

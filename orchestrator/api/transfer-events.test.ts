@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTransferEvent, encodeTransferEvent, ProgressThrottle } from './transfer-events.js';
+import { decodeTransferEvent } from './api-contract.js';
+import { encodeTransferEvent, ProgressThrottle } from './transfer-events.js';
 
 describe('transfer events', () => {
   it('encode as one JSON line and decode back', () => {

@@ -37,14 +37,23 @@ interface Held extends HeldDownload {
 
 export class TransferStore {
   readonly #held = new Map<string, Held>();
+  readonly #maxPullBytes: () => number;
   #closed = false;
 
+  /** maxPullBytes as a function is asked at each pull (the daemon's config may change it on SIGHUP). */
   constructor(
     readonly dir: string,
     private readonly log: TransferStoreLog,
     readonly downloadTtlMs: number = DEFAULT_DOWNLOAD_TTL_MS,
-    readonly maxPullBytes: number = DEFAULT_MAX_PULL_BYTES,
-  ) {}
+    maxPullBytes: number | (() => number) = DEFAULT_MAX_PULL_BYTES,
+  ) {
+    this.#maxPullBytes = typeof maxPullBytes === 'function' ? maxPullBytes : () => maxPullBytes;
+  }
+
+  /** The largest pull configured, as of now. */
+  get maxPullBytes(): number {
+    return this.#maxPullBytes();
+  }
 
   /**
    * The most a guest agent may send for one pull: the configured maximum, and no more than the transfer

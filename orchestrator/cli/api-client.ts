@@ -1,14 +1,30 @@
-// Typed client for the daemon's control API over its UNIX socket. Rejects with ApiError when the daemon
-// answers with an error, DaemonUnavailableError when it cannot be reached.
+// Typed client for the daemon's control API over its UNIX socket. Every answer is checked against the API
+// contract (orchestrator/api/api-contract.ts) before it is handed on: one that does not match is a
+// BAD_RESPONSE naming the field. Rejects with ApiError when the daemon answers with an error (or an answer
+// that breaks the contract), DaemonUnavailableError when it cannot be reached.
 import { request } from 'node:http';
-import { z } from 'zod';
-import type { LogSource, VmDetails, VmSummary } from '../daemon/vm-manager-api.js';
-import type { VmgmtErrorCode } from '../daemon/vmgmt-error.js';
+import type { z } from 'zod';
+import {
+  checkContract,
+  describeProblems,
+  errorBodySchema,
+  healthSchema,
+  vmDetailsSchema,
+  vmListSchema,
+  type ErrorCode,
+  type HealthInfo,
+  type LogSource,
+  type VmDetails,
+  type VmList,
+} from '../api/api-contract.js';
 
 export const DEFAULT_SOCKET_PATH = '/run/vmgmt/vmgmt.sock';
 
-/** A daemon code, or BAD_RESPONSE when the answer itself was not what the API promises. */
-export type ApiErrorCode = VmgmtErrorCode | 'BAD_RESPONSE';
+/**
+ * A code of the contract, or BAD_RESPONSE when the answer itself was not what the API promises. A newer
+ * daemon may send a code this CLI does not know; it is passed on as sent.
+ */
+export type ApiErrorCode = ErrorCode | 'BAD_RESPONSE' | (string & {});
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -49,15 +65,12 @@ export class DaemonUnavailableError extends Error {
   }
 }
 
-export interface HealthInfo {
-  ok: true;
-  version: string;
-}
+export type { HealthInfo };
 
 export interface ApiClient {
   readonly socketPath: string;
   health(): Promise<HealthInfo>;
-  list(): Promise<{ vms: VmSummary[] }>;
+  list(): Promise<VmList>;
   /** The body is sent as is: the daemon validates it and answers INVALID_DEFINITION with every problem. */
   create(definition: unknown): Promise<VmDetails>;
   inspect(name: string): Promise<VmDetails>;
@@ -67,12 +80,6 @@ export interface ApiClient {
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts?: { source?: LogSource; tailBytes?: number }): Promise<string>;
 }
-
-const errorBodySchema = z.object({
-  code: z.string(),
-  message: z.string(),
-  details: z.record(z.string(), z.unknown()).default({}),
-});
 
 export interface RawReply {
   status: number;
@@ -90,26 +97,36 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     throw toApiError(method, path, reply);
   }
 
-  async function json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** A 2xx answer's JSON body, checked against the contract's schema for it. */
+  async function json<S extends z.ZodType>(schema: S, method: string, path: string, body?: unknown): Promise<z.output<S>> {
     const reply = await call(method, path, body);
+    let value: unknown;
     try {
-      return JSON.parse(reply.text) as T;
+      value = JSON.parse(reply.text);
     } catch {
       throw new ApiError(reply.status, 'BAD_RESPONSE', `the daemon answered ${method} ${path} with a body that is not JSON`, {
         body: reply.text.slice(0, 200),
       });
     }
+    const checked = checkContract(schema, value);
+    if (checked.ok) return checked.value;
+    throw new ApiError(
+      reply.status,
+      'BAD_RESPONSE',
+      `the daemon's answer to ${method} ${path} is not what the API promises: ${describeProblems(checked.problems)}`,
+      { problems: checked.problems },
+    );
   }
 
   return {
     socketPath,
-    health: () => json('GET', '/v1/health'),
-    list: () => json('GET', '/v1/vms'),
-    create: (definition) => json('POST', '/v1/vms', definition),
-    inspect: (name) => json('GET', vmPath(name)),
-    start: (name) => json('POST', vmPath(name, '/start'), {}),
-    stop: (name, o = {}) => json('POST', vmPath(name, '/stop'), o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
-    kill: (name) => json('POST', vmPath(name, '/kill'), {}),
+    health: () => json(healthSchema, 'GET', '/v1/health'),
+    list: () => json(vmListSchema, 'GET', '/v1/vms'),
+    create: (definition) => json(vmDetailsSchema, 'POST', '/v1/vms', definition),
+    inspect: (name) => json(vmDetailsSchema, 'GET', vmPath(name)),
+    start: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/start'), {}),
+    stop: (name, o = {}) => json(vmDetailsSchema, 'POST', vmPath(name, '/stop'), o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+    kill: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/kill'), {}),
     async remove(name, o = {}) {
       await call('DELETE', vmPath(name, `?force=${o.force === true}`));
     },
@@ -126,8 +143,8 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
 export function toApiError(method: string, path: string, reply: RawReply): ApiError {
   let parsed: z.infer<typeof errorBodySchema> | undefined;
   try {
-    const result = errorBodySchema.safeParse(JSON.parse(reply.text));
-    if (result.success) parsed = result.data;
+    const checked = checkContract(errorBodySchema, JSON.parse(reply.text));
+    if (checked.ok) parsed = checked.value;
   } catch {
     // not JSON: reported below
   }
@@ -139,7 +156,7 @@ export function toApiError(method: string, path: string, reply: RawReply): ApiEr
       { body: reply.text.slice(0, 200) },
     );
   }
-  return new ApiError(reply.status, parsed.code as ApiErrorCode, parsed.message, parsed.details);
+  return new ApiError(reply.status, parsed.code, parsed.message, parsed.details);
 }
 
 function send(socketPath: string, method: string, path: string, bodyText: string | undefined): Promise<RawReply> {

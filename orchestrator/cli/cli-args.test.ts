@@ -46,6 +46,13 @@ describe('parseCli', () => {
     expect(parse('cp ./a ./b --json')).toMatchObject({ ok: false, group: 'cp', globals: { json: true } });
   });
 
+  it('passes --config to the daemon, and refuses an empty one', () => {
+    expect(parse('daemon --config /etc/x.json --socket /x.sock')).toMatchObject({ ok: true, command: { kind: 'daemon', configPath: '/etc/x.json', socketPath: '/x.sock' } });
+    expect(parse('daemon')).toEqual({ ok: true, command: { kind: 'daemon' }, globals: expect.anything() });
+    expect(usage('daemon --config=')).toMatch(/--config needs a path/);
+    expect(usage('vm ls --config /x.json')).toMatch(/--config does not apply to `vmgmt vm ls`/);
+  });
+
   it('parses the daemon command, passing only the options given', () => {
     expect(parse('daemon')).toMatchObject({ ok: true, command: { kind: 'daemon' } });
     expect(parse('daemon --state-dir /s --runtime-dir /r --socket /r/x.sock')).toMatchObject({

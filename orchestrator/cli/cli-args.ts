@@ -7,7 +7,7 @@ export type LogSourceArg = 'console' | 'qemu' | 'daemon';
 
 export type CliCommand =
   | { kind: 'help' }
-  | { kind: 'daemon'; stateDir?: string; runtimeDir?: string; socketPath?: string }
+  | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }
   | { kind: 'vm-create'; file: string }
   | { kind: 'vm-ls' }
   | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console'; name: string }
@@ -30,6 +30,7 @@ const OPTIONS = {
   socket: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  config: { type: 'string' },
   'state-dir': { type: 'string' },
   'runtime-dir': { type: 'string' },
   file: { type: 'string', short: 'f' },
@@ -83,14 +84,17 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   if (group === undefined) return usage('no command given');
 
   if (group === 'daemon') {
-    const extra = unexpectedOptions(values, ['state-dir', 'runtime-dir']);
+    const extra = unexpectedOptions(values, ['config', 'state-dir', 'runtime-dir']);
     if (extra) return usage(`${extra} does not apply to \`vmgmt daemon\``);
     if (sub !== undefined) return usage(`\`vmgmt daemon\` takes no arguments (got ${JSON.stringify(sub)})`);
+    const configPath = values.config as string | undefined;
+    if (configPath === '') return usage('--config needs a path');
     const stateDir = values['state-dir'] as string | undefined;
     const runtimeDir = values['runtime-dir'] as string | undefined;
     const socketPath = socketFlag ?? (env.VMGMT_SOCKET || undefined);
     return done({
       kind: 'daemon',
+      ...(configPath === undefined ? {} : { configPath }),
       ...(stateDir === undefined ? {} : { stateDir }),
       ...(runtimeDir === undefined ? {} : { runtimeDir }),
       ...(socketPath === undefined ? {} : { socketPath }),

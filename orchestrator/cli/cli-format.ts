@@ -1,6 +1,5 @@
 // Human output of the CLI: tables, key: value blocks, one-line results, error lines. Pure: values in, text out.
-import type { VmDefinition } from '../daemon/vm-definition.js';
-import type { VmDetails, VmExitInfo, VmSummary } from '../daemon/vm-manager-api.js';
+import type { VmDefinition, VmDetails, VmExitInfo, VmSummary } from '../api/api-contract.js';
 
 /** `45s`, `3m05s`, `2h03m`, `4d07h`. */
 export function formatUptime(ms: number): string {

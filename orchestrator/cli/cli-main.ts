@@ -1,6 +1,6 @@
-// `vmgmt` as a function: argv and streams in, exit code out, so tests run it in-process.
-import { runDaemon } from '../daemon/run-daemon.js';
-import { VmgmtError } from '../daemon/vmgmt-error.js';
+// `vmgmt` as a function: argv and streams in, exit code out, so tests run it in-process. The client commands
+// know the daemon only through the API contract (orchestrator/api/api-contract.ts); `vmgmt daemon` loads the
+// daemon's code when it is asked to run it.
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
 import { parseCli, type CliCommand } from './cli-args.js';
 import { runVmCommand, type CommandContext } from './cli-commands.js';
@@ -11,7 +11,7 @@ import type { ConsoleStdin } from './console-attach.js';
 import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
 import { HELP_TEXT } from './help-text.js';
 
-export type RunDaemon = (opts: { stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
+export type RunDaemon = (opts: { configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
 
 export interface CliIo {
   stdin: ConsoleStdin;
@@ -66,7 +66,21 @@ async function runDaemonCommand(command: CliCommand & { kind: 'daemon' }, io: Cl
 }
 
 async function importRunDaemon(): Promise<RunDaemon> {
-  return runDaemon;
+  try {
+    return (await import('../daemon/run-daemon.js')).runDaemon;
+  } catch (err) {
+    throw new CliError('DAEMON_NOT_BUILT', `cannot load the daemon: ${(err as Error).message}: run \`make build\``, {}, { cause: err });
+  }
+}
+
+/**
+ * An error the daemon threw while starting (VmgmtError: bad config file, socket in use), known by its
+ * shape so the CLI needs none of the daemon's modules to report it.
+ */
+function isDaemonError(err: unknown): err is Error & { code: string; details: Record<string, unknown> } {
+  if (!(err instanceof Error) || err.name !== 'VmgmtError') return false;
+  const { code, details } = err as Error & { code?: unknown; details?: unknown };
+  return typeof code === 'string' && typeof details === 'object' && details !== null;
 }
 
 interface Failure {
@@ -92,7 +106,7 @@ export function describeError(err: unknown): Failure {
   }
   if (err instanceof ApiError) return { code: err.code, message: err.message, details: err.details, exitCode: exitCodeFor(err.code) };
   if (err instanceof CliError) return { code: err.code, message: err.message, details: err.details, exitCode: err.exitCode };
-  if (err instanceof VmgmtError) return { code: err.code, message: err.message, details: err.details, exitCode: exitCodeFor(err.code) };
+  if (isDaemonError(err)) return { code: err.code, message: err.message, details: err.details, exitCode: exitCodeFor(err.code) };
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'INTERNAL', message: `unexpected failure: ${message}`, details: {}, exitCode: EXIT.ERROR };
 }

@@ -1,8 +1,7 @@
 // `vmgmt cp SRC DST` arguments → a push or pull. Exactly one side is VM:PATH: a VM name (VM_NAME_PATTERN),
 // a colon, and an absolute guest path. Anything else is a local path, so `./a:b` and `/x/a:b` are local
 // files; a local file named `a:b` is written `./a:b`. Pure.
-import { guestPathSchema } from '../api/api-requests.js';
-import { VM_NAME_PATTERN } from '../daemon/vm-definition.js';
+import { guestPathSchema, VM_NAME_PATTERN } from '../api/api-contract.js';
 
 export type CpEndpoint = { kind: 'vm'; vm: string; path: string } | { kind: 'local'; path: string };
 

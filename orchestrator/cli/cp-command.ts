@@ -6,7 +6,7 @@ import { unlinkSync } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { TransferEvent } from '../api/transfer-events.js';
+import type { TransferEvent } from '../api/api-contract.js';
 import { ApiError } from './api-client.js';
 import { baseName, type CpCommand } from './cp-args.js';
 import { formatSize, ProgressRenderer } from './cp-progress.js';

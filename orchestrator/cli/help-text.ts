@@ -3,8 +3,10 @@
 export const HELP_TEXT = `vmgmt: run QEMU VMs with a virtual management device
 
 Usage:
-  vmgmt daemon [--state-dir DIR] [--runtime-dir DIR] [--socket PATH]
-                                       run the daemon in the foreground
+  vmgmt daemon [--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--socket PATH]
+                                       run the daemon in the foreground; FILE default
+                                       /etc/vmgmt/config.json (missing: all defaults);
+                                       flags override the file; SIGHUP reloads it
   vmgmt vm create -f FILE              define a VM from a JSON file (-f - reads stdin)
   vmgmt vm ls                          list VMs
   vmgmt vm inspect NAME                show one VM in detail

@@ -1,10 +1,9 @@
-// The streaming side of the control API client: push a file's bytes, read a push's or pull's NDJSON events,
-// open a pulled file's download. Rejects with ApiError (an error answer or error event) or
+// The streaming side of the control API client: push a file's bytes, read a push's or pull's NDJSON events
+// (each checked against the API contract), open a pulled file's download. Rejects with ApiError (an error answer or error event) or
 // DaemonUnavailableError (no daemon, or the connection broke before the last event).
 import { request, type IncomingMessage } from 'node:http';
-import { HTTP_STATUS, type VmgmtErrorCode } from '../daemon/vmgmt-error.js';
-import { decodeTransferEvent, type TransferEvent } from '../api/transfer-events.js';
-import { ApiError, toApiError, unavailable, type ApiErrorCode } from './api-client.js';
+import { decodeTransferEvent, HTTP_STATUS, isErrorCode, NDJSON_CONTENT_TYPE, type TransferEvent } from '../api/api-contract.js';
+import { ApiError, toApiError, unavailable } from './api-client.js';
 import { NdjsonLineSplitter } from './ndjson-lines.js';
 
 export type ProgressEvent = TransferEvent & { event: 'progress' };
@@ -100,7 +99,7 @@ function streamEvents(
       settled = true;
       fn();
     };
-    const headers = { Accept: 'application/x-ndjson', ...opts.headers, ...(opts.body ? { Expect: '100-continue' } : {}) };
+    const headers = { Accept: NDJSON_CONTENT_TYPE, ...opts.headers, ...(opts.body ? { Expect: '100-continue' } : {}) };
     const req = request({ socketPath, method, path, headers }, (res) => {
       answered = true;
       if (res.statusCode !== 200) {
@@ -178,8 +177,7 @@ function streamEvents(
 }
 
 function eventError(event: TransferEvent & { event: 'error' }): ApiError {
-  const status = Object.hasOwn(HTTP_STATUS, event.code) ? HTTP_STATUS[event.code as VmgmtErrorCode] : 500;
-  return new ApiError(status, event.code as ApiErrorCode, event.message, event.details);
+  return new ApiError(isErrorCode(event.code) ? HTTP_STATUS[event.code] : 500, event.code, event.message, event.details);
 }
 
 function badResponse(method: string, path: string, what: string): ApiError {

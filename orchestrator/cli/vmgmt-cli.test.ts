@@ -267,4 +267,16 @@ describe('vmgmt vm ... against the API server', () => {
     });
     expect(failing).toMatchObject({ code: 5, stderr: expect.stringMatching(/another vmgmt daemon is running/) });
   });
+
+  it('vmgmt daemon refuses a missing or invalid config file before starting anything, naming each field', async () => {
+    const missing = join(dir, 'none.json');
+    expect(await vmgmt(`daemon --config ${missing}`)).toEqual({ code: 1, stdout: '', stderr: `vmgmt: cannot read the daemon config file ${missing}: no such file\n` });
+    const bad = join(dir, 'config.json');
+    await writeFile(bad, JSON.stringify({ logLevel: 'loud', transfers: { maxPullBytes: 0 } }));
+    const run = await vmgmt(`daemon --config ${bad}`);
+    expect(run.code).toBe(1);
+    expect(run.stderr.split('\n')).toEqual([`vmgmt: invalid daemon config in ${bad}:`, expect.stringMatching(/^  logLevel: /), expect.stringMatching(/^  transfers.maxPullBytes: /), '']);
+    const json = await vmgmt(`daemon --config ${bad} --json`);
+    expect(JSON.parse(json.stdout)).toMatchObject({ code: 'INVALID_CONFIG', details: { file: bad, problems: [{ path: 'logLevel' }, { path: 'transfers.maxPullBytes' }] } });
+  });
 });

@@ -3,7 +3,8 @@
 import { appendFileSync } from 'node:fs';
 import type { CoreLogger, LogFields } from '../../device-backend/core/core-logger.js';
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Logger extends CoreLogger {
   debug(message: string, fields?: LogFields): void;
@@ -12,7 +13,8 @@ export interface Logger extends CoreLogger {
 
 export interface LoggerOptions {
   write?: (line: string) => void;
-  level?: LogLevel;
+  /** The lowest level written; a function is asked on every line (the daemon's config may change it). */
+  level?: LogLevel | (() => LogLevel);
   now?: () => Date;
 }
 
@@ -20,10 +22,11 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
 
 export function createLogger(opts: LoggerOptions = {}, base: LogFields = {}, files: string[] = []): Logger {
   const write = opts.write ?? ((line: string) => process.stderr.write(line));
-  const min = RANK[opts.level ?? 'info'];
+  const threshold = opts.level ?? 'info';
+  const minRank = typeof threshold === 'function' ? () => RANK[threshold()] : () => RANK[threshold];
   const now = opts.now ?? (() => new Date());
   const log = (level: LogLevel) => (msg: string, fields?: LogFields) => {
-    if (RANK[level] < min) return;
+    if (RANK[level] < minRank()) return;
     const line = `${JSON.stringify({ time: now().toISOString(), level, msg, ...base, ...fields })}\n`;
     write(line);
     for (const f of files) {

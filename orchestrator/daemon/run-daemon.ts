@@ -1,29 +1,39 @@
 // `vmgmt daemon`: the long-running process. SIGTERM/SIGINT stop the daemon and leave VMs running, like
-// libvirtd; a restarted daemon re-attaches to them, management devices included.
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+// libvirtd; a restarted daemon re-attaches to them, management devices included. SIGHUP reloads the config
+// file (daemon-config.ts).
+import { existsSync, mkdirSync } from 'node:fs';
 import { loadNative } from '../../device-backend/native/index.js';
 import { startApiServer } from '../api/api-server.js';
+import { configSource, LiveDaemonConfig, type DaemonConfigOverrides } from './daemon-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { VmManager } from './vm-manager.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/vmgmt';
-export const DEFAULT_RUNTIME_DIR = '/run/vmgmt';
+export { DEFAULT_CONFIG_PATH, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR } from './daemon-config.js';
 
 export interface DaemonOptions {
+  /** The config file (--config): must exist. Default /etc/vmgmt/config.json, where a missing file means every default. */
+  configPath?: string;
+  /** Flags over the config file. */
   stateDir?: string;
   runtimeDir?: string;
   socketPath?: string;
   /** Resolves to stop the daemon; default: the first SIGTERM or SIGINT. */
   until?: Promise<unknown>;
+  /** Default: JSON lines on stderr at the config's logLevel. */
   log?: Logger;
 }
 
+/** Throws VmgmtError INVALID_CONFIG, before anything starts, when the config file is missing or wrong. */
 export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
-  const stateDir = path.resolve(opts.stateDir ?? DEFAULT_STATE_DIR);
-  const runtimeDir = path.resolve(opts.runtimeDir ?? DEFAULT_RUNTIME_DIR);
-  const socketPath = path.resolve(opts.socketPath ?? path.join(runtimeDir, 'vmgmt.sock'));
-  const log = opts.log ?? createLogger();
+  const overrides: DaemonConfigOverrides = {
+    ...(opts.stateDir === undefined ? {} : { stateDir: opts.stateDir }),
+    ...(opts.runtimeDir === undefined ? {} : { runtimeDir: opts.runtimeDir }),
+    ...(opts.socketPath === undefined ? {} : { socketPath: opts.socketPath }),
+  };
+  const source = configSource(opts.configPath);
+  const config = LiveDaemonConfig.load(source, overrides);
+  const { stateDir, runtimeDir, socketPath, transfers } = config.current;
+  const log = opts.log ?? createLogger({ level: () => config.current.logLevel });
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
 
@@ -36,9 +46,23 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
     process.exit(70);
   });
 
-  const manager = new VmManager({ stateDir, runtimeDir, native: loadNative(), log });
-  const api = await startApiServer({ socketPath, manager, log, transferDir: path.join(runtimeDir, 'transfers') });
-  log.info('vmgmt daemon started', { pid: process.pid, stateDir, runtimeDir, socket: socketPath });
+  const manager = new VmManager({ stateDir, runtimeDir, native: loadNative(), log, config });
+  const api = await startApiServer({
+    socketPath,
+    manager,
+    log,
+    transferDir: transfers.transferDir,
+    maxPullBytes: () => config.current.transfers.maxPullBytes,
+  });
+  log.info('vmgmt daemon started', {
+    pid: process.pid,
+    config: existsSync(source.path) ? source.path : `${source.path} (none: defaults)`,
+    stateDir,
+    runtimeDir,
+    socket: socketPath,
+  });
+  const onHangup = (): void => void config.reload(log);
+  process.on('SIGHUP', onHangup);
   await manager.recoverAll();
   log.info('ready', { vms: manager.list().length });
 
@@ -47,6 +71,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
       process.once('SIGTERM', () => resolve());
       process.once('SIGINT', () => resolve());
     }));
+  process.off('SIGHUP', onHangup);
   log.info('stopping the daemon; VMs keep running and are re-attached by the next daemon');
   await api.close();
   manager.detachAll();

@@ -1,7 +1,10 @@
 // What a user writes to define a VM, validated with zod. Unknown fields are rejected; every field but the
 // name has a default, so `{"name": "a"}` boots the test image.
 import { z } from 'zod';
+import { computeGeometry, DEFAULT_GEOMETRY, type GeometryOptions } from '../../device-backend/layout/geometry.js';
+import { LIMITS } from '../../device-backend/layout/wire-layout.js';
 import { DEFAULT_FILE_LIMITS } from '../../device-backend/services/file/file-root-config.js';
+import { type FieldProblem, zodProblems } from '../api/field-problems.js';
 
 export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
@@ -22,15 +25,63 @@ export const diskBootSchema = z
   })
   .strict();
 
+/** The definition's name for each option of the device geometry. */
+const DEVICE_FIELDS = {
+  regionSizeBytes: 'regionSizeBytes',
+  vectors: 'vectors',
+  channelCount: 'channels',
+  ringSlots: 'ringSlots',
+  slotSizeBytes: 'slotSizeBytes',
+} as const satisfies Record<keyof GeometryOptions, string>;
+
+/**
+ * The management device's geometry. Defaults and bounds are the wire layout's (DEFAULT_GEOMETRY, LIMITS);
+ * once each field is within them, the whole is checked with the device's own computeGeometry (do the
+ * channels leave a data window?), so what the device would refuse at `vm start` is refused here, naming
+ * the field to change.
+ */
 export const deviceSchema = z
   .object({
-    regionSizeBytes: z.number().int().refine(powerOfTwo, "must be a power of two").default(64 * 1024 * 1024),
-    vectors: z.number().int().min(1).max(8).default(2),
-    channels: z.number().int().min(1).max(64).default(8),
-    ringSlots: z.number().int().refine(powerOfTwo, 'must be a power of two').default(64),
-    slotSizeBytes: z.number().int().multipleOf(64).min(64).max(4096).default(256),
+    regionSizeBytes: z
+      .number()
+      .int()
+      .refine(powerOfTwo, 'must be a power of two')
+      .min(LIMITS.MIN_REGION_BYTES)
+      .max(LIMITS.MAX_REGION_BYTES)
+      .default(DEFAULT_GEOMETRY.regionSizeBytes),
+    vectors: z.number().int().min(1).max(LIMITS.MAX_VECTORS).default(DEFAULT_GEOMETRY.vectors),
+    channels: z.number().int().min(1).max(LIMITS.MAX_CHANNELS).default(DEFAULT_GEOMETRY.channelCount),
+    ringSlots: z.number().int().refine(powerOfTwo, 'must be a power of two').min(2).max(LIMITS.MAX_RING_SLOTS).default(DEFAULT_GEOMETRY.ringSlots),
+    slotSizeBytes: z
+      .number()
+      .int()
+      .multipleOf(64)
+      .min(LIMITS.MIN_SLOT_BYTES)
+      .max(LIMITS.MAX_SLOT_BYTES)
+      .default(DEFAULT_GEOMETRY.slotSizeBytes),
   })
-  .strict();
+  .strict()
+  .superRefine(
+    (device, ctx) => {
+      const result = computeGeometry(deviceGeometry(device));
+      if (!result.ok) ctx.addIssue({ code: 'custom', path: [DEVICE_FIELDS[result.field]], message: result.reason });
+    },
+    // A field out of its bounds is reported once, by its own check.
+    { when: (payload) => payload.issues.length === 0 },
+  );
+
+export type DeviceDefinition = z.infer<typeof deviceSchema>;
+
+/** A definition's device section as the device's geometry options. */
+export function deviceGeometry(device: DeviceDefinition): GeometryOptions {
+  return {
+    regionSizeBytes: device.regionSizeBytes,
+    vectors: device.vectors,
+    channelCount: device.channels,
+    ringSlots: device.ringSlots,
+    slotSizeBytes: device.slotSizeBytes,
+  };
+}
 
 export const filesSchema = z
   .object({
@@ -75,12 +126,7 @@ export const vmDefinitionSchema = z
 export type VmDefinition = z.infer<typeof vmDefinitionSchema>;
 export type VmDefinitionInput = z.input<typeof vmDefinitionSchema>;
 
-export interface FieldProblem {
-  path: string;
-  message: string;
-}
+export type { FieldProblem };
 
 /** Every problem with a definition, each naming the field and why. */
-export function definitionProblems(error: z.ZodError): FieldProblem[] {
-  return error.issues.map((i) => ({ path: i.path.length ? i.path.join('.') : '(top level)', message: i.message }));
-}
+export const definitionProblems = zodProblems;

@@ -13,6 +13,7 @@ import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-v
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { createVmCgroup } from './cgroup.js';
+import type { DaemonConfig } from './daemon-config.js';
 import type { Logger } from './logger.js';
 import { checkProcessIdentity, processStartTime } from './process-identity.js';
 import type { StateStore, VmRecord } from './state-store.js';
@@ -27,6 +28,11 @@ export interface VmInstanceDeps {
   cacheDir: string;
   native: VmgmtNative;
   log: Logger;
+  /**
+   * The daemon's configuration (e.g. `config.transfers.maxPullBytes`). Read it when the value is needed:
+   * it is the config as of now, and a SIGHUP may have replaced it since the VM was created.
+   */
+  readonly config: DaemonConfig;
 }
 
 const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
@@ -302,7 +308,8 @@ export class VmInstance {
     if (!identity.same) {
       this.log.warn('VM died while the daemon was not running', { why: identity.why });
       this.cleanupAfterExit();
-      this.record = { ...this.record, status: { ...r.status, state: 'crashed', reason: `QEMU ended while the daemon was not running (exit status unknown; ${identity.why})` }, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: 'exit status unknown' } };
+      this.apply({ type: 'vanished', why: identity.why });
+      this.record = { ...this.record, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: null, signal: null, at: new Date().toISOString(), reason: 'exit status unknown' } };
       this.persist();
       this.scheduleRestartIfWanted();
       return;
@@ -328,9 +335,7 @@ export class VmInstance {
       }
     }
     const status = (await qemu.qmp.execute<{ status: string }>('query-status')).status;
-    const state = status === 'paused' ? 'paused' : r.status.state === 'stopping' ? 'stopping' : 'running';
-    this.record = { ...this.record, status: { ...r.status, state, reason: `re-attached after a daemon restart (QEMU status ${status})` } };
-    this.persist();
+    this.apply({ type: 'reattached', qemuStatus: status });
     this.log.info('re-attached', { pid, device: this.device ? 'served' : 'none' });
     this.watch(qemu);
   }

@@ -1,57 +1,11 @@
 // What the control API needs from the daemon's VM manager. The API layer parses and validates, then
 // calls these; they throw VmgmtError.
+import type { LogSource, VmDetails, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
 
-export const VM_STATES = ['defined', 'starting', 'running', 'paused', 'stopping', 'stopped', 'crashed'] as const;
-export type VmStateName = (typeof VM_STATES)[number];
-
-export interface VmExitInfo {
-  /** Null when the daemon was not running when QEMU ended: "exit status unknown". */
-  exitCode: number | null;
-  signal: string | null;
-  at: string;
-  reason: string;
-}
-
-export interface VmSummary {
-  name: string;
-  uuid: string;
-  state: VmStateName;
-  pid: number | null;
-  accel: 'tcg' | 'kvm' | null;
-  startedAt: string | null;
-  restarts: number;
-  lastExit: VmExitInfo | null;
-}
-
-export interface VmPaths {
-  runDir: string;
-  qmpSocket: string;
-  consoleSocket: string;
-  consoleLog: string;
-  qemuLog: string;
-  controlSocket: string;
-  ivshmemSocket: string;
-}
-
-export interface VmDeviceInfo {
-  attached: boolean;
-  /** 'fresh' when the region was created by this daemon process, 'reattached' after a daemon restart. */
-  origin: 'fresh' | 'reattached';
-  regionSizeBytes: number;
-  messages: number;
-  protocolErrors: number;
-  doorbells: number;
-}
-
-export interface VmDetails extends VmSummary {
-  definition: VmDefinition;
-  paths: VmPaths;
-  device: VmDeviceInfo | null;
-  stateReason: string;
-}
-
-export type LogSource = 'console' | 'qemu' | 'daemon';
+// The answers are the API contract's shapes (orchestrator/api/api-contract.ts), named here for the daemon.
+export { VM_STATES } from '../api/api-contract.js';
+export type { LogSource, VmDetails, VmDeviceInfo, VmExitInfo, VmPaths, VmStateName, VmSummary } from '../api/api-contract.js';
 
 export interface VmManagerApi {
   create(definition: VmDefinition): Promise<VmDetails>;

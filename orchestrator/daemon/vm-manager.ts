@@ -3,6 +3,7 @@
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
+import type { DaemonConfig } from './daemon-config.js';
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
@@ -16,6 +17,8 @@ export interface VmManagerOptions {
   runtimeDir: string;
   native: VmgmtNative;
   log: Logger;
+  /** The daemon's configuration as of now (a SIGHUP may replace it): LiveDaemonConfig. */
+  config: { readonly current: DaemonConfig };
 }
 
 const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
@@ -32,12 +35,16 @@ export class VmManager implements VmManagerApi {
   }
 
   private instance(definition: VmDefinition, record = newRecord()): VmInstance {
+    const live = this.opts.config;
     return new VmInstance(definition, record, {
       store: this.store,
       runtimeDir: this.opts.runtimeDir,
       cacheDir: path.join(this.opts.stateDir, 'cache'),
       native: this.opts.native,
       log: this.opts.log,
+      get config() {
+        return live.current;
+      },
     });
   }
 

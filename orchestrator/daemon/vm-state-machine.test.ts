@@ -62,4 +62,22 @@ describe('VM state machine', () => {
     expect([0, 1, 2].map((n) => restartDelayMs(1000, n))).toEqual([1000, 2000, 4000]);
     expect(restartDelayMs(1000, 30)).toBe(300_000);
   });
+
+  it('a new daemon re-attaches an active VM through events: running, paused or still stopping', () => {
+    const running = run([{ type: 'start' }, { type: 'started' }]);
+    expect(run([{ type: 'reattached', qemuStatus: 'running' }], running)).toMatchObject({ state: 'running', reason: 're-attached after a daemon restart (QEMU status running)' });
+    expect(run([{ type: 'reattached', qemuStatus: 'paused' }], running).state).toBe('paused');
+    const stopping = run([{ type: 'stop' }], running);
+    expect(run([{ type: 'reattached', qemuStatus: 'running' }], stopping)).toMatchObject({ state: 'stopping', stopRequested: true });
+    expect(run([{ type: 'reattached', qemuStatus: 'running' }], run([{ type: 'start' }])).state).toBe('running');
+    expect(transition(initialStatus(), { type: 'reattached', qemuStatus: 'running' })).toEqual({ ok: false, reason: 'cannot re-attach a VM that is defined' });
+  });
+
+  it('a VM whose QEMU ended while no daemon ran is a crash, exit status unknown', () => {
+    const running = run([{ type: 'start' }, { type: 'started' }]);
+    const gone = run([{ type: 'vanished', why: 'process 42 is gone' }], running);
+    expect(gone).toMatchObject({ state: 'crashed', reason: 'QEMU ended while the daemon was not running (exit status unknown; process 42 is gone)' });
+    expect(wantsRestart(gone, { policy: 'on-failure', maxRestarts: 1 }, 0)).toBe(true);
+    expect(transition(gone, { type: 'vanished', why: 'x' }).ok).toBe(false);
+  });
 });

@@ -9,7 +9,11 @@ export type VmEvent =
   | { type: 'stop' }
   | { type: 'kill' }
   | { type: 'qmp'; event: 'STOP' | 'RESUME' | 'RESET' | 'SHUTDOWN' | 'POWERDOWN' | 'GUEST_PANICKED' }
-  | { type: 'exited'; exitCode: number | null; signal: string | null; known: boolean };
+  | { type: 'exited'; exitCode: number | null; signal: string | null; known: boolean }
+  /** A new daemon found the VM's QEMU alive and took it back; qemuStatus is QMP's query-status answer. */
+  | { type: 'reattached'; qemuStatus: string }
+  /** A new daemon found the VM's QEMU gone: it ended while no daemon watched, exit status unknown. */
+  | { type: 'vanished'; why: string };
 
 export interface VmStatus {
   state: VmStateName;
@@ -61,6 +65,15 @@ export function transition(s: VmStatus, e: VmEvent): Transition {
           return { ok: true, status: s };
       }
       return { ok: true, status: s };
+    case 'reattached': {
+      if (!isActive(s.state)) return refuse('re-attach');
+      const state = e.qemuStatus === 'paused' ? 'paused' : s.state === 'stopping' ? 'stopping' : 'running';
+      return to(state, `re-attached after a daemon restart (QEMU status ${e.qemuStatus})`);
+    }
+    case 'vanished':
+      return isActive(s.state)
+        ? to('crashed', `QEMU ended while the daemon was not running (exit status unknown; ${e.why})`)
+        : refuse('mark as gone');
     case 'exited': {
       const how = !e.known ? 'exit status unknown' : e.signal ? `killed by ${e.signal}` : `exit code ${e.exitCode}`;
       if (s.state === 'crashed') return to('crashed', `${s.reason}; QEMU ended (${how})`);

@@ -1,16 +1,9 @@
-// The daemon's one error type: a closed set of codes, the offending values, and the cause.
+// The daemon's one error type: a closed set of codes, the offending values, and the cause. The codes are the
+// control API's (ERROR_CODES in orchestrator/api/api-contract.ts, with their HTTP_STATUS), plus those that
+// never reach the API: INVALID_CONFIG (the daemon's config file, at start or on SIGHUP).
+import type { ErrorCode } from '../api/api-contract.js';
 
-export type VmgmtErrorCode =
-  | 'INVALID_REQUEST'
-  | 'INVALID_DEFINITION'
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'INVALID_STATE'
-  | 'TIMEOUT'
-  | 'QEMU_FAILED'
-  | 'AGENT_UNAVAILABLE'
-  | 'GUEST_REFUSED'
-  | 'INTERNAL';
+export type VmgmtErrorCode = ErrorCode | 'INVALID_CONFIG';
 
 export class VmgmtError extends Error {
   override readonly name = 'VmgmtError';
@@ -23,17 +16,3 @@ export class VmgmtError extends Error {
     super(message, options);
   }
 }
-
-/** HTTP status for each code, used by the control API. */
-export const HTTP_STATUS: Readonly<Record<VmgmtErrorCode, number>> = {
-  INVALID_REQUEST: 400,
-  INVALID_DEFINITION: 400,
-  NOT_FOUND: 404,
-  ALREADY_EXISTS: 409,
-  INVALID_STATE: 409,
-  TIMEOUT: 504,
-  QEMU_FAILED: 502,
-  AGENT_UNAVAILABLE: 503,
-  GUEST_REFUSED: 422,
-  INTERNAL: 500,
-};

@@ -1,0 +1,169 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_MAX_PULL_BYTES,
+  LiveDaemonConfig,
+  loadDaemonConfig,
+  parseDaemonConfig,
+  planReload,
+  resolveDaemonConfig,
+  daemonConfigFileSchema,
+  type ConfigSource,
+} from './daemon-config.js';
+import { createLogger } from './logger.js';
+import { VmgmtError } from './vmgmt-error.js';
+
+let dir: string;
+let file: string;
+const explicit = (): ConfigSource => ({ path: file, explicit: true });
+const write = (value: unknown): void => writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
+const problemsOf = (text: string) => {
+  const r = parseDaemonConfig(text);
+  if (r.ok) throw new Error('expected problems');
+  return r.problems;
+};
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'vmgmt-config-'));
+  file = path.join(dir, 'config.json');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+class RecordingLog {
+  readonly entries: { level: string; msg: string; fields?: object }[] = [];
+  info = (msg: string, fields?: object): void => void this.entries.push({ level: 'info', msg, fields });
+  warn = (msg: string, fields?: object): void => void this.entries.push({ level: 'warn', msg, fields });
+  error = (msg: string, fields?: object): void => void this.entries.push({ level: 'error', msg, fields });
+}
+
+describe('daemon config file', () => {
+  it('a missing default file is every default', () => {
+    expect(loadDaemonConfig({ path: path.join(dir, 'none.json'), explicit: false })).toEqual({
+      stateDir: '/var/lib/vmgmt',
+      runtimeDir: '/run/vmgmt',
+      socketPath: '/run/vmgmt/vmgmt.sock',
+      logLevel: 'info',
+      transfers: { maxPullBytes: 16 * 1024 ** 3, transferDir: '/run/vmgmt/transfers' },
+    });
+    expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
+  });
+
+  it('a missing file named with --config is an error', () => {
+    const missing = path.join(dir, 'none.json');
+    expect(() => loadDaemonConfig({ path: missing, explicit: true })).toThrow(`cannot read the daemon config file ${missing}: no such file`);
+    expect(() => loadDaemonConfig({ path: missing, explicit: true })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', details: { file: missing, errno: 'ENOENT' } }));
+  });
+
+  it('reads every field; socket and transfer directory default under the runtime directory', () => {
+    write({ stateDir: '/s', runtimeDir: '/r', logLevel: 'debug', transfers: { maxPullBytes: 1024 } });
+    expect(loadDaemonConfig(explicit())).toEqual({
+      stateDir: '/s',
+      runtimeDir: '/r',
+      socketPath: '/r/vmgmt.sock',
+      logLevel: 'debug',
+      transfers: { maxPullBytes: 1024, transferDir: '/r/transfers' },
+    });
+    write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
+    expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
+  });
+
+  it('flags override the file', () => {
+    write({ stateDir: '/s', runtimeDir: '/r', socketPath: '/r/file.sock' });
+    expect(loadDaemonConfig(explicit(), { runtimeDir: '/flag-r', socketPath: '/flag.sock' })).toMatchObject({
+      stateDir: '/s',
+      runtimeDir: '/flag-r',
+      socketPath: '/flag.sock',
+      transfers: { transferDir: '/flag-r/transfers' },
+    });
+    expect(resolveDaemonConfig(daemonConfigFileSchema.parse({}), { stateDir: 'rel' }).stateDir).toBe(path.resolve('rel'));
+  });
+
+  it('names every bad field and why, like a VM definition', () => {
+    const problems = problemsOf(JSON.stringify({ stateDir: 'relative', logLevel: 'loud', colour: 1, transfers: { maxPullBytes: -1, extra: true } }));
+    const byPath = Object.fromEntries(problems.map((p) => [p.path, p.message]));
+    expect(Object.keys(byPath).sort()).toEqual(['(top level)', 'logLevel', 'stateDir', 'transfers', 'transfers.maxPullBytes']);
+    expect(byPath.stateDir).toBe('must be an absolute path');
+    expect(byPath['(top level)']).toMatch(/colour/);
+    expect(byPath.transfers).toMatch(/extra/);
+    expect(problemsOf('{"stateDir": ')).toEqual([{ path: '(file)', message: expect.stringMatching(/^not valid JSON/) }]);
+    expect(problemsOf('[]')).toEqual([{ path: '(top level)', message: expect.any(String) }]);
+  });
+
+  it('refuses the sections reserved for later by name', () => {
+    expect(problemsOf(JSON.stringify({ chat: {}, metrics: { listen: ':9100' }, logLevel: 'warn' }))).toEqual([
+      { path: 'chat', message: expect.stringMatching(/^reserved for the chat policy .*does not read it yet/) },
+      { path: 'metrics', message: expect.stringMatching(/^reserved for the metrics and dashboard listener/) },
+    ]);
+  });
+
+  it('throws INVALID_CONFIG with the file and one problem per field', () => {
+    write({ logLevel: 'loud', transfers: { maxPullBytes: 1.5 } });
+    let err: unknown;
+    try {
+      loadDaemonConfig(explicit());
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(VmgmtError);
+    expect(err).toMatchObject({ code: 'INVALID_CONFIG', details: { file, problems: [{ path: 'logLevel' }, { path: 'transfers.maxPullBytes' }] } });
+    expect((err as Error).message).toMatch(new RegExp(`^invalid daemon config in ${file}: logLevel: .*; transfers.maxPullBytes: `));
+  });
+});
+
+describe('config reload (SIGHUP)', () => {
+  it('applies logLevel and maxPullBytes at once; reports fields that need a restart', () => {
+    write({ stateDir: '/s', logLevel: 'info' });
+    const live = LiveDaemonConfig.load(explicit(), { socketPath: '/flag.sock' });
+    write({ stateDir: '/other', socketPath: '/file.sock', logLevel: 'debug', transfers: { maxPullBytes: 4096, transferDir: '/t' } });
+    const log = new RecordingLog();
+    const outcome = live.reload(log);
+    expect(outcome.ok).toBe(true);
+    expect(live.current).toMatchObject({ stateDir: '/s', socketPath: '/flag.sock', logLevel: 'debug', transfers: { maxPullBytes: 4096, transferDir: '/run/vmgmt/transfers' } });
+    const warned = log.entries.filter((e) => e.level === 'warn').map((e) => e.msg);
+    // The socket comes from a flag, so the file's socketPath changes nothing.
+    expect(warned).toEqual([
+      'config: stateDir changed; it takes effect when the daemon restarts',
+      'config: transfers.transferDir changed; it takes effect when the daemon restarts',
+    ]);
+    expect(log.entries.at(-1)).toMatchObject({
+      level: 'info',
+      msg: 'config reloaded',
+      fields: { applied: [{ field: 'logLevel', from: 'info', to: 'debug' }, { field: 'transfers.maxPullBytes', from: DEFAULT_MAX_PULL_BYTES, to: 4096 }] },
+    });
+  });
+
+  it('keeps the running config when the file no longer parses', () => {
+    write({ logLevel: 'warn' });
+    const live = LiveDaemonConfig.load(explicit());
+    const before = live.current;
+    write({ logLevel: 'loud' });
+    const log = new RecordingLog();
+    expect(live.reload(log)).toMatchObject({ ok: false, error: { code: 'INVALID_CONFIG' } });
+    expect(live.current).toBe(before);
+    expect(log.entries).toEqual([
+      { level: 'error', msg: 'config reload failed: the daemon keeps its running config', fields: expect.objectContaining({ file, problems: [expect.objectContaining({ path: 'logLevel' })] }) },
+    ]);
+    rmSync(file);
+    expect(live.reload(log).ok).toBe(false);
+    expect(live.current).toBe(before);
+  });
+
+  it('a reload with nothing changed says so', () => {
+    const running = loadDaemonConfig({ path: path.join(dir, 'none.json'), explicit: false });
+    expect(planReload(running, running)).toEqual({ config: running, applied: [], needRestart: [] });
+  });
+
+  it('the daemon logger follows the reloaded level', () => {
+    write({ logLevel: 'warn' });
+    const live = LiveDaemonConfig.load(explicit());
+    const lines: string[] = [];
+    const log = createLogger({ write: (l) => void lines.push(l), level: () => live.current.logLevel }).child({ vm: 'a' });
+    log.info('hidden');
+    write({ logLevel: 'info' });
+    live.reload({ info() {}, warn() {}, error() {} });
+    log.info('shown');
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['shown']);
+  });
+});

@@ -1,0 +1,236 @@
+// The daemon's configuration file: JSON at `vmgmt daemon --config PATH`, default /etc/vmgmt/config.json.
+// Validated with zod `.strict()`, and its errors reported like a VM definition's: one line per field, each
+// with why. A missing default file means every default; a file named with --config must exist. Flags
+// (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
+//
+// On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel and transfers.maxPullBytes
+// take effect at once; the other fields are in use (directories, the bound socket) and a change to them is
+// logged as needing a restart. A file that no longer parses leaves the running config as it was.
+//
+// One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
+// until the version that reads them, so a config written for a newer daemon fails loudly, not silently.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { describeProblems, type FieldProblem, zodProblems } from '../api/field-problems.js';
+import { DEFAULT_MAX_PULL_BYTES } from '../api/transfer-store.js';
+import { LOG_LEVELS, type LogLevel } from './logger.js';
+import { VmgmtError } from './vmgmt-error.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/vmgmt/config.json';
+export const DEFAULT_STATE_DIR = '/var/lib/vmgmt';
+export const DEFAULT_RUNTIME_DIR = '/run/vmgmt';
+/** Cap on one file pulled out of a guest (`vmgmt cp VM:PATH ...`): 16 GiB, the transfer store's default. */
+export { DEFAULT_MAX_PULL_BYTES };
+
+/** Top-level sections later versions will read, and what for. */
+export const RESERVED_SECTIONS = {
+  chat: 'the chat policy (which VMs may talk to which)',
+  functions: 'host calculation functions offered to guests',
+  metrics: 'the metrics and dashboard listener',
+  cluster: 'running several hosts as one',
+} as const;
+
+const absolutePath = z.string().min(1).startsWith('/', 'must be an absolute path');
+
+export const transfersConfigSchema = z
+  .object({
+    maxPullBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_PULL_BYTES),
+    transferDir: absolutePath.optional().describe('default: <runtimeDir>/transfers'),
+  })
+  .strict();
+
+/** The file as written: every field optional. */
+export const daemonConfigFileSchema = z
+  .object({
+    stateDir: absolutePath.default(DEFAULT_STATE_DIR),
+    runtimeDir: absolutePath.default(DEFAULT_RUNTIME_DIR),
+    socketPath: absolutePath.optional().describe('default: <runtimeDir>/vmgmt.sock'),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    transfers: transfersConfigSchema.default(transfersConfigSchema.parse({})),
+  })
+  .strict();
+export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
+
+/** The daemon's running configuration: the file, the flags over it, and every default filled in. */
+export interface DaemonConfig {
+  stateDir: string;
+  runtimeDir: string;
+  socketPath: string;
+  logLevel: LogLevel;
+  transfers: {
+    maxPullBytes: number;
+    transferDir: string;
+  };
+}
+
+/** Flags of `vmgmt daemon`: relative paths are taken from the working directory. */
+export interface DaemonConfigOverrides {
+  stateDir?: string;
+  runtimeDir?: string;
+  socketPath?: string;
+}
+
+export interface ConfigSource {
+  path: string;
+  /** Named with --config: a missing file is an error, not all defaults. */
+  explicit: boolean;
+}
+
+export function configSource(configPath: string | undefined): ConfigSource {
+  return configPath === undefined ? { path: DEFAULT_CONFIG_PATH, explicit: false } : { path: path.resolve(configPath), explicit: true };
+}
+
+/** The file's text → its parsed content, or every problem with it. Pure. */
+export function parseDaemonConfig(text: string): { ok: true; file: DaemonConfigFile } | { ok: false; problems: FieldProblem[] } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, problems: [{ path: '(file)', message: `not valid JSON: ${(err as Error).message}` }] };
+  }
+  const problems: FieldProblem[] = [];
+  let rest = value;
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const { ...copy } = value as Record<string, unknown>;
+    for (const [name, what] of Object.entries(RESERVED_SECTIONS)) {
+      if (!Object.hasOwn(copy, name)) continue;
+      problems.push({ path: name, message: `reserved for ${what}; this version of vmgmt does not read it yet: remove it` });
+      delete copy[name];
+    }
+    rest = copy;
+  }
+  const parsed = daemonConfigFileSchema.safeParse(rest);
+  if (!parsed.success) problems.push(...zodProblems(parsed.error));
+  return problems.length === 0 && parsed.success ? { ok: true, file: parsed.data } : { ok: false, problems };
+}
+
+/** The running configuration from the file and the flags. Pure. */
+export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonConfigOverrides = {}): DaemonConfig {
+  const stateDir = path.resolve(overrides.stateDir ?? file.stateDir);
+  const runtimeDir = path.resolve(overrides.runtimeDir ?? file.runtimeDir);
+  return {
+    stateDir,
+    runtimeDir,
+    socketPath: path.resolve(overrides.socketPath ?? file.socketPath ?? path.join(runtimeDir, 'vmgmt.sock')),
+    logLevel: file.logLevel,
+    transfers: {
+      maxPullBytes: file.transfers.maxPullBytes,
+      transferDir: file.transfers.transferDir ?? path.join(runtimeDir, 'transfers'),
+    },
+  };
+}
+
+/** Reads and checks the file; throws VmgmtError INVALID_CONFIG naming each bad field. */
+export function loadDaemonConfig(source: ConfigSource, overrides: DaemonConfigOverrides = {}): DaemonConfig {
+  return resolveDaemonConfig(readDaemonConfigFile(source), overrides);
+}
+
+function readDaemonConfigFile(source: ConfigSource): DaemonConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(source.path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT' && !source.explicit) return daemonConfigFileSchema.parse({});
+    const why = e.code === 'ENOENT' ? 'no such file' : e.message;
+    throw new VmgmtError('INVALID_CONFIG', `cannot read the daemon config file ${source.path}: ${why}`, { file: source.path, ...(e.code ? { errno: e.code } : {}) }, { cause: err });
+  }
+  const parsed = parseDaemonConfig(text);
+  if (!parsed.ok) {
+    throw new VmgmtError('INVALID_CONFIG', `invalid daemon config in ${source.path}: ${describeProblems(parsed.problems)}`, { file: source.path, problems: parsed.problems });
+  }
+  return parsed.file;
+}
+
+export interface ConfigChange {
+  /** Dotted path of the field, as written in the file. */
+  field: string;
+  from: unknown;
+  to: unknown;
+}
+
+export interface ReloadPlan {
+  /** The running config with what can change at once taken from the new one. */
+  config: DaemonConfig;
+  applied: ConfigChange[];
+  /** Changed in the file, but in use until the daemon restarts. */
+  needRestart: ConfigChange[];
+}
+
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes'] as const;
+const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
+
+/** What a reload changes. Pure. */
+export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPlan {
+  const changes = (fields: readonly string[]): ConfigChange[] =>
+    fields.flatMap((field) => {
+      const from = valueAt(running, field);
+      const to = valueAt(next, field);
+      return from === to ? [] : [{ field, from, to }];
+    });
+  return {
+    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes } },
+    applied: changes(RELOADABLE_FIELDS),
+    needRestart: changes(RESTART_FIELDS),
+  };
+}
+
+function valueAt(config: DaemonConfig, field: string): unknown {
+  return field.split('.').reduce<unknown>((v, key) => (v as Record<string, unknown>)[key], config);
+}
+
+export interface ConfigLog {
+  info(msg: string, fields?: object): void;
+  warn(msg: string, fields?: object): void;
+  error(msg: string, fields?: object): void;
+}
+
+export type ReloadOutcome = { ok: true; plan: ReloadPlan } | { ok: false; error: VmgmtError };
+
+/**
+ * The daemon's configuration while it runs. Read `current` when the value is needed rather than keeping a
+ * copy: a reload replaces it.
+ */
+export class LiveDaemonConfig {
+  #current: DaemonConfig;
+
+  constructor(
+    readonly source: ConfigSource,
+    readonly overrides: DaemonConfigOverrides,
+    initial: DaemonConfig,
+  ) {
+    this.#current = initial;
+  }
+
+  /** Reads the file for the daemon's start; throws VmgmtError INVALID_CONFIG. */
+  static load(source: ConfigSource, overrides: DaemonConfigOverrides = {}): LiveDaemonConfig {
+    return new LiveDaemonConfig(source, overrides, loadDaemonConfig(source, overrides));
+  }
+
+  get current(): DaemonConfig {
+    return this.#current;
+  }
+
+  /** SIGHUP: reads the file again, applies what can change at once, logs the rest. Never throws. */
+  reload(log: ConfigLog): ReloadOutcome {
+    let next: DaemonConfig;
+    try {
+      next = loadDaemonConfig(this.source, this.overrides);
+    } catch (err) {
+      const error = err instanceof VmgmtError ? err : new VmgmtError('INVALID_CONFIG', `cannot reload ${this.source.path}: ${(err as Error).message}`, {}, { cause: err });
+      log.error('config reload failed: the daemon keeps its running config', { file: this.source.path, error: error.message, ...error.details });
+      return { ok: false, error };
+    }
+    const plan = planReload(this.#current, next);
+    this.#current = plan.config;
+    for (const c of plan.needRestart) {
+      log.warn(`config: ${c.field} changed; it takes effect when the daemon restarts`, { file: this.source.path, field: c.field, running: c.from, inFile: c.to });
+    }
+    log.info(plan.applied.length ? 'config reloaded' : 'config reloaded: nothing to apply', {
+      file: this.source.path,
+      applied: plan.applied,
+    });
+    return { ok: true, plan };
+  }
+}
