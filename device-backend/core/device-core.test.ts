@@ -119,6 +119,22 @@ describe('DeviceCore', () => {
     expect(guest.receiveAll().map((m) => m.requestId)).toEqual([100, 101]);
   });
 
+  it('keeps polling while a host request waits for room in a full response ring, so it goes out once the guest drains', () => {
+    // Found by the core fuzz: with c2g full and g2c empty, process() said "no more work" and the request
+    // waited for a doorbell that a guest with nothing more to send never rings.
+    const { core, guest, geometry } = setup();
+    for (let i = 0; i < geometry.ringSlots; i++) guest.send(ping(i));
+    core.process();
+    let settled = false;
+    void core.request(0, MSG_TYPE.AGENT_COPY, new Uint8Array([1])).then(() => (settled = true), () => (settled = true));
+    expect(core.process().more).toBe(true);
+    expect(guest.receiveAll().length).toBe(geometry.ringSlots);
+    expect(core.process().more).toBe(false);
+    const [req] = guest.receiveAll();
+    expect(req).toMatchObject({ type: MSG_TYPE.AGENT_COPY, status: 0 });
+    expect(settled).toBe(false);
+  });
+
   it('garbage in one channel does not disturb another', () => {
     const { core, guest, mem, geometry } = setup();
     const other = new FakeGuest(mem, geometry, 1);

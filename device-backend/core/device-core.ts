@@ -239,6 +239,8 @@ export class DeviceCore {
       }
       if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) break;
     }
+    // Answers or host requests still waiting for room: the guest frees c2g slots without ringing, so poll.
+    if (ch.pending.length > 0) more = true;
     ch.g2c.setNeedWakeup(true);
     if (responded && ch.c2g.consumerWantsWakeup()) {
       this.counters.notificationsSent++;
