@@ -135,6 +135,19 @@ describe('DeviceCore', () => {
     expect(settled).toBe(false);
   });
 
+  it('takes the answer to a host request only with the request’s type; another type is BAD_RESPONSE', async () => {
+    // Found by the core fuzz: a PING response carrying the id of an outstanding AGENT_COPY resolved it.
+    const { core, guest } = setup();
+    const answer = core.request(0, MSG_TYPE.AGENT_COPY, new Uint8Array([1]));
+    const [req] = guest.receiveAll();
+    guest.send({ type: MSG_TYPE.PING | MSG_RESPONSE_BIT, requestId: req!.requestId, status: 0, payload: new Uint8Array() });
+    core.process();
+    expect(guest.readChannel('last_status')).toBe(STATUS.BAD_RESPONSE.code);
+    guest.send({ type: MSG_TYPE.AGENT_COPY | MSG_RESPONSE_BIT, requestId: req!.requestId, status: 7, payload: new Uint8Array() });
+    core.process();
+    expect(await answer).toMatchObject({ type: MSG_TYPE.AGENT_COPY | MSG_RESPONSE_BIT, status: 7 });
+  });
+
   it('garbage in one channel does not disturb another', () => {
     const { core, guest, mem, geometry } = setup();
     const other = new FakeGuest(mem, geometry, 1);

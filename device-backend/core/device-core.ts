@@ -2,7 +2,7 @@
 // dispatching to services and answering on core→guest rings. Pure: memory comes through GuestMemory,
 // notifications go out through the notifyGuest callback, and nothing here does I/O or keeps time.
 import { channelOffset, dataSliceOffset, type Geometry, ringOffset, slotsOffset } from '../layout/geometry.js';
-import { CHANNEL, CHANNEL_STATE, HEADER, LIMITS, MODE, MSG_TYPE, SET_MODE_REQ, STATUS, VECTOR } from '../layout/wire-layout.js';
+import { CHANNEL, CHANNEL_STATE, HEADER, LIMITS, MODE, MSG_RESPONSE_BIT, MSG_TYPE, SET_MODE_REQ, STATUS, VECTOR } from '../layout/wire-layout.js';
 import { DataSlice } from '../memory/data-slice.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { decodeMessage, encodeMessage, isResponse, type Message, responseTo } from '../protocol/message-codec.js';
@@ -56,7 +56,7 @@ interface ChannelEnd {
   /** Answers waiting for room in the c2g ring; bounded by MAX_IN_FLIGHT_PER_CHANNEL. */
   readonly pending: Message[];
   /** Requests the core started on this channel, by request id, waiting for the guest's answer. */
-  readonly outstanding: Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void }>;
+  readonly outstanding: Map<number, { type: number; resolve: (m: Message) => void; reject: (e: Error) => void }>;
 }
 
 export class CoreRequestError extends Error {
@@ -277,8 +277,9 @@ export class DeviceCore {
     const msg = decoded.message;
     if (isResponse(msg.type)) {
       const waiting = ch.outstanding.get(msg.requestId);
-      if (!waiting) {
-        this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} with no request outstanding`);
+      if (!waiting || (msg.type & ~MSG_RESPONSE_BIT) !== waiting.type) {
+        const why = waiting ? `to a request of type ${waiting.type}` : 'with no request outstanding';
+        this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} ${why}`);
         return undefined;
       }
       ch.outstanding.delete(msg.requestId);
@@ -343,7 +344,7 @@ export class DeviceCore {
     const requestId = this.nextRequestId;
     this.nextRequestId = (this.nextRequestId + 1) >>> 0 || 1;
     return new Promise<Message>((resolve, reject) => {
-      ch.outstanding.set(requestId, { resolve, reject });
+      ch.outstanding.set(requestId, { type, resolve, reject });
       ch.pending.push({ type, requestId, status: 0, payload });
       if (this.flush(ch) && ch.c2g.consumerWantsWakeup()) {
         this.counters.notificationsSent++;
