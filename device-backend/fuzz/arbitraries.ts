@@ -62,11 +62,35 @@ export function structBytes<F extends string>(def: StructDef<F>, sliceBytes: num
     });
 }
 
+/** A struct with small, plausible field values (a path near the slice start, a low handle): gets past decoding. */
+export function plausibleStruct<F extends string>(def: StructDef<F>): fc.Arbitrary<Uint8Array> {
+  const fields = def.fields.filter((f) => !f.name.startsWith('_'));
+  const value = (name: string): fc.Arbitrary<number> =>
+    name === 'reserved' ? fc.constant(0)
+    : name === 'mode' && def.sizeBytes === SET_MODE_REQ.sizeBytes ? fc.integer({ min: 0, max: 6 })
+    : name.endsWith('_len') || name === 'length' ? fc.integer({ min: 0, max: 8192 })
+    : name.endsWith('offset') ? fc.constantFrom(0, 1, 16, 4096, 8192)
+    : name === 'flags' || name === 'arg' ? fc.integer({ min: 0, max: 3 })
+    : name === 'handle' ? fc.integer({ min: 0, max: 24 })
+    : fc.integer({ min: 0, max: 1 << 20 });
+  return fc.tuple(...fields.map((f) => value(f.name))).map((vals) => {
+    const out = new Uint8Array(def.sizeBytes);
+    const dv = new DataView(out.buffer);
+    fields.forEach((f, i) => {
+      if (f.type === 'u64') dv.setBigUint64(f.offset, BigInt(vals[i]!), true);
+      else if (f.type === 'u16') dv.setUint16(f.offset, vals[i]! & 0xffff, true);
+      else dv.setUint32(f.offset, vals[i]! >>> 0, true);
+    });
+    return out;
+  });
+}
+
 /** Request payloads of every file-mode struct, plus SET_MODE and AGENT_COPY, with edge values; or random. */
 export function payloadBytes(sliceBytes: number, maxBytes: number): fc.Arbitrary<Uint8Array> {
   const defs = [FILE_OPEN_REQ, FILE_PATH_REQ, FILE_IO_REQ, FILE_HANDLE_REQ, FILE_LIST_REQ, SET_MODE_REQ, AGENT_COPY_REQ] as const;
   return fc.oneof(
     { weight: 4, arbitrary: fc.oneof(...defs.map((d) => structBytes(d as StructDef, sliceBytes))) },
+    { weight: 4, arbitrary: fc.oneof(...defs.map((d) => plausibleStruct(d as StructDef))) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: Math.min(maxBytes, 64) }) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: maxBytes }) },
   ).map((p) => p.subarray(0, maxBytes));
