@@ -122,11 +122,13 @@ describe('DeviceCore', () => {
   it('keeps polling while a host request waits for room in a full response ring, so it goes out once the guest drains', () => {
     // Found by the core fuzz: with c2g full and g2c empty, process() said "no more work" and the request
     // waited for a doorbell that a guest with nothing more to send never rings.
-    const { core, guest, geometry } = setup();
+    let wakeups = 0;
+    const { core, guest, geometry } = setup({ onWorkPending: () => wakeups++ });
     for (let i = 0; i < geometry.ringSlots; i++) guest.send(ping(i));
     core.process();
     let settled = false;
     void core.request(0, MSG_TYPE.AGENT_COPY, new Uint8Array([1])).then(() => (settled = true), () => (settled = true));
+    expect(wakeups).toBe(1); // the shell is told to call process() although no doorbell comes
     expect(core.process().more).toBe(true);
     expect(guest.receiveAll().length).toBe(geometry.ringSlots);
     expect(core.process().more).toBe(false);

@@ -350,6 +350,8 @@ export class DeviceCore {
         this.counters.notificationsSent++;
         this.opts.notifyGuest(VECTOR.RING);
       }
+      // No room in c2g: the guest frees slots without ringing, so have the shell poll until it goes out.
+      if (ch.pending.length > 0) this.opts.onWorkPending?.();
     });
   }
 
