@@ -67,8 +67,9 @@ export function plausibleStruct<F extends string>(def: StructDef<F>): fc.Arbitra
   const fields = def.fields.filter((f) => !f.name.startsWith('_'));
   const value = (name: string): fc.Arbitrary<number> =>
     name === 'reserved' ? fc.constant(0)
-    : name === 'mode' && def.sizeBytes === SET_MODE_REQ.sizeBytes ? fc.integer({ min: 0, max: 6 })
-    : name.endsWith('_len') || name === 'length' ? fc.integer({ min: 0, max: 8192 })
+    : name === 'mode' && def === (SET_MODE_REQ as StructDef) ? fc.constantFrom(1, 1, 1, 5, 0, 2, 7)
+    : name.endsWith('_len') ? fc.oneof(fc.constantFrom(1, 2, 3, 4, 5, 8, 11, 12, 16), fc.integer({ min: 0, max: 8192 }))
+    : name === 'length' || name === 'buf_len' ? fc.integer({ min: 0, max: 8192 })
     : name.endsWith('offset') ? fc.constantFrom(0, 1, 16, 4096, 8192)
     : name === 'flags' || name === 'arg' ? fc.integer({ min: 0, max: 3 })
     : name === 'handle' ? fc.integer({ min: 0, max: 24 })
@@ -109,7 +110,44 @@ export interface SlotSpec {
   payload: Uint8Array;
 }
 
+/** The request struct each request type carries. */
+const REQUEST_STRUCT: ReadonlyMap<number, StructDef> = new Map<number, StructDef>([
+  [MSG_TYPE.SET_MODE, SET_MODE_REQ as StructDef],
+  [MSG_TYPE.FILE_OPEN, FILE_OPEN_REQ as StructDef],
+  [MSG_TYPE.FILE_READ, FILE_IO_REQ as StructDef],
+  [MSG_TYPE.FILE_WRITE, FILE_IO_REQ as StructDef],
+  [MSG_TYPE.FILE_CLOSE, FILE_HANDLE_REQ as StructDef],
+  [MSG_TYPE.FILE_HASH, FILE_HANDLE_REQ as StructDef],
+  [MSG_TYPE.FILE_STAT, FILE_PATH_REQ as StructDef],
+  [MSG_TYPE.FILE_MKDIR, FILE_PATH_REQ as StructDef],
+  [MSG_TYPE.FILE_REMOVE, FILE_PATH_REQ as StructDef],
+  [MSG_TYPE.FILE_LIST, FILE_LIST_REQ as StructDef],
+  [MSG_TYPE.AGENT_COPY, AGENT_COPY_REQ as StructDef],
+]);
+
+/** A request of a known type with that type's struct, fields plausible or at the edges. */
+function coherentSpec(slotSizeBytes: number, sliceBytes: number): fc.Arbitrary<SlotSpec> {
+  const maxPayload = slotSizeBytes - MSG_HEADER.sizeBytes;
+  return fc.constantFrom(...KNOWN_TYPES).chain((type) => {
+    const def = REQUEST_STRUCT.get(type);
+    const payload = def ? fc.oneof({ weight: 3, arbitrary: plausibleStruct(def) }, { weight: 1, arbitrary: structBytes(def, sliceBytes) }) : fc.uint8Array({ maxLength: maxPayload });
+    return fc.record({
+      type: fc.constant(type),
+      flags: fc.constant(0),
+      length: fc.constant(undefined),
+      requestId: fc.integer({ min: 0, max: 40 }),
+      status: fc.constant(0),
+      payload: payload.map((p) => p.subarray(0, maxPayload)),
+    });
+  });
+}
+
 export function slotSpec(slotSizeBytes: number, sliceBytes: number): fc.Arbitrary<SlotSpec> {
+  return fc.oneof({ weight: 2, arbitrary: coherentSpec(slotSizeBytes, sliceBytes) }, { weight: 1, arbitrary: anySpec(slotSizeBytes, sliceBytes) });
+}
+
+/** Header fields each sometimes wrong, payload of any struct or random. */
+function anySpec(slotSizeBytes: number, sliceBytes: number): fc.Arbitrary<SlotSpec> {
   const maxPayload = slotSizeBytes - MSG_HEADER.sizeBytes;
   return fc.record({
     type: fc.oneof(

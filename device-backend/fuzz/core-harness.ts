@@ -78,7 +78,7 @@ export type Op =
   | { k: 'good'; dev: 0 | 1 }
   | { k: 'noisy'; spec: SlotSpec }
   | { k: 'noisyDrain' }
-  | { k: 'noisyReset' }
+  | { k: 'noisyReset'; mode: number }
   | { k: 'raw'; at: number; bytes: Uint8Array }
   | { k: 'hSend'; ch: number; spec: SlotSpec }
   | { k: 'hIndex'; ch: number; dir: Dir; field: 'prod' | 'cons' | 'need_wakeup'; how: 'rollback' | 'jump' | 'wrap' | 'set'; n: number }
@@ -138,7 +138,7 @@ export function opArb(g: Geometry): fc.Arbitrary<Op> {
     { weight: 10, arbitrary: fc.record({ k: fc.constant('good' as const), dev }) },
     { weight: 8, arbitrary: fc.record({ k: fc.constant('noisy' as const), spec }) },
     { weight: 3, arbitrary: fc.constant({ k: 'noisyDrain' as const }) },
-    { weight: 1, arbitrary: fc.constant({ k: 'noisyReset' as const }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('noisyReset' as const), mode: fc.constantFrom(0, MODE.FILE, MODE.FILE, MODE.AGENT) }) },
     { weight: 4, arbitrary: fc.record({ k: fc.constant('raw' as const), at: rawAt, bytes: fc.uint8Array({ minLength: 1, maxLength: 24 }) }) },
     { weight: 8, arbitrary: fc.record({ k: fc.constant('hSend' as const), ch: hostile, spec }) },
     {
@@ -642,7 +642,7 @@ class GoodGuest {
 class NoisyGuest {
   private readonly fg: FakeGuest;
   /** type:id → what the answer must carry, in order of sending (answers can overtake each other). */
-  private readonly expected = new Map<string, { status?: number; payload?: Uint8Array }[]>();
+  private readonly expected = new Map<string, { status?: number; payload?: Uint8Array; forbidden?: boolean }[]>();
   /** Host-started requests on this channel the guest has not seen on its c2g ring yet. */
   private hostRequestsDue = 0;
   private readonly answersToSend: number[] = [];
@@ -674,7 +674,8 @@ class NoisyGuest {
     this.reset();
   }
 
-  reset(): void {
+  /** Claims and resets the channel, then (mode ≠ 0) programs a mode with a well-formed SET_MODE. */
+  reset(mode = 0): void {
     this.fg.claim(this.token);
     this.dev.kick();
     this.fg.afterReset();
@@ -683,6 +684,11 @@ class NoisyGuest {
     this.answersToSend.length = 0;
     this.unsettled.clear();
     this.ready = this.field('state') === CHANNEL_STATE.READY;
+    if (this.ready && mode !== 0) {
+      const p = new Uint8Array(8);
+      new DataView(p.buffer).setUint32(0, mode, true);
+      this.send({ type: MSG_TYPE.SET_MODE, flags: 0, length: undefined, requestId: 77, status: 0, payload: p });
+    }
   }
 
   send(spec: SlotSpec): void {
@@ -694,8 +700,10 @@ class NoisyGuest {
     if ((spec.type & MSG_RESPONSE_BIT) === 0) {
       const d = decodeMessage(slot);
       const want = !d.ok ? { status: d.status } : spec.type === MSG_TYPE.PING ? { status: STATUS.OK.code, payload: d.message.payload } : {};
+      // The core serves a channel in NEEDS_RESET no more: this one must not be answered (until a reset drops it).
+      const forbidden = this.field('state') === CHANNEL_STATE.NEEDS_RESET;
       const key = `${spec.type}:${spec.requestId >>> 0}`;
-      this.expected.set(key, [...(this.expected.get(key) ?? []), want]);
+      this.expected.set(key, [...(this.expected.get(key) ?? []), forbidden ? { ...want, forbidden } : want]);
     }
     this.fg.sendRaw(slot);
     if (this.fg.coreWantsWakeup()) this.dev.kick();
@@ -733,6 +741,7 @@ class NoisyGuest {
       const want = list.shift()!;
       this.onAnswer?.(`noisy ${(m.type & ~MSG_RESPONSE_BIT).toString(16)} ${statusName(m.status)}`);
       if (list.length === 0) this.expected.delete(key);
+      if (want.forbidden) this.fail(`noisy channel: answer id ${m.requestId} to a request sent while the channel was NEEDS_RESET`);
       if (want.status !== undefined && m.status !== want.status) this.fail(`noisy channel: answer id ${m.requestId} has ${statusName(m.status)}, expected ${statusName(want.status)}`);
       if (want.payload && Buffer.compare(Buffer.from(want.payload), Buffer.from(m.payload)) !== 0) this.fail(`noisy channel: PING answer id ${m.requestId} carries other bytes`);
     }
@@ -749,7 +758,7 @@ class NoisyGuest {
   }
 
   waitingFor(): string[] {
-    return [...this.expected.entries()].flatMap(([k, v]) => v.map(() => k));
+    return [...this.expected.entries()].flatMap(([k, v]) => v.filter((w) => !w.forbidden).map(() => k));
   }
 }
 
@@ -854,7 +863,7 @@ export async function runScenario(scenario: Scenario, stats: RunStats): Promise<
         case 'noisyDrain':
           return noisy.drain();
         case 'noisyReset':
-          return noisy.reset();
+          return noisy.reset(op.mode);
         case 'raw': {
           let end = Math.min(op.at + op.bytes.byteLength, g.regionSizeBytes);
           for (const [s, e] of protectedRanges) {
@@ -943,7 +952,7 @@ export async function runScenario(scenario: Scenario, stats: RunStats): Promise<
       noisy.drain();
       check('quiescing');
       const busy = devices.some((d) => d.asyncInFlight > 0 || d.scheduled);
-      if (!busy && good.every((gg) => gg.idle) && (!noisy.accountable || noisy.waitingFor().length === 0) && turn > 2) break;
+      if (!busy && good.every((gg) => gg.idle) && (!noisy.accountable || (noisy.waitingFor().length === 0 && noisy.unsettled.size === 0)) && turn > 2) break;
     }
     good.forEach((gg, i) => {
       if (!gg.idle) fail(`${devices[i]!.name}: the well-behaved channel is stuck: ${gg.describeWaiting()}`);
