@@ -2,13 +2,13 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { newStats, runScenario, scenarioArb } from './core-harness.js';
-import { unitParams } from './fuzz-config.js';
+import { UNIT_MAX_OPS, unitParams } from './fuzz-config.js';
 
 describe('DeviceCore under a hostile guest', () => {
   it('never throws, stays in each channel’s memory, answers what it must, and keeps serving the others', async () => {
     const stats = newStats();
     await fc.assert(
-      fc.asyncProperty(scenarioArb(200), (scenario) => runScenario(scenario, stats)),
+      fc.asyncProperty(scenarioArb(UNIT_MAX_OPS), (scenario) => runScenario(scenario, stats)),
       unitParams(Number(process.env.VMGMT_FUZZ_UNIT_RUNS ?? 60)),
     );
     console.log(`core fuzz: ${stats.ops} operations, ${stats.goodAnswers} answers checked on well-behaved channels, ${stats.accesses} memory accesses checked`);

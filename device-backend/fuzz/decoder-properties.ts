@@ -32,13 +32,13 @@ export interface DecoderProperty {
   name: string;
   /** Runs in the unit suite; the long run scales them. */
   runs: number;
-  property: fc.IRawProperty<unknown[]>;
+  property: fc.IRawProperty<unknown[], false>;
 }
 
 const all: DecoderProperty[] = [];
 let currentGroup = '';
-type Made = { property: fc.IRawProperty<unknown[]>; runs: number };
-const check = <Ts extends unknown[]>(property: fc.IRawProperty<Ts>, runs: number): Made => ({ property: property as unknown as fc.IRawProperty<unknown[]>, runs });
+type Made = { property: fc.IRawProperty<unknown[], false>; runs: number };
+const check = <Ts extends unknown[]>(property: fc.IRawProperty<Ts>, runs: number): Made => ({ property: property as unknown as fc.IRawProperty<unknown[], false>, runs });
 function describe(group: string, body: () => void): void {
   currentGroup = group;
   body();

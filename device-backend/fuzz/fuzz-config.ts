@@ -29,3 +29,7 @@ export function fuzzRunParams(defaultSeed: number = DEFAULT_UNIT_SEED): FuzzRunP
 export function unitParams(numRuns: number): { seed: number; numRuns: number; path?: string; endOnFailure: boolean } {
   return { ...fuzzRunParams(), numRuns, endOnFailure: false };
 }
+
+/** Longest operation sequence of one core scenario: the same in the unit run and the long run, so a
+ * failure's seed and path replay in either. */
+export const UNIT_MAX_OPS = 200;
