@@ -9,7 +9,7 @@ describe('DeviceCore under a hostile guest', () => {
     const stats = newStats();
     await fc.assert(
       fc.asyncProperty(scenarioArb(UNIT_MAX_OPS), (scenario) => runScenario(scenario, stats)),
-      unitParams(Number(process.env.VMGMT_FUZZ_UNIT_RUNS ?? 300)),
+      unitParams(Number(process.env.VMGMT_FUZZ_UNIT_RUNS ?? 1000)),
     );
     console.log(`core fuzz: ${stats.ops} operations, ${stats.goodAnswers} answers checked on well-behaved channels, ${stats.accesses} memory accesses checked`);
     if (process.env.VMGMT_FUZZ_VERBOSE) console.log(Object.entries(stats.seen ?? {}).sort().map(([k, v]) => `  ${k}: ${v}`).join('\n'));
