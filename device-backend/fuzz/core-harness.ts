@@ -7,7 +7,7 @@
 // promises an answer has one, the well-behaved channels of both devices still answer correctly, and
 // closing the devices leaves no temp file, no fd and nothing outside the roots.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -25,6 +25,7 @@ import { loadNative, type VmgmtNative } from '../native/index.js';
 import { decodeMessage, type Message } from '../protocol/message-codec.js';
 import { DEFAULT_FILE_LIMITS } from '../services/file/file-root-config.js';
 import { FileService } from '../services/file/file-service.js';
+import { type HostTransfer, HostTransfers } from '../services/file/host-transfers.js';
 import { TEMP_PREFIX } from '../services/file/file-path.js';
 import { FakeGuest } from '../testing/fake-guest.js';
 import { fileReq } from '../testing/file-requests.js';
@@ -89,7 +90,9 @@ export type Op =
   | { k: 'hostRequest'; ch: number; payload: Uint8Array }
   | { k: 'doorbell'; dev: 0 | 1 }
   | { k: 'settle' }
-  | { k: 'restart' };
+  | { k: 'restart' }
+  | { k: 'transfer'; dir: 'to' | 'from'; flags: number; sizeBytes: number }
+  | { k: 'handleIo'; type: number; length: number; fileOffset: number; bufOffset: number; closeFlags: number };
 
 /** Offsets worth aiming at in device A: header fields, hostile channels' fields, slots, slice edges, gaps. */
 function interestingOffsets(g: Geometry): number[] {
@@ -156,6 +159,21 @@ export function opArb(g: Geometry): fc.Arbitrary<Op> {
     { weight: 4, arbitrary: fc.record({ k: fc.constant('doorbell' as const), dev }) },
     { weight: 1, arbitrary: fc.constant({ k: 'settle' as const }) },
     { weight: 1, arbitrary: fc.constant({ k: 'restart' as const }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({ k: fc.constant('transfer' as const), dir: fc.constantFrom('to' as const, 'from' as const), flags: fc.constantFrom(1, 1, 2, 2, 3, 0), sizeBytes: fc.oneof(fc.integer({ min: 0, max: 1 << 16 }), fc.constant(2 ** 30)) }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        k: fc.constant('handleIo' as const),
+        type: fc.constantFrom(MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_HASH, MSG_TYPE.FILE_CLOSE),
+        length: fc.oneof(fc.integer({ min: 0, max: 8192 }), edgeU32([g.dataSliceBytes])),
+        fileOffset: fc.oneof(fc.integer({ min: 0, max: 1 << 16 }), fc.constantFrom(2 ** 30 - 1, 2 ** 32, 2 ** 53 - 1)),
+        bufOffset: fc.oneof(fc.integer({ min: 0, max: 8192 }), edgeU32([g.dataSliceBytes])),
+        closeFlags: fc.constantFrom(0, 1, 1, 2),
+      }),
+    },
   );
 }
 
@@ -193,6 +211,7 @@ class Device {
     readonly root: string,
     private readonly native: VmgmtNative,
     private readonly fail: (msg: string) => void,
+    private readonly transfers?: HostTransfers,
   ) {
     this.buffer = new ArrayBuffer(geometry.regionSizeBytes);
     this.coreMem = new AccessCheckedMemory(this.buffer, geometry);
@@ -213,7 +232,7 @@ class Device {
   }
 
   private newFiles(): FileService {
-    this.files = new FileService({ native: this.native, config: { ...DEFAULT_FILE_LIMITS, root: this.root, readOnly: false }, log: silentLogger });
+    this.files = new FileService({ native: this.native, config: { ...DEFAULT_FILE_LIMITS, root: this.root, readOnly: false }, ...(this.transfers ? { transfers: this.transfers } : {}), log: silentLogger });
     return this.files;
   }
 
@@ -650,6 +669,8 @@ class NoisyGuest {
   /** Host-started requests on this channel since the last reset, not yet settled. */
   readonly unsettled = new Set<Promise<unknown>>();
   private readonly token = 2000;
+  /** The handle of the last FILE_OPEN this channel got answered OK. */
+  lastHandle = 0;
   onAnswer: ((key: string) => void) | undefined;
 
   constructor(
@@ -739,6 +760,7 @@ class NoisyGuest {
       const list = this.expected.get(key);
       if (!list || list.length === 0) return this.fail(`noisy channel: answer type ${m.type} id ${m.requestId} to no request it sent`);
       const want = list.shift()!;
+      if (m.type === (MSG_TYPE.FILE_OPEN | MSG_RESPONSE_BIT) && m.status === STATUS.OK.code && m.payload.byteLength >= 4) this.lastHandle = u32At(m, FILE_INFO.offsets.handle);
       this.onAnswer?.(`noisy ${(m.type & ~MSG_RESPONSE_BIT).toString(16)} ${statusName(m.status)}`);
       if (list.length === 0) this.expected.delete(key);
       if (want.forbidden) this.fail(`noisy channel: answer id ${m.requestId} to a request sent while the channel was NEEDS_RESET`);
@@ -816,10 +838,19 @@ export async function runScenario(scenario: Scenario, stats: RunStats): Promise<
     }
     mkdirSync(outside);
     writeFileSync(path.join(outside, 'secret'), 'host secret');
+
+    // Host-started copies on device A: files outside the roots the guest reaches only by their token.
+    const shared = path.join(outside, 'shared');
+    writeFileSync(shared, Buffer.alloc(3000, 0x5a));
+    writeFileSync(path.join(outside, 'incoming'), '');
+    const transfers = new HostTransfers();
+    const hostFds = [openSync(shared, constants.O_RDONLY), openSync(path.join(outside, 'incoming'), constants.O_WRONLY)];
+    const hostInodes = hostFds.map((fd) => fstatSync(fd).ino);
+    const transfer: Record<'to' | 'from', HostTransfer> = { to: transfers.create('to-guest', hostFds[0]!, 3000), from: transfers.create('from-guest', hostFds[1]!, 0) };
     const outsideBefore = listTree(base).filter((p) => !p.startsWith('root-'));
 
     const g = geometryOf(scenario.geometry);
-    const a = new Device('device A', g, roots[0]!, native, fail);
+    const a = new Device('device A', g, roots[0]!, native, fail, transfers);
     const b = new Device('device B', geometryOf(DEVICE_B_GEOMETRY), roots[1]!, native, fail);
     devices.push(a, b);
     const good = [new GoodGuest(a, false, fail), new GoodGuest(b, true, fail)] as const;
@@ -929,6 +960,25 @@ export async function runScenario(scenario: Scenario, stats: RunStats): Promise<
           for (let i = 0; i < 3; i++) await nextTurn();
           for (const d of devices) d.runShell();
           return;
+        case 'transfer': {
+          // The agent's side of a host-started copy: FILE_OPEN of the transfer's path, on the noisy channel.
+          const bytes = new TextEncoder().encode(transfer[op.dir].hostPath);
+          a.guestMem.write(dataSliceOffset(g, NOISY), bytes);
+          const m = fileReq.open(0, bytes.byteLength, op.flags, op.sizeBytes);
+          noisy.send({ type: m.type, flags: 0, length: undefined, requestId: 500, status: 0, payload: m.payload });
+          return;
+        }
+        case 'handleIo': {
+          // A request on the last handle the noisy channel was given (a host transfer's, often).
+          const h = noisy.lastHandle;
+          const m =
+            op.type === MSG_TYPE.FILE_READ ? fileReq.read(h, op.length, op.fileOffset, op.bufOffset)
+            : op.type === MSG_TYPE.FILE_WRITE ? fileReq.write(h, op.length, op.fileOffset, op.bufOffset)
+            : op.type === MSG_TYPE.FILE_HASH ? fileReq.hash(h)
+            : fileReq.close(h, op.closeFlags);
+          noisy.send({ type: m.type, flags: 0, length: undefined, requestId: 501, status: 0, payload: m.payload });
+          return;
+        }
         case 'restart':
           // Host requests in flight die with the old core (the daemon's timeout answers them).
           if (a.restart()) noisy.unsettled.clear();
@@ -985,6 +1035,16 @@ export async function runScenario(scenario: Scenario, stats: RunStats): Promise<
     const outsideAfter = listTree(base).filter((p) => !p.startsWith('root-'));
     if (JSON.stringify(outsideAfter) !== JSON.stringify(outsideBefore)) fail(`something changed outside the roots: ${outsideAfter.join(', ')}`);
     if (readFileSync(path.join(outside, 'secret'), 'utf8') !== 'host secret') fail('the file outside the roots changed');
+    if (!readFileSync(shared).equals(Buffer.alloc(3000, 0x5a))) fail('the file of a to-guest transfer changed');
+    // The transfers' fds are the host's: the file service must never close them.
+    hostFds.forEach((fd, i) => {
+      try {
+        if (fstatSync(fd).ino !== hostInodes[i]) fail(`transfer fd ${fd} now refers to another file: the file service closed it`);
+        closeSync(fd);
+      } catch (err) {
+        fail(`transfer fd ${fd} is gone: the file service closed it (${(err as Error).message})`);
+      }
+    });
     if (failures.length > 0) throw new Error(`after closing:\n  ${failures.join('\n  ')}`);
     const fdsAfter = openFds();
     if (fdsAfter > fdsBefore) throw new Error(`${fdsAfter - fdsBefore} file descriptors leaked (${fdsBefore} before, ${fdsAfter} after)`);
