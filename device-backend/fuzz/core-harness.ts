@@ -41,6 +41,7 @@ export const FUZZ_GEOMETRIES: readonly GeometryOptions[] = [
   { regionSizeBytes: 128 * 1024, channelCount: 3, ringSlots: 2, slotSizeBytes: 64, vectors: 2 },
   { regionSizeBytes: 512 * 1024, channelCount: 5, ringSlots: 32, slotSizeBytes: 128, vectors: 2 },
   { regionSizeBytes: 2 * 1024 * 1024, channelCount: 3, ringSlots: 16, slotSizeBytes: 4096, vectors: 1 },
+  { regionSizeBytes: 1024 * 1024, channelCount: 3, ringSlots: 1024, slotSizeBytes: 64, vectors: 2 },
 ];
 const DEVICE_B_GEOMETRY: GeometryOptions = { regionSizeBytes: 256 * 1024, channelCount: 2, ringSlots: 8, slotSizeBytes: 256, vectors: 2 };
 
@@ -177,13 +178,25 @@ export function opArb(g: Geometry): fc.Arbitrary<Op> {
   );
 }
 
+/** The core's own limits for device A: the defaults, a tiny batch (the "more work" path), one error or many. */
+export interface Tuning {
+  batchLimit: number;
+  maxErrorsBeforeReset: number;
+}
+
 export interface Scenario {
   geometry: GeometryOptions;
+  tuning: Tuning;
   ops: Op[];
 }
 
+const tuningArb: fc.Arbitrary<Tuning> = fc.record({
+  batchLimit: fc.constantFrom(256, 256, 3, 1),
+  maxErrorsBeforeReset: fc.constantFrom(16, 16, 1, 1000),
+});
+
 export function scenarioArb(maxOps: number): fc.Arbitrary<Scenario> {
-  return fc.constantFrom(...FUZZ_GEOMETRIES).chain((geometry) => fc.record({ geometry: fc.constant(geometry), ops: fc.array(opArb(geometryOf(geometry)), { minLength: 1, maxLength: maxOps, size: 'max' }) }));
+  return fc.constantFrom(...FUZZ_GEOMETRIES).chain((geometry) => fc.record({ geometry: fc.constant(geometry), tuning: tuningArb, ops: fc.array(opArb(geometryOf(geometry)), { minLength: 1, maxLength: maxOps, size: 'max' }) }));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -212,6 +225,7 @@ class Device {
     private readonly native: VmgmtNative,
     private readonly fail: (msg: string) => void,
     private readonly transfers?: HostTransfers,
+    tuning?: Tuning,
   ) {
     this.buffer = new ArrayBuffer(geometry.regionSizeBytes);
     this.coreMem = new AccessCheckedMemory(this.buffer, geometry);
@@ -223,6 +237,7 @@ class Device {
         if (!Number.isInteger(v) || v < 0 || v >= geometry.vectors + 1 || v > 1) this.fail(`${name}: notifyGuest(${v}) is not a vector`);
       },
       log: silentLogger,
+      ...(tuning ?? {}),
     };
     this.coreMem.phase = 'init';
     const { opts, bind } = this.coreOpts(this.newFiles());
@@ -850,7 +865,7 @@ export async function runScenario(scenario: Scenario, stats: RunStats): Promise<
     const outsideBefore = listTree(base).filter((p) => !p.startsWith('root-'));
 
     const g = geometryOf(scenario.geometry);
-    const a = new Device('device A', g, roots[0]!, native, fail, transfers);
+    const a = new Device('device A', g, roots[0]!, native, fail, transfers, scenario.tuning);
     const b = new Device('device B', geometryOf(DEVICE_B_GEOMETRY), roots[1]!, native, fail);
     devices.push(a, b);
     const good = [new GoodGuest(a, false, fail), new GoodGuest(b, true, fail)] as const;
