@@ -1,7 +1,8 @@
 // The bounded fuzz of the whole core in `make test`: fixed seed, replayable with VMGMT_FUZZ_SEED/PATH.
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { newStats, runScenario, scenarioArb } from './core-harness.js';
+import { newStats, runScenario } from './core-harness.js';
+import { scenarioArb } from './core-scenario.js';
 import { UNIT_MAX_OPS, unitParams } from './fuzz-config.js';
 
 describe('DeviceCore under a hostile guest', () => {

@@ -6,7 +6,8 @@
 //   VMGMT_FUZZ_SEED   base seed (default: random, printed first)
 //   VMGMT_FUZZ_PATH   with VMGMT_FUZZ_SEED: replay one failing core scenario (seed and path as printed)
 import fc from 'fast-check';
-import { runScenario, type RunStats, newStats, scenarioArb } from './core-harness.js';
+import { newStats, runScenario, type RunStats } from './core-harness.js';
+import { scenarioArb } from './core-scenario.js';
 import { decoderProperties } from './decoder-properties.js';
 import { UNIT_MAX_OPS } from './fuzz-config.js';
 
