@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -53,6 +53,12 @@ test-integration: build
 
 bench: build
 	node dist/bench/file-transfer.js
+
+# The long fuzz run of the core and the decoders (a bounded one is part of test-unit). VMGMT_FUZZ_OPS
+# operations (default 1000000), VMGMT_FUZZ_SEED to vary or replay, VMGMT_FUZZ_PATH to replay one failure.
+fuzz: setup
+	$(MAKE) native ts
+	node dist/device-backend/fuzz/fuzz-cli.js
 
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 

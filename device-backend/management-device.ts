@@ -15,6 +15,8 @@ import { IvshmemServer } from './ivshmem/ivshmem-server.js';
 import { GuestMemory } from './memory/guest-memory.js';
 import type { VmgmtNative } from './native/index.js';
 
+const MAX_POLL_DELAY_MS = 50;
+
 export interface ManagementDeviceOptions {
   native: VmgmtNative;
   name: string;
@@ -53,6 +55,8 @@ export class ManagementDevice {
   private buffer: ArrayBuffer | undefined;
   private retry: NodeJS.Immediate | undefined;
   private snapshotTimer: NodeJS.Immediate | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private pollDelayMs = 0;
   private closed = false;
 
   private constructor(
@@ -174,7 +178,23 @@ export class ManagementDevice {
       this.opts.log.error('management core failed while serving the guest', { error: (err as Error).stack });
       return;
     }
-    if (result.more) this.scheduleServe();
+    if (!result.more) {
+      this.pollDelayMs = 0;
+      return;
+    }
+    if (!result.waitingForGuest) {
+      this.pollDelayMs = 0;
+      this.scheduleServe();
+      return;
+    }
+    // Answers wait for the guest to make room, and a guest frees c2g slots without ringing: poll, backing
+    // off from 1 ms to 50 ms, so a guest that never reads costs a timer rather than a spinning core.
+    this.pollDelayMs = Math.min(MAX_POLL_DELAY_MS, Math.max(1, this.pollDelayMs * 2));
+    if (this.retry || this.pollTimer || this.closed) return;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = undefined;
+      this.serve();
+    }, this.pollDelayMs);
   }
 
   private scheduleServe(): void {
@@ -217,6 +237,7 @@ export class ManagementDevice {
     this.closed = true;
     if (this.retry) clearImmediate(this.retry);
     if (this.snapshotTimer) clearImmediate(this.snapshotTimer);
+    if (this.pollTimer) clearTimeout(this.pollTimer);
     this.saveSnapshots();
     this.core?.close(reason);
     this.server?.close();

@@ -120,6 +120,37 @@ describe('DeviceCore', () => {
     expect(guest.receiveAll().map((m) => m.requestId)).toEqual([100, 101]);
   });
 
+  it('keeps polling while a host request waits for room in a full response ring, so it goes out once the guest drains', () => {
+    // Found by the core fuzz: with c2g full and g2c empty, process() said "no more work" and the request
+    // waited for a doorbell that a guest with nothing more to send never rings.
+    let wakeups = 0;
+    const { core, guest, geometry } = setup({ onWorkPending: () => wakeups++ });
+    for (let i = 0; i < geometry.ringSlots; i++) guest.send(ping(i));
+    core.process();
+    let settled = false;
+    void core.request(0, MSG_TYPE.AGENT_COPY, new Uint8Array([1])).then(() => (settled = true), () => (settled = true));
+    expect(wakeups).toBe(1); // the shell is told to call process() although no doorbell comes
+    expect(core.process().more).toBe(true);
+    expect(guest.receiveAll().length).toBe(geometry.ringSlots);
+    expect(core.process().more).toBe(false);
+    const [req] = guest.receiveAll();
+    expect(req).toMatchObject({ type: MSG_TYPE.AGENT_COPY, status: 0 });
+    expect(settled).toBe(false);
+  });
+
+  it('takes the answer to a host request only with the request’s type; another type is BAD_RESPONSE', async () => {
+    // Found by the core fuzz: a PING response carrying the id of an outstanding AGENT_COPY resolved it.
+    const { core, guest } = setup();
+    const answer = core.request(0, MSG_TYPE.AGENT_COPY, new Uint8Array([1]));
+    const [req] = guest.receiveAll();
+    guest.send({ type: MSG_TYPE.PING | MSG_RESPONSE_BIT, requestId: req!.requestId, status: 0, payload: new Uint8Array() });
+    core.process();
+    expect(guest.readChannel('last_status')).toBe(STATUS.BAD_RESPONSE.code);
+    guest.send({ type: MSG_TYPE.AGENT_COPY | MSG_RESPONSE_BIT, requestId: req!.requestId, status: 7, payload: new Uint8Array() });
+    core.process();
+    expect(await answer).toMatchObject({ type: MSG_TYPE.AGENT_COPY | MSG_RESPONSE_BIT, status: 7 });
+  });
+
   it('garbage in one channel does not disturb another', () => {
     const { core, guest, mem, geometry } = setup();
     const other = new FakeGuest(mem, geometry, 1);

@@ -52,9 +52,16 @@ export interface CoreCounters {
 }
 
 export interface ProcessResult {
-  /** Work is left over (a full response ring or the batch limit): call process() again soon. */
+  /** Work is left over (the batch limit, or answers waiting for room): call process() again. */
   more: boolean;
+  /**
+   * All that is left waits for room in a c2g ring, and a guest frees slots without ringing: call process()
+   * again after a short wait (a timer, so a guest that never reads costs no spinning core).
+   */
+  waitingForGuest: boolean;
 }
+
+type ChannelWork = 'idle' | 'more' | 'waiting';
 
 interface ChannelEnd {
   readonly index: number;
@@ -83,6 +90,8 @@ interface OutboxEntry {
 
 interface Outstanding {
   readonly service: string;
+  /** The request's type: only an answer of this type (with the response bit) matches. */
+  readonly type: number;
   resolve(m: Message): void;
   reject(e: Error): void;
 }
@@ -222,11 +231,14 @@ export class DeviceCore {
   process(): ProcessResult {
     this.counters.doorbells++;
     this.handleDeviceReset();
-    let more = false;
+    let busy = false;
+    let waiting = false;
     for (const ch of this.channels) {
-      if (this.serveChannel(ch)) more = true;
+      const work = this.serveChannel(ch);
+      if (work === 'more') busy = true;
+      if (work === 'waiting') waiting = true;
     }
-    return { more };
+    return { more: busy || waiting, waitingForGuest: waiting && !busy };
   }
 
   private handleDeviceReset(): void {
@@ -287,8 +299,8 @@ export class DeviceCore {
     for (const o of waiting) o.reject(new CoreRequestError(code, reason));
   }
 
-  /** Returns whether work is left on this channel. */
-  private serveChannel(ch: ChannelEnd): boolean {
+  /** Returns whether work is left on this channel, and whether it waits for the guest to make room. */
+  private serveChannel(ch: ChannelEnd): ChannelWork {
     const mem = this.opts.mem;
     const requested = mem.loadU32(ch.base + C.reset_request);
     if (requested !== mem.loadU32(ch.base + C.reset_done)) {
@@ -297,11 +309,12 @@ export class DeviceCore {
       mem.storeU32(ch.base + C.reset_done, requested);
       this.counters.channelResets++;
       this.opts.notifyGuest(VECTOR.RING);
-      return false;
+      return 'idle';
     }
-    if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) return false;
+    if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) return 'idle';
 
     let more = false;
+    let waiting = false;
     let responded = this.flush(ch);
     ch.g2c.setNeedWakeup(false);
     for (let taken = 0; ; taken++) {
@@ -330,7 +343,7 @@ export class DeviceCore {
       // flight wake us when they land.
       if (ch.inFlight + ch.answers.length >= LIMITS.MAX_IN_FLIGHT_PER_CHANNEL) break;
       if (space.free <= ch.answers.length) {
-        more = true; // the guest is not taking answers: poll again
+        waiting = true; // the guest is not taking answers: poll again
         break;
       }
       const handled = this.handle(ch, next.bytes);
@@ -349,12 +362,16 @@ export class DeviceCore {
       if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) break;
     }
     if (this.flush(ch)) responded = true;
+    // Answers or host requests still waiting for room: the guest frees c2g slots without ringing, so the
+    // shell polls (on a timer: a guest that never reads costs a timer, not a spinning core). Pushes wait for
+    // the guest's next doorbell.
+    if (ch.answers.length > 0 || ch.outbox.some((e) => e.message.requestId !== 0)) waiting = true;
     ch.g2c.setNeedWakeup(true);
     if (responded && ch.c2g.consumerWantsWakeup()) {
       this.counters.notificationsSent++;
       this.opts.notifyGuest(VECTOR.RING);
     }
-    return more;
+    return more ? 'more' : waiting ? 'waiting' : 'idle';
   }
 
   /**
@@ -445,9 +462,13 @@ export class DeviceCore {
 
   private answerArrived(ch: ChannelEnd, msg: Message): void {
     const waiting = ch.outstanding.get(msg.requestId);
-    if (waiting) {
+    if (waiting && (msg.type & ~MSG_RESPONSE_BIT) === waiting.type) {
       ch.outstanding.delete(msg.requestId);
       waiting.resolve(msg);
+      return;
+    }
+    if (waiting) {
+      this.protocolError(ch, STATUS.BAD_RESPONSE.code, `response type ${msg.type} id ${msg.requestId} to a request of type ${waiting.type}`);
       return;
     }
     const abandoned = ch.abandoned.indexOf(msg.requestId);
@@ -590,6 +611,7 @@ export class DeviceCore {
       };
       const waiting: Outstanding = {
         service,
+        type,
         resolve: (m) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(m);
@@ -602,6 +624,8 @@ export class DeviceCore {
       ch.outstanding.set(requestId, waiting);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.enqueue(ch, entry);
+      // No room in c2g: the guest frees slots without ringing, so have the shell poll until it goes out.
+      if (ch.outbox.includes(entry)) this.opts.onWorkPending?.();
     });
   }
 

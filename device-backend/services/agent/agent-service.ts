@@ -36,13 +36,15 @@ const statusText = (code: number): string => Object.values(STATUS).find((s) => s
 export interface AgentServiceOptions {
   native: VmgmtNative;
   log: CoreLogger;
+  /** Default: the service's own. (The fuzz harness keeps one across a re-attached device's services.) */
+  transfers?: HostTransfers;
 }
 
 export class AgentService implements MessageService {
   readonly name = 'agent';
   readonly modes = [MODE.AGENT];
   readonly types = TRANSFER_FILE_TYPES;
-  readonly transfers = new HostTransfers();
+  readonly transfers: HostTransfers;
   private readonly files: TransferFiles;
   private host: ServiceHost | undefined;
   /** Channels the agent claimed, most recent last. */
@@ -51,6 +53,7 @@ export class AgentService implements MessageService {
   private closed = false;
 
   constructor(opts: AgentServiceOptions) {
+    this.transfers = opts.transfers ?? new HostTransfers();
     this.files = new TransferFiles({
       native: opts.native,
       transfers: this.transfers,
