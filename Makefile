@@ -42,6 +42,7 @@ demo: build
 
 test: build
 	npx tsc -p tsconfig.check.json
+	$(MAKE) -s -C guest-driver test
 	npx vitest run --project unit
 	npx vitest run --project integration
 
