@@ -9,6 +9,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { decodeMessage, encodeMessage, isResponse, type Message, responseTo } from '../protocol/message-codec.js';
 import { RingConsumer, RingProducer, type RingGeometry } from '../ring/spsc-ring.js';
 import { checkHeaderGeometry, writeCoreHeaderFields, writeFreshHeader } from './region-header.js';
+import { CodedError } from '../errors/coded-error.js';
 import type { CoreLogger } from './core-logger.js';
 import type { ChannelPort, HostRequestOptions, MessageService, PushResult, ServiceHost, VmIdentity } from './message-service.js';
 import { decideSetMode, ModeRouter } from './mode-routing.js';
@@ -98,15 +99,8 @@ interface Outstanding {
 
 export type CoreRequestErrorCode = 'CHANNEL_RESET' | 'NOT_READY' | 'BUSY' | 'ABORTED' | 'CLOSED';
 
-export class CoreRequestError extends Error {
+export class CoreRequestError extends CodedError<CoreRequestErrorCode> {
   override readonly name = 'CoreRequestError';
-  constructor(
-    readonly code: CoreRequestErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** A service's handle() result, with what the core needs to answer for it if it fails. */
@@ -587,7 +581,7 @@ export class DeviceCore {
    */
   private startRequest(service: string, ch: ChannelEnd, type: number, payload: Uint8Array, opts: HostRequestOptions = {}): Promise<Message> {
     const { signal } = opts;
-    if (signal?.aborted) return Promise.reject(new CoreRequestError('ABORTED', `request on channel ${ch.index} aborted before it started`, { cause: signal.reason }));
+    if (signal?.aborted) return Promise.reject(new CoreRequestError('ABORTED', `request on channel ${ch.index} aborted before it started`, {}, { cause: signal.reason }));
     if (!this.ready(ch)) return Promise.reject(new CoreRequestError('NOT_READY', `channel ${ch.index} is not ready`));
     const maxPayload = this.opts.geometry.slotSizeBytes - MSG_HEADER.sizeBytes;
     if (payload.byteLength > maxPayload) return Promise.reject(new RangeError(`request payload of ${payload.byteLength} bytes does not fit a ${this.opts.geometry.slotSizeBytes}-byte slot`));
@@ -607,7 +601,7 @@ export class DeviceCore {
           ch.abandoned.push(requestId);
           if (ch.abandoned.length > ABANDONED_IDS_KEPT) ch.abandoned.shift();
         }
-        reject(new CoreRequestError('ABORTED', `request ${requestId} on channel ${ch.index} aborted`, { cause: signal?.reason }));
+        reject(new CoreRequestError('ABORTED', `request ${requestId} on channel ${ch.index} aborted`, {}, { cause: signal?.reason }));
       };
       const waiting: Outstanding = {
         service,

@@ -4,6 +4,7 @@
 import { renameSync, rmSync } from 'node:fs';
 import type { NativeWatch, VmgmtNative } from '../native/index.js';
 import type { CoreLogger } from '../core/core-logger.js';
+import { CodedError } from '../errors/coded-error.js';
 import { CORE_PEER_ID, setupMessages } from './setup-messages.js';
 
 export interface IvshmemServerOptions {
@@ -19,15 +20,8 @@ export interface IvshmemServerOptions {
   adopt?: { coreEventFds: number[]; clientEventFds: number[] };
 }
 
-export class IvshmemServerError extends Error {
+export class IvshmemServerError extends CodedError<'LISTEN_FAILED' | 'SETUP_FAILED'> {
   override readonly name = 'IvshmemServerError';
-  constructor(
-    readonly code: 'LISTEN_FAILED' | 'SETUP_FAILED',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 interface Client {
@@ -69,7 +63,7 @@ export class IvshmemServer {
       renameSync(tmp, socketPath);
     } catch (err) {
       rmSync(tmp, { force: true });
-      throw new IvshmemServerError('LISTEN_FAILED', `cannot listen on ${socketPath}: ${(err as Error).message}; check that its directory exists and is writable`, { cause: err });
+      throw new IvshmemServerError('LISTEN_FAILED', `cannot listen on ${socketPath}: ${(err as Error).message}; check that its directory exists and is writable`, { socketPath }, { cause: err });
     }
     this.listenWatch = native.watchReadable(this.listenFd, () => this.acceptPending());
   }

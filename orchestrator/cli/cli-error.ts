@@ -1,5 +1,6 @@
 // Failures the CLI finds on its own side (bad arguments, unreadable files, no console): a closed code set,
 // each with the exit code it ends the command with.
+import { CodedError } from '../../device-backend/errors/coded-error.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
 export type CliErrorCode =
@@ -19,16 +20,9 @@ const EXIT_FOR: Readonly<Record<CliErrorCode, ExitCode>> = {
   DAEMON_NOT_BUILT: EXIT.ERROR,
 };
 
-export class CliError extends Error {
+export class CliError extends CodedError<CliErrorCode> {
   override readonly name = 'CliError';
-  readonly exitCode: ExitCode;
-  constructor(
-    readonly code: CliErrorCode,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.exitCode = EXIT_FOR[code];
+  get exitCode(): ExitCode {
+    return EXIT_FOR[this.code];
   }
 }

@@ -1,3 +1,5 @@
+import { CodedError } from '../../device-backend/errors/coded-error.js';
+
 export type GuestControlErrorCode =
   /** The control socket never accepted a connection, or the guest never answered waitReady. */
   | 'CONNECT_TIMEOUT'
@@ -19,19 +21,6 @@ export interface GuestControlErrorDetails {
   reason?: string;
 }
 
-export class GuestControlError extends Error {
+export class GuestControlError extends CodedError<GuestControlErrorCode, GuestControlErrorDetails> {
   override readonly name = 'GuestControlError';
-  readonly code: GuestControlErrorCode;
-  readonly details: GuestControlErrorDetails;
-
-  constructor(
-    code: GuestControlErrorCode,
-    message: string,
-    details: GuestControlErrorDetails = {},
-    options: { cause?: unknown } = {},
-  ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.details = details;
-  }
 }

@@ -1,3 +1,5 @@
+import { CodedError } from '../../device-backend/errors/coded-error.js';
+
 export type QemuErrorCode =
   /** The VM spec cannot be turned into a QEMU command line. */
   | 'INVALID_SPEC'
@@ -22,14 +24,6 @@ export interface QemuErrorDetails {
   timeoutMs?: number;
 }
 
-export class QemuError extends Error {
+export class QemuError extends CodedError<QemuErrorCode, QemuErrorDetails> {
   override readonly name = 'QemuError';
-  readonly code: QemuErrorCode;
-  readonly details: QemuErrorDetails;
-
-  constructor(code: QemuErrorCode, message: string, details: QemuErrorDetails = {}, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.details = details;
-  }
 }

@@ -1,3 +1,5 @@
+import { CodedError } from '../../device-backend/errors/coded-error.js';
+
 export type QmpErrorCode =
   | 'CONNECT_TIMEOUT'
   | 'CONNECT_FAILED'
@@ -22,14 +24,6 @@ export interface QmpErrorDetails {
   received?: string;
 }
 
-export class QmpError extends Error {
+export class QmpError extends CodedError<QmpErrorCode, QmpErrorDetails> {
   override readonly name = 'QmpError';
-  readonly code: QmpErrorCode;
-  readonly details: QmpErrorDetails;
-
-  constructor(code: QmpErrorCode, message: string, details: QmpErrorDetails = {}, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.details = details;
-  }
 }
