@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { vmDefinitionSchema } from '../daemon/vm-definition.js';
 import { FakeVmManager } from './fake-vm-manager.js';
-import { startApiServer, type ApiLog, type ApiServer } from './api-server.js';
+import type { CoreLogger } from '../../device-backend/core/core-logger.js';
+import { startApiServer, type ApiServer } from './api-server.js';
 
 interface Reply {
   status: number;
@@ -33,7 +34,7 @@ function call(socketPath: string, method: string, path: string, body?: string | 
   });
 }
 
-class RecordingLog implements ApiLog {
+class RecordingLog implements CoreLogger {
   readonly entries: { level: string; msg: string; fields?: object }[] = [];
   info(msg: string, fields?: object): void {
     this.entries.push({ level: 'info', msg, fields });

@@ -13,20 +13,15 @@ import { errorResponse, serializeJson, type ApiResponse } from './api-responses.
 import { bindUnixSocket, unlinkBoundSocket } from './api-socket.js';
 import { handleStreamAction } from './api-transfers.js';
 import { DEFAULT_DOWNLOAD_TTL_MS, TransferStore } from './transfer-store.js';
+import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_SOCKET_MODE = 0o660;
 
-export interface ApiLog {
-  info(msg: string, fields?: object): void;
-  warn(msg: string, fields?: object): void;
-  error(msg: string, fields?: object): void;
-}
-
 export interface ApiServerOptions {
   socketPath: string;
   manager: VmManagerApi;
-  log: ApiLog;
+  log: CoreLogger;
   /** File mode of the socket; default 0o660 (owner and group may control VMs). */
   socketMode?: number;
   /** Group id to give the socket, e.g. a `vmgmt` group whose members may use the CLI. */
@@ -193,7 +188,7 @@ function readBody(req: IncomingMessage, limitBytes: number): Promise<BodyResult>
   });
 }
 
-function writeResponse(res: ServerResponse, response: ApiResponse, log: ApiLog): void {
+function writeResponse(res: ServerResponse, response: ApiResponse, log: CoreLogger): void {
   if (res.destroyed) return;
   if (res.headersSent) {
     // A streamed answer that failed half way: cutting the connection is the only signal left.

@@ -12,17 +12,12 @@ import { errorResponse, errorToResponse, type ApiErrorBody, type ApiResponse } f
 import { checkContract, describeProblems, NDJSON_CONTENT_TYPE, transferEventSchema, type TransferEvent, type TransferStage } from './api-contract.js';
 import { encodeTransferEvent, ProgressThrottle } from './transfer-events.js';
 import type { TempFile, TransferStore } from './transfer-store.js';
-
-export interface TransferLog {
-  info(msg: string, fields?: object): void;
-  warn(msg: string, fields?: object): void;
-  error(msg: string, fields?: object): void;
-}
+import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 
 export interface TransferContext {
   manager: VmManagerApi;
   store: TransferStore;
-  log: TransferLog;
+  log: CoreLogger;
   nowMs: () => number;
   /** Tells a client that sent `Expect: 100-continue` to send the body now. */
   acceptBody: () => void;
@@ -230,7 +225,7 @@ async function writeFully(temp: TempFile, chunk: Buffer, position: number): Prom
 interface EventStream {
   progress(stage: TransferStage, bytes: number, totalBytes: number, final?: boolean): void;
   send(event: TransferEvent): void;
-  fail(err: unknown, log: TransferLog, fields: object): void;
+  fail(err: unknown, log: CoreLogger, fields: object): void;
   clientGone(): boolean;
   end(): void;
 }
@@ -239,7 +234,7 @@ interface EventStream {
  * Starts the 200 NDJSON answer; events written after the client went away are dropped. Each event is checked
  * against the API contract first: one that breaks it (a bug) is logged and sent as an INTERNAL error event.
  */
-function startEvents(res: ServerResponse, nowMs: () => number, log: TransferLog): EventStream {
+function startEvents(res: ServerResponse, nowMs: () => number, log: CoreLogger): EventStream {
   res.writeHead(200, { 'Content-Type': NDJSON_CONTENT_TYPE, 'Cache-Control': 'no-store', Connection: 'close' });
   res.flushHeaders();
   const throttles: Record<TransferStage, ProgressThrottle> = { upload: new ProgressThrottle(), guest: new ProgressThrottle() };

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
+import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 
 export const DEFAULT_DOWNLOAD_TTL_MS = 60_000;
 /** The largest file `vmgmt cp VM:PATH ...` takes from a guest unless the daemon is told otherwise. */
@@ -15,11 +16,6 @@ const FREE_SPACE_RESERVE_FRACTION = 0.05;
 
 /** Names this store gives its files; anything else in the directory is left alone. */
 const TEMP_NAME_PATTERN = /^vmgmt-(push|pull)-[0-9a-f]{32}$/;
-
-export interface TransferStoreLog {
-  info(msg: string, fields?: object): void;
-  warn(msg: string, fields?: object): void;
-}
 
 export interface TempFile {
   path: string;
@@ -43,7 +39,7 @@ export class TransferStore {
   /** maxPullBytes as a function is asked at each pull (the daemon's config may change it on SIGHUP). */
   constructor(
     readonly dir: string,
-    private readonly log: TransferStoreLog,
+    private readonly log: CoreLogger,
     readonly downloadTtlMs: number = DEFAULT_DOWNLOAD_TTL_MS,
     maxPullBytes: number | (() => number) = DEFAULT_MAX_PULL_BYTES,
   ) {

@@ -16,6 +16,7 @@ import { describeProblems, type FieldProblem, zodProblems } from '../api/field-p
 import { DEFAULT_MAX_PULL_BYTES } from '../api/transfer-store.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { VmgmtError } from './vmgmt-error.js';
+import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vmgmt/config.json';
 export const DEFAULT_STATE_DIR = '/var/lib/vmgmt';
@@ -180,12 +181,6 @@ function valueAt(config: DaemonConfig, field: string): unknown {
   return field.split('.').reduce<unknown>((v, key) => (v as Record<string, unknown>)[key], config);
 }
 
-export interface ConfigLog {
-  info(msg: string, fields?: object): void;
-  warn(msg: string, fields?: object): void;
-  error(msg: string, fields?: object): void;
-}
-
 export type ReloadOutcome = { ok: true; plan: ReloadPlan } | { ok: false; error: VmgmtError };
 
 /**
@@ -213,7 +208,7 @@ export class LiveDaemonConfig {
   }
 
   /** SIGHUP: reads the file again, applies what can change at once, logs the rest. Never throws. */
-  reload(log: ConfigLog): ReloadOutcome {
+  reload(log: CoreLogger): ReloadOutcome {
     let next: DaemonConfig;
     try {
       next = loadDaemonConfig(this.source, this.overrides);

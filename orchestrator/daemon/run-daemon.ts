@@ -43,6 +43,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   process.on('unhandledRejection', (reason) => log.error('unhandled promise rejection (a bug: please report it)', { error: reason instanceof Error ? reason.stack : String(reason) }));
   process.on('uncaughtException', (err) => {
     log.error('uncaught exception: the daemon exits; VMs keep running and are re-attached on restart', { error: err.stack });
+    log.flush();
     process.exit(70);
   });
 
@@ -76,4 +77,5 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   await api.close();
   manager.detachAll();
   log.info('daemon stopped');
+  log.flush();
 }

@@ -109,6 +109,7 @@ export class VmManager implements VmManagerApi {
       await vm.kill();
     }
     vm.detach();
+    vm.log.close();
     this.vms.delete(name);
     this.store.remove(name);
     rmSync(vm.paths.runDir, { recursive: true, force: true });
