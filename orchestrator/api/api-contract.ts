@@ -157,6 +157,10 @@ export const vmDeviceInfoSchema = z.object({
   messages: count,
   protocolErrors: count,
   doorbells: count,
+  /** Requests a service failed on (answered INTERNAL_ERROR). */
+  serviceFailures: count.optional(),
+  /** What each service counted (service → name → count): copies, bytes, refusals, claims. */
+  services: z.record(z.string(), z.record(z.string(), count)).optional(),
 });
 export type VmDeviceInfo = z.infer<typeof vmDeviceInfoSchema>;
 

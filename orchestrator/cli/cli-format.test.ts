@@ -72,6 +72,19 @@ describe('formatVmTable', () => {
 });
 
 describe('formatVmDetails', () => {
+  it("prints what each of the device's services counted, sizes in binary units", () => {
+    const text = formatVmDetails(
+      details({
+        state: 'running',
+        device: { attached: true, origin: 'fresh', regionSizeBytes: 4194304, messages: 3, protocolErrors: 0, doorbells: 3, services: { agent: { agent_claims: 1, copy_bytes: 4194304 }, ping: {} } },
+      }),
+      NOW,
+    );
+    const lines = text.trimEnd().split('\n');
+    expect(lines).toContain('service agent:     agent_claims 1, copy_bytes 4 MiB');
+    expect(lines.some((l) => l.startsWith('service ping'))).toBe(false);
+  });
+
   it('prints aligned key: value lines', () => {
     const text = formatVmDetails(
       details({

@@ -65,6 +65,7 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
       `${formatBytes(d.device.regionSizeBytes)} region, ${d.device.channels} channels, ${d.device.ringSlots} slots x ${formatBytes(d.device.slotSizeBytes)}, ${d.device.vectors} vectors`,
     ],
     ['device state', formatDeviceState(vm)],
+    ...formatServiceCounters(vm),
     ['files', d.files ? `${d.files.root}${d.files.readOnly ? ' (read-only)' : ''}` : '-'],
     ['chat group', d.chatGroup ?? '-'],
     [
@@ -104,6 +105,19 @@ function formatBoot(d: VmDefinition): string {
     return parts.join(', ');
   }
   return `disk ${boot.disk} (${boot.format})`;
+}
+
+/** `service agent:     agent_claims 1, copies_to_guest 2, copy_bytes 4.0 MiB` rows, when the daemon sent them. */
+function formatServiceCounters(vm: VmDetails): [string, string][] {
+  const services = vm.device?.services ?? {};
+  return Object.entries(services)
+    .filter(([, counts]) => Object.keys(counts).length > 0)
+    .map(([name, counts]) => [
+      `service ${name}`,
+      Object.entries(counts)
+        .map(([k, v]) => `${k} ${k.includes('bytes') ? formatBytes(v) : v}`)
+        .join(', '),
+    ]);
 }
 
 function formatDeviceState(vm: VmDetails): string {

@@ -111,7 +111,16 @@ export class VmInstance {
       paths: this.paths,
       stateReason: this.record.status.reason,
       device: d
-        ? { attached: true, origin: d.origin, regionSizeBytes: d.geometry.regionSizeBytes, messages: d.core.counters.messages, protocolErrors: d.core.counters.protocolErrors, doorbells: d.core.counters.doorbells }
+        ? {
+            attached: true,
+            origin: d.origin,
+            regionSizeBytes: d.geometry.regionSizeBytes,
+            messages: d.core.counters.messages,
+            protocolErrors: d.core.counters.protocolErrors,
+            doorbells: d.core.counters.doorbells,
+            serviceFailures: d.core.counters.serviceFailures,
+            services: d.core.serviceCounters(),
+          }
         : null,
     };
   }

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from './file-root-config.js';
 import { FILE_CLOSE_FLAG, FILE_HASH_RESP_BYTES, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, FILE_TYPE, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { CoreLogger } from '../../core/core-logger.js';
-import type { MessageService, ServiceContext } from '../../core/message-service.js';
+import type { MessageService, ServiceContext, ServiceCounters } from '../../core/message-service.js';
 import type { NativeFileType, NativeStat, VmgmtNative } from '../../native/index.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
 import { type ConfinedRoot, openDirBeneath, openPathBeneath, openRoot, type RootScan, scanRoot } from './confined-root.js';
@@ -137,7 +137,15 @@ export class FileService implements MessageService {
     return this.root;
   }
 
+  /** Counts what the mode does (the core hands these out in attach). */
+  private counters: ServiceCounters = { add: () => {} };
+
+  attach(host: { counters: ServiceCounters }): void {
+    this.counters = host.counters;
+  }
+
   handle(request: Message, ctx: ServiceContext): Message | Promise<Message> {
+    this.counters.add('requests');
     try {
       const result = this.dispatch(request, ctx);
       if (result instanceof Promise) return result.catch((err: unknown) => this.refused(request, err));
@@ -148,6 +156,7 @@ export class FileService implements MessageService {
   }
 
   private refused(request: Message, err: unknown): Message {
+    this.counters.add('refusals');
     if (err instanceof Refusal) {
       this.opts.log.info('file request refused', { type: request.type, status: err.status, reason: err.reason });
       return responseTo(request, err.status);
@@ -336,6 +345,7 @@ export class FileService implements MessageService {
       if (n === 0) break;
       done += n;
     }
+    this.counters.add('bytes_to_guest', done);
     return encodeIoResult(done);
   }
 
@@ -348,6 +358,7 @@ export class FileService implements MessageService {
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
     const written = this.n.pwrite(h.fd, view.bytes, req.fileOffset);
+    this.counters.add('bytes_from_guest', written);
     return encodeIoResult(written);
   }
 
