@@ -77,6 +77,8 @@ export interface VmgmtNative {
   /** Reads and discards up to 4096 bytes; returns the count, 0 on EOF, -1 when nothing is pending. */
   recvDiscard(fd: number): number;
   close(fd: number): void;
+  /** flock(LOCK_EX|LOCK_NB): true when this open file now holds the lock, false when another one holds it. */
+  flockExclusive(fd: number): boolean;
   /** Calls onReadable on the event loop while fd is readable (level-triggered: the callback must drain it). */
   watchReadable(fd: number, onReadable: () => void): NativeWatch;
   /** Drains the eventfd itself and calls onSignal with the summed counter, only when it is > 0. */

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -650,6 +651,25 @@ static napi_value vn_close(napi_env env, napi_callback_info info) {
   /* On Linux the fd is released even when close reports EINTR; retrying could close a reused fd. */
   if (close(fd) != 0 && errno != EINTR) return vn_throw_errno(env, errno, "close", "fd %d", fd);
   return vn_undefined(env);
+}
+
+/* flock(LOCK_EX | LOCK_NB): true when this open file now holds the lock, false when another holds it. The
+ * lock lives as long as the open file description (it dies with the process, however it ends). */
+static napi_value vn_flock_exclusive(napi_env env, napi_callback_info info) {
+  VN_ARGS(1);
+  int fd;
+  if (!vn_arg_fd(env, argv[0], "flockExclusive", "fd", &fd)) return NULL;
+  int r;
+  do {
+    r = flock(fd, LOCK_EX | LOCK_NB);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0 && errno != EWOULDBLOCK) return vn_throw_errno(env, errno, "flock", "fd %d", fd);
+  napi_value out;
+  if (napi_get_boolean(env, r == 0, &out) != napi_ok) {
+    vn_throw_napi(env, "napi_get_boolean");
+    return NULL;
+  }
+  return out;
 }
 
 /* ---------------------------------------------------------------- fd watches */
@@ -1352,6 +1372,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"recvInt64WithFd", NULL, vn_recv_int64_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvDiscard", NULL, vn_recv_discard, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, vn_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"flockExclusive", NULL, vn_flock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchReadable", NULL, vn_watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchEventfd", NULL, vn_watch_eventfd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdOpen", NULL, vn_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},

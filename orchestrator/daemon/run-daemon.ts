@@ -6,6 +6,7 @@ import { loadNative } from '../../device-backend/native/index.js';
 import { startApiServer } from '../api/api-server.js';
 import { configSource, LiveDaemonConfig, type DaemonConfigOverrides } from './daemon-config.js';
 import { createLogger, type Logger } from './logger.js';
+import { lockStateDir } from './state-lock.js';
 import { VmManager } from './vm-manager.js';
 
 export { DEFAULT_CONFIG_PATH, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR } from './daemon-config.js';
@@ -34,48 +35,93 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   const config = LiveDaemonConfig.load(source, overrides);
   const { stateDir, runtimeDir, socketPath, transfers } = config.current;
   const log = opts.log ?? createLogger({ level: () => config.current.logLevel });
+  // From here a SIGTERM or SIGINT stops the daemon whatever it is doing, and only after what has started is
+  // undone (socket, lock): a stop during start-up leaves nothing behind.
+  const stop = stopRequest(opts.until);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
+  const native = loadNative();
+  const lock = lockStateDir(native, stateDir);
 
   // A bug in one VM's handling must not take the others down silently. A rejected promise nobody awaited is
   // logged and the daemon goes on; an exception that unwound the stack leaves unknown state, so the daemon
   // logs it and exits (systemd restarts it, and the new daemon re-attaches the VMs, which kept running).
-  process.on('unhandledRejection', (reason) => log.error('unhandled promise rejection (a bug: please report it)', { error: reason instanceof Error ? reason.stack : String(reason) }));
-  process.on('uncaughtException', (err) => {
+  const onRejection = (reason: unknown): void => log.error('unhandled promise rejection (a bug: please report it)', { error: reason instanceof Error ? reason.stack : String(reason) });
+  const onException = (err: Error): void => {
     log.error('uncaught exception: the daemon exits; VMs keep running and are re-attached on restart', { error: err.stack });
     log.flush();
     process.exit(70);
-  });
+  };
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
 
-  const manager = new VmManager({ stateDir, runtimeDir, native: loadNative(), log, config });
-  const api = await startApiServer({
-    socketPath,
-    manager,
-    log,
-    transferDir: transfers.transferDir,
-    maxPullBytes: () => config.current.transfers.maxPullBytes,
-  });
-  log.info('vmgmt daemon started', {
-    pid: process.pid,
-    config: existsSync(source.path) ? source.path : `${source.path} (none: defaults)`,
-    stateDir,
-    runtimeDir,
-    socket: socketPath,
-  });
+  let manager: VmManager | undefined;
+  let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
   const onHangup = (): void => void config.reload(log);
-  process.on('SIGHUP', onHangup);
-  await manager.recoverAll();
-  log.info('ready', { vms: manager.list().length });
+  try {
+    manager = new VmManager({ stateDir, runtimeDir, native, log, config });
+    api = await startApiServer({
+      socketPath,
+      manager,
+      log,
+      transferDir: transfers.transferDir,
+      maxPullBytes: () => config.current.transfers.maxPullBytes,
+    });
+    log.info('vmgmt daemon started', {
+      pid: process.pid,
+      config: existsSync(source.path) ? source.path : `${source.path} (none: defaults)`,
+      stateDir,
+      runtimeDir,
+      socket: socketPath,
+    });
+    process.on('SIGHUP', onHangup);
+    if (!stop.requested) {
+      await manager.recoverAll();
+      if (!stop.requested) log.info('ready', { vms: manager.list().length });
+    }
+    await stop.promise;
+    log.info('stopping the daemon; VMs keep running and are re-attached by the next daemon');
+  } finally {
+    process.off('SIGHUP', onHangup);
+    await api?.close();
+    manager?.detachAll();
+    lock.release();
+    stop.dispose();
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+    log.info('daemon stopped');
+    log.flush();
+  }
+}
 
-  await (opts.until ??
-    new Promise<void>((resolve) => {
-      process.once('SIGTERM', () => resolve());
-      process.once('SIGINT', () => resolve());
-    }));
-  process.off('SIGHUP', onHangup);
-  log.info('stopping the daemon; VMs keep running and are re-attached by the next daemon');
-  await api.close();
-  manager.detachAll();
-  log.info('daemon stopped');
-  log.flush();
+interface StopRequest {
+  readonly promise: Promise<void>;
+  readonly requested: boolean;
+  dispose(): void;
+}
+
+/** The first SIGTERM or SIGINT (or `until`), as a promise and a flag that start-up steps can look at. */
+function stopRequest(until?: Promise<unknown>): StopRequest {
+  let requested = false;
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  const onSignal = (): void => {
+    requested = true;
+    resolve();
+  };
+  if (until) void until.then(onSignal, onSignal);
+  else {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  return {
+    promise,
+    get requested() {
+      return requested;
+    },
+    dispose: () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    },
+  };
 }
