@@ -10,7 +10,7 @@ import { decodeMessage, encodeMessage, isResponse, type Message, responseTo } fr
 import { RingConsumer, RingProducer, type RingGeometry } from '../ring/spsc-ring.js';
 import { checkHeaderGeometry, writeFreshHeader } from './region-header.js';
 import type { CoreLogger } from './core-logger.js';
-import type { ChannelPort, HostRequestOptions, MessageService, PushResult, ServiceHost, VmIdentity } from './message-service.js';
+import type { ChannelPort, HostRequestOptions, MessageService, PushOptions, PushResult, ServiceHost, VmIdentity } from './message-service.js';
 import { decideSetMode, ModeRouter } from './mode-routing.js';
 
 const H = HEADER.offsets;
@@ -79,6 +79,7 @@ interface ChannelEnd {
 interface OutboxEntry {
   readonly service: string;
   readonly message: Message;
+  readonly onSent?: () => void;
 }
 
 interface Outstanding {
@@ -370,8 +371,10 @@ export class DeviceCore {
       pushed = true;
     }
     while (ch.outbox.length > 0 && free() > ch.inFlight + ch.answers.length) {
-      ch.c2g.push(encodeMessage(ch.outbox.shift()!.message, this.opts.geometry.slotSizeBytes));
+      const entry = ch.outbox.shift()!;
+      ch.c2g.push(encodeMessage(entry.message, this.opts.geometry.slotSizeBytes));
       pushed = true;
+      if (entry.onSent) this.eachService('onSent', () => entry.onSent!(), (s) => s.name === entry.service);
     }
     return pushed;
   }
@@ -510,7 +513,7 @@ export class DeviceCore {
           return ch.mode;
         },
         request: (type, payload, opts) => core.startRequest(service.name, ch, type, payload, opts),
-        push: (type, payload) => core.push(service.name, ch, type, payload),
+        push: (type, payload, opts) => core.push(service.name, ch, type, payload, opts),
       };
     }
     return port;
@@ -547,14 +550,14 @@ export class DeviceCore {
     }
   }
 
-  private push(service: string, ch: ChannelEnd, type: number, payload: Uint8Array): PushResult {
+  private push(service: string, ch: ChannelEnd, type: number, payload: Uint8Array, opts: PushOptions = {}): PushResult {
     if (!this.ready(ch)) return { ok: false, code: 'NOT_READY', reason: `channel ${ch.index} is not ready` };
     const maxPayload = this.opts.geometry.slotSizeBytes - MSG_HEADER.sizeBytes;
     if (payload.byteLength > maxPayload) return { ok: false, code: 'TOO_LARGE', reason: `payload of ${payload.byteLength} bytes, a slot takes ${maxPayload}` };
     if (this.queued(ch, service) >= this.pushQueueLimit) {
       return { ok: false, code: 'QUEUE_FULL', reason: `${this.pushQueueLimit} messages of ${service} wait for the guest on channel ${ch.index}` };
     }
-    this.enqueue(ch, { service, message: { type, requestId: 0, status: 0, payload } });
+    this.enqueue(ch, { service, message: { type, requestId: 0, status: 0, payload }, ...(opts.onSent ? { onSent: opts.onSent } : {}) });
     return { ok: true };
   }
 
