@@ -9,6 +9,8 @@ import type { AgentService } from '../../device-backend/services/agent/agent-ser
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
+import type { ChatHub } from '../../device-backend/services/chat/chat-hub.js';
+import type { ChatAttachment } from '../../device-backend/services/device-services.js';
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -27,6 +29,8 @@ export interface VmInstanceDeps {
   cacheDir: string;
   native: VmgmtNative;
   log: Logger;
+  /** The daemon's one chat hub, shared by every VM. */
+  chatHub?: ChatHub;
 }
 
 const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
@@ -147,9 +151,13 @@ export class VmInstance {
     };
   }
 
+  private chat(): ChatAttachment | undefined {
+    return this.deps.chatHub ? { hub: this.deps.chatHub, ...(this.definition.chatGroup ? { group: this.definition.chatGroup } : {}) } : undefined;
+  }
+
   /** The services for a re-attached device of this VM: the same list launchVm builds. */
   private services(): MessageService[] {
-    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log });
+    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat());
     this.agent = built.agent;
     return built.services;
   }
@@ -188,6 +196,7 @@ export class VmInstance {
         boot: this.bootSpec(),
         geometry: this.geometry(),
         ...(def.files ? { files: def.files } : {}),
+        ...(this.chat() ? { chat: this.chat()! } : {}),
         paths: this.paths,
         cacheDir: this.deps.cacheDir,
       },

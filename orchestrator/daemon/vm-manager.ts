@@ -3,6 +3,7 @@
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
+import { LocalChatHub } from '../../device-backend/services/chat/chat-hub.js';
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
@@ -23,9 +24,12 @@ const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
 export class VmManager implements VmManagerApi {
   private readonly store: StateStore;
   private readonly vms = new Map<string, VmInstance>();
+  /** One chat hub for every VM of this daemon. */
+  readonly chatHub: LocalChatHub;
 
   constructor(private readonly opts: VmManagerOptions) {
     this.store = new StateStore(opts.stateDir);
+    this.chatHub = new LocalChatHub({ log: opts.log.child({ service: 'chat' }) });
     const { vms, problems } = this.store.loadAll();
     for (const p of problems) opts.log.error('cannot load a stored VM; fix or remove its files', { vm: p.name, problem: p.problem, dir: this.store.vmDir(p.name) });
     for (const { definition, record } of vms) this.vms.set(definition.name, this.instance(definition, record));
@@ -38,6 +42,7 @@ export class VmManager implements VmManagerApi {
       cacheDir: path.join(this.opts.stateDir, 'cache'),
       native: this.opts.native,
       log: this.opts.log,
+      chatHub: this.chatHub,
     });
   }
 

@@ -13,6 +13,8 @@ import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/s
 import type { FileService } from '../../device-backend/services/file/file-service.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
 import { loadNative } from '../../device-backend/native/index.js';
+import type { ChatAttachment } from '../../device-backend/services/device-services.js';
+import type { ChatService } from '../../device-backend/services/chat/chat-service.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
@@ -30,6 +32,8 @@ export interface DeviceVmOptions {
   cacheDir?: string;
   /** The VM's host file root for the file mode (limits default to DEFAULT_FILE_LIMITS). */
   files?: Partial<FileRootConfig> & { root: string };
+  /** A chat hub shared with other VMs (one object for all of them, as in the daemon) and this VM's group. */
+  chat?: ChatAttachment;
 }
 
 export interface DeviceVm {
@@ -39,6 +43,8 @@ export interface DeviceVm {
   readonly device: ManagementDevice;
   readonly files: FileService;
   readonly agent: AgentService;
+  /** The VM's chat service, when it was started with a hub. */
+  readonly chat: ChatService | undefined;
   readonly qemu: QemuProcess;
   readonly control: GuestControlClient;
   /** From starting QEMU to the guest answering on its control channel. */
@@ -74,6 +80,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         cpus: opts.cpus ?? 1,
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
+        ...(opts.chat ? { chat: opts.chat } : {}),
         paths: {
           runDir,
           qmpSocket: path.join(runDir, 'qmp.sock'),
@@ -88,12 +95,12 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     const { accel } = launched;
     device = launched.device;
     qemu = launched.qemu;
-    const { files, agent } = launched.services;
+    const { files, agent, chat } = launched.services;
     const startedAt = launched.qemuStartedAtMs;
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device: launched.device, qemu: launched.qemu, control, files, agent };
+    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, chat };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,

@@ -1,0 +1,192 @@
+// One chat channel of a VM as the hub sees it: an endpoint holding the channel's names, with the
+// receiver's bounded queue and the pump that moves queued messages into the ring (through the core's push
+// queue) and large ones into the receive area. A sender is told "delivered" only from the push's onSent:
+// the message is then in the receiver's ring in guest memory, which survives a daemon restart.
+import { CHAT_RX, MSG_HEADER, MSG_TYPE, CHAT_PRESENCE_REASON } from '../../layout/wire-layout.js';
+import type { ChannelPort, ServiceCounters } from '../../core/message-service.js';
+import type { CoreLogger } from '../../core/core-logger.js';
+import { deliverOverhead, encodeDeliver, encodePresence } from './chat-codec.js';
+import { refuse, type ChatRefusalCode } from './chat-error.js';
+import type { ChatEndpoint, ChatHub, ChatMessage, ChatOutcome, PresenceEvent } from './chat-hub.js';
+import type { ChatParty } from './chat-policy.js';
+import { ChatQueue, type ChatQueueLimits } from './chat-queue.js';
+import { allocateRx, type RxGeometry } from './rx-area.js';
+
+/** Deliveries handed to the core at once per channel: below the core's push queue bound (64), so presence events still fit. */
+export const HANDED_MAX = 48;
+
+interface Pending {
+  readonly source: string;
+  readonly bytes: number;
+  readonly message: ChatMessage;
+  resolve(o: ChatOutcome): void;
+}
+
+export interface ChatChannelDeps {
+  port: ChannelPort;
+  hub: ChatHub;
+  vm: string;
+  group: string | undefined;
+  limits: ChatQueueLimits;
+  rx: RxGeometry;
+  counters: ServiceCounters;
+  log: CoreLogger;
+}
+
+const RX = CHAT_RX.offsets;
+
+export class ChatChannel implements ChatEndpoint {
+  readonly names: string[] = [];
+  watching = false;
+  private readonly queue: ChatQueue<Pending>;
+  private readonly handed = new Set<Pending>();
+  private head: number;
+  private gone = false;
+  private pumpScheduled = false;
+
+  constructor(private readonly d: ChatChannelDeps) {
+    this.queue = new ChatQueue(d.limits);
+    this.head = this.readRx('host_head');
+  }
+
+  get channel(): number {
+    return this.d.port.channel;
+  }
+
+  party(): ChatParty {
+    return { vm: this.d.vm, name: this.names[0] ?? '', group: this.d.group };
+  }
+
+  private readRx(field: 'host_head' | 'guest_tail' | 'host_waiting'): number {
+    const r = this.d.port.slice.copyOut(RX[field], 4);
+    return r.ok ? new DataView(r.bytes.buffer, r.bytes.byteOffset).getUint32(0, true) : 0;
+  }
+
+  private writeRx(field: 'host_head' | 'host_waiting', value: number): void {
+    const r = this.d.port.slice.view(RX[field], 4);
+    if (r.ok) new DataView(r.bytes.buffer, r.bytes.byteOffset, 4).setUint32(0, value >>> 0, true);
+  }
+
+  deliver(message: ChatMessage): Promise<ChatOutcome> {
+    if (this.gone) return Promise.resolve(refuse('PEER_GONE', `channel ${this.channel} of ${this.d.vm} went away`));
+    const maxInline = this.d.port.slotSizeBytes - MSG_HEADER.sizeBytes;
+    const header = this.header(message);
+    if (deliverOverhead(header) + message.data.byteLength > maxInline && message.data.byteLength > this.d.rx.size) {
+      return Promise.resolve(refuse('TOO_LARGE', `${message.data.byteLength} bytes do not fit ${this.d.vm}'s ${this.d.rx.size}-byte receive area`));
+    }
+    return new Promise<ChatOutcome>((resolve) => {
+      const pending: Pending = { source: message.from.vm ?? '@host', bytes: message.data.byteLength, message, resolve };
+      const offered = this.queue.offer(pending);
+      if (!offered.ok) {
+        this.d.counters.add('queue_full');
+        resolve(refuse('QUEUE_FULL', `${message.to}: ${offered.reason}`));
+        return;
+      }
+      this.pump();
+    });
+  }
+
+  private header(m: ChatMessage) {
+    return { fromVm: m.from.vm ?? '', fromName: m.from.name, toName: m.to, call: m.callId !== 0, callId: m.callId, broadcast: m.broadcast };
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Hands waiting messages to the core, in order, while it takes them and the receive area has room. */
+  pump(): void {
+    const maxInline = this.d.port.slotSizeBytes - MSG_HEADER.sizeBytes;
+    while (!this.gone && this.handed.size < HANDED_MAX) {
+      const next = this.queue.peek();
+      if (!next) break;
+      const header = this.header(next.message);
+      let payload: Uint8Array;
+      let headAfter: number | undefined;
+      if (deliverOverhead(header) + next.message.data.byteLength <= maxInline) {
+        payload = encodeDeliver(header, next.message.data);
+      } else {
+        const alloc = allocateRx(this.d.rx, this.head, this.readRx('guest_tail'), next.message.data.byteLength);
+        if (!alloc.ok && alloc.kind === 'full') {
+          // The guest sends CHAT_RX_FREED when it sees the flag; look once more in case it freed meanwhile.
+          this.writeRx('host_waiting', 1);
+          if (!allocateRx(this.d.rx, this.head, this.readRx('guest_tail'), next.message.data.byteLength).ok) break;
+          this.writeRx('host_waiting', 0);
+          continue;
+        }
+        if (!alloc.ok) {
+          this.queue.take();
+          this.queue.release(next);
+          this.d.log.warn('chat delivery refused: receive area', { channel: this.channel, reason: alloc.reason });
+          next.resolve(refuse(alloc.kind === 'too-large' ? 'TOO_LARGE' : 'PEER_GONE', alloc.reason));
+          continue;
+        }
+        const view = this.d.port.slice.view(alloc.offset, next.message.data.byteLength);
+        if (!view.ok) break; // cannot happen: the area lies inside the slice
+        view.bytes.set(next.message.data);
+        headAfter = alloc.rxEnd;
+        payload = encodeDeliver(header, next.message.data, { offset: alloc.offset, rxEnd: alloc.rxEnd });
+      }
+      const pushed = this.d.port.push(MSG_TYPE.CHAT_DELIVER, payload, { onSent: () => this.sent(next) });
+      if (!pushed.ok) {
+        if (pushed.code === 'QUEUE_FULL') break;
+        this.queue.take();
+        this.queue.release(next);
+        next.resolve(refuse('PEER_GONE', `channel ${this.channel} of ${this.d.vm}: ${pushed.reason}`));
+        continue;
+      }
+      if (headAfter !== undefined) {
+        this.head = headAfter;
+        this.writeRx('host_head', headAfter);
+      }
+      this.queue.take();
+      this.handed.add(next);
+    }
+  }
+
+  private sent(p: Pending): void {
+    if (!this.handed.delete(p)) return;
+    this.queue.release(p);
+    this.d.counters.add('delivered');
+    this.d.counters.add('delivered_bytes', p.bytes);
+    p.resolve({ ok: true });
+    this.schedulePump();
+  }
+
+  /** The guest freed receive-area space (CHAT_RX_FREED). */
+  rxFreed(): void {
+    this.writeRx('host_waiting', 0);
+    this.pump();
+  }
+
+  presence(event: PresenceEvent): void {
+    if (!this.watching || this.gone) return;
+    const payload = encodePresence(event.event, event.reason, event.peer.vm ?? '', event.peer.name);
+    const r = this.d.port.push(MSG_TYPE.CHAT_PRESENCE, payload);
+    if (!r.ok) this.d.counters.add('presence_dropped');
+  }
+
+  /** The channel is gone (reset, reclaimed, the VM stopped): names leave, queued messages fail PEER_GONE. */
+  drop(reason: PresenceEvent['reason'] = CHAT_PRESENCE_REASON.PROCESS_GONE): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.d.hub.watch(this, false);
+    for (const name of this.names.splice(0)) this.d.hub.unregister(this, name, reason);
+    const code: ChatRefusalCode = 'PEER_GONE';
+    for (const p of [...this.handed, ...this.queue.takeAll()]) {
+      this.queue.release(p);
+      p.resolve(refuse(code, `channel ${this.channel} of ${this.d.vm} went away before the message reached its ring`));
+    }
+    this.handed.clear();
+  }
+
+  /** Receive-area position, kept in the snapshot for diagnostics (guest memory is the truth). */
+  get rxHead(): number {
+    return this.head;
+  }
+}
