@@ -132,20 +132,23 @@ export class ChatChannel implements ChatEndpoint {
         headAfter = alloc.rxEnd;
         payload = encodeDeliver(header, next.message.data, { offset: alloc.offset, rxEnd: alloc.rxEnd });
       }
+      // Published before the push: the guest may see the delivery as soon as the core writes it.
+      if (headAfter !== undefined) this.writeRx('host_head', headAfter);
+      this.queue.take();
+      this.handed.add(next); // before the push: onSent may run inside it
       const pushed = this.d.port.push(MSG_TYPE.CHAT_DELIVER, payload, { onSent: () => this.sent(next) });
       if (!pushed.ok) {
-        if (pushed.code === 'QUEUE_FULL') break;
-        this.queue.take();
+        this.handed.delete(next);
+        if (headAfter !== undefined) this.writeRx('host_head', this.head);
+        if (pushed.code === 'QUEUE_FULL') {
+          this.queue.putBack(next);
+          break;
+        }
         this.queue.release(next);
         next.resolve(refuse('PEER_GONE', `channel ${this.channel} of ${this.d.vm}: ${pushed.reason}`));
         continue;
       }
-      if (headAfter !== undefined) {
-        this.head = headAfter;
-        this.writeRx('host_head', headAfter);
-      }
-      this.queue.take();
-      this.handed.add(next);
+      if (headAfter !== undefined) this.head = headAfter;
     }
   }
 

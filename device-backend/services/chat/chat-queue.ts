@@ -54,6 +54,11 @@ export class ChatQueue<T extends Queued> {
     return this.waiting.shift();
   }
 
+  /** An item taken but not sent goes back to the front of the line. */
+  putBack(item: T): void {
+    this.waiting.unshift(item);
+  }
+
   /** An item taken earlier is gone (in the ring, or dropped). */
   release(item: T): void {
     this.messages--;
