@@ -57,7 +57,7 @@ struct chat {
     struct slice slice;
     uint32_t guest_area;         /* slice offset of our half */
     uint32_t rx_start, rx_size;  /* the receive area, as the core computes it */
-    bool rx_freed;               /* we moved guest_tail since the last CHAT_RX_FREED */
+    bool took;                   /* we took deliveries since the last CHAT_RX_FREED */
     uint64_t last_active_ns;
     uint64_t received;
     struct chat_call calls[CHAT_CALLS_QUEUED];
@@ -280,8 +280,8 @@ static void chat_on_deliver(struct chat *c, const struct vmgmt_msg *msg, const u
         memcpy(c->buf, c->slice.base + d.data_offset, d.data_len);
         data = c->buf;
         __atomic_store_n(chat_rx_word(c, offsetof(struct vmgmt_chat_rx, guest_tail)), d.rx_end, __ATOMIC_RELEASE);
-        c->rx_freed = true;
     }
+    c->took = true;
     c->received++;
     c->last_active_ns = clock_now_ns();
     if (c->json) {
@@ -662,10 +662,17 @@ static int chat_answer_call(struct chat *c)
     return REPORT_EXIT_OK;
 }
 
+/* The core waits for us (ring slots or receive-area space) and we took messages since we last said so. */
+static bool chat_core_waits(struct chat *c)
+{
+    return c->took && __atomic_load_n(chat_rx_word(c, offsetof(struct vmgmt_chat_rx, host_waiting)), __ATOMIC_ACQUIRE);
+}
+
 static bool chat_wakeable(void *arg)
 {
     struct chat *c = arg;
-    return ring_can_consume(&c->s->ch.c2g) || __atomic_load_n(&c->s->ch.ctl->state, __ATOMIC_ACQUIRE) != VMGMT_CHANNEL_STATE_READY;
+    return ring_can_consume(&c->s->ch.c2g) || chat_core_waits(c) ||
+           __atomic_load_n(&c->s->ch.ctl->state, __ATOMIC_ACQUIRE) != VMGMT_CHANNEL_STATE_READY;
 }
 
 /* The listening loop of register/listen and peers --watch: take pushes, answer calls, free receive space. */
@@ -694,8 +701,10 @@ static int chat_loop(struct chat *c)
             if (rc)
                 return rc;
         }
-        if (c->rx_freed && __atomic_load_n(chat_rx_word(c, offsetof(struct vmgmt_chat_rx, host_waiting)), __ATOMIC_ACQUIRE)) {
-            c->rx_freed = false;
+        /* The core hears nothing when we only consume: tell it we made room when it waits for some. The
+         * wait below checks the flag too, in case the core raised it just after we looked. */
+        if (chat_core_waits(c)) {
+            c->took = false;
             int rc = chat_call_core(c, VMGMT_MSG_CHAT_RX_FREED, NULL, 0, &a, "CHAT_RX_FREED");
             if (rc)
                 return rc;

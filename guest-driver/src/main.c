@@ -42,7 +42,7 @@ static const char main_usage[] =
     "  file rm PATH [--dir]                remove a file, or with --dir an empty directory\n"
     "                                      file options: -t TIMEOUT_MS per answer of the core (default 30000),\n"
     "                                      --wait and --spin-us as for ping\n"
-    "  debug raw [--mode none|file] --type T [--flags F] [--length L] [--id I] [--status S] [--payload HEX]\n"
+    "  debug raw [--mode none|file|chat] --type T [--flags F] [--length L] [--id I] [--status S] [--payload HEX]\n"
     "            [--wait-ms MS]            send ONE message with exactly these header fields (even a length larger\n"
     "                                      than the slot) and print the response or the channel's state change\n"
     "  debug poke-prod VALUE               publish VALUE as the g2c producer index (garbage) and print the\n"

@@ -43,10 +43,12 @@ export class ChatChannel implements ChatEndpoint {
   private head: number;
   private gone = false;
   private pumpScheduled = false;
+  private waitingFlag: boolean;
 
   constructor(private readonly d: ChatChannelDeps) {
     this.queue = new ChatQueue(d.limits);
     this.head = this.readRx('host_head');
+    this.waitingFlag = this.readRx('host_waiting') !== 0;
   }
 
   get channel(): number {
@@ -102,6 +104,7 @@ export class ChatChannel implements ChatEndpoint {
   /** Hands waiting messages to the core, in order, while it takes them and the receive area has room. */
   pump(): void {
     const maxInline = this.d.port.slotSizeBytes - MSG_HEADER.sizeBytes;
+    let blocked = false;
     while (!this.gone && this.handed.size < HANDED_MAX) {
       const next = this.queue.peek();
       if (!next) break;
@@ -113,11 +116,8 @@ export class ChatChannel implements ChatEndpoint {
       } else {
         const alloc = allocateRx(this.d.rx, this.head, this.readRx('guest_tail'), next.message.data.byteLength);
         if (!alloc.ok && alloc.kind === 'full') {
-          // The guest sends CHAT_RX_FREED when it sees the flag; look once more in case it freed meanwhile.
-          this.writeRx('host_waiting', 1);
-          if (!allocateRx(this.d.rx, this.head, this.readRx('guest_tail'), next.message.data.byteLength).ok) break;
-          this.writeRx('host_waiting', 0);
-          continue;
+          blocked = true;
+          break;
         }
         if (!alloc.ok) {
           this.queue.take();
@@ -150,6 +150,16 @@ export class ChatChannel implements ChatEndpoint {
       }
       if (headAfter !== undefined) this.head = headAfter;
     }
+    // Deliveries wait for the guest: for ring slots (handed to the core, not yet sent) or receive-area
+    // space. The guest sends CHAT_RX_FREED once it has taken messages while the flag is up; the core
+    // hears nothing when a guest only consumes its ring.
+    this.setWaiting(!this.gone && (blocked || this.handed.size > 0));
+  }
+
+  private setWaiting(waiting: boolean): void {
+    if (waiting === this.waitingFlag) return;
+    this.waitingFlag = waiting;
+    this.writeRx('host_waiting', waiting ? 1 : 0);
   }
 
   private sent(p: Pending): void {
@@ -161,9 +171,8 @@ export class ChatChannel implements ChatEndpoint {
     this.schedulePump();
   }
 
-  /** The guest freed receive-area space (CHAT_RX_FREED). */
+  /** The guest took messages (ring slots, receive-area space) while host_waiting was up: CHAT_RX_FREED. */
   rxFreed(): void {
-    this.writeRx('host_waiting', 0);
     this.pump();
   }
 

@@ -264,6 +264,22 @@ describe('chat service: messages', () => {
     for (const id of ids) expect((await alice.answer(id)).status).toBe(0);
   });
 
+  it('raises host_waiting while deliveries wait for ring slots; CHAT_RX_FREED lets them go', async () => {
+    const { alice, bob } = await pair();
+    const ids = Array.from({ length: 20 }, (_, i) => alice.send(MSG_TYPE.CHAT_SEND, sendReq({ target: 'bob', data: enc.encode(`m${i}`) })));
+    await tick();
+    const flag = (): number => bob.vm.mem.loadU32(bob.slice + CHAT_RX.offsets.host_waiting);
+    expect(flag()).toBe(1); // 16 in the ring, 4 in the core's push queue
+    expect(bob.fake.receiveAll()).toHaveLength(16); // the guest consumes; the core hears nothing of it
+    expect(bob.fake.receiveAll()).toHaveLength(0);
+    expect((await bob.request(MSG_TYPE.CHAT_RX_FREED, new Uint8Array())).status).toBe(0);
+    await tick();
+    expect(flag()).toBe(0);
+    bob.poll();
+    expect(bob.deliveries).toHaveLength(4);
+    for (const id of ids) expect((await alice.answer(id)).status).toBe(0);
+  });
+
   it('carries large messages through the receive area and the sender\'s slice, up to 64 KiB', async () => {
     const { alice, bob } = await pair();
     const big = new Uint8Array(40_000).map((_, i) => (i * 7) & 0xff);
