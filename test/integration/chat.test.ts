@@ -51,7 +51,7 @@ describe('chat mode between two real guests', () => {
   const peerNames = () => hub.peers({ vm: null, name: 'test', group: undefined }).map((p) => `${p.vm ?? '@host'}/${p.name}`);
 
   it('a guest registers names and stays listening; the other lists it as a peer', async () => {
-    const r = await sh(b, 'vmgmt-guest chat register bob > /tmp/bob.out 2> /tmp/bob.err & vmgmt-guest chat listen calc vault --exec "tr a-z A-Z" > /tmp/calc.out 2>&1 & echo started');
+    const r = await sh(b, 'vmgmt-guest chat register bob >> /tmp/bob.out 2> /tmp/bob.err & vmgmt-guest chat listen calc vault --exec "tr a-z A-Z" > /tmp/calc.out 2>&1 & echo started');
     expect(r.exitCode, r.stdout).toBe(0);
     await waitFor('bob, calc and vault to register', async () => (['it-chat-b/bob', 'it-chat-b/calc', 'it-chat-b/vault'].every((n) => peerNames().includes(n)) ? true : undefined));
     const peers = await sh(a, 'vmgmt-guest chat peers');
