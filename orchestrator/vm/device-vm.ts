@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import { silentLogger } from '../../device-backend/core/core-logger.js';
 import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
-import { ManagementDevice } from '../../device-backend/management-device.js';
+import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
 import type { FileService } from '../../device-backend/services/file/file-service.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
@@ -34,6 +34,8 @@ export interface DeviceVmOptions {
   files?: Partial<FileRootConfig> & { root: string };
   /** A chat hub shared with other VMs (one object for all of them, as in the daemon) and this VM's group. */
   chat?: ChatAttachment;
+  /** Where the services' snapshots go (as the daemon keeps them), for tests that re-attach a new core. */
+  snapshots?: ServiceSnapshotStore;
 }
 
 export interface DeviceVm {
@@ -90,7 +92,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         },
         cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
       },
-      { native: loadNative(), log },
+      { native: loadNative(), log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}) },
     );
     const { accel } = launched;
     device = launched.device;

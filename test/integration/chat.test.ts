@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-backend/core/core-logger.js';
 import { type HostChatPeer, LocalChatHub } from '../../device-backend/services/chat/chat-hub.js';
 import type { ChatMessage } from '../../device-backend/services/chat/chat-hub.js';
+import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
+import { loadNative } from '../../device-backend/native/index.js';
+import { deviceServices } from '../../device-backend/services/device-services.js';
 import { type DeviceVm, startDeviceVm } from '../../orchestrator/vm/device-vm.js';
 import { expectNoLeftovers } from '../support/leftovers.js';
 
@@ -158,5 +161,77 @@ describe('chat mode between two real guests', () => {
     expect(seen).toContain('join it-chat-b/temp (registered)');
     expect(seen).toContain('leave it-chat-b/calc (vm stopped or crashed)');
     expect(peerNames().some((n) => n.startsWith('it-chat-b/'))).toBe(false);
+  });
+});
+
+describe('chat mode across a daemon restart', () => {
+  const stores = new Map<string, Record<string, unknown>>();
+  const store = (name: string): ServiceSnapshotStore => ({ load: () => stores.get(name) ?? {}, save: (snap) => void stores.set(name, snap) });
+  let hub: LocalChatHub;
+  let a: DeviceVm;
+  let b: DeviceVm;
+  const reattached: ManagementDevice[] = [];
+
+  beforeAll(async () => {
+    hub = new LocalChatHub({ log: silentLogger });
+    a = await startDeviceVm({ name: 'it-chat-ra', accel: 'tcg', chat: { hub, group: 'lab' }, snapshots: store('it-chat-ra') });
+    b = await startDeviceVm({ name: 'it-chat-rb', accel: 'tcg', chat: { hub, group: 'lab' }, snapshots: store('it-chat-rb') });
+  });
+
+  afterAll(async () => {
+    for (const d of reattached) d.close();
+    await a?.close();
+    await b?.close();
+    if (a) expect(expectNoLeftovers(a.runDir)).toEqual([]);
+    if (b) expect(expectNoLeftovers(b.runDir)).toEqual([]);
+  });
+
+  const sh = (vm: DeviceVm, cmd: string, timeoutMs = 120_000) => vm.control.run(cmd, { timeoutMs });
+  const lines = async (vm: DeviceVm, file: string): Promise<string[]> => (await sh(vm, `cat ${file}`)).stdout.split('\n').filter((l) => l !== '');
+
+  it('names stay registered, chat channels are not reset, and delivered messages are not lost', async () => {
+    const r = await sh(b, 'vmgmt-guest chat register bob >> /tmp/bob.out 2> /tmp/bob.err & echo $! > /tmp/bob.pid');
+    expect(r.exitCode).toBe(0);
+    await waitFor('bob to register', async () => (hub.peers({ vm: null, name: 'x', group: undefined }).some((p) => p.name === 'bob') ? true : undefined));
+    // Bob's listener is stopped: 40 messages land in its ring (guest memory), each sender told "delivered".
+    await sh(b, 'kill -STOP $(cat /tmp/bob.pid)');
+    const sent = await sh(a, "seq -w 0 39 | sed 's/^/before-/' | vmgmt-guest chat send bob - --lines");
+    expect(sent.exitCode, sent.stdout).toBe(0);
+
+    // The daemon dies: what the new one gets is what was saved before (as after kill -9), and a new hub.
+    const saved = new Map([...stores].map(([k, v]) => [k, structuredClone(v)]));
+    const fds = { a: await a.device.locateInQemu(a.qemu.pid), b: await b.device.locateInQemu(b.qemu.pid) };
+    a.stopCore();
+    b.stopCore();
+    for (const [k, v] of saved) stores.set(k, v);
+    const hub2 = new LocalChatHub({ log: silentLogger });
+    for (const vm of [a, b]) {
+      const services = deviceServices({ native: loadNative(), log: silentLogger, chat: { hub: hub2, group: 'lab' } }).services;
+      reattached.push(
+        ManagementDevice.reattach({
+          native: loadNative(),
+          name: vm.name,
+          socketPath: `${vm.runDir}/ivshmem.sock`,
+          log: silentLogger,
+          qemuPid: vm.qemu.pid,
+          fds: vm === a ? fds.a : fds.b,
+          services,
+          snapshots: store(vm.name),
+        }),
+      );
+    }
+    expect(hub2.peers({ vm: null, name: 'x', group: undefined }).map((p) => `${p.vm ?? '@host'}/${p.name}`)).toContain('it-chat-rb/bob');
+
+    await sh(b, 'kill -CONT $(cat /tmp/bob.pid)');
+    const after = await sh(a, 'vmgmt-guest chat send bob after-restart');
+    expect(after.exitCode, after.stdout).toBe(0);
+    const got = await waitFor('41 messages at bob', async () => {
+      const l = await lines(b, '/tmp/bob.out');
+      return l.length >= 41 ? l : undefined;
+    });
+    expect(got).toEqual([...Array.from({ length: 40 }, (_, i) => `it-chat-ra/- -> bob: before-${String(i).padStart(2, '0')}`), 'it-chat-ra/- -> bob: after-restart']);
+    // The same listener served on, its channel never reset: one registration line, still running.
+    expect((await sh(b, 'cat /tmp/bob.err')).stdout.match(/chat: registered bob/g)).toHaveLength(1);
+    expect((await sh(b, 'kill -0 $(cat /tmp/bob.pid) && echo alive')).stdout).toContain('alive');
   });
 });
