@@ -215,7 +215,7 @@ export const STATUS = {
   CHAT_TOO_MANY_NAMES: { code: 52, text: 'this VM holds as many chat names as it may' },
   CHAT_NO_PEER: { code: 53, text: 'no such chat peer (no one holds that name), or not a name of this channel' },
   CHAT_NOT_ALLOWED: { code: 54, text: 'chat policy does not allow this sender to reach this peer' },
-  CHAT_QUEUE_FULL: { code: 55, text: 'the receiver\'s chat queue is full (or this sender\'s share of it): retry later' },
+  CHAT_QUEUE_FULL: { code: 55, text: 'the receiver\'s chat queue is full (or this sender\'s share of it), or it did not take the message in time: retry later' },
   CHAT_TOO_LARGE: { code: 56, text: 'chat message larger than 64 KiB, or than the receiver\'s receive area' },
   CHAT_TIMED_OUT: { code: 57, text: 'the callee did not reply in time' },
   CHAT_NO_CALL: { code: 58, text: 'no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)' },

@@ -610,7 +610,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 52: return "this VM holds as many chat names as it may";
     case 53: return "no such chat peer (no one holds that name), or not a name of this channel";
     case 54: return "chat policy does not allow this sender to reach this peer";
-    case 55: return "the receiver's chat queue is full (or this sender's share of it): retry later";
+    case 55: return "the receiver's chat queue is full (or this sender's share of it), or it did not take the message in time: retry later";
     case 56: return "chat message larger than 64 KiB, or than the receiver's receive area";
     case 57: return "the callee did not reply in time";
     case 58: return "no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)";

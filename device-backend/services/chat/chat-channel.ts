@@ -7,15 +7,23 @@ import type { ChannelPort, ServiceCounters } from '../../core/message-service.js
 import type { CoreLogger } from '../../core/core-logger.js';
 import { deliverOverhead, encodeDeliver, encodePresence } from './chat-codec.js';
 import { refuse, type ChatRefusalCode } from './chat-error.js';
-import type { ChatEndpoint, ChatHub, ChatMessage, ChatOutcome, PresenceEvent } from './chat-hub.js';
+import type { ChatEndpoint, ChatHub, ChatMessage, ChatOutcome, PresenceEvent, Timers } from './chat-hub.js';
 import type { ChatParty } from './chat-policy.js';
 import { ChatQueue, type ChatQueueLimits } from './chat-queue.js';
 import { allocateRx, type RxGeometry } from './rx-area.js';
 
-/** Deliveries handed to the core at once per channel: below the core's push queue bound (64), so presence events still fit. */
-export const HANDED_MAX = 48;
+/**
+ * Deliveries in the core's push queue (handed over, not yet in the ring) per channel. One: the rest wait in
+ * this channel's own queue, where a delivery that is not taken in time can be withdrawn and refused; the
+ * pump refills the ring as soon as the guest makes room (several per doorbell), and presence events always
+ * fit the core's bound of 64.
+ */
+export const HANDED_MAX = 1;
+/** A message not in the receiver's ring after this long is withdrawn and refused QUEUE_FULL. */
+export const DEFAULT_DELIVERY_TIMEOUT_MS = 10_000;
 
 interface Pending {
+  readonly queuedAtMs: number;
   readonly source: string;
   readonly bytes: number;
   readonly message: ChatMessage;
@@ -31,6 +39,9 @@ export interface ChatChannelDeps {
   rx: RxGeometry;
   counters: ServiceCounters;
   log: CoreLogger;
+  timers: Timers;
+  now: () => number;
+  deliveryTimeoutMs: number;
 }
 
 const RX = CHAT_RX.offsets;
@@ -43,6 +54,7 @@ export class ChatChannel implements ChatEndpoint {
   private head: number;
   private gone = false;
   private pumpScheduled = false;
+  private sweep: unknown;
   private waitingFlag: boolean;
 
   constructor(private readonly d: ChatChannelDeps) {
@@ -77,7 +89,7 @@ export class ChatChannel implements ChatEndpoint {
       return Promise.resolve(refuse('TOO_LARGE', `${message.data.byteLength} bytes do not fit ${this.d.vm}'s ${this.d.rx.size}-byte receive area`));
     }
     return new Promise<ChatOutcome>((resolve) => {
-      const pending: Pending = { source: message.from.vm ?? '@host', bytes: message.data.byteLength, message, resolve };
+      const pending: Pending = { queuedAtMs: this.d.now(), source: message.from.vm ?? '@host', bytes: message.data.byteLength, message, resolve };
       const offered = this.queue.offer(pending);
       if (!offered.ok) {
         this.d.counters.add('queue_full');
@@ -85,7 +97,28 @@ export class ChatChannel implements ChatEndpoint {
         return;
       }
       this.pump();
+      this.armSweep();
     });
+  }
+
+  /** While messages wait, looks every second for ones older than the delivery timeout (FIFO: oldest first). */
+  private armSweep(): void {
+    if (this.sweep !== undefined || this.gone || this.queue.size.waiting === 0) return;
+    this.sweep = this.d.timers.setTimeout(() => {
+      this.sweep = undefined;
+      this.expire();
+      this.armSweep();
+    }, Math.min(1000, this.d.deliveryTimeoutMs));
+  }
+
+  private expire(): void {
+    const limit = this.d.now() - this.d.deliveryTimeoutMs;
+    for (let next = this.queue.peek(); next && next.queuedAtMs <= limit; next = this.queue.peek()) {
+      this.queue.take();
+      this.queue.release(next);
+      this.d.counters.add('delivery_timeouts');
+      next.resolve(refuse('QUEUE_FULL', `${next.message.to} did not take the message within ${this.d.deliveryTimeoutMs} ms`));
+    }
   }
 
   private header(m: ChatMessage) {
@@ -187,6 +220,8 @@ export class ChatChannel implements ChatEndpoint {
   drop(reason: PresenceEvent['reason'] = CHAT_PRESENCE_REASON.PROCESS_GONE): void {
     if (this.gone) return;
     this.gone = true;
+    if (this.sweep !== undefined) this.d.timers.clearTimeout(this.sweep);
+    this.sweep = undefined;
     this.d.hub.watch(this, false);
     for (const name of this.names.splice(0)) this.d.hub.unregister(this, name, reason);
     const code: ChatRefusalCode = 'PEER_GONE';

@@ -186,10 +186,16 @@ function geometry(): Geometry {
   return r.geometry;
 }
 
-function vm(hub: LocalChatHub, name: string, group: string | undefined, from?: Vm): Vm {
+interface Clock {
+  nowMs: number;
+  timers: { fn: () => void; ms: number }[];
+}
+
+function vm(hub: LocalChatHub, name: string, group: string | undefined, from?: Vm, clock?: Clock): Vm {
   const g = from?.geometry ?? geometry();
   const mem = from?.mem ?? new GuestMemory(new ArrayBuffer(g.regionSizeBytes));
-  const chat = new ChatService({ hub, ...(group ? { group } : {}), afterStateSaved: (fn) => fn(), maxNamesPerVm: 4, queueLimits: { maxMessages: 16, maxBytes: 1 << 20, shareMessages: 12, shareBytes: 1 << 20 } });
+  const time = clock ? { now: () => clock.nowMs, timers: { setTimeout: (fn: () => void, ms: number) => clock.timers.push({ fn, ms }), clearTimeout: () => {} } } : {};
+  const chat = new ChatService({ hub, ...(group ? { group } : {}), ...time, afterStateSaved: (fn) => fn(), maxNamesPerVm: 4, queueLimits: { maxMessages: 16, maxBytes: 1 << 20, shareMessages: 12, shareBytes: 1 << 20 } });
   const v: Vm = { name, mem, geometry: g, chat, saved: {}, core: undefined as unknown as DeviceCore };
   const opts = { mem, geometry: g, services: [pingService, chat], notifyGuest: () => {}, log: silentLogger, vm: { name }, onServiceStateChanged: () => (v.saved = v.core.snapshotServices()) };
   v.core = from ? DeviceCore.reattach(opts, from.saved) : DeviceCore.initialize(opts);
@@ -278,6 +284,32 @@ describe('chat service: messages', () => {
     bob.poll();
     expect(bob.deliveries).toHaveLength(4);
     for (const id of ids) expect((await alice.answer(id)).status).toBe(0);
+  });
+
+  it('withdraws messages the receiver does not take in time and refuses them QUEUE_FULL', async () => {
+    const clock: Clock = { nowMs: 0, timers: [] };
+    const hub = new LocalChatHub({ log: silentLogger });
+    const alice = new ChatGuest(vm(hub, 'vm-a', 'lab'), 0);
+    const bob = new ChatGuest(vm(hub, 'vm-b', 'lab', undefined, clock), 1);
+    await alice.claim();
+    await bob.claim();
+    await bob.register('bob');
+    const ids = Array.from({ length: 20 }, (_, i) => alice.send(MSG_TYPE.CHAT_SEND, sendReq({ target: 'bob', data: enc.encode(`m${i}`) })));
+    await tick();
+    alice.poll();
+    expect(ids.filter((id) => alice.answers.get(id)?.status === 0)).toHaveLength(16); // in bob's ring
+    clock.nowMs = 10_001;
+    for (const t of clock.timers.splice(0)) t.fn();
+    await tick();
+    alice.poll();
+    // One was in the core's push queue already (it goes when bob makes room); the 3 behind it are refused.
+    expect(ids.map((id) => alice.answers.get(id)?.status).filter((s) => s === STATUS.CHAT_QUEUE_FULL.code)).toHaveLength(3);
+    expect(bob.vm.core.serviceCounters().chat).toMatchObject({ delivery_timeouts: 3 });
+    bob.fake.receiveAll();
+    await bob.request(MSG_TYPE.CHAT_RX_FREED, new Uint8Array());
+    await tick();
+    alice.poll();
+    expect(ids.filter((id) => alice.answers.get(id)?.status === 0)).toHaveLength(17);
   });
 
   it('carries large messages through the receive area and the sender\'s slice, up to 64 KiB', async () => {

@@ -7,8 +7,8 @@ import type { ChannelPort, MessageService, ServiceHost } from '../../core/messag
 import { type Message, responseTo } from '../../protocol/message-codec.js';
 import { type DataRef, decodeList, decodeName, decodeReply, decodeSend, decodeWatch, encodeCallResult, encodeListResult, encodePeer, encodeSendResult } from './chat-codec.js';
 import { type ChatRefusal, refusalStatus } from './chat-error.js';
-import { ChatChannel } from './chat-channel.js';
-import type { ChatHub } from './chat-hub.js';
+import { ChatChannel, DEFAULT_DELIVERY_TIMEOUT_MS } from './chat-channel.js';
+import type { ChatHub, Timers } from './chat-hub.js';
 import { type ChatQueueLimits, DEFAULT_QUEUE_LIMITS } from './chat-queue.js';
 import { rxGeometry } from './rx-area.js';
 
@@ -25,6 +25,10 @@ export interface ChatServiceOptions {
   queueLimits?: ChatQueueLimits;
   /** Runs fn once the snapshot asked for by stateChanged() is saved (the shell saves on setImmediate). */
   afterStateSaved?: (fn: () => void) => void;
+  /** A message not in its receiver's ring after this long is refused QUEUE_FULL (default 10 s). */
+  deliveryTimeoutMs?: number;
+  timers?: Timers;
+  now?: () => number;
 }
 
 interface ChannelSnapshot {
@@ -71,6 +75,9 @@ export class ChatService implements MessageService {
       rx: rxGeometry(port.slice.sizeBytes),
       counters: host.counters,
       log: host.log,
+      timers: this.opts.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+      now: this.opts.now ?? (() => performance.now()),
+      deliveryTimeoutMs: this.opts.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS,
     });
     this.channels.set(port.channel, ch);
     return ch;
