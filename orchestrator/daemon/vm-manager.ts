@@ -3,7 +3,7 @@
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
-import { LocalChatHub } from '../../device-backend/services/chat/chat-hub.js';
+import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.js';
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';

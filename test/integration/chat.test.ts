@@ -4,7 +4,8 @@
 // requests answered while the daemon keeps serving, and presence when a VM is killed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-backend/core/core-logger.js';
-import { type HostChatPeer, LocalChatHub } from '../../device-backend/services/chat/chat-hub.js';
+import type { HostChatPeer } from '../../device-backend/services/chat/chat-hub.js';
+import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.js';
 import type { ChatMessage } from '../../device-backend/services/chat/chat-hub.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import { loadNative } from '../../device-backend/native/index.js';
