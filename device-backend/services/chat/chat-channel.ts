@@ -57,8 +57,18 @@ export class ChatChannel implements ChatEndpoint {
   private sweep: unknown;
   private waitingFlag: boolean;
 
-  constructor(private readonly d: ChatChannelDeps) {
+  /**
+   * `fresh`: a new claim (the ring is empty, the owner a new process): the receive area starts over.
+   * Otherwise (a restart) its positions are read back from guest memory.
+   */
+  constructor(
+    private readonly d: ChatChannelDeps,
+    fresh: boolean,
+  ) {
     this.queue = new ChatQueue(d.limits);
+    if (fresh) {
+      for (const f of ['host_head', 'guest_tail', 'host_waiting'] as const) this.writeRx(f, 0);
+    }
     this.head = this.readRx('host_head');
     this.waitingFlag = this.readRx('host_waiting') !== 0;
   }
@@ -76,7 +86,7 @@ export class ChatChannel implements ChatEndpoint {
     return r.ok ? new DataView(r.bytes.buffer, r.bytes.byteOffset).getUint32(0, true) : 0;
   }
 
-  private writeRx(field: 'host_head' | 'host_waiting', value: number): void {
+  private writeRx(field: 'host_head' | 'guest_tail' | 'host_waiting', value: number): void {
     const r = this.d.port.slice.view(RX[field], 4);
     if (r.ok) new DataView(r.bytes.buffer, r.bytes.byteOffset, 4).setUint32(0, value >>> 0, true);
   }

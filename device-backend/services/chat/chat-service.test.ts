@@ -327,6 +327,20 @@ describe('chat service: messages', () => {
     expect((await alice.chat({ target: 'bob', inSlice: { offset: 0, length: 10 ** 8 } })).status).toBe(STATUS.CHAT_TOO_LARGE.code);
   });
 
+  it('a new owner of the channel gets a fresh receive area (what a dead process left unread is forgotten)', async () => {
+    const { alice, bob } = await pair();
+    const at = guestAreaOffset(alice.vm.geometry.dataSliceBytes);
+    alice.vm.mem.view(alice.slice + at, 10_000).fill(3);
+    expect((await alice.chat({ target: 'bob', inSlice: { offset: at, length: 10_000 } })).status).toBe(0);
+    expect(bob.vm.mem.loadU32(bob.slice + CHAT_RX.offsets.host_head)).toBe(10_000); // never read: bob died
+    await bob.claim();
+    expect(bob.vm.mem.loadU32(bob.slice + CHAT_RX.offsets.host_head)).toBe(0);
+    await bob.register('bob');
+    expect((await alice.chat({ target: 'bob', inSlice: { offset: at, length: 10_000 } })).status).toBe(0);
+    bob.poll();
+    expect(bob.deliveries.map((d) => d.data.byteLength)).toEqual([10_000]);
+  });
+
   it('waits for receive-area space the guest frees (CHAT_RX_FREED), in order with small messages', async () => {
     const { alice, bob } = await pair();
     const size = 12_000;

@@ -64,9 +64,10 @@ export class ChatService implements MessageService {
     return this.host?.vm.name ?? 'unnamed';
   }
 
-  private open(port: ChannelPort): ChatChannel {
+  private open(port: ChannelPort, fresh: boolean): ChatChannel {
     const host = this.host!;
-    const ch = new ChatChannel({
+    const ch = new ChatChannel(
+      {
       port,
       hub: this.opts.hub,
       vm: this.vmName,
@@ -78,14 +79,16 @@ export class ChatService implements MessageService {
       timers: this.opts.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
       now: this.opts.now ?? (() => performance.now()),
       deliveryTimeoutMs: this.opts.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS,
-    });
+      },
+      fresh,
+    );
     this.channels.set(port.channel, ch);
     return ch;
   }
 
   channelClaimed(port: ChannelPort): void {
     this.channels.get(port.channel)?.drop();
-    this.open(port);
+    this.open(port, true);
   }
 
   channelReset(channel: number): void {
@@ -114,7 +117,7 @@ export class ChatService implements MessageService {
     for (const index of channels) {
       const port = this.host.port(index);
       if (!port) continue;
-      const ch = this.open(port);
+      const ch = this.open(port, false);
       opened.push(ch);
       const snap = saved.get(index);
       for (const name of snap?.names ?? []) {
@@ -143,7 +146,7 @@ export class ChatService implements MessageService {
   }
 
   handle(request: Message, port: ChannelPort): Message | Promise<Message> {
-    const ch = this.channels.get(port.channel) ?? this.open(port);
+    const ch = this.channels.get(port.channel) ?? this.open(port, false);
     switch (request.type) {
       case MSG_TYPE.CHAT_REGISTER:
         return this.register(request, ch);
