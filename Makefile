@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat clean
 
 setup:
 	@bash scripts/setup.sh
@@ -53,6 +53,9 @@ test-integration: build
 
 bench: build
 	node dist/bench/file-transfer.js
+
+bench-chat: build
+	node dist/bench/chat.js
 
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 
