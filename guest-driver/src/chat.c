@@ -95,6 +95,10 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         c->command = CHAT_CALL;
     else
         return chat_usage("unknown chat subcommand '%s': use register, listen, peers, send or call", sub);
+    /* Short-lived commands take MSI-X when they can (as ping and file do); resident listeners poll and leave
+     * the vfio group, which one process only may hold, to them. */
+    if (c->command == CHAT_SEND || c->command == CHAT_CALL)
+        o->wait = CLI_WAIT_AUTO;
     optind = 3;
     opterr = 0;
     int ch;
