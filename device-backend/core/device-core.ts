@@ -11,7 +11,7 @@ import { RingConsumer, RingProducer, type RingGeometry } from '../ring/spsc-ring
 import { checkHeaderGeometry, writeCoreHeaderFields, writeFreshHeader } from './region-header.js';
 import { CodedError } from '../errors/coded-error.js';
 import type { CoreLogger } from './core-logger.js';
-import type { ChannelPort, HostRequestOptions, MessageService, PushResult, ServiceHost, VmIdentity } from './message-service.js';
+import type { ChannelPort, HostRequestOptions, MessageService, PushOptions, PushResult, ServiceHost, VmIdentity } from './message-service.js';
 import { decideSetMode, ModeRouter } from './mode-routing.js';
 
 const H = HEADER.offsets;
@@ -87,6 +87,7 @@ interface ChannelEnd {
 interface OutboxEntry {
   readonly service: string;
   readonly message: Message;
+  readonly onSent?: () => void;
 }
 
 interface Outstanding {
@@ -383,8 +384,10 @@ export class DeviceCore {
       pushed = true;
     }
     while (ch.outbox.length > 0 && free() > ch.inFlight + ch.answers.length) {
-      ch.c2g.push(encodeMessage(ch.outbox.shift()!.message, this.opts.geometry.slotSizeBytes));
+      const entry = ch.outbox.shift()!;
+      ch.c2g.push(encodeMessage(entry.message, this.opts.geometry.slotSizeBytes));
       pushed = true;
+      if (entry.onSent) this.eachService('onSent', () => entry.onSent!(), (s) => s.name === entry.service);
     }
     return pushed;
   }
@@ -527,7 +530,7 @@ export class DeviceCore {
           return ch.mode;
         },
         request: (type, payload, opts) => core.startRequest(service.name, ch, type, payload, opts),
-        push: (type, payload) => core.push(service.name, ch, type, payload),
+        push: (type, payload, opts) => core.push(service.name, ch, type, payload, opts),
       };
     }
     return port;
@@ -564,14 +567,14 @@ export class DeviceCore {
     }
   }
 
-  private push(service: string, ch: ChannelEnd, type: number, payload: Uint8Array): PushResult {
+  private push(service: string, ch: ChannelEnd, type: number, payload: Uint8Array, opts: PushOptions = {}): PushResult {
     if (!this.ready(ch)) return { ok: false, code: 'NOT_READY', reason: `channel ${ch.index} is not ready` };
     const maxPayload = this.opts.geometry.slotSizeBytes - MSG_HEADER.sizeBytes;
     if (payload.byteLength > maxPayload) return { ok: false, code: 'TOO_LARGE', reason: `payload of ${payload.byteLength} bytes, a slot takes ${maxPayload}` };
     if (this.queued(ch, service) >= this.pushQueueLimit) {
       return { ok: false, code: 'QUEUE_FULL', reason: `${this.pushQueueLimit} messages of ${service} wait for the guest on channel ${ch.index}` };
     }
-    this.enqueue(ch, { service, message: { type, requestId: 0, status: 0, payload } });
+    this.enqueue(ch, { service, message: { type, requestId: 0, status: 0, payload }, ...(opts.onSent ? { onSent: opts.onSent } : {}) });
     return { ok: true };
   }
 

@@ -21,6 +21,15 @@ export type PushResult =
   | { ok: true }
   | { ok: false; code: 'QUEUE_FULL' | 'NOT_READY' | 'TOO_LARGE'; reason: string };
 
+export interface PushOptions {
+  /**
+   * Called once the message is in the c2g ring (guest memory), synchronously from the core's send: defer
+   * work that pushes again. Not called when the message is dropped (a channel reset or close drops the
+   * queue; the service hears of it through channelReset/close).
+   */
+  onSent?: () => void;
+}
+
 export interface HostRequestOptions {
   /** Aborting (a timeout: AbortSignal.timeout(ms)) rejects the request and forgets it; a late answer is dropped. */
   signal?: AbortSignal;
@@ -38,7 +47,7 @@ export interface ChannelPort extends ServiceContext {
    */
   request(type: number, payload: Uint8Array, opts?: HostRequestOptions): Promise<Message>;
   /** Queues a message that needs no answer (request id 0). The queue is bounded per service and channel. */
-  push(type: number, payload: Uint8Array): PushResult;
+  push(type: number, payload: Uint8Array, opts?: PushOptions): PushResult;
 }
 
 /** Named figures a service counts (messages by kind, bytes, refusals); the daemon reads them as metrics. */

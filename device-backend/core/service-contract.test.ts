@@ -250,6 +250,38 @@ describe('service contract: pushes', () => {
   });
 });
 
+describe('service contract: push onSent', () => {
+  it('tells the service when a push is in the ring, in order; never for pushes a reset dropped', () => {
+    const svc = service((r) => responseTo(r, 0));
+    const env = setup([svc]);
+    inMode(env);
+    const port: ChannelPort = svc.host!.port(0)!;
+    const sent: number[] = [];
+    for (let i = 0; i < 10; i++) expect(port.push(NOTIFY, new Uint8Array([i]), { onSent: () => sent.push(i) }).ok).toBe(true);
+    expect(sent).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // 8 slots
+    env.guest.receiveAll();
+    env.core.process();
+    expect(sent).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    for (let i = 0; i < 10; i++) port.push(NOTIFY, new Uint8Array([i]), { onSent: () => sent.push(100 + i) });
+    expect(sent).toHaveLength(16); // 8, 9 are still in the ring: 6 slots free
+    env.guest.claim(100); // the owner resets the channel: queued pushes are dropped, never reported sent
+    env.core.process();
+    env.guest.afterReset();
+    env.core.process();
+    expect(sent).toHaveLength(16);
+  });
+
+  it('contains an onSent that throws', () => {
+    const svc = service((r) => responseTo(r, 0));
+    const env = setup([svc]);
+    inMode(env);
+    const port: ChannelPort = svc.host!.port(0)!;
+    expect(port.push(NOTIFY, new Uint8Array([1]), { onSent: () => { throw new Error('boom'); } }).ok).toBe(true);
+    expect(env.guest.receiveAll()).toHaveLength(1);
+    expect(env.core.counters.serviceFailures).toBe(1);
+  });
+});
+
 describe('service contract: hooks, identity, counters, restore', () => {
   it('tells the service who the VM is, which channels were claimed and reset, and the device reset', () => {
     const svc = service((r) => {

@@ -75,6 +75,26 @@ export const MSG_TYPE = {
   FILE_HASH: 0x0109,
   /** Core -> agent request (on c2g; the answer comes back on g2c): copy a file between host and guest. */
   AGENT_COPY: 0x0201,
+  /** Chat mode (guest -> core requests). Payload struct vmgmt_chat_name: add a name to this channel. */
+  CHAT_REGISTER: 0x0301,
+  /** Payload struct vmgmt_chat_name: remove a name of this channel. */
+  CHAT_UNREGISTER: 0x0302,
+  /** Payload struct vmgmt_chat_send: a message to a name, the host or the sender's chat group. */
+  CHAT_SEND: 0x0303,
+  /** Payload struct vmgmt_chat_send: a send that waits for the callee's CHAT_REPLY; the answer carries it. */
+  CHAT_CALL: 0x0304,
+  /** Payload struct vmgmt_chat_reply: the answer to a call this channel received (CHAT_DELIVER with CALL). */
+  CHAT_REPLY: 0x0305,
+  /** Payload struct vmgmt_chat_list: the peers this channel may talk to, into the data slice. */
+  CHAT_PEERS: 0x0306,
+  /** Payload struct vmgmt_chat_watch: presence events (CHAT_PRESENCE pushes) on or off for this channel. */
+  CHAT_WATCH: 0x0307,
+  /** No payload: the guest freed receive-area space the core said it waits for (vmgmt_chat_rx.host_waiting). */
+  CHAT_RX_FREED: 0x0308,
+  /** Core -> guest push (request id 0): a message or call for a name of this channel, struct vmgmt_chat_deliver. */
+  CHAT_DELIVER: 0x0381,
+  /** Core -> guest push (request id 0): a peer joined or left, struct vmgmt_chat_presence. */
+  CHAT_PRESENCE: 0x0382,
 } as const;
 
 /** AGENT_COPY directions. */
@@ -87,6 +107,53 @@ export const AGENT_COPY_DIRECTION = {
 
 /** Host paths an AGENT_COPY names start with this; they exist only for that copy. */
 export const HOST_TRANSFER_PREFIX = '/@vmgmt-transfer/';
+
+/** Chat names: 1..CHAT_LIMITS.MAX_NAME_BYTES bytes of a-z 0-9 . _ - (unique on the host). */
+export const CHAT_NAME_PATTERN = /^[a-z0-9._-]{1,64}$/;
+/** The host's own name as a chat peer (a guest sends to it like to any name). */
+export const CHAT_HOST_NAME = 'host';
+/** A CHAT_SEND/CHAT_CALL target starting with this is the sender's chat group (a broadcast): "@" alone. */
+export const CHAT_BROADCAST_TARGET = '@';
+
+export const CHAT_LIMITS = {
+  MAX_NAME_BYTES: 64,
+  /** Largest message or reply payload; above it TOO_LARGE. */
+  MAX_MESSAGE_BYTES: 64 * 1024,
+  /** Names one VM may hold at once (over all its channels). */
+  MAX_NAMES_PER_VM: 32,
+  /** Longest call timeout a guest may ask for. */
+  MAX_CALL_TIMEOUT_MS: 300_000,
+  /** Bytes at the start of a chat channel's data slice: struct vmgmt_chat_rx. */
+  RX_CONTROL_BYTES: 64,
+} as const;
+
+/** vmgmt_chat_send.flags and vmgmt_chat_deliver.flags / vmgmt_chat_call_result.flags. */
+export const CHAT_FLAG = {
+  /** The data is in the channel's data slice at data_offset (else inline after the struct and strings). */
+  IN_SLICE: 0x1,
+  /** vmgmt_chat_deliver: a call; answer with CHAT_REPLY carrying call_id. */
+  CALL: 0x2,
+  /** vmgmt_chat_deliver: sent to the whole chat group (a broadcast), not to this name alone. */
+  BROADCAST: 0x4,
+} as const;
+
+/** vmgmt_chat_presence.event. */
+export const CHAT_PRESENCE_EVENT = { JOIN: 1, LEAVE: 2 } as const;
+
+/** vmgmt_chat_presence.reason. */
+export const CHAT_PRESENCE_REASON = {
+  REGISTERED: 1,
+  UNREGISTERED: 2,
+  /** The channel holding the name was reset or reclaimed: the guest process is gone. */
+  PROCESS_GONE: 3,
+  /** The VM's device closed: the VM stopped or crashed. */
+  VM_STOPPED: 4,
+  /** A host-side name (registered through the hub's API) went away. */
+  HOST_LEFT: 5,
+} as const;
+
+/** vmgmt_chat_peer.flags. */
+export const CHAT_PEER_FLAG = { HOST: 0x1, SAME_VM: 0x2 } as const;
 
 /** FILE_OPEN flags. */
 export const FILE_OPEN_FLAG = {
@@ -148,6 +215,16 @@ export const STATUS = {
   UNSAFE_NAME: { code: 38, text: 'name has a control character, a newline or a leading \'-\' (this VM may not create such names)' },
   HARD_LINKED: { code: 39, text: 'file has more than one hard link (this VM may not use hard-linked files)' },
   TOO_MANY_ENTRIES: { code: 40, text: 'the VM\'s limit on files and directories in its host root would be exceeded' },
+  CHAT_BAD_NAME: { code: 50, text: 'bad chat name: 1 to 64 bytes of a-z 0-9 . _ - (or a target that is not a name, host or @)' },
+  CHAT_NAME_TAKEN: { code: 51, text: 'chat name already registered on this host (by this or another VM)' },
+  CHAT_TOO_MANY_NAMES: { code: 52, text: 'this VM holds as many chat names as it may' },
+  CHAT_NO_PEER: { code: 53, text: 'no such chat peer (no one holds that name), or not a name of this channel' },
+  CHAT_NOT_ALLOWED: { code: 54, text: 'chat policy does not allow this sender to reach this peer' },
+  CHAT_QUEUE_FULL: { code: 55, text: 'the receiver\'s chat queue is full (or this sender\'s share of it), or it did not take the message in time: retry later' },
+  CHAT_TOO_LARGE: { code: 56, text: 'chat message larger than 64 KiB, or than the receiver\'s receive area' },
+  CHAT_TIMED_OUT: { code: 57, text: 'the callee did not reply in time' },
+  CHAT_NO_CALL: { code: 58, text: 'no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)' },
+  CHAT_PEER_GONE: { code: 59, text: 'the receiver went away before the message reached it (not delivered)' },
 } as const;
 export type MsgTypeName = keyof typeof MSG_TYPE;
 export type MsgType = (typeof MSG_TYPE)[MsgTypeName];
@@ -260,6 +337,96 @@ export const AGENT_COPY_REQ = defineStruct('vmgmt_agent_copy', 'AGENT_COPY reque
   ['host_path_len', 'u32', 'bytes of the host path (starts with HOST_TRANSFER_PREFIX) after this struct'],
   ['guest_path_len', 'u32', 'bytes of the absolute guest path after the host path'],
   ['reserved', 'u32', 'zero'],
+]);
+
+export const CHAT_NAME_REQ = defineStruct('vmgmt_chat_name', 'CHAT_REGISTER and CHAT_UNREGISTER payload; name_len bytes of name follow.', 8, [
+  ['name_len', 'u32', 'bytes of name after this struct, 1..64'],
+  ['reserved', 'u32', 'must be zero'],
+]);
+
+export const CHAT_SEND_REQ = defineStruct('vmgmt_chat_send', 'CHAT_SEND and CHAT_CALL payload; from_len bytes of sender name, target_len bytes of target, then (without IN_SLICE) data_len bytes of data follow.', 32, [
+  ['flags', 'u32', 'CHAT_FLAG: IN_SLICE only'],
+  ['from_len', 'u16', '0: the channel\'s first name (or none); else one of the channel\'s names'],
+  ['target_len', 'u16', 'bytes of target: a name, "host", or "@" for the sender VM\'s chat group (SEND only)'],
+  ['data_len', 'u32', 'message bytes, at most 64 KiB'],
+  ['data_offset', 'u32', 'IN_SLICE: where the data is in the sender\'s data slice'],
+  ['timeout_ms', 'u32', 'CALL: how long to wait for the reply, 1..MAX_CALL_TIMEOUT_MS; SEND: zero'],
+  ['reply_offset', 'u32', 'CALL: where in the caller\'s slice a reply too large for the answer slot goes'],
+  ['reply_cap', 'u32', 'CALL: room at reply_offset, bytes (0: replies must fit the answer slot)'],
+  ['reserved', 'u32', 'must be zero'],
+]);
+
+export const CHAT_CALL_RESULT = defineStruct('vmgmt_chat_call_result', 'Answer payload of an OK CHAT_CALL; without IN_SLICE data_len bytes of reply follow.', 16, [
+  ['flags', 'u32', 'CHAT_FLAG.IN_SLICE when the reply was written at the request\'s reply_offset'],
+  ['data_len', 'u32', 'reply bytes'],
+  ['reply_status', 'i32', 'what the callee put in vmgmt_chat_reply.status (its own code: 0 by convention for success)'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const CHAT_SEND_RESULT = defineStruct('vmgmt_chat_send_result', 'Answer payload of an OK CHAT_SEND.', 8, [
+  ['delivered', 'u32', 'receivers whose ring the message reached (1 for a name; the group\'s count for "@")'],
+  ['refused', 'u32', 'broadcast: members not reached (policy, full queue, gone); zero otherwise'],
+]);
+
+export const CHAT_REPLY_REQ = defineStruct('vmgmt_chat_reply', 'CHAT_REPLY payload; without IN_SLICE data_len bytes of reply follow.', 24, [
+  ['call_id', 'u32', 'from the CHAT_DELIVER of the call'],
+  ['flags', 'u32', 'CHAT_FLAG: IN_SLICE only'],
+  ['status', 'i32', 'the callee\'s own result code, passed to the caller as reply_status (0 by convention: success)'],
+  ['data_len', 'u32', 'reply bytes, at most 64 KiB'],
+  ['data_offset', 'u32', 'IN_SLICE: where the reply is in this channel\'s data slice'],
+  ['reserved', 'u32', 'must be zero'],
+]);
+
+export const CHAT_LIST_REQ = defineStruct('vmgmt_chat_list', 'CHAT_PEERS payload.', 16, [
+  ['buf_offset', 'u32', 'where the vmgmt_chat_peer entries go in the data slice'],
+  ['buf_len', 'u32', 'room for entries, bytes'],
+  ['cookie', 'u32', 'entry index to start at: 0, then next_cookie'],
+  ['reserved', 'u32', 'must be zero'],
+]);
+
+export const CHAT_LIST_RESULT = defineStruct('vmgmt_chat_list_result', 'Answer payload of CHAT_PEERS.', 16, [
+  ['count', 'u32', 'entries written'],
+  ['bytes', 'u32', 'bytes of the buffer used'],
+  ['next_cookie', 'u32', '0 when the listing is complete'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const CHAT_PEER = defineStruct('vmgmt_chat_peer', 'One CHAT_PEERS entry; vm_len bytes of VM name, then name_len bytes of name follow, then padding to 4 bytes.', 4, [
+  ['vm_len', 'u8', 'bytes of VM name ("" for a host-side name)'],
+  ['name_len', 'u8', 'bytes of chat name'],
+  ['flags', 'u16', 'CHAT_PEER_FLAG'],
+]);
+
+export const CHAT_WATCH_REQ = defineStruct('vmgmt_chat_watch', 'CHAT_WATCH payload.', 8, [
+  ['on', 'u32', '1: push CHAT_PRESENCE for peers this channel may talk to; 0: stop'],
+  ['reserved', 'u32', 'must be zero'],
+]);
+
+export const CHAT_DELIVER_MSG = defineStruct('vmgmt_chat_deliver', 'CHAT_DELIVER payload, core-written: from_vm, from_name, to_name follow (from_vm_len + from_name_len + to_name_len bytes), then without IN_SLICE data_len bytes of data.', 24, [
+  ['flags', 'u32', 'CHAT_FLAG: IN_SLICE, CALL, BROADCAST'],
+  ['call_id', 'u32', 'CALL: the id to put in CHAT_REPLY; zero otherwise'],
+  ['from_vm_len', 'u8', 'bytes of the sender VM\'s name as the core knows it ("" for the host)'],
+  ['from_name_len', 'u8', 'bytes of the sender\'s registered name ("" when it sent without one)'],
+  ['to_name_len', 'u8', 'bytes of the name of this channel it was sent to'],
+  ['reserved', 'u8', 'zero'],
+  ['data_len', 'u32', 'message bytes'],
+  ['data_offset', 'u32', 'IN_SLICE: where the data is in this channel\'s receive area (slice offset)'],
+  ['rx_end', 'u32', 'IN_SLICE: store this in vmgmt_chat_rx.guest_tail once the data is copied out'],
+]);
+
+export const CHAT_PRESENCE_MSG = defineStruct('vmgmt_chat_presence', 'CHAT_PRESENCE payload, core-written: vm_len bytes of VM name, then name_len bytes of name follow.', 8, [
+  ['event', 'u8', 'CHAT_PRESENCE_EVENT'],
+  ['reason', 'u8', 'CHAT_PRESENCE_REASON'],
+  ['vm_len', 'u8', 'bytes of VM name ("" for the host)'],
+  ['name_len', 'u8', 'bytes of chat name'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const CHAT_RX = defineStruct('vmgmt_chat_rx', 'At offset 0 of a chat channel\'s data slice: the receive area [64, slice/2) is written by the core; the second half of the slice is the guest\'s (sends, replies, peer lists).', 64, [
+  ['host_head', 'u32', 'core-written: receive-area bytes handed out, free-running'],
+  ['guest_tail', 'u32', 'guest-written: rx_end of the last IN_SLICE delivery it copied out'],
+  ['host_waiting', 'u32', 'core-written: 1 while a delivery waits for space; the guest then sends CHAT_RX_FREED after freeing'],
+  ['_pad', 'u8', 'reserved, zero', 52],
 ]);
 
 export const CHANNEL = defineStruct('vmgmt_channel', 'Control block at the start of each channel; one cache line.', CACHE_LINE_BYTES, [

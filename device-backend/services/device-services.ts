@@ -5,6 +5,8 @@ import type { MessageService } from '../core/message-service.js';
 import { pingService } from '../core/ping-service.js';
 import type { VmgmtNative } from '../native/index.js';
 import { AgentService } from './agent/agent-service.js';
+import type { ChatHub } from './chat/chat-hub.js';
+import { ChatService } from './chat/chat-service.js';
 import type { FileRootConfig } from './file/file-root-config.js';
 import { FileService } from './file/file-service.js';
 
@@ -13,6 +15,13 @@ export interface DeviceServicesOptions {
   /** The VM's host file root; without one the file mode answers NO_FILE_ROOT. */
   files?: FileRootConfig;
   log: CoreLogger;
+  /** The daemon's one chat hub and this VM's chat group; without a hub the chat mode is unavailable. */
+  chat?: ChatAttachment;
+}
+
+export interface ChatAttachment {
+  hub: ChatHub;
+  group?: string;
 }
 
 export interface DeviceServices {
@@ -20,10 +29,13 @@ export interface DeviceServices {
   files: FileService;
   /** Host-started copies through the guest agent (`vmgmt cp`). */
   agent: AgentService;
+  chat?: ChatService;
 }
 
 export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const files = new FileService({ native: opts.native, ...(opts.files ? { config: opts.files } : {}), log: opts.log });
   const agent = new AgentService({ native: opts.native, log: opts.log });
-  return { services: [pingService, files, agent], files, agent };
+  if (!opts.chat) return { services: [pingService, files, agent], files, agent };
+  const chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
+  return { services: [pingService, files, agent, chat], files, agent, chat };
 }

@@ -45,6 +45,16 @@
 #define VMGMT_MSG_FILE_REMOVE 0x108
 #define VMGMT_MSG_FILE_HASH 0x109
 #define VMGMT_MSG_AGENT_COPY 0x201
+#define VMGMT_MSG_CHAT_REGISTER 0x301
+#define VMGMT_MSG_CHAT_UNREGISTER 0x302
+#define VMGMT_MSG_CHAT_SEND 0x303
+#define VMGMT_MSG_CHAT_CALL 0x304
+#define VMGMT_MSG_CHAT_REPLY 0x305
+#define VMGMT_MSG_CHAT_PEERS 0x306
+#define VMGMT_MSG_CHAT_WATCH 0x307
+#define VMGMT_MSG_CHAT_RX_FREED 0x308
+#define VMGMT_MSG_CHAT_DELIVER 0x381
+#define VMGMT_MSG_CHAT_PRESENCE 0x382
 #define VMGMT_FILE_OPEN_READ 0x1
 #define VMGMT_FILE_OPEN_WRITE 0x2
 #define VMGMT_FILE_CLOSE_COMMIT 0x1
@@ -58,6 +68,25 @@
 #define VMGMT_AGENT_COPY_FROM_GUEST 0x2
 #define VMGMT_HOST_TRANSFER_PREFIX "/@vmgmt-transfer/"
 #define VMGMT_FILE_HASH_BYTES 32
+#define VMGMT_CHAT_FLAG_IN_SLICE 0x1
+#define VMGMT_CHAT_FLAG_CALL 0x2
+#define VMGMT_CHAT_FLAG_BROADCAST 0x4
+#define VMGMT_CHAT_PRESENCE_JOIN 0x1
+#define VMGMT_CHAT_PRESENCE_LEAVE 0x2
+#define VMGMT_CHAT_REASON_REGISTERED 0x1
+#define VMGMT_CHAT_REASON_UNREGISTERED 0x2
+#define VMGMT_CHAT_REASON_PROCESS_GONE 0x3
+#define VMGMT_CHAT_REASON_VM_STOPPED 0x4
+#define VMGMT_CHAT_REASON_HOST_LEFT 0x5
+#define VMGMT_CHAT_PEER_HOST 0x1
+#define VMGMT_CHAT_PEER_SAME_VM 0x2
+#define VMGMT_CHAT_LIMIT_MAX_NAME_BYTES 0x40
+#define VMGMT_CHAT_LIMIT_MAX_MESSAGE_BYTES 0x10000
+#define VMGMT_CHAT_LIMIT_MAX_NAMES_PER_VM 0x20
+#define VMGMT_CHAT_LIMIT_MAX_CALL_TIMEOUT_MS 0x493e0
+#define VMGMT_CHAT_LIMIT_RX_CONTROL_BYTES 0x40
+#define VMGMT_CHAT_HOST_NAME "host"
+#define VMGMT_CHAT_BROADCAST_TARGET "@"
 #define VMGMT_ST_OK 0x0
 #define VMGMT_ST_UNKNOWN_TYPE 0x1
 #define VMGMT_ST_BAD_LENGTH 0x2
@@ -92,6 +121,16 @@
 #define VMGMT_ST_UNSAFE_NAME 0x26
 #define VMGMT_ST_HARD_LINKED 0x27
 #define VMGMT_ST_TOO_MANY_ENTRIES 0x28
+#define VMGMT_ST_CHAT_BAD_NAME 0x32
+#define VMGMT_ST_CHAT_NAME_TAKEN 0x33
+#define VMGMT_ST_CHAT_TOO_MANY_NAMES 0x34
+#define VMGMT_ST_CHAT_NO_PEER 0x35
+#define VMGMT_ST_CHAT_NOT_ALLOWED 0x36
+#define VMGMT_ST_CHAT_QUEUE_FULL 0x37
+#define VMGMT_ST_CHAT_TOO_LARGE 0x38
+#define VMGMT_ST_CHAT_TIMED_OUT 0x39
+#define VMGMT_ST_CHAT_NO_CALL 0x3a
+#define VMGMT_ST_CHAT_PEER_GONE 0x3b
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
 #define VMGMT_CHANNEL_LAYOUT_RING_C2G 0xc0
@@ -352,6 +391,174 @@ _Static_assert(offsetof(struct vmgmt_agent_copy, host_path_len) == 4, "struct vm
 _Static_assert(offsetof(struct vmgmt_agent_copy, guest_path_len) == 8, "struct vmgmt_agent_copy.guest_path_len offset");
 _Static_assert(offsetof(struct vmgmt_agent_copy, reserved) == 12, "struct vmgmt_agent_copy.reserved offset");
 
+/* CHAT_REGISTER and CHAT_UNREGISTER payload; name_len bytes of name follow. */
+struct vmgmt_chat_name {
+    uint32_t name_len;                      /* @0: bytes of name after this struct, 1..64 */
+    uint32_t reserved;                      /* @4: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_name) == 8, "struct vmgmt_chat_name size");
+_Static_assert(offsetof(struct vmgmt_chat_name, name_len) == 0, "struct vmgmt_chat_name.name_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_name, reserved) == 4, "struct vmgmt_chat_name.reserved offset");
+
+/* CHAT_SEND and CHAT_CALL payload; from_len bytes of sender name, target_len bytes of target, then (without IN_SLICE) data_len bytes of data follow. */
+struct vmgmt_chat_send {
+    uint32_t flags;                         /* @0: CHAT_FLAG: IN_SLICE only */
+    uint16_t from_len;                      /* @4: 0: the channel's first name (or none); else one of the channel's names */
+    uint16_t target_len;                    /* @6: bytes of target: a name, "host", or "@" for the sender VM's chat group (SEND only) */
+    uint32_t data_len;                      /* @8: message bytes, at most 64 KiB */
+    uint32_t data_offset;                   /* @12: IN_SLICE: where the data is in the sender's data slice */
+    uint32_t timeout_ms;                    /* @16: CALL: how long to wait for the reply, 1..MAX_CALL_TIMEOUT_MS; SEND: zero */
+    uint32_t reply_offset;                  /* @20: CALL: where in the caller's slice a reply too large for the answer slot goes */
+    uint32_t reply_cap;                     /* @24: CALL: room at reply_offset, bytes (0: replies must fit the answer slot) */
+    uint32_t reserved;                      /* @28: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_send) == 32, "struct vmgmt_chat_send size");
+_Static_assert(offsetof(struct vmgmt_chat_send, flags) == 0, "struct vmgmt_chat_send.flags offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, from_len) == 4, "struct vmgmt_chat_send.from_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, target_len) == 6, "struct vmgmt_chat_send.target_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, data_len) == 8, "struct vmgmt_chat_send.data_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, data_offset) == 12, "struct vmgmt_chat_send.data_offset offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, timeout_ms) == 16, "struct vmgmt_chat_send.timeout_ms offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, reply_offset) == 20, "struct vmgmt_chat_send.reply_offset offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, reply_cap) == 24, "struct vmgmt_chat_send.reply_cap offset");
+_Static_assert(offsetof(struct vmgmt_chat_send, reserved) == 28, "struct vmgmt_chat_send.reserved offset");
+
+/* Answer payload of an OK CHAT_CALL; without IN_SLICE data_len bytes of reply follow. */
+struct vmgmt_chat_call_result {
+    uint32_t flags;                         /* @0: CHAT_FLAG.IN_SLICE when the reply was written at the request's reply_offset */
+    uint32_t data_len;                      /* @4: reply bytes */
+    int32_t reply_status;                   /* @8: what the callee put in vmgmt_chat_reply.status (its own code: 0 by convention for success) */
+    uint32_t reserved;                      /* @12: zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_call_result) == 16, "struct vmgmt_chat_call_result size");
+_Static_assert(offsetof(struct vmgmt_chat_call_result, flags) == 0, "struct vmgmt_chat_call_result.flags offset");
+_Static_assert(offsetof(struct vmgmt_chat_call_result, data_len) == 4, "struct vmgmt_chat_call_result.data_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_call_result, reply_status) == 8, "struct vmgmt_chat_call_result.reply_status offset");
+_Static_assert(offsetof(struct vmgmt_chat_call_result, reserved) == 12, "struct vmgmt_chat_call_result.reserved offset");
+
+/* Answer payload of an OK CHAT_SEND. */
+struct vmgmt_chat_send_result {
+    uint32_t delivered;                     /* @0: receivers whose ring the message reached (1 for a name; the group's count for "@") */
+    uint32_t refused;                       /* @4: broadcast: members not reached (policy, full queue, gone); zero otherwise */
+};
+_Static_assert(sizeof(struct vmgmt_chat_send_result) == 8, "struct vmgmt_chat_send_result size");
+_Static_assert(offsetof(struct vmgmt_chat_send_result, delivered) == 0, "struct vmgmt_chat_send_result.delivered offset");
+_Static_assert(offsetof(struct vmgmt_chat_send_result, refused) == 4, "struct vmgmt_chat_send_result.refused offset");
+
+/* CHAT_REPLY payload; without IN_SLICE data_len bytes of reply follow. */
+struct vmgmt_chat_reply {
+    uint32_t call_id;                       /* @0: from the CHAT_DELIVER of the call */
+    uint32_t flags;                         /* @4: CHAT_FLAG: IN_SLICE only */
+    int32_t status;                         /* @8: the callee's own result code, passed to the caller as reply_status (0 by convention: success) */
+    uint32_t data_len;                      /* @12: reply bytes, at most 64 KiB */
+    uint32_t data_offset;                   /* @16: IN_SLICE: where the reply is in this channel's data slice */
+    uint32_t reserved;                      /* @20: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_reply) == 24, "struct vmgmt_chat_reply size");
+_Static_assert(offsetof(struct vmgmt_chat_reply, call_id) == 0, "struct vmgmt_chat_reply.call_id offset");
+_Static_assert(offsetof(struct vmgmt_chat_reply, flags) == 4, "struct vmgmt_chat_reply.flags offset");
+_Static_assert(offsetof(struct vmgmt_chat_reply, status) == 8, "struct vmgmt_chat_reply.status offset");
+_Static_assert(offsetof(struct vmgmt_chat_reply, data_len) == 12, "struct vmgmt_chat_reply.data_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_reply, data_offset) == 16, "struct vmgmt_chat_reply.data_offset offset");
+_Static_assert(offsetof(struct vmgmt_chat_reply, reserved) == 20, "struct vmgmt_chat_reply.reserved offset");
+
+/* CHAT_PEERS payload. */
+struct vmgmt_chat_list {
+    uint32_t buf_offset;                    /* @0: where the vmgmt_chat_peer entries go in the data slice */
+    uint32_t buf_len;                       /* @4: room for entries, bytes */
+    uint32_t cookie;                        /* @8: entry index to start at: 0, then next_cookie */
+    uint32_t reserved;                      /* @12: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_list) == 16, "struct vmgmt_chat_list size");
+_Static_assert(offsetof(struct vmgmt_chat_list, buf_offset) == 0, "struct vmgmt_chat_list.buf_offset offset");
+_Static_assert(offsetof(struct vmgmt_chat_list, buf_len) == 4, "struct vmgmt_chat_list.buf_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_list, cookie) == 8, "struct vmgmt_chat_list.cookie offset");
+_Static_assert(offsetof(struct vmgmt_chat_list, reserved) == 12, "struct vmgmt_chat_list.reserved offset");
+
+/* Answer payload of CHAT_PEERS. */
+struct vmgmt_chat_list_result {
+    uint32_t count;                         /* @0: entries written */
+    uint32_t bytes;                         /* @4: bytes of the buffer used */
+    uint32_t next_cookie;                   /* @8: 0 when the listing is complete */
+    uint32_t reserved;                      /* @12: zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_list_result) == 16, "struct vmgmt_chat_list_result size");
+_Static_assert(offsetof(struct vmgmt_chat_list_result, count) == 0, "struct vmgmt_chat_list_result.count offset");
+_Static_assert(offsetof(struct vmgmt_chat_list_result, bytes) == 4, "struct vmgmt_chat_list_result.bytes offset");
+_Static_assert(offsetof(struct vmgmt_chat_list_result, next_cookie) == 8, "struct vmgmt_chat_list_result.next_cookie offset");
+_Static_assert(offsetof(struct vmgmt_chat_list_result, reserved) == 12, "struct vmgmt_chat_list_result.reserved offset");
+
+/* One CHAT_PEERS entry; vm_len bytes of VM name, then name_len bytes of name follow, then padding to 4 bytes. */
+struct vmgmt_chat_peer {
+    uint8_t vm_len;                         /* @0: bytes of VM name ("" for a host-side name) */
+    uint8_t name_len;                       /* @1: bytes of chat name */
+    uint16_t flags;                         /* @2: CHAT_PEER_FLAG */
+};
+_Static_assert(sizeof(struct vmgmt_chat_peer) == 4, "struct vmgmt_chat_peer size");
+_Static_assert(offsetof(struct vmgmt_chat_peer, vm_len) == 0, "struct vmgmt_chat_peer.vm_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_peer, name_len) == 1, "struct vmgmt_chat_peer.name_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_peer, flags) == 2, "struct vmgmt_chat_peer.flags offset");
+
+/* CHAT_WATCH payload. */
+struct vmgmt_chat_watch {
+    uint32_t on;                            /* @0: 1: push CHAT_PRESENCE for peers this channel may talk to; 0: stop */
+    uint32_t reserved;                      /* @4: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_watch) == 8, "struct vmgmt_chat_watch size");
+_Static_assert(offsetof(struct vmgmt_chat_watch, on) == 0, "struct vmgmt_chat_watch.on offset");
+_Static_assert(offsetof(struct vmgmt_chat_watch, reserved) == 4, "struct vmgmt_chat_watch.reserved offset");
+
+/* CHAT_DELIVER payload, core-written: from_vm, from_name, to_name follow (from_vm_len + from_name_len + to_name_len bytes), then without IN_SLICE data_len bytes of data. */
+struct vmgmt_chat_deliver {
+    uint32_t flags;                         /* @0: CHAT_FLAG: IN_SLICE, CALL, BROADCAST */
+    uint32_t call_id;                       /* @4: CALL: the id to put in CHAT_REPLY; zero otherwise */
+    uint8_t from_vm_len;                    /* @8: bytes of the sender VM's name as the core knows it ("" for the host) */
+    uint8_t from_name_len;                  /* @9: bytes of the sender's registered name ("" when it sent without one) */
+    uint8_t to_name_len;                    /* @10: bytes of the name of this channel it was sent to */
+    uint8_t reserved;                       /* @11: zero */
+    uint32_t data_len;                      /* @12: message bytes */
+    uint32_t data_offset;                   /* @16: IN_SLICE: where the data is in this channel's receive area (slice offset) */
+    uint32_t rx_end;                        /* @20: IN_SLICE: store this in vmgmt_chat_rx.guest_tail once the data is copied out */
+};
+_Static_assert(sizeof(struct vmgmt_chat_deliver) == 24, "struct vmgmt_chat_deliver size");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, flags) == 0, "struct vmgmt_chat_deliver.flags offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, call_id) == 4, "struct vmgmt_chat_deliver.call_id offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, from_vm_len) == 8, "struct vmgmt_chat_deliver.from_vm_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, from_name_len) == 9, "struct vmgmt_chat_deliver.from_name_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, to_name_len) == 10, "struct vmgmt_chat_deliver.to_name_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, reserved) == 11, "struct vmgmt_chat_deliver.reserved offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, data_len) == 12, "struct vmgmt_chat_deliver.data_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, data_offset) == 16, "struct vmgmt_chat_deliver.data_offset offset");
+_Static_assert(offsetof(struct vmgmt_chat_deliver, rx_end) == 20, "struct vmgmt_chat_deliver.rx_end offset");
+
+/* CHAT_PRESENCE payload, core-written: vm_len bytes of VM name, then name_len bytes of name follow. */
+struct vmgmt_chat_presence {
+    uint8_t event;                          /* @0: CHAT_PRESENCE_EVENT */
+    uint8_t reason;                         /* @1: CHAT_PRESENCE_REASON */
+    uint8_t vm_len;                         /* @2: bytes of VM name ("" for the host) */
+    uint8_t name_len;                       /* @3: bytes of chat name */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_presence) == 8, "struct vmgmt_chat_presence size");
+_Static_assert(offsetof(struct vmgmt_chat_presence, event) == 0, "struct vmgmt_chat_presence.event offset");
+_Static_assert(offsetof(struct vmgmt_chat_presence, reason) == 1, "struct vmgmt_chat_presence.reason offset");
+_Static_assert(offsetof(struct vmgmt_chat_presence, vm_len) == 2, "struct vmgmt_chat_presence.vm_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_presence, name_len) == 3, "struct vmgmt_chat_presence.name_len offset");
+_Static_assert(offsetof(struct vmgmt_chat_presence, reserved) == 4, "struct vmgmt_chat_presence.reserved offset");
+
+/* At offset 0 of a chat channel's data slice: the receive area [64, slice/2) is written by the core; the second half of the slice is the guest's (sends, replies, peer lists). */
+struct vmgmt_chat_rx {
+    uint32_t host_head;                     /* @0: core-written: receive-area bytes handed out, free-running */
+    uint32_t guest_tail;                    /* @4: guest-written: rx_end of the last IN_SLICE delivery it copied out */
+    uint32_t host_waiting;                  /* @8: core-written: 1 while a delivery waits for space; the guest then sends CHAT_RX_FREED after freeing */
+    uint8_t _pad[52];                       /* @12: reserved, zero */
+};
+_Static_assert(sizeof(struct vmgmt_chat_rx) == 64, "struct vmgmt_chat_rx size");
+_Static_assert(offsetof(struct vmgmt_chat_rx, host_head) == 0, "struct vmgmt_chat_rx.host_head offset");
+_Static_assert(offsetof(struct vmgmt_chat_rx, guest_tail) == 4, "struct vmgmt_chat_rx.guest_tail offset");
+_Static_assert(offsetof(struct vmgmt_chat_rx, host_waiting) == 8, "struct vmgmt_chat_rx.host_waiting offset");
+_Static_assert(offsetof(struct vmgmt_chat_rx, _pad) == 12, "struct vmgmt_chat_rx._pad offset");
+
 /* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */
 static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)
 { return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }
@@ -404,6 +611,16 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 38: return "name has a control character, a newline or a leading '-' (this VM may not create such names)";
     case 39: return "file has more than one hard link (this VM may not use hard-linked files)";
     case 40: return "the VM's limit on files and directories in its host root would be exceeded";
+    case 50: return "bad chat name: 1 to 64 bytes of a-z 0-9 . _ - (or a target that is not a name, host or @)";
+    case 51: return "chat name already registered on this host (by this or another VM)";
+    case 52: return "this VM holds as many chat names as it may";
+    case 53: return "no such chat peer (no one holds that name), or not a name of this channel";
+    case 54: return "chat policy does not allow this sender to reach this peer";
+    case 55: return "the receiver's chat queue is full (or this sender's share of it), or it did not take the message in time: retry later";
+    case 56: return "chat message larger than 64 KiB, or than the receiver's receive area";
+    case 57: return "the callee did not reply in time";
+    case 58: return "no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)";
+    case 59: return "the receiver went away before the message reached it (not delivered)";
     default: return "unknown status (driver older than the core?)";
     }
 }

@@ -96,8 +96,10 @@ static int debug_parse(int argc, char **argv, struct debug_options *o)
                 o->mode = VMGMT_MODE_NONE;
             else if (strcmp(optarg, "file") == 0)
                 o->mode = VMGMT_MODE_FILE;
+            else if (strcmp(optarg, "chat") == 0)
+                o->mode = VMGMT_MODE_CHAT;
             else
-                return cli_usage_error("--mode '%s' is not one of none, file", optarg);
+                return cli_usage_error("--mode '%s' is not one of none, file, chat", optarg);
             break;
         case 'T':
             rc = cli_parse_u32_base(optarg, 0, "message type --type", 0, 0xffff, &v);

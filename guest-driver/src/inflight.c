@@ -30,6 +30,14 @@ const char *inflight_type_name(uint16_t type)
     case VMGMT_MSG_FILE_REMOVE: return "FILE_REMOVE";
     case VMGMT_MSG_FILE_HASH: return "FILE_HASH";
     case VMGMT_MSG_AGENT_COPY: return "AGENT_COPY";
+    case VMGMT_MSG_CHAT_REGISTER: return "CHAT_REGISTER";
+    case VMGMT_MSG_CHAT_UNREGISTER: return "CHAT_UNREGISTER";
+    case VMGMT_MSG_CHAT_SEND: return "CHAT_SEND";
+    case VMGMT_MSG_CHAT_CALL: return "CHAT_CALL";
+    case VMGMT_MSG_CHAT_REPLY: return "CHAT_REPLY";
+    case VMGMT_MSG_CHAT_PEERS: return "CHAT_PEERS";
+    case VMGMT_MSG_CHAT_WATCH: return "CHAT_WATCH";
+    case VMGMT_MSG_CHAT_RX_FREED: return "CHAT_RX_FREED";
     default: return "unknown";
     }
 }

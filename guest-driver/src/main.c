@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "bench.h"
+#include "chat.h"
 #include "cli.h"
 #include "debug.h"
 #include "filecmd.h"
@@ -41,7 +42,7 @@ static const char main_usage[] =
     "  file rm PATH [--dir]                remove a file, or with --dir an empty directory\n"
     "                                      file options: -t TIMEOUT_MS per answer of the core (default 30000),\n"
     "                                      --wait and --spin-us as for ping\n"
-    "  debug raw [--mode none|file] --type T [--flags F] [--length L] [--id I] [--status S] [--payload HEX]\n"
+    "  debug raw [--mode none|file|chat] --type T [--flags F] [--length L] [--id I] [--status S] [--payload HEX]\n"
     "            [--wait-ms MS]            send ONE message with exactly these header fields (even a length larger\n"
     "                                      than the slot) and print the response or the channel's state change\n"
     "  debug poke-prod VALUE               publish VALUE as the g2c producer index (garbage) and print the\n"
@@ -55,6 +56,16 @@ static const char main_usage[] =
     "                                      a channel in agent mode; runs until SIGTERM; one line per copy on\n"
     "                                      stderr. Polls by default so other commands keep MSI-X: every MS\n"
     "                                      (default 2) for 10 s after a request, then every idle MS (default 100)\n"
+    "  chat register|listen NAME... [--json] [--exec CMD]\n"
+    "                                      register NAME(s) on one channel and print what arrives, one line\n"
+    "                                      each (<vm>/<name> -> <to>: <text>) until SIGINT/SIGTERM; --exec\n"
+    "                                      answers each call with CMD's stdout (call data on its stdin)\n"
+    "  chat peers [--watch] [--json]       the peers this VM may talk to; --watch then prints join/leave events\n"
+    "  chat send TARGET MESSAGE|- [--lines] [--from NAME]\n"
+    "                                      TARGET is a name, host, or @ (this VM's chat group); - reads stdin\n"
+    "                                      (with --lines, one message per line); exit 0 once delivered\n"
+    "  chat call TARGET MESSAGE|- [--call-timeout MS]\n"
+    "                                      send and wait for the reply (default 10000 ms); prints the reply\n"
     "  bench memcpy [--mib N] [--reps R]   memcpy throughput guest RAM -> the channel's data slice and back\n"
     "                                      (default 64 MiB, 3 reps after a warm-up); prints\n"
     "                                      memcpy: to_bar_MBps=X from_bar_MBps=Y bytes=N\n"
@@ -94,7 +105,7 @@ static int main_parse(int argc, char **argv, struct main_options *o)
         return REPORT_EXIT_OK;
     bool is_info = strcmp(o->command, "info") == 0, is_ping = strcmp(o->command, "ping") == 0, is_reset = strcmp(o->command, "reset") == 0;
     if (!is_info && !is_ping && !is_reset)
-        return cli_usage_error("unknown command '%s': use info, ping, reset, file, agent, bench, debug or help", o->command);
+        return cli_usage_error("unknown command '%s': use info, ping, reset, file, agent, chat, bench, debug or help", o->command);
     optind = 2;
     opterr = 0;
     int c;
@@ -171,6 +182,8 @@ int main(int argc, char **argv)
         rc = debug_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "agent") == 0) {
         rc = agent_main(argc, argv);
+    } else if (argc >= 2 && strcmp(argv[1], "chat") == 0) {
+        rc = chat_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
         rc = bench_main(argc, argv);
     } else {

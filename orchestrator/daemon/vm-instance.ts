@@ -9,6 +9,8 @@ import type { AgentService } from '../../device-backend/services/agent/agent-ser
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
+import type { ChatHub } from '../../device-backend/services/chat/chat-hub.js';
+import type { ChatAttachment } from '../../device-backend/services/device-services.js';
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -33,6 +35,8 @@ export interface VmInstanceDeps {
    * it is the config as of now, and a SIGHUP may have replaced it since the VM was created.
    */
   readonly config: DaemonConfig;
+  /** The daemon's one chat hub, shared by every VM. */
+  chatHub?: ChatHub;
 }
 
 const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
@@ -162,9 +166,13 @@ export class VmInstance {
     };
   }
 
+  private chat(): ChatAttachment | undefined {
+    return this.deps.chatHub ? { hub: this.deps.chatHub, ...(this.definition.chatGroup ? { group: this.definition.chatGroup } : {}) } : undefined;
+  }
+
   /** The services for a re-attached device of this VM: the same list launchVm builds. */
   private services(): MessageService[] {
-    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log });
+    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat());
     this.agent = built.agent;
     return built.services;
   }
@@ -203,6 +211,7 @@ export class VmInstance {
         boot: this.bootSpec(),
         geometry: this.geometry(),
         ...(def.files ? { files: def.files } : {}),
+        ...(this.chat() ? { chat: this.chat()! } : {}),
         paths: this.paths,
         cacheDir: this.deps.cacheDir,
       },

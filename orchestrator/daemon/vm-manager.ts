@@ -4,6 +4,7 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'nod
 import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import type { DaemonConfig } from './daemon-config.js';
+import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.js';
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
@@ -26,9 +27,12 @@ const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
 export class VmManager implements VmManagerApi {
   private readonly store: StateStore;
   private readonly vms = new Map<string, VmInstance>();
+  /** One chat hub for every VM of this daemon. */
+  readonly chatHub: LocalChatHub;
 
   constructor(private readonly opts: VmManagerOptions) {
     this.store = new StateStore(opts.stateDir);
+    this.chatHub = new LocalChatHub({ log: opts.log.child({ service: 'chat' }) });
     const { vms, problems } = this.store.loadAll();
     for (const p of problems) opts.log.error('cannot load a stored VM; fix or remove its files', { vm: p.name, problem: p.problem, dir: this.store.vmDir(p.name) });
     for (const { definition, record } of vms) this.vms.set(definition.name, this.instance(definition, record));
@@ -45,6 +49,7 @@ export class VmManager implements VmManagerApi {
       get config() {
         return live.current;
       },
+      chatHub: this.chatHub,
     });
   }
 

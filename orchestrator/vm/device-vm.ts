@@ -8,11 +8,13 @@ import path from 'node:path';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import { silentLogger } from '../../device-backend/core/core-logger.js';
 import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
-import { ManagementDevice } from '../../device-backend/management-device.js';
+import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
 import type { FileService } from '../../device-backend/services/file/file-service.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
 import { loadNative } from '../../device-backend/native/index.js';
+import type { ChatAttachment } from '../../device-backend/services/device-services.js';
+import type { ChatService } from '../../device-backend/services/chat/chat-service.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
@@ -30,6 +32,10 @@ export interface DeviceVmOptions {
   cacheDir?: string;
   /** The VM's host file root for the file mode (limits default to DEFAULT_FILE_LIMITS). */
   files?: Partial<FileRootConfig> & { root: string };
+  /** A chat hub shared with other VMs (one object for all of them, as in the daemon) and this VM's group. */
+  chat?: ChatAttachment;
+  /** Where the services' snapshots go (as the daemon keeps them), for tests that re-attach a new core. */
+  snapshots?: ServiceSnapshotStore;
 }
 
 export interface DeviceVm {
@@ -39,6 +45,8 @@ export interface DeviceVm {
   readonly device: ManagementDevice;
   readonly files: FileService;
   readonly agent: AgentService;
+  /** The VM's chat service, when it was started with a hub. */
+  readonly chat: ChatService | undefined;
   readonly qemu: QemuProcess;
   readonly control: GuestControlClient;
   /** From starting QEMU to the guest answering on its control channel. */
@@ -74,6 +82,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         cpus: opts.cpus ?? 1,
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
+        ...(opts.chat ? { chat: opts.chat } : {}),
         paths: {
           runDir,
           qmpSocket: path.join(runDir, 'qmp.sock'),
@@ -83,17 +92,17 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         },
         cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
       },
-      { native: loadNative(), log },
+      { native: loadNative(), log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}) },
     );
     const { accel } = launched;
     device = launched.device;
     qemu = launched.qemu;
-    const { files, agent } = launched.services;
+    const { files, agent, chat } = launched.services;
     const startedAt = launched.qemuStartedAtMs;
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device: launched.device, qemu: launched.qemu, control, files, agent };
+    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, chat };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,

@@ -6,7 +6,7 @@ import { DEFAULT_CORE_LOG_LIMIT, rateLimitedLogger } from '../../device-backend/
 import type { GeometryOptions } from '../../device-backend/layout/geometry.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
-import { type DeviceServices, deviceServices } from '../../device-backend/services/device-services.js';
+import { type ChatAttachment, type DeviceServices, deviceServices } from '../../device-backend/services/device-services.js';
 import type { FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
 import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
 import type { QemuVmSpec } from '../qemu/qemu-args.js';
@@ -38,6 +38,8 @@ export interface VmLaunchSpec {
   geometry?: Partial<GeometryOptions>;
   /** The VM's host root for the file mode; without one the file mode answers NO_FILE_ROOT. */
   files?: FileRootConfig;
+  /** The daemon's chat hub and the VM's chatGroup; without it the VM has no chat mode. */
+  chat?: ChatAttachment;
   paths: VmLaunchPaths;
   /** Where the KVM self-probe caches its answer. */
   cacheDir: string;
@@ -62,9 +64,9 @@ export interface LaunchedVm {
  * The services for one device of a VM; the daemon builds the same list when it re-attaches. Their log is
  * bounded like the core's: every refusal is a line, and a guest can cause refusals as fast as it likes.
  */
-export function vmServices(files: FileRootConfig | undefined, deps: Pick<VmLaunchDeps, 'native' | 'log'>): DeviceServices {
+export function vmServices(files: FileRootConfig | undefined, deps: Pick<VmLaunchDeps, 'native' | 'log'>, chat?: ChatAttachment): DeviceServices {
   const log = rateLimitedLogger(deps.log, { ...DEFAULT_CORE_LOG_LIMIT, nowMs: () => performance.now() });
-  return deviceServices({ native: deps.native, ...(files ? { files } : {}), log });
+  return deviceServices({ native: deps.native, ...(files ? { files } : {}), log, ...(chat ? { chat } : {}) });
 }
 
 export function testImageBoot(): VmBoot {
@@ -77,7 +79,7 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
   const image = testImage();
   const accel = await resolveAccel(spec.accel, { kernelPath: image.kernelPath, initrdPath: image.initrdPath, cacheDir: spec.cacheDir });
   if (spec.accel === 'auto') deps.log.info(`accelerator ${accel.accel}`, { reason: accel.reason });
-  const services = vmServices(spec.files, deps);
+  const services = vmServices(spec.files, deps, spec.chat);
   const device = ManagementDevice.start({
     native: deps.native,
     name: spec.name,
