@@ -121,6 +121,8 @@ export const vmExitInfoSchema = z.object({
   signal: z.string().nullable(),
   at: z.string(),
   reason: z.string(),
+  /** A crash: the last lines the guest's console printed. */
+  consoleTail: z.string().optional(),
 });
 export type VmExitInfo = z.infer<typeof vmExitInfoSchema>;
 
@@ -133,6 +135,8 @@ export const vmSummarySchema = z.object({
   startedAt: z.string().nullable(),
   restarts: z.number().int().min(0),
   lastExit: vmExitInfoSchema.nullable(),
+  /** When the on-failure restart policy gave up (maxRestarts reached); null or absent while it has not. */
+  restartGaveUpAt: z.string().nullable().optional(),
 });
 export type VmSummary = z.infer<typeof vmSummarySchema>;
 

@@ -55,7 +55,7 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
     ['pid', vm.pid === null ? '-' : String(vm.pid)],
     ['accel', vm.accel === null ? `- (wanted: ${d.accel})` : `${vm.accel} (wanted: ${d.accel})`],
     ['started', vm.startedAt === null ? '-' : LIVE_STATES.has(vm.state) ? `${vm.startedAt} (up ${vmUptime(vm, nowMs)})` : vm.startedAt],
-    ['restarts', String(vm.restarts)],
+    ['restarts', vm.restartGaveUpAt ? `${vm.restarts} (the on-failure policy gave up at ${vm.restartGaveUpAt})` : String(vm.restarts)],
     ['last exit', formatExit(vm.lastExit)],
     ['memory', `${d.memoryMiB} MiB`],
     ['cpus', String(d.cpus)],
@@ -86,7 +86,8 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
 
 export function formatExit(exit: VmExitInfo | null): string {
   if (exit === null) return '-';
-  return `${exitHow(exit)} at ${exit.at}${exit.reason ? ` (${exit.reason})` : ''}`;
+  const lastConsole = exit.consoleTail?.split('\n').at(-1);
+  return `${exitHow(exit)} at ${exit.at}${exit.reason ? ` (${exit.reason})` : ''}${lastConsole ? `; console: ${lastConsole}` : ''}`;
 }
 
 /** `signal SIGKILL`, `exit code 0`, or `exit status unknown`. */

@@ -15,8 +15,10 @@ export const vmRecordSchema = z.object({
   startedAt: z.string().nullable(),
   restarts: z.number().int().min(0),
   lastExit: z
-    .object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), at: z.string(), reason: z.string() })
+    .object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), at: z.string(), reason: z.string(), consoleTail: z.string().optional() })
     .nullable(),
+  /** When the on-failure policy stopped restarting the VM (maxRestarts reached); null after a manual start. */
+  restartGaveUpAt: z.string().nullable().optional(),
   deviceFds: z
     .object({ memFd: z.number().int().min(0), coreEventFds: z.array(z.number().int().min(0)), clientEventFds: z.array(z.number().int().min(0)) })
     .nullable(),

@@ -105,6 +105,8 @@ export const restartSchema = z
     policy: z.enum(['never', 'on-failure']).default('never'),
     maxRestarts: z.number().int().min(0).max(100).default(3),
     backoffMs: z.number().int().min(0).max(600_000).default(1000),
+    /** After this long running without a crash, the restart count starts again from 0. */
+    resetAfterMs: z.number().int().min(1000).max(7 * 24 * 3_600_000).default(600_000),
   })
   .strict();
 

@@ -14,6 +14,7 @@ import type { ChatAttachment } from '../../device-backend/services/device-servic
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { lastLines } from './file-tail.js';
 import { createVmCgroup } from './cgroup.js';
 import type { DaemonConfig } from './daemon-config.js';
 import type { Logger } from './logger.js';
@@ -39,6 +40,7 @@ export interface VmInstanceDeps {
   chatHub?: ChatHub;
 }
 
+const CONSOLE_TAIL_LINES = 15;
 const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
 
 export function newRecord(): VmRecord {
@@ -49,6 +51,7 @@ export class VmInstance {
   private qemu: QemuProcess | undefined;
   private device: ManagementDevice | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private detached = false;
   /** The agent service of the device now served (a new one with each device). */
@@ -104,7 +107,17 @@ export class VmInstance {
 
   summary(): VmSummary {
     const r = this.record;
-    return { name: this.name, uuid: r.uuid, state: r.status.state, pid: r.pid, accel: r.accel, startedAt: r.startedAt, restarts: r.restarts, lastExit: r.lastExit };
+    return {
+      name: this.name,
+      uuid: r.uuid,
+      state: r.status.state,
+      pid: r.pid,
+      accel: r.accel,
+      startedAt: r.startedAt,
+      restarts: r.restarts,
+      lastExit: r.lastExit,
+      restartGaveUpAt: r.restartGaveUpAt ?? null,
+    };
   }
 
   details(): VmDetails {
@@ -132,7 +145,7 @@ export class VmInstance {
   start(opts: { resetRestarts?: boolean } = {}): Promise<VmDetails> {
     return this.serialize(async () => {
       this.apply({ type: 'start' });
-      if (opts.resetRestarts ?? true) this.record.restarts = 0;
+      if (opts.resetRestarts ?? true) this.record = { ...this.record, restarts: 0, restartGaveUpAt: null };
       clearTimeout(this.restartTimer);
       try {
         await this.launch();
@@ -146,6 +159,7 @@ export class VmInstance {
         throw new VmgmtError('QEMU_FAILED', `VM ${this.name} failed to start: ${(err as Error).message}`, { name: this.name }, { cause: err });
       }
       this.apply({ type: 'started' });
+      this.scheduleRestartCountReset();
       return this.details();
     });
   }
@@ -241,7 +255,8 @@ export class VmInstance {
         if (!QMP_EVENTS.has(ev.event) || this.qemu !== qemu) continue;
         this.log.info(`QMP event ${ev.event}`, { data: ev.data });
         try {
-          this.apply({ type: 'qmp', event: ev.event as 'STOP' });
+          const reason = typeof ev.data?.['reason'] === 'string' ? (ev.data['reason'] as string) : undefined;
+          this.apply({ type: 'qmp', event: ev.event as 'STOP', ...(reason ? { reason } : {}) });
         } catch (err) {
           this.log.warn('ignored QMP event', { event: ev.event, error: (err as Error).message });
         }
@@ -255,17 +270,49 @@ export class VmInstance {
     if (this.qemu !== qemu || this.detached) return;
     this.qemu = undefined;
     const at = new Date().toISOString();
+    clearTimeout(this.stableTimer);
     this.apply({ type: 'exited', exitCode: exit.exitCode, signal: exit.signal, known: known && (exit.exitCode !== null || exit.signal !== null) });
+    const crashed = this.state === 'crashed';
     // Whatever waits on the device (a copy) fails now, with the VM's fate.
-    this.cleanupAfterExit(`VM ${this.name} ${this.state === 'crashed' ? 'crashed' : 'stopped'} (${this.record.status.reason})`);
-    this.record = { ...this.record, pid: null, pidStartTime: null, deviceFds: null, lastExit: { exitCode: exit.exitCode, signal: exit.signal, at, reason: this.record.status.reason } };
+    this.cleanupAfterExit(`VM ${this.name} ${crashed ? 'crashed' : 'stopped'} (${this.record.status.reason})`);
+    // Early panics come before any pvpanic driver loads: what the console said last is the best account.
+    const consoleTail = crashed ? lastLines(this.paths.consoleLog, CONSOLE_TAIL_LINES) : '';
+    this.record = {
+      ...this.record,
+      pid: null,
+      pidStartTime: null,
+      deviceFds: null,
+      lastExit: { exitCode: exit.exitCode, signal: exit.signal, at, reason: this.record.status.reason, ...(consoleTail ? { consoleTail } : {}) },
+    };
     this.persist();
     this.scheduleRestartIfWanted();
   }
 
+  /** A VM that runs steadily for resetAfterMs gets its full count of restarts back. */
+  private scheduleRestartCountReset(): void {
+    clearTimeout(this.stableTimer);
+    const startedAt = this.record.startedAt ? Date.parse(this.record.startedAt) : Date.now();
+    const dueMs = Math.max(0, startedAt + this.definition.restart.resetAfterMs - Date.now());
+    const qemu = this.qemu;
+    this.stableTimer = setTimeout(() => {
+      if (this.qemu !== qemu || !qemu || this.state !== 'running' || this.record.restarts === 0) return;
+      this.log.info(`ran ${this.definition.restart.resetAfterMs} ms without a crash: restart count ${this.record.restarts} -> 0`);
+      this.record = { ...this.record, restarts: 0 };
+      this.persist();
+    }, dueMs);
+    this.stableTimer.unref();
+  }
+
   private scheduleRestartIfWanted(): void {
     const policy = this.definition.restart;
-    if (!wantsRestart(this.record.status, policy, this.record.restarts)) return;
+    if (!wantsRestart(this.record.status, policy, this.record.restarts)) {
+      if (this.record.status.state === 'crashed' && policy.policy === 'on-failure') {
+        this.record = { ...this.record, restartGaveUpAt: new Date().toISOString() };
+        this.persist();
+        this.log.warn(`the on-failure policy gave up: ${this.record.restarts} restarts of ${policy.maxRestarts} used; start the VM by hand once its cause is fixed`);
+      }
+      return;
+    }
     const delayMs = restartDelayMs(policy.backoffMs, this.record.restarts);
     this.record.restarts += 1;
     this.persist();
@@ -356,12 +403,14 @@ export class VmInstance {
     this.apply({ type: 'reattached', qemuStatus: status });
     this.log.info('re-attached', { pid, device: this.device ? 'served' : 'none' });
     this.watch(qemu);
+    this.scheduleRestartCountReset();
   }
 
   /** Daemon shutdown: let go of QEMU and the device without stopping the VM. */
   detach(): void {
     this.detached = true;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.stableTimer);
     this.qemu?.release();
     this.device?.close('the daemon is shutting down (the VM keeps running)');
   }

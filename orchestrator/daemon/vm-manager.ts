@@ -1,6 +1,6 @@
 // The daemon's registry of VMs: creates, finds and removes them, and hands lifecycle requests to each
 // VM's instance. Implements what the control API serves.
-import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import type { DaemonConfig } from './daemon-config.js';
@@ -8,6 +8,7 @@ import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
+import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
 import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
 import { isActive } from './vm-state-machine.js';
@@ -134,18 +135,4 @@ export class VmManager implements VmManagerApi {
     const file = opts.source === 'console' ? vm.paths.consoleLog : opts.source === 'qemu' ? vm.paths.qemuLog : path.join(this.store.vmDir(name), 'daemon.log');
     return readTail(file, opts.tailBytes ?? DEFAULT_LOG_TAIL_BYTES);
   }
-}
-
-function readTail(file: string, tailBytes: number): string {
-  if (!existsSync(file)) return '';
-  const size = statSync(file).size;
-  const start = Math.max(0, size - tailBytes);
-  const buf = Buffer.alloc(size - start);
-  const fd = openSync(file, 'r');
-  try {
-    readSync(fd, buf, 0, buf.length, start);
-  } finally {
-    closeSync(fd);
-  }
-  return buf.toString('utf8');
 }

@@ -29,6 +29,16 @@ describe('VM state machine', () => {
     expect(run([{ type: 'start' }, { type: 'started' }, { type: 'qmp', event: 'SHUTDOWN' }, exited(0)]).state).toBe('stopped');
   });
 
+  it('a guest reset or panic under -no-reboot (QMP SHUTDOWN reason) is a crash, and the restart policy applies', () => {
+    const reset = run([{ type: 'start' }, { type: 'started' }, { type: 'qmp', event: 'SHUTDOWN', reason: 'guest-reset' }, exited(0)]);
+    expect(reset).toMatchObject({ state: 'crashed', reason: expect.stringMatching(/^the guest reset itself .*guest-reset.*; QEMU ended \(exit code 0\)$/) });
+    expect(wantsRestart(reset, { policy: 'on-failure', maxRestarts: 3 }, 0)).toBe(true);
+    expect(run([{ type: 'start' }, { type: 'started' }, { type: 'qmp', event: 'SHUTDOWN', reason: 'guest-panic' }, exited(0)]).state).toBe('crashed');
+    // A stop that was asked for, and the guest's own power-off, stay stops.
+    expect(run([{ type: 'start' }, { type: 'started' }, { type: 'stop' }, { type: 'qmp', event: 'SHUTDOWN', reason: 'guest-reset' }, exited(0)]).state).toBe('stopped');
+    expect(run([{ type: 'start' }, { type: 'started' }, { type: 'qmp', event: 'SHUTDOWN', reason: 'guest-shutdown' }, exited(0)]).state).toBe('stopped');
+  });
+
   it('an unexpected exit is a crash, with how it ended', () => {
     expect(run([{ type: 'start' }, { type: 'started' }, exited(null, 'SIGKILL')])).toMatchObject({ state: 'crashed', reason: 'QEMU ended unexpectedly (killed by SIGKILL)' });
     expect(run([{ type: 'start' }, { type: 'started' }, exited(null, null, false)]).reason).toMatch(/exit status unknown/);

@@ -8,7 +8,8 @@ export type VmEvent =
   | { type: 'start-failed'; reason: string }
   | { type: 'stop' }
   | { type: 'kill' }
-  | { type: 'qmp'; event: 'STOP' | 'RESUME' | 'RESET' | 'SHUTDOWN' | 'POWERDOWN' | 'GUEST_PANICKED' }
+  /** `reason`: QMP's SHUTDOWN reason (guest-shutdown, guest-reset, guest-panic, host-qmp-quit, ...). */
+  | { type: 'qmp'; event: 'STOP' | 'RESUME' | 'RESET' | 'SHUTDOWN' | 'POWERDOWN' | 'GUEST_PANICKED'; reason?: string }
   | { type: 'exited'; exitCode: number | null; signal: string | null; known: boolean }
   /** A new daemon found the VM's QEMU alive and took it back; qemuStatus is QMP's query-status answer. */
   | { type: 'reattached'; qemuStatus: string }
@@ -57,7 +58,13 @@ export function transition(s: VmStatus, e: VmEvent): Transition {
         case 'RESUME':
           return s.state === 'paused' ? to('running', 'resumed (QMP RESUME)') : { ok: true, status: s };
         case 'SHUTDOWN':
-          return isActive(s.state) ? to('stopping', 'guest shut down', { guestShutdown: true }) : { ok: true, status: s };
+          if (!isActive(s.state)) return { ok: true, status: s };
+          // Under -no-reboot a guest that resets (a kernel panic with panic=N, a triple fault, a reboot)
+          // makes QEMU shut down: that is a crash, unless a stop was asked for.
+          if ((e.reason === 'guest-reset' || e.reason === 'guest-panic') && !s.stopRequested) {
+            return to('crashed', e.reason === 'guest-panic' ? 'the guest panicked (QEMU shut down: guest-panic)' : 'the guest reset itself (QEMU shut down with -no-reboot: guest-reset)');
+          }
+          return to('stopping', 'guest shut down', { guestShutdown: true });
         case 'GUEST_PANICKED':
           return isActive(s.state) ? to('crashed', 'guest kernel panicked (pvpanic)') : { ok: true, status: s };
         case 'RESET':
