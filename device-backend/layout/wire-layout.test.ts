@@ -60,3 +60,11 @@ describe('wire layout', () => {
     }
   });
 });
+
+describe('docs/protocol.md', () => {
+  it('lists every status code by its number and name', () => {
+    const doc = readFileSync(path.join(repoRoot, 'docs/protocol.md'), 'utf8');
+    const missing = Object.entries(STATUS).filter(([name, s]) => !doc.includes(`| ${s.code} | ${name} |`)).map(([name]) => name);
+    expect(missing).toEqual([]);
+  });
+});

@@ -215,6 +215,8 @@ export const STATUS = {
   UNSAFE_NAME: { code: 38, text: 'name has a control character, a newline or a leading \'-\' (this VM may not create such names)' },
   HARD_LINKED: { code: 39, text: 'file has more than one hard link (this VM may not use hard-linked files)' },
   TOO_MANY_ENTRIES: { code: 40, text: 'the VM\'s limit on files and directories in its host root would be exceeded' },
+  HOST_NO_SPACE: { code: 41, text: 'the host file system under the VM\'s root is full (no quota decided this: free space on the host)' },
+  GUEST_NO_SPACE: { code: 42, text: 'the guest\'s file system is out of space' },
   CHAT_BAD_NAME: { code: 50, text: 'bad chat name: 1 to 64 bytes of a-z 0-9 . _ - (or a target that is not a name, host or @)' },
   CHAT_NAME_TAKEN: { code: 51, text: 'chat name already registered on this host (by this or another VM)' },
   CHAT_TOO_MANY_NAMES: { code: 52, text: 'this VM holds as many chat names as it may' },

@@ -23,7 +23,7 @@ int32_t agentcopy_errno_status(int err)
     case ENOTDIR: return VMGMT_ST_NOT_DIRECTORY;
     case EROFS: return VMGMT_ST_READ_ONLY;
     case ENOSPC:
-    case EDQUOT: return VMGMT_ST_QUOTA_EXCEEDED;
+    case EDQUOT: return VMGMT_ST_GUEST_NO_SPACE;
     case EFBIG: return VMGMT_ST_FILE_TOO_LARGE;
     case ENAMETOOLONG: return VMGMT_ST_BAD_PATH;
     case EMFILE:

@@ -114,6 +114,18 @@ describe('faults during vmgmt cp', () => {
     expect(files(d.transferDir)).toEqual([]);
   });
 
+  it('a full guest file system is said as such: the guest is out of space at PATH', async () => {
+    await startVm();
+    expect((await d.guest(VM, 'mkdir -p /mnt/small && mount -t tmpfs -o size=1m vmgmt-small /mnt/small && echo ok')).stdout).toMatch(/ok/);
+    const local = path.join(d.baseDir, 'four-mib.bin');
+    writeFileSync(local, randomBytes(4 * 1024 * 1024));
+    const r = await d.cli('cp', local, `${VM}:/mnt/small/f`);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/the guest is out of space at \/mnt\/small\/f/);
+    expect(r.stderr).not.toMatch(/quota/);
+    expect(files(d.transferDir)).toEqual([]);
+  });
+
   it('SIGTERM to the daemon during a copy: it exits within seconds, the VM keeps running, nothing is left', async () => {
     const pid = await startVm();
     let exit: Promise<number | null> | undefined;

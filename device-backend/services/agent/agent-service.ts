@@ -168,6 +168,12 @@ export class AgentService implements MessageService {
           { status: answer.status, maxBytes: t.maxBytes },
         );
       }
+      if (answer.status === STATUS.GUEST_NO_SPACE.code) {
+        throw new AgentError('GUEST_REFUSED', `the guest is out of space at ${opts.guestPath} (status ${answer.status}): free space in the guest, or copy somewhere else`, { status: answer.status });
+      }
+      if (answer.status === STATUS.HOST_NO_SPACE.code) {
+        throw new AgentError('GUEST_REFUSED', `the host file system under the daemon's transfer directory is full while copying ${opts.guestPath} (status ${answer.status})`, { status: answer.status });
+      }
       if (answer.status !== 0) {
         throw new AgentError('GUEST_REFUSED', `the guest agent could not copy ${opts.guestPath}: ${statusText(answer.status)} (status ${answer.status})`, { status: answer.status });
       }

@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { FILE_CLOSE_FLAG, FILE_HASH_RESP_BYTES, FILE_OPEN_FLAG, FILE_TYPE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { ServiceContext } from '../../core/message-service.js';
-import type { VmgmtNative } from '../../native/index.js';
+import { isNativeSyscallError, type VmgmtNative } from '../../native/index.js';
+import { statusForErrno } from '../file/errno-status.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
 import { type Decoded, decodeHandle, decodeIo, decodeOpen, encodeInfo, encodeIoResult, type PathRef } from '../file/file-codec.js';
 import type { HostTransfer, HostTransfers } from './host-transfers.js';
@@ -68,6 +69,12 @@ export class TransferFiles {
   }
 
   private refused(req: Message, err: unknown): Message {
+    if (isNativeSyscallError(err)) {
+      // The host file failed (a full transfer directory: ENOSPC): the guest gets the status in words.
+      const status = statusForErrno(err.code);
+      this.opts.onRefused(req.type, status, err.message);
+      return responseTo(req, status);
+    }
     if (!(err instanceof Refusal)) throw err;
     this.opts.onRefused(req.type, err.status, err.reason);
     return responseTo(req, err.status);

@@ -14,8 +14,9 @@ const BY_ERRNO: Readonly<Record<string, number>> = {
   EROFS: STATUS.READ_ONLY.code,
   ENAMETOOLONG: STATUS.BAD_PATH.code,
   EINVAL: STATUS.BAD_PATH.code,
-  EDQUOT: STATUS.QUOTA_EXCEEDED.code,
-  ENOSPC: STATUS.QUOTA_EXCEEDED.code,
+  // The host file system is full (or its own quota hit): not the VM's quota, which is checked before a write.
+  EDQUOT: STATUS.HOST_NO_SPACE.code,
+  ENOSPC: STATUS.HOST_NO_SPACE.code,
   EFBIG: STATUS.FILE_TOO_LARGE.code,
   ENXIO: STATUS.NOT_REGULAR.code, // opening a socket (or a fifo for writing with no reader, or a device with no driver)
 };

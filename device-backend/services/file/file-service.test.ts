@@ -258,6 +258,29 @@ describe('FileService', () => {
       }
     });
 
+    it('a full host file system is said as such, not as the VM quota', async (testCtx) => {
+      // The VM's root is a 256 KiB tmpfs of the test's own; the quota (1 GiB) does not decide.
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'vmgmt-test-full', root], { stdio: 'ignore' });
+      } catch {
+        testCtx.skip(); // needs root and a kernel that allows the mount
+      }
+      try {
+        start();
+        const statuses = await put('big.bin', new Uint8Array(1024 * 1024));
+        expect(statuses).toContain(STATUS.HOST_NO_SPACE.code);
+        expect(statuses).not.toContain(STATUS.QUOTA_EXCEEDED.code);
+        expect(tempFiles()).toEqual([]);
+      } finally {
+        svc.close();
+        try {
+          execFileSync('umount', [root]);
+        } catch {
+          execFileSync('umount', ['-l', root]);
+        }
+      }
+    });
+
     it('a symlink swapped in during a transfer does not redirect it', async () => {
       writeFileSync(path.join(root, 'doc'), 'A'.repeat(100));
       const open = await call(fileReq.open(...putPath('doc'), FILE_OPEN_FLAG.READ));
