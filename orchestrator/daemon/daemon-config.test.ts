@@ -46,6 +46,7 @@ describe('daemon config file', () => {
       socketPath: '/run/vmgmt/vmgmt.sock',
       logLevel: 'info',
       transfers: { maxPullBytes: 16 * 1024 ** 3, transferDir: '/run/vmgmt/transfers' },
+      boot: { maxConcurrent: 4, agentWaitMs: 120_000 },
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -57,13 +58,14 @@ describe('daemon config file', () => {
   });
 
   it('reads every field; socket and transfer directory default under the runtime directory', () => {
-    write({ stateDir: '/s', runtimeDir: '/r', logLevel: 'debug', transfers: { maxPullBytes: 1024 } });
+    write({ stateDir: '/s', runtimeDir: '/r', logLevel: 'debug', transfers: { maxPullBytes: 1024 }, boot: { maxConcurrent: 2, agentWaitMs: 5000 } });
     expect(loadDaemonConfig(explicit())).toEqual({
       stateDir: '/s',
       runtimeDir: '/r',
       socketPath: '/r/vmgmt.sock',
       logLevel: 'debug',
       transfers: { maxPullBytes: 1024, transferDir: '/r/transfers' },
+      boot: { maxConcurrent: 2, agentWaitMs: 5000 },
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });

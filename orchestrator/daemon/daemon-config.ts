@@ -3,8 +3,8 @@
 // with why. A missing default file means every default; a file named with --config must exist. Flags
 // (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
 //
-// On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel and transfers.maxPullBytes
-// take effect at once; the other fields are in use (directories, the bound socket) and a change to them is
+// On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes
+// and the boot section take effect at once; the other fields are in use (directories, the bound socket) and a change to them is
 // logged as needing a restart. A file that no longer parses leaves the running config as it was.
 //
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
@@ -41,6 +41,15 @@ export const transfersConfigSchema = z
   })
   .strict();
 
+export const bootConfigSchema = z
+  .object({
+    /** VMs booting at once; more wait their turn, so boots on a small host do not starve each other. */
+    maxConcurrent: z.number().int().min(1).max(1024).default(4),
+    /** How long a boot may hold its turn: until the guest agent is up, or this long. */
+    agentWaitMs: z.number().int().min(1000).max(3_600_000).default(120_000),
+  })
+  .strict();
+
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
   .object({
@@ -49,6 +58,7 @@ export const daemonConfigFileSchema = z
     socketPath: absolutePath.optional().describe('default: <runtimeDir>/vmgmt.sock'),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     transfers: transfersConfigSchema.default(transfersConfigSchema.parse({})),
+    boot: bootConfigSchema.default(bootConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -62,6 +72,10 @@ export interface DaemonConfig {
   transfers: {
     maxPullBytes: number;
     transferDir: string;
+  };
+  boot: {
+    maxConcurrent: number;
+    agentWaitMs: number;
   };
 }
 
@@ -119,6 +133,7 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
       maxPullBytes: file.transfers.maxPullBytes,
       transferDir: file.transfers.transferDir ?? path.join(runtimeDir, 'transfers'),
     },
+    boot: { ...file.boot },
   };
 }
 
@@ -159,7 +174,7 @@ export interface ReloadPlan {
   needRestart: ConfigChange[];
 }
 
-const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes'] as const;
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs'] as const;
 const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
 
 /** What a reload changes. Pure. */
@@ -171,7 +186,7 @@ export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPla
       return from === to ? [] : [{ field, from, to }];
     });
   return {
-    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes } },
+    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes }, boot: { ...next.boot } },
     applied: changes(RELOADABLE_FIELDS),
     needRestart: changes(RESTART_FIELDS),
   };

@@ -14,6 +14,7 @@ import type { ChatAttachment } from '../../device-backend/services/device-servic
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
+import type { BootGate, ReleaseTurn } from './boot-gate.js';
 import { lastLines } from './file-tail.js';
 import { createVmCgroup } from './cgroup.js';
 import type { DaemonConfig } from './daemon-config.js';
@@ -38,9 +39,13 @@ export interface VmInstanceDeps {
   readonly config: DaemonConfig;
   /** The daemon's one chat hub, shared by every VM. */
   chatHub?: ChatHub;
+  /** Turns to boot, shared by every VM; without one a VM boots at once. */
+  bootGate?: BootGate;
 }
 
 const CONSOLE_TAIL_LINES = 15;
+/** How long a copy waits for the agent of a VM that has booted (it may be re-claiming its channel). */
+const DEFAULT_AGENT_WAIT_MS = 20_000;
 const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
 
 export function newRecord(): VmRecord {
@@ -52,6 +57,10 @@ export class VmInstance {
   private device: ManagementDevice | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private stableTimer: NodeJS.Timeout | undefined;
+  /** This VM's turn to boot (BootGate), held from launch until its agent is up. */
+  private bootTurn: ReleaseTurn | undefined;
+  private bootStartedAtMs = 0;
+  private agentUp = false;
   private queue: Promise<unknown> = Promise.resolve();
   private detached = false;
   /** The agent service of the device now served (a new one with each device). */
@@ -202,6 +211,8 @@ export class VmInstance {
       sizeBytes: opts.sizeBytes ?? 0,
       ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
       guestPath: opts.guestPath,
+      // A VM still booting gets until its boot deadline for the agent to come up.
+      agentWaitMs: this.agentUp ? DEFAULT_AGENT_WAIT_MS : Math.max(DEFAULT_AGENT_WAIT_MS, this.bootStartedAtMs + this.deps.config.boot.agentWaitMs - Date.now()),
       timeoutMs: opts.timeoutMs ?? 600_000,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
@@ -215,6 +226,15 @@ export class VmInstance {
   private async launch(): Promise<void> {
     const def = this.definition;
     mkdirSync(this.paths.runDir, { recursive: true, mode: 0o700 });
+    const gate = this.deps.bootGate;
+    if (gate) {
+      if (gate.booting >= this.deps.config.boot.maxConcurrent) {
+        this.log.info(`waiting for a turn to boot: ${gate.booting} VMs are booting, ${gate.waiting} waiting (boot.maxConcurrent ${this.deps.config.boot.maxConcurrent})`);
+      }
+      this.bootTurn = await gate.turn();
+    }
+    this.bootStartedAtMs = Date.now();
+    this.agentUp = false;
     const { accel, device, services, qemu } = await launchVm(
       {
         name: def.name,
@@ -233,6 +253,16 @@ export class VmInstance {
     );
     this.device = device;
     this.agent = services.agent;
+    // The boot's turn ends when the agent is up (or the boot's deadline passes, or the VM goes away).
+    const turn = this.bootTurn;
+    const agentWaitMs = this.deps.config.boot.agentWaitMs;
+    void services.agent
+      .waitUntilUp(agentWaitMs)
+      .then((up) => {
+        if (up && this.agent === services.agent) this.agentUp = true;
+        else if (!up && this.device === device) this.log.warn(`the guest agent did not come up within ${agentWaitMs} ms of the start; the next VM may boot now`);
+      })
+      .finally(() => this.endBootTurn(turn));
     this.qemu = qemu;
     const cgroup = createVmCgroup(def.name);
     if (cgroup.ok) cgroup.cgroup.addProcess(qemu.pid);
@@ -322,7 +352,13 @@ export class VmInstance {
     }, delayMs);
   }
 
+  private endBootTurn(turn = this.bootTurn): void {
+    turn?.();
+    if (this.bootTurn === turn) this.bootTurn = undefined;
+  }
+
   private cleanupAfterExit(reason = `VM ${this.name} is no longer running`): void {
+    this.endBootTurn();
     this.device?.close(reason);
     this.device = undefined;
     for (const s of [this.paths.qmpSocket, this.paths.consoleSocket, this.paths.controlSocket, this.paths.ivshmemSocket]) rmSync(s, { force: true });
@@ -404,6 +440,7 @@ export class VmInstance {
     this.log.info('re-attached', { pid, device: this.device ? 'served' : 'none' });
     this.watch(qemu);
     this.scheduleRestartCountReset();
+    this.agentUp = true; // it booted under an earlier daemon; its agent re-claims its channel on its own
   }
 
   /** Daemon shutdown: let go of QEMU and the device without stopping the VM. */
@@ -411,6 +448,7 @@ export class VmInstance {
     this.detached = true;
     clearTimeout(this.restartTimer);
     clearTimeout(this.stableTimer);
+    this.endBootTurn();
     this.qemu?.release();
     this.device?.close('the daemon is shutting down (the VM keeps running)');
   }

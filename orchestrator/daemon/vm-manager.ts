@@ -8,6 +8,7 @@ import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
+import { BootGate } from './boot-gate.js';
 import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
 import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
@@ -30,9 +31,12 @@ export class VmManager implements VmManagerApi {
   private readonly vms = new Map<string, VmInstance>();
   /** One chat hub for every VM of this daemon. */
   readonly chatHub: LocalChatHub;
+  /** How many VMs boot at once (config boot.maxConcurrent). */
+  private readonly bootGate: BootGate;
 
   constructor(private readonly opts: VmManagerOptions) {
     this.store = new StateStore(opts.stateDir);
+    this.bootGate = new BootGate(() => opts.config.current.boot.maxConcurrent);
     this.chatHub = new LocalChatHub({ log: opts.log.child({ service: 'chat' }) });
     const { vms, problems } = this.store.loadAll();
     for (const p of problems) opts.log.error('cannot load a stored VM; fix or remove its files', { vm: p.name, problem: p.problem, dir: this.store.vmDir(p.name) });
@@ -51,6 +55,7 @@ export class VmManager implements VmManagerApi {
         return live.current;
       },
       chatHub: this.chatHub,
+      bootGate: this.bootGate,
     });
   }
 

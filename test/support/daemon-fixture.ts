@@ -2,7 +2,7 @@
 // tests: HTTP over its UNIX socket, kill -9 and restart, guest commands, and a cleanup that leaves no
 // QEMU, socket or directory behind even when the daemon is dead.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,7 @@ export class DaemonFixture {
   readonly stateDir: string;
   readonly runtimeDir: string;
   readonly socketPath: string;
+  private configPath: string | undefined;
 
   private constructor(readonly baseDir: string) {
     this.stateDir = path.join(baseDir, 'state');
@@ -29,8 +30,13 @@ export class DaemonFixture {
     this.socketPath = path.join(this.runtimeDir, 'vmgmt.sock');
   }
 
-  static async start(): Promise<DaemonFixture> {
+  /** `config`: the daemon's config file (written into the fixture's directory and passed with --config). */
+  static async start(opts: { config?: object } = {}): Promise<DaemonFixture> {
     const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));
+    if (opts.config) {
+      d.configPath = path.join(d.baseDir, 'config.json');
+      writeFileSync(d.configPath, JSON.stringify(opts.config));
+    }
     await d.startDaemon();
     return d;
   }
@@ -59,7 +65,8 @@ export class DaemonFixture {
   async startDaemon(): Promise<void> {
     this.previousOutput += this.output;
     this.output = '';
-    const child = spawn(process.execPath, [this.cliPath, 'daemon', '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const config = this.configPath ? ['--config', this.configPath] : [];
+    const child = spawn(process.execPath, [this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));
     this.child = child;

@@ -100,6 +100,17 @@ export class AgentService implements MessageService {
     return this.files.openFiles;
   }
 
+  /** Whether a guest agent holds a channel now, or comes up within waitMs; false when the device closes first. */
+  async waitUntilUp(waitMs: number): Promise<boolean> {
+    try {
+      await this.agentPort(waitMs);
+      return true;
+    } catch (err) {
+      if (err instanceof AgentError) return false;
+      throw err;
+    }
+  }
+
   /** The port of the agent's channel, waiting up to waitMs for an agent that is still coming up. */
   private async agentPort(waitMs: number, signal?: AbortSignal): Promise<ChannelPort> {
     const deadline = Date.now() + waitMs;
