@@ -120,6 +120,11 @@ export const vmDefinitionSchema = z
     device: deviceSchema.default(deviceSchema.parse({})),
     files: filesSchema.optional(),
     chatGroup: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/).optional(),
+    /** QEMU's -cpu; default: `host` under KVM, TCG_DEFAULT_CPU_MODEL under TCG (docs/decisions/cpu-model.md). */
+    cpuModel: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,127}$/, 'a QEMU CPU model with its options, e.g. max,erms=off (letters, digits and _ . , = + -)')
+      .optional(),
     restart: restartSchema.default(restartSchema.parse({})),
     powerdownTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
   })

@@ -242,6 +242,7 @@ export class VmInstance {
         accel: def.accel,
         memoryMiB: def.memoryMiB,
         cpus: def.cpus,
+        ...(def.cpuModel ? { cpuModel: def.cpuModel } : {}),
         boot: this.bootSpec(),
         geometry: this.geometry(),
         ...(def.files ? { files: def.files } : {}),

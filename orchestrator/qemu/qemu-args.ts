@@ -7,6 +7,8 @@ export interface QemuVmSpec {
   accel: 'tcg' | 'kvm';
   memoryMiB: number;
   cpus: number;
+  /** `-cpu`; default `host` under KVM, `max` under TCG. */
+  cpuModel?: string;
   /** Direct kernel boot; or `disk`. */
   kernelPath?: string;
   initrdPath?: string;
@@ -45,7 +47,7 @@ export function buildQemuArgs(spec: QemuVmSpec): string[] {
     // Interrupt remapping (intremap=on) under KVM needs the IOAPIC emulated in QEMU: kernel-irqchip=split.
     '-machine', kvm ? 'q35,kernel-irqchip=split' : 'q35',
     '-accel', spec.accel,
-    '-cpu', kvm ? 'host' : 'max',
+    '-cpu', spec.cpuModel ?? (kvm ? 'host' : 'max'),
     '-m', String(spec.memoryMiB),
     '-smp', String(spec.cpus),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',

@@ -24,6 +24,8 @@ export interface DeviceVmOptions {
   name: string;
   accel?: AccelRequest;
   memoryMiB?: number;
+  /** Default: the launcher's (TCG_DEFAULT_CPU_MODEL under TCG). */
+  cpuModel?: string;
   cpus?: number;
   geometry?: Partial<GeometryOptions>;
   log?: CoreLogger;
@@ -79,6 +81,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         uuid: randomUUID(),
         accel: opts.accel ?? 'auto',
         memoryMiB: opts.memoryMiB ?? 256,
+        ...(opts.cpuModel ? { cpuModel: opts.cpuModel } : {}),
         cpus: opts.cpus ?? 1,
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),

@@ -27,10 +27,18 @@ export interface VmLaunchPaths {
   qemuLog?: string;
 }
 
+/**
+ * The guest CPU under TCG: QEMU's `max` without ERMS and FSRM. With them the guest kernel clears and copies
+ * pages with `rep movsb/stosb`, which QEMU 7.2's TCG runs slowly (docs/decisions/cpu-model.md).
+ */
+export const TCG_DEFAULT_CPU_MODEL = 'max,erms=off,fsrm=off';
+
 export interface VmLaunchSpec {
   name: string;
   uuid: string;
   accel: AccelRequest;
+  /** Default: `host` under KVM, TCG_DEFAULT_CPU_MODEL under TCG. */
+  cpuModel?: string;
   memoryMiB: number;
   cpus: number;
   /** Default: the test image. */
@@ -98,6 +106,7 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
         accel: accel.accel,
         memoryMiB: spec.memoryMiB,
         cpus: spec.cpus,
+        cpuModel: spec.cpuModel ?? (accel.accel === 'kvm' ? 'host' : TCG_DEFAULT_CPU_MODEL),
         ...(spec.boot ?? testImageBoot()),
         qmpSocketPath: spec.paths.qmpSocket,
         consoleLogPath: spec.paths.consoleLog,
