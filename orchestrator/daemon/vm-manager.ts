@@ -8,7 +8,9 @@ import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
+import { describeProblems } from '../api/field-problems.js';
 import { BootGate } from './boot-gate.js';
+import { hostPathProblems } from './definition-paths.js';
 import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
 import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
@@ -84,6 +86,10 @@ export class VmManager implements VmManagerApi {
     if (this.vms.has(definition.name) || this.store.exists(definition.name)) {
       throw new VmgmtError('ALREADY_EXISTS', `a VM named ${definition.name} already exists: choose another name or remove it first (\`vmgmt vm rm ${definition.name}\`)`, { name: definition.name });
     }
+    const problems = hostPathProblems(definition);
+    if (problems.length > 0) {
+      throw new VmgmtError('INVALID_DEFINITION', `invalid VM definition: ${describeProblems(problems)}`, { problems });
+    }
     const record = newRecord();
     this.store.saveDefinition(definition);
     this.store.saveRecord(definition.name, record);
@@ -94,7 +100,8 @@ export class VmManager implements VmManagerApi {
   }
 
   list(): VmSummary[] {
-    return [...this.vms.values()].map((vm) => vm.summary()).sort((a, b) => a.name.localeCompare(b.name));
+    // Natural order: s1, s2, s10.
+    return [...this.vms.values()].map((vm) => vm.summary()).sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   }
 
   inspect(name: string): VmDetails {

@@ -1,6 +1,6 @@
 // The vmgmt daemon against real QEMU guests: lifecycle over the control API, restart policy, definition
 // validation, and kill -9 of the daemon with VMs and their management devices re-attached.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePingSummary } from '../../orchestrator/demo/ping-summary.js';
@@ -38,12 +38,21 @@ describe('vmgmt daemon', () => {
     expect((await d.api('GET', '/v1/vms/it-dup')).status).toBe(404);
   });
 
+  it('a kernel that is not there is refused at create, naming the field', async () => {
+    const r = await d.api('POST', '/v1/vms', { name: 'it-nokernel', accel: 'tcg', boot: { kernel: '/nonexistent/vmlinuz' } });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code: 'INVALID_DEFINITION', details: { problems: [{ path: 'boot.kernel', message: '/nonexistent/vmlinuz does not exist on the host' }] } });
+    expect((await d.api('GET', '/v1/vms/it-nokernel')).status).toBe(404);
+  });
+
   it('a VM that cannot boot fails to start with QEMU\'s own words and leaves nothing running', async () => {
-    expect((await d.api('POST', '/v1/vms', { name: 'it-nokernel', accel: 'tcg', boot: { kernel: '/nonexistent/vmlinuz' } })).status).toBe(201);
+    const notAKernel = path.join(d.baseDir, 'not-a-kernel');
+    writeFileSync(notAKernel, 'this is not a kernel');
+    expect((await d.api('POST', '/v1/vms', { name: 'it-nokernel', accel: 'tcg', boot: { kernel: notAKernel } })).status).toBe(201);
     const r = await d.api('POST', '/v1/vms/it-nokernel/start');
     expect(r.status).toBe(502);
     expect(r.body.code).toBe('QEMU_FAILED');
-    expect(r.body.message).toMatch(/nonexistent\/vmlinuz/);
+    expect(r.body.message).toMatch(/not-a-kernel|kernel/);
     const vm = (await d.api('GET', '/v1/vms/it-nokernel')).body;
     expect(vm).toMatchObject({ state: 'crashed', pid: null });
     expect(vm.stateReason).toMatch(/start failed/);
