@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateCHeader } from './generate-c-header.js';
-import { AGENT_COPY_REQ, CHANNEL, CHAT_CALL_RESULT, CHAT_DELIVER_MSG, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_NAME_REQ, CHAT_PEER, CHAT_PRESENCE_MSG, CHAT_REPLY_REQ, CHAT_RX, CHAT_SEND_REQ, CHAT_SEND_RESULT, CHAT_WATCH_REQ, MSG_TYPE, CHANNEL_LAYOUT, DIRENT, FILE_HANDLE_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP, FILE_OPEN_REQ, FILE_PATH_REQ, HEADER, MSG_HEADER, RING, SET_MODE_REQ, STATUS } from './wire-layout.js';
+import { CHANNEL, CHAT_CALL_RESULT, CHAT_DELIVER_MSG, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_NAME_REQ, CHAT_PEER, CHAT_PRESENCE_MSG, CHAT_REPLY_REQ, CHAT_RX, CHAT_SEND_REQ, CHAT_SEND_RESULT, CHAT_WATCH_REQ, MSG_TYPE, CHANNEL_LAYOUT, DIRENT, FILE_HANDLE_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP, FILE_OPEN_REQ, FILE_PATH_REQ, HEADER, MSG_HEADER, RING, SET_MODE_REQ, STATUS, WIRE_STRUCTS } from './wire-layout.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const headerPath = path.join(repoRoot, 'guest-driver/include/vmgmt_layout.h');
@@ -45,7 +45,7 @@ describe('wire layout', () => {
   it('C compiles the header and agrees with every offset (its _Static_asserts) and size', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'vmgmt-layout-'));
     try {
-      const structs = [HEADER, CHANNEL, RING, MSG_HEADER, SET_MODE_REQ, FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT, AGENT_COPY_REQ, CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX];
+      const structs = WIRE_STRUCTS;
       const prints = structs.flatMap((s) => [
         `printf("${s.cName} %zu\\n", sizeof(struct ${s.cName}));`,
         ...s.fields.map((f) => `printf("${s.cName}.${f.name} %zu\\n", offsetof(struct ${s.cName}, ${f.name}));`),

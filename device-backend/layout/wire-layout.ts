@@ -95,6 +95,23 @@ export const MSG_TYPE = {
   CHAT_DELIVER: 0x0381,
   /** Core -> guest push (request id 0): a peer joined or left, struct vmgmt_chat_presence. */
   CHAT_PRESENCE: 0x0382,
+  /** Calculation mode. Payload struct vmgmt_calc_begin + the function's name: a job on this channel. */
+  CALC_BEGIN: 0x0501,
+  /** Payload struct vmgmt_calc_io: the next input bytes, from the data slice, in order. */
+  CALC_INPUT: 0x0502,
+  /** Payload struct vmgmt_calc_job: all input given; the answer (vmgmt_calc_result) comes once the result is ready. */
+  CALC_RUN: 0x0503,
+  /** Payload struct vmgmt_calc_io: output bytes at `offset` into the data slice; the answer is vmgmt_calc_io_result. */
+  CALC_OUTPUT: 0x0504,
+  /** Payload struct vmgmt_calc_job: the job is done (also dropped on a channel reset). */
+  CALC_END: 0x0505,
+} as const;
+
+/** Calculation mode limits. */
+export const CALC_LIMITS = {
+  MAX_FUNCTION_NAME_BYTES: 64,
+  /** Input and output of one job: 1 GiB. */
+  MAX_JOB_BYTES: 1024 * 1024 * 1024,
 } as const;
 
 /** AGENT_COPY directions. */
@@ -226,6 +243,11 @@ export const STATUS = {
   CHAT_TOO_LARGE: { code: 56, text: 'chat message larger than 64 KiB, or than the receiver\'s receive area' },
   CHAT_TIMED_OUT: { code: 57, text: 'the callee did not reply in time' },
   CHAT_NO_CALL: { code: 58, text: 'no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)' },
+  CALC_NO_FUNCTION: { code: 70, text: 'no such calculation function on this host (or this VM may not use it)' },
+  CALC_TOO_LARGE: { code: 71, text: 'calculation input or output larger than the host allows (1 GiB)' },
+  CALC_BUSY: { code: 72, text: 'a calculation job is already open on this channel (end it first)' },
+  CALC_FAILED: { code: 73, text: 'the calculation failed on the host (for example input that is not valid gzip data)' },
+  CALC_BAD_JOB: { code: 74, text: 'no such calculation job on this channel, or it is not in the step this request needs' },
   CHAT_PEER_GONE: { code: 59, text: 'the receiver went away before the message reached it (not delivered)' },
 } as const;
 export type MsgTypeName = keyof typeof MSG_TYPE;
@@ -476,3 +498,40 @@ export const LIMITS = {
   /** Requests a channel may have in flight at the core (answers still to come). */
   MAX_IN_FLIGHT_PER_CHANNEL: 32,
 } as const;
+
+export const CALC_BEGIN_REQ = defineStruct('vmgmt_calc_begin', 'CALC_BEGIN request payload; name_len bytes of the function name (a-z 0-9 . _ -) follow it.', 16, [
+  ['name_len', 'u32', 'bytes of the function name, 1..CALC_LIMITS.MAX_FUNCTION_NAME_BYTES'],
+  ['flags', 'u32', 'reserved, zero'],
+  ['input_size', 'u64', 'bytes of input that CALC_INPUT will give, at most CALC_LIMITS.MAX_JOB_BYTES'],
+]);
+
+export const CALC_JOB_REQ = defineStruct('vmgmt_calc_job', 'CALC_RUN and CALC_END request payload, and the CALC_BEGIN answer.', 8, [
+  ['job', 'u32', 'the job id CALC_BEGIN answered'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const CALC_IO_REQ = defineStruct('vmgmt_calc_io', 'CALC_INPUT and CALC_OUTPUT request payload.', 24, [
+  ['job', 'u32', 'the job id'],
+  ['length', 'u32', 'bytes to give (INPUT) or to take (OUTPUT)'],
+  ['offset', 'u64', 'INPUT: bytes given so far (input goes in order); OUTPUT: where in the output to read'],
+  ['buf_offset', 'u32', 'where in the channel data slice the bytes come from (INPUT) or go (OUTPUT)'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const CALC_IO_RESP = defineStruct('vmgmt_calc_io_result', 'CALC_INPUT and CALC_OUTPUT answer payload.', 8, [
+  ['bytes', 'u32', 'bytes taken (INPUT) or copied into the slice (OUTPUT; 0 past the end)'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const CALC_RESULT = defineStruct('vmgmt_calc_result', 'CALC_RUN answer payload.', 8, [
+  ['output_size', 'u64', 'bytes of output, read with CALC_OUTPUT'],
+]);
+
+/** Every wire struct, in the order the C header declares them: the generator and the layout tests use this list. */
+export const WIRE_STRUCTS = [
+  HEADER, CHANNEL, RING, MSG_HEADER, SET_MODE_REQ,
+  FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT,
+  AGENT_COPY_REQ,
+  CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX,
+  CALC_BEGIN_REQ, CALC_JOB_REQ, CALC_IO_REQ, CALC_IO_RESP, CALC_RESULT,
+] as const;

@@ -5,6 +5,7 @@ import type { MessageService } from '../core/message-service.js';
 import { pingService } from '../core/ping-service.js';
 import type { VmgmtNative } from '../native/index.js';
 import { AgentService } from './agent/agent-service.js';
+import { CalcService } from './calc/calc-service.js';
 import type { ChatHub } from './chat/chat-hub.js';
 import { ChatService } from './chat/chat-service.js';
 import type { FileRootConfig } from './file/file-root-config.js';
@@ -29,13 +30,15 @@ export interface DeviceServices {
   files: FileService;
   /** Host-started copies through the guest agent (`vmgmt cp`). */
   agent: AgentService;
+  calc: CalcService;
   chat?: ChatService;
 }
 
 export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const files = new FileService({ native: opts.native, ...(opts.files ? { config: opts.files } : {}), log: opts.log });
   const agent = new AgentService({ native: opts.native, log: opts.log });
-  if (!opts.chat) return { services: [pingService, files, agent], files, agent };
+  const calc = new CalcService({ native: opts.native, log: opts.log });
+  if (!opts.chat) return { services: [pingService, files, agent, calc], files, agent, calc };
   const chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
-  return { services: [pingService, files, agent, chat], files, agent, chat };
+  return { services: [pingService, files, agent, calc, chat], files, agent, calc, chat };
 }

@@ -55,6 +55,11 @@
 #define VMGMT_MSG_CHAT_RX_FREED 0x308
 #define VMGMT_MSG_CHAT_DELIVER 0x381
 #define VMGMT_MSG_CHAT_PRESENCE 0x382
+#define VMGMT_MSG_CALC_BEGIN 0x501
+#define VMGMT_MSG_CALC_INPUT 0x502
+#define VMGMT_MSG_CALC_RUN 0x503
+#define VMGMT_MSG_CALC_OUTPUT 0x504
+#define VMGMT_MSG_CALC_END 0x505
 #define VMGMT_FILE_OPEN_READ 0x1
 #define VMGMT_FILE_OPEN_WRITE 0x2
 #define VMGMT_FILE_CLOSE_COMMIT 0x1
@@ -87,6 +92,8 @@
 #define VMGMT_CHAT_LIMIT_RX_CONTROL_BYTES 0x40
 #define VMGMT_CHAT_HOST_NAME "host"
 #define VMGMT_CHAT_BROADCAST_TARGET "@"
+#define VMGMT_CALC_LIMIT_MAX_FUNCTION_NAME_BYTES 0x40
+#define VMGMT_CALC_LIMIT_MAX_JOB_BYTES 0x40000000
 #define VMGMT_ST_OK 0x0
 #define VMGMT_ST_UNKNOWN_TYPE 0x1
 #define VMGMT_ST_BAD_LENGTH 0x2
@@ -132,6 +139,11 @@
 #define VMGMT_ST_CHAT_TOO_LARGE 0x38
 #define VMGMT_ST_CHAT_TIMED_OUT 0x39
 #define VMGMT_ST_CHAT_NO_CALL 0x3a
+#define VMGMT_ST_CALC_NO_FUNCTION 0x46
+#define VMGMT_ST_CALC_TOO_LARGE 0x47
+#define VMGMT_ST_CALC_BUSY 0x48
+#define VMGMT_ST_CALC_FAILED 0x49
+#define VMGMT_ST_CALC_BAD_JOB 0x4a
 #define VMGMT_ST_CHAT_PEER_GONE 0x3b
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
@@ -561,6 +573,57 @@ _Static_assert(offsetof(struct vmgmt_chat_rx, guest_tail) == 4, "struct vmgmt_ch
 _Static_assert(offsetof(struct vmgmt_chat_rx, host_waiting) == 8, "struct vmgmt_chat_rx.host_waiting offset");
 _Static_assert(offsetof(struct vmgmt_chat_rx, _pad) == 12, "struct vmgmt_chat_rx._pad offset");
 
+/* CALC_BEGIN request payload; name_len bytes of the function name (a-z 0-9 . _ -) follow it. */
+struct vmgmt_calc_begin {
+    uint32_t name_len;                      /* @0: bytes of the function name, 1..CALC_LIMITS.MAX_FUNCTION_NAME_BYTES */
+    uint32_t flags;                         /* @4: reserved, zero */
+    uint64_t input_size;                    /* @8: bytes of input that CALC_INPUT will give, at most CALC_LIMITS.MAX_JOB_BYTES */
+};
+_Static_assert(sizeof(struct vmgmt_calc_begin) == 16, "struct vmgmt_calc_begin size");
+_Static_assert(offsetof(struct vmgmt_calc_begin, name_len) == 0, "struct vmgmt_calc_begin.name_len offset");
+_Static_assert(offsetof(struct vmgmt_calc_begin, flags) == 4, "struct vmgmt_calc_begin.flags offset");
+_Static_assert(offsetof(struct vmgmt_calc_begin, input_size) == 8, "struct vmgmt_calc_begin.input_size offset");
+
+/* CALC_RUN and CALC_END request payload, and the CALC_BEGIN answer. */
+struct vmgmt_calc_job {
+    uint32_t job;                           /* @0: the job id CALC_BEGIN answered */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_calc_job) == 8, "struct vmgmt_calc_job size");
+_Static_assert(offsetof(struct vmgmt_calc_job, job) == 0, "struct vmgmt_calc_job.job offset");
+_Static_assert(offsetof(struct vmgmt_calc_job, reserved) == 4, "struct vmgmt_calc_job.reserved offset");
+
+/* CALC_INPUT and CALC_OUTPUT request payload. */
+struct vmgmt_calc_io {
+    uint32_t job;                           /* @0: the job id */
+    uint32_t length;                        /* @4: bytes to give (INPUT) or to take (OUTPUT) */
+    uint64_t offset;                        /* @8: INPUT: bytes given so far (input goes in order); OUTPUT: where in the output to read */
+    uint32_t buf_offset;                    /* @16: where in the channel data slice the bytes come from (INPUT) or go (OUTPUT) */
+    uint32_t reserved;                      /* @20: zero */
+};
+_Static_assert(sizeof(struct vmgmt_calc_io) == 24, "struct vmgmt_calc_io size");
+_Static_assert(offsetof(struct vmgmt_calc_io, job) == 0, "struct vmgmt_calc_io.job offset");
+_Static_assert(offsetof(struct vmgmt_calc_io, length) == 4, "struct vmgmt_calc_io.length offset");
+_Static_assert(offsetof(struct vmgmt_calc_io, offset) == 8, "struct vmgmt_calc_io.offset offset");
+_Static_assert(offsetof(struct vmgmt_calc_io, buf_offset) == 16, "struct vmgmt_calc_io.buf_offset offset");
+_Static_assert(offsetof(struct vmgmt_calc_io, reserved) == 20, "struct vmgmt_calc_io.reserved offset");
+
+/* CALC_INPUT and CALC_OUTPUT answer payload. */
+struct vmgmt_calc_io_result {
+    uint32_t bytes;                         /* @0: bytes taken (INPUT) or copied into the slice (OUTPUT; 0 past the end) */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_calc_io_result) == 8, "struct vmgmt_calc_io_result size");
+_Static_assert(offsetof(struct vmgmt_calc_io_result, bytes) == 0, "struct vmgmt_calc_io_result.bytes offset");
+_Static_assert(offsetof(struct vmgmt_calc_io_result, reserved) == 4, "struct vmgmt_calc_io_result.reserved offset");
+
+/* CALC_RUN answer payload. */
+struct vmgmt_calc_result {
+    uint64_t output_size;                   /* @0: bytes of output, read with CALC_OUTPUT */
+};
+_Static_assert(sizeof(struct vmgmt_calc_result) == 8, "struct vmgmt_calc_result size");
+_Static_assert(offsetof(struct vmgmt_calc_result, output_size) == 0, "struct vmgmt_calc_result.output_size offset");
+
 /* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */
 static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)
 { return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }
@@ -624,6 +687,11 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 56: return "chat message larger than 64 KiB, or than the receiver's receive area";
     case 57: return "the callee did not reply in time";
     case 58: return "no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)";
+    case 70: return "no such calculation function on this host (or this VM may not use it)";
+    case 71: return "calculation input or output larger than the host allows (1 GiB)";
+    case 72: return "a calculation job is already open on this channel (end it first)";
+    case 73: return "the calculation failed on the host (for example input that is not valid gzip data)";
+    case 74: return "no such calculation job on this channel, or it is not in the step this request needs";
     case 59: return "the receiver went away before the message reached it (not delivered)";
     default: return "unknown status (driver older than the core?)";
     }

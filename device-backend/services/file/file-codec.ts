@@ -1,11 +1,12 @@
 // File-mode request payloads in, response payloads out. Pure: the payload is already a private copy.
 import {
   DIRENT, FILE_HANDLE_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP, FILE_OPEN_REQ,
-  FILE_PATH_REQ, STATUS,
+  FILE_PATH_REQ,
 } from '../../layout/wire-layout.js';
-import type { StructDef } from '../../layout/struct-def.js';
+import { type Decoded, decodeStruct as decode } from '../../protocol/struct-codec.js';
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; status: number; reason: string };
+export type { Decoded };
+
 
 export interface PathRef { offset: number; length: number }
 export interface OpenReq { path: PathRef; flags: number; mode: number; sizeBytes: number }
@@ -14,25 +15,6 @@ export interface IoReq { handle: number; length: number; fileOffset: number; buf
 export interface HandleReq { handle: number; flags: number }
 export interface ListReq { path: PathRef; bufOffset: number; bufLength: number; cookie: number }
 
-function decode<F extends string, T>(def: StructDef<F>, payload: Uint8Array, build: (get: (field: F) => number) => T): Decoded<T> {
-  if (payload.byteLength !== def.sizeBytes) {
-    return { ok: false, status: STATUS.BAD_LENGTH.code, reason: `${def.cName} payload of ${payload.byteLength} bytes, expected ${def.sizeBytes}` };
-  }
-  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const get = (field: string): number => {
-    const f = def.fields.find((x) => x.name === field)!;
-    return f.type === 'u64' ? Number(dv.getBigUint64(f.offset, true)) : f.type === 'u16' ? dv.getUint16(f.offset, true) : dv.getUint32(f.offset, true);
-  };
-  for (const f of def.fields) {
-    if (f.type === 'u64' && dv.getBigUint64(f.offset, true) > BigInt(Number.MAX_SAFE_INTEGER)) {
-      return { ok: false, status: STATUS.BAD_LENGTH.code, reason: `${def.cName}.${f.name} is larger than 2^53` };
-    }
-  }
-  if (def.fields.some((f) => f.name === 'reserved') && get('reserved') !== 0) {
-    return { ok: false, status: STATUS.RESERVED_NONZERO.code, reason: `${def.cName}.reserved is not zero` };
-  }
-  return { ok: true, value: build(get) };
-}
 
 export const decodeOpen = (p: Uint8Array): Decoded<OpenReq> =>
   decode(FILE_OPEN_REQ, p, (g) => ({ path: { offset: g('path_offset'), length: g('path_len') }, flags: g('flags'), mode: g('mode'), sizeBytes: g('size') }));

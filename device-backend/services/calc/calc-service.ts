@@ -1,0 +1,223 @@
+// The calculation mode: a guest asks the host to run a named function on input it streams through its
+// channel's data slice, and reads the result back the same way. One job per channel; the output waits in
+// a memfd of the job's own (not the daemon's heap), read with one pread straight into the slice.
+import { CALC_LIMITS, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import type { CoreLogger } from '../../core/core-logger.js';
+import type { MessageService, ServiceContext, ServiceCounters } from '../../core/message-service.js';
+import type { VmgmtNative } from '../../native/index.js';
+import { type Message, responseTo } from '../../protocol/message-codec.js';
+import type { Decoded } from '../../protocol/struct-codec.js';
+import { decodeBegin, decodeIo, decodeJob, encodeIoResult, encodeJob, encodeResult } from './calc-codec.js';
+import { BUILTIN_FUNCTIONS, type CalcFunction, type CalcJob } from './calc-functions.js';
+
+type JobState = 'input' | 'running' | 'done';
+
+interface Job {
+  readonly id: number;
+  readonly fn: CalcFunction;
+  readonly run: CalcJob;
+  readonly inputSize: number;
+  given: number;
+  state: JobState;
+  /** The output so far, in a memfd of this job's; -1 once the job is dropped. */
+  outFd: number;
+  outSize: number;
+  /** Input requests run one after another, in the order they came. */
+  chain: Promise<unknown>;
+}
+
+class Refusal {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+  ) {}
+}
+
+function need<T>(d: Decoded<T>): T {
+  if (!d.ok) throw new Refusal(d.status, d.reason);
+  return d.value;
+}
+
+export interface CalcServiceOptions {
+  native: VmgmtNative;
+  log: CoreLogger;
+  /** Functions this VM may call; default the built-ins. */
+  functions?: readonly CalcFunction[];
+  /** Output of one job at most; default CALC_LIMITS.MAX_JOB_BYTES. */
+  maxOutputBytes?: number;
+}
+
+export class CalcService implements MessageService {
+  readonly name = 'calc';
+  readonly modes = [MODE.CALC];
+  readonly types = [MSG_TYPE.CALC_BEGIN, MSG_TYPE.CALC_INPUT, MSG_TYPE.CALC_RUN, MSG_TYPE.CALC_OUTPUT, MSG_TYPE.CALC_END];
+  private readonly jobs = new Map<number, Job>();
+  private readonly functions: ReadonlyMap<string, CalcFunction>;
+  private readonly maxOutputBytes: number;
+  private nextJob = 1;
+  private counters: ServiceCounters = { add: () => {} };
+
+  constructor(private readonly opts: CalcServiceOptions) {
+    this.functions = new Map((opts.functions ?? BUILTIN_FUNCTIONS).map((f) => [f.name, f]));
+    this.maxOutputBytes = opts.maxOutputBytes ?? CALC_LIMITS.MAX_JOB_BYTES;
+  }
+
+  attach(host: { counters: ServiceCounters }): void {
+    this.counters = host.counters;
+  }
+
+  /** The functions on offer, for the API and `vmgmt-guest calc --list`. */
+  get functionNames(): string[] {
+    return [...this.functions.keys()];
+  }
+
+  handle(req: Message, ctx: ServiceContext): Message | Promise<Message> {
+    try {
+      const answer = this.dispatch(req, ctx);
+      if (answer instanceof Promise) return answer.then((p) => responseTo(req, STATUS.OK.code, p), (err: unknown) => this.refused(req, err));
+      return responseTo(req, STATUS.OK.code, answer);
+    } catch (err) {
+      return this.refused(req, err);
+    }
+  }
+
+  private refused(req: Message, err: unknown): Message {
+    if (!(err instanceof Refusal)) throw err;
+    this.counters.add('refusals');
+    this.opts.log.info('calculation request refused', { type: req.type, status: err.status, reason: err.reason });
+    return responseTo(req, err.status);
+  }
+
+  private dispatch(req: Message, ctx: ServiceContext): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    switch (req.type) {
+      case MSG_TYPE.CALC_BEGIN:
+        return this.begin(ctx, need(decodeBegin(req.payload)));
+      case MSG_TYPE.CALC_INPUT:
+        return this.input(ctx, need(decodeIo(req.payload)));
+      case MSG_TYPE.CALC_RUN:
+        return this.run(ctx, need(decodeJob(req.payload)).job);
+      case MSG_TYPE.CALC_OUTPUT:
+        return this.output(ctx, need(decodeIo(req.payload)));
+      case MSG_TYPE.CALC_END:
+        this.job(ctx, need(decodeJob(req.payload)).job);
+        this.drop(ctx.channel);
+        return undefined;
+      default:
+        throw new Refusal(STATUS.UNKNOWN_TYPE.code, `type ${req.type}`);
+    }
+  }
+
+  private job(ctx: ServiceContext, id: number, state?: JobState): Job {
+    const job = this.jobs.get(ctx.channel);
+    if (!job || job.id !== id) throw new Refusal(STATUS.CALC_BAD_JOB.code, `no job ${id} on channel ${ctx.channel}`);
+    if (state && job.state !== state) throw new Refusal(STATUS.CALC_BAD_JOB.code, `job ${id} is ${job.state}, this request needs it ${state}`);
+    return job;
+  }
+
+  private begin(ctx: ServiceContext, req: { name: string; inputSize: number }): Uint8Array {
+    if (this.jobs.has(ctx.channel)) throw new Refusal(STATUS.CALC_BUSY.code, `channel ${ctx.channel} has job ${this.jobs.get(ctx.channel)!.id} open`);
+    const fn = this.functions.get(req.name);
+    if (!fn) throw new Refusal(STATUS.CALC_NO_FUNCTION.code, `no function ${req.name}; there are ${this.functionNames.join(', ')}`);
+    const id = this.nextJob;
+    this.nextJob = (this.nextJob % 0xfffffffe) + 1;
+    const outFd = this.opts.native.memfdCreate(`vmgmt-calc-${id}`, 0);
+    const job: Job = { id, fn, inputSize: req.inputSize, given: 0, state: 'input', outFd, outSize: 0, chain: Promise.resolve(), run: undefined as unknown as CalcJob };
+    (job as { run: CalcJob }).run = fn.start((bytes) => this.sink(job, bytes));
+    this.jobs.set(ctx.channel, job);
+    this.counters.add(`jobs_${fn.name}`);
+    return encodeJob(id);
+  }
+
+  /** A function's output lands in the job's memfd; past the limit the function fails with TOO_LARGE. */
+  private sink(job: Job, bytes: Uint8Array): void {
+    if (job.outFd < 0) throw new Error('the job was dropped');
+    if (job.outSize + bytes.byteLength > this.maxOutputBytes) throw new RangeError(`output larger than ${this.maxOutputBytes} bytes`);
+    this.opts.native.pwrite(job.outFd, bytes, job.outSize);
+    job.outSize += bytes.byteLength;
+  }
+
+  private input(ctx: ServiceContext, req: { job: number; length: number; offset: number; bufOffset: number }): Promise<Uint8Array> {
+    const job = this.job(ctx, req.job, 'input');
+    if (req.offset !== job.given + this.pendingBytes(job)) throw new Refusal(STATUS.CALC_BAD_JOB.code, `input at ${req.offset}, the job expects ${job.given + this.pendingBytes(job)} next`);
+    if (req.offset + req.length > job.inputSize) throw new Refusal(STATUS.WRITE_PAST_SIZE.code, `input past the ${job.inputSize} bytes CALC_BEGIN declared`);
+    const bytes = ctx.slice.copyOut(req.bufOffset, req.length);
+    if (!bytes.ok) throw new Refusal(bytes.status, bytes.reason);
+    const chunk = bytes.bytes;
+    this.pending.set(job, this.pendingBytes(job) + chunk.byteLength);
+    const step = job.chain.then(async () => {
+      try {
+        await job.run.write(chunk);
+      } catch (err) {
+        // The function gave up on this input: the job is over (the guest may begin another at once).
+        this.counters.add('failures');
+        if (this.jobs.get(ctx.channel) === job) this.drop(ctx.channel);
+        throw new Refusal(err instanceof RangeError ? STATUS.CALC_TOO_LARGE.code : STATUS.CALC_FAILED.code, `${job.fn.name}: ${(err as Error).message}`);
+      } finally {
+        this.pending.set(job, this.pendingBytes(job) - chunk.byteLength);
+      }
+      job.given += chunk.byteLength;
+      this.counters.add('input_bytes', chunk.byteLength);
+      return encodeIoResult(chunk.byteLength);
+    });
+    job.chain = step.catch(() => {});
+    return step;
+  }
+
+  private readonly pending = new WeakMap<Job, number>();
+
+  private pendingBytes(job: Job): number {
+    return this.pending.get(job) ?? 0;
+  }
+
+  private async run(ctx: ServiceContext, id: number): Promise<Uint8Array> {
+    const job = this.job(ctx, id, 'input');
+    job.state = 'running';
+    await job.chain;
+    if (job.given !== job.inputSize) {
+      job.state = 'input';
+      throw new Refusal(STATUS.CALC_BAD_JOB.code, `job ${id} has ${job.given} of its ${job.inputSize} input bytes`);
+    }
+    try {
+      await job.run.finish();
+    } catch (err) {
+      this.counters.add('failures');
+      this.drop(ctx.channel);
+      throw new Refusal(err instanceof RangeError ? STATUS.CALC_TOO_LARGE.code : STATUS.CALC_FAILED.code, `${job.fn.name}: ${(err as Error).message}`);
+    }
+    if (this.jobs.get(ctx.channel) !== job) throw new Refusal(STATUS.CALC_BAD_JOB.code, `job ${id} was dropped while it ran`);
+    job.state = 'done';
+    this.counters.add('output_bytes', job.outSize);
+    return encodeResult(job.outSize);
+  }
+
+  private output(ctx: ServiceContext, req: { job: number; length: number; offset: number; bufOffset: number }): Uint8Array {
+    const job = this.job(ctx, req.job, 'done');
+    const view = ctx.slice.view(req.bufOffset, req.length);
+    if (!view.ok) throw new Refusal(view.status, view.reason);
+    const want = Math.max(0, Math.min(req.length, job.outSize - req.offset));
+    let done = 0;
+    while (done < want) {
+      const n = this.opts.native.pread(job.outFd, view.bytes.subarray(done, want), req.offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return encodeIoResult(done);
+  }
+
+  private drop(channel: number): void {
+    const job = this.jobs.get(channel);
+    if (!job) return;
+    this.jobs.delete(channel);
+    job.run.abort();
+    if (job.outFd >= 0) this.opts.native.close(job.outFd);
+    job.outFd = -1;
+  }
+
+  channelReset(channel: number): void {
+    this.drop(channel);
+  }
+
+  close(): void {
+    for (const channel of [...this.jobs.keys()]) this.drop(channel);
+  }
+}
