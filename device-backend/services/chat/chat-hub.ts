@@ -68,8 +68,18 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
-/** A host-side peer's handler; for a call, what it returns (or resolves to) is the reply. */
-export type HostMessageHandler = (message: ChatMessage) => Uint8Array | void | Promise<Uint8Array | void>;
+/** A host-side handler's answer to a call: the reply data, with a status (default 0; an --exec's exit code). */
+export interface HostReply {
+  readonly status: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * A host-side peer's handler; for a call, what it returns (or resolves to) is the reply. Throwing a
+ * ChatError refuses the message with its code (QUEUE_FULL: a listener that cannot take it); anything else
+ * thrown is a handler bug, logged.
+ */
+export type HostMessageHandler = (message: ChatMessage) => Uint8Array | HostReply | void | Promise<Uint8Array | HostReply | void>;
 
 /** A host-side name: sends and calls as a peer, receives through its handler. */
 export interface HostChatPeer {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CoreLogger } from '../../core/core-logger.js';
 import type { ChatRule } from './chat-policy.js';
+import { ChatError } from './chat-error.js';
 import { LocalChatHub } from './local-chat-hub.js';
 
 const enc = new TextEncoder();
@@ -47,5 +48,18 @@ describe('LocalChatHub policy', () => {
       expect.objectContaining({ from: '@host/a', to: 'b', code: 'TOO_LARGE' }),
     ]);
     expect(hub.counters.get('refused_not_allowed')).toBe(2);
+  });
+});
+
+describe('LocalChatHub host-side handlers', () => {
+  it('a handler answers a call with a status, and refuses a message by throwing ChatError', async () => {
+    const hub = new LocalChatHub({ log: recordingLog() });
+    hub.registerHost('exec', (m) => {
+      if (m.callId === 0) throw new ChatError('QUEUE_FULL', 'the listener is too slow');
+      return { status: 3, data: enc.encode('three') };
+    });
+    const a = hub.registerHost('a', () => {});
+    expect(await a.call('exec', enc.encode('x'), 1000)).toEqual({ ok: true, status: 3, data: enc.encode('three') });
+    expect(await a.send('exec', enc.encode('x'))).toMatchObject({ ok: false, code: 'QUEUE_FULL', reason: 'the listener is too slow' });
   });
 });

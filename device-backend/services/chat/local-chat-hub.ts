@@ -4,7 +4,7 @@ import { CHAT_HOST_NAME, CHAT_LIMITS, CHAT_PRESENCE_EVENT, CHAT_PRESENCE_REASON 
 import type { CoreLogger } from '../../core/core-logger.js';
 import { nameProblem } from './chat-codec.js';
 import { ChatError, type ChatRefusal, refuse } from './chat-error.js';
-import type { CallResult, ChatEndpoint, ChatHub, ChatOutcome, ChatPeerInfo, HostChatPeer, HostMessageHandler, PresenceEvent, SendResult, Timers } from './chat-hub.js';
+import type { CallResult, ChatEndpoint, ChatHub, ChatOutcome, ChatPeerInfo, HostChatPeer, HostMessageHandler, HostReply, PresenceEvent, SendResult, Timers } from './chat-hub.js';
 import { type ChatParty, type ChatPolicy, DEFAULT_CHAT_POLICY, explain, type PolicyDecision } from './chat-policy.js';
 
 export interface LocalChatHubOptions {
@@ -205,15 +205,19 @@ export class LocalChatHub implements ChatHub {
     const endpoint: ChatEndpoint = {
       party: () => party,
       deliver: async (m) => {
-        let result: Uint8Array | void;
+        let result: Uint8Array | HostReply | void;
         try {
           result = await onMessage(m);
         } catch (err) {
+          if (err instanceof ChatError) return refuse(err.code, err.message);
           hub.opts.log.error('host chat handler failed', { name, error: (err as Error).stack });
           if (m.callId) hub.reply(endpoint, m.callId, -1, new Uint8Array());
           return { ok: true };
         }
-        if (m.callId) hub.reply(endpoint, m.callId, 0, result ?? new Uint8Array());
+        if (m.callId) {
+          if (result instanceof Uint8Array || result === undefined) hub.reply(endpoint, m.callId, 0, result ?? new Uint8Array());
+          else hub.reply(endpoint, m.callId, result.status, result.data);
+        }
         return { ok: true };
       },
       presence: () => {},
