@@ -179,8 +179,8 @@ export class ChatControl implements ChatApi {
     const vm = this.opts.vmGroup(vmPart);
     if (vm.exists) return { vm: vmPart, name, group: vm.group };
     if (slash === -1) {
-      const holder = this.opts.hub.peers(this.#host).find((p) => p.name === spec);
-      if (holder) return holder.vm === null ? { vm: null, name: spec, group: undefined } : { vm: holder.vm, name: spec, group: this.opts.vmGroup(holder.vm).group };
+      const holder = this.opts.hub.holder(spec);
+      if (holder) return holder;
     }
     throw new VmgmtError('NOT_FOUND', `${side} ${JSON.stringify(spec)}: no VM named ${vmPart}${slash === -1 ? ' and no registered chat name' : ''}; give VM/NAME, @host/NAME, VM or a registered chat name`, { [side]: spec });
   }

@@ -59,6 +59,8 @@ export interface ChatHub {
   peers(viewer: ChatParty): ChatPeerInfo[];
   watch(endpoint: ChatEndpoint, on: boolean): void;
   explain(from: ChatParty, to: ChatParty): PolicyDecision;
+  /** Who holds a name, whatever the policy (for explaining it: `vmgmt chat policy check`). */
+  holder(name: string): ChatParty | undefined;
   /** A host-side name (the host API): sends and calls as a peer; its handler gets what is sent to it. Throws ChatError. */
   registerHost(name: string, onMessage: HostMessageHandler): HostChatPeer;
 }

@@ -60,6 +60,10 @@ export class LocalChatHub implements ChatHub {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);
   }
 
+  holder(name: string): ChatParty | undefined {
+    return this.names.get(name)?.party;
+  }
+
   explain(from: ChatParty, to: ChatParty): PolicyDecision {
     return explain(this.policy(), from, to);
   }
