@@ -2,7 +2,7 @@
 // tests: HTTP over its UNIX socket, kill -9 and restart, guest commands, and a cleanup that leaves no
 // QEMU, socket or directory behind even when the daemon is dead.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,10 +29,27 @@ export class DaemonFixture {
     this.socketPath = path.join(this.runtimeDir, 'vmgmt.sock');
   }
 
-  static async start(): Promise<DaemonFixture> {
+  /** With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads). */
+  static async start(opts: { config?: unknown; readyTimeoutMs?: number } = {}): Promise<DaemonFixture> {
     const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));
+    if (opts.config !== undefined) d.writeConfig(opts.config);
+    if (opts.readyTimeoutMs !== undefined) d.readyTimeoutMs = opts.readyTimeoutMs;
     await d.startDaemon();
     return d;
+  }
+
+  private configPath: string | undefined;
+  private readyTimeoutMs = 20_000;
+
+  /** Writes the daemon's config file (used by the next start; a running daemon reads it on SIGHUP). */
+  writeConfig(config: unknown): void {
+    this.configPath = path.join(this.baseDir, 'config.json');
+    writeFileSync(this.configPath, JSON.stringify(config, null, 2));
+  }
+
+  /** SIGHUP: the daemon reloads its config file. */
+  hangup(): void {
+    this.child?.kill('SIGHUP');
   }
 
   /** Whether the current daemon process is still running (it was started and has not exited). */
@@ -59,17 +76,18 @@ export class DaemonFixture {
   async startDaemon(): Promise<void> {
     this.previousOutput += this.output;
     this.output = '';
-    const child = spawn(process.execPath, [this.cliPath, 'daemon', '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const config = this.configPath === undefined ? [] : ['--config', this.configPath];
+    const child = spawn(process.execPath, [this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));
     this.child = child;
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + this.readyTimeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${this.output}`);
       if (this.output.includes('"msg":"ready"')) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`daemon not ready within 20 s:\n${this.output}`);
+    throw new Error(`daemon not ready within ${this.readyTimeoutMs} ms:\n${this.output}`);
   }
 
   /** SIGKILL: no cleanup of any kind runs in the daemon. */
