@@ -112,8 +112,6 @@ export const MAX_CHAT_CALL_TIMEOUT_MS = CHAT_LIMITS.MAX_CALL_TIMEOUT_MS;
 export const DEFAULT_CHAT_CALL_TIMEOUT_MS = 30_000;
 
 const chatName = z.string().regex(CHAT_NAME_PATTERN, `must be 1..${CHAT_LIMITS.MAX_NAME_BYTES} bytes of a-z 0-9 . _ -`);
-/** A target: a chat name (or `host`); `@`, a VM's chat group, is refused for host-side senders, which have none. */
-const chatTarget = chatName;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** A message's bytes: `text` (UTF-8) or `dataBase64`, exactly one, at most 64 KiB decoded. */
@@ -130,9 +128,13 @@ function checkPayload(v: { text?: string | undefined; dataBase64?: string | unde
   if (bytes > MAX_CHAT_MESSAGE_BYTES) ctx.addIssue({ code: 'custom', path: [v.text !== undefined ? 'text' : 'dataBase64'], message: `is ${bytes} bytes: at most ${MAX_CHAT_MESSAGE_BYTES}` });
 }
 
-/** `POST /v1/chat/send`: `as` is a host-side name this client registered with `GET /v1/events?as=` (default `host`). */
+/**
+ * `POST /v1/chat/send`: `to` is a chat name (or `host`; `@`, a VM's chat group, is no target for the host,
+ * which is in none); `as` is a host-side name this client registered with `GET /v1/events?as=` (default
+ * `host`).
+ */
 export const chatSendBodySchema = z
-  .object({ to: chatTarget, as: chatName.optional(), ...chatPayloadFields })
+  .object({ to: chatName, as: chatName.optional(), ...chatPayloadFields })
   .strict()
   .superRefine(checkPayload);
 export type ChatSendBody = z.infer<typeof chatSendBodySchema>;
