@@ -29,7 +29,7 @@ export function handleEventStream(action: StreamAction & { kind: 'events' }, req
       return { kind: 'answer', response: errorToResponse(err).response };
     }
   }
-  res.writeHead(200, { 'Content-Type': SSE_CONTENT_TYPE, 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  res.writeHead(200, { 'Content-Type': SSE_CONTENT_TYPE, 'Cache-Control': 'no-cache', Connection: 'close', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
   const stream = ctx.events.subscribe(action.kinds, { write: (f) => void res.write(f), bufferedBytes: () => res.writableLength, end: () => res.end() }, action.as);
   sub = stream;

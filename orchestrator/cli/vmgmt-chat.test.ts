@@ -196,6 +196,29 @@ describe('vmgmt chat', () => {
     expect(text).toMatch(/event: chat.presence\ndata: \{"id":\d+,"kind":"chat.presence","at":"[^"]+","data":\{"event":"join","reason":"registered","peer":\{"vm":null,"name":"seen"\}\}\}\n\n/);
   });
 
+  it('a stream that does not read is dropped at its bound; its name is released and senders are refused, never told delivered', async () => {
+    const { request } = await import('node:http');
+    let seen = '';
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve) => request({ socketPath: sock, path: '/v1/events?as=slow' }, resolve).end());
+    res.once('data', (c: Buffer) => (seen += c.toString()));
+    await until('the stream to open', () => seen.includes('stream.open'));
+    res.pause(); // reads nothing more
+    const guest = hub.registerHost('alice', () => {});
+    const big = new Uint8Array(60_000).fill(120);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 200 && !outcomes.includes('QUEUE_FULL') && !outcomes.includes('NO_PEER'); i++) {
+      const r = await guest.send('slow', big);
+      outcomes.push(r.ok ? 'ok' : r.code);
+      await new Promise((r) => setImmediate(r));
+    }
+    // At most 1 MiB waits for the client (plus what the socket holds): a few dozen 80 KB frames, not 200.
+    expect(outcomes.filter((o) => o === 'ok').length).toBeLessThan(60);
+    expect(outcomes.at(-1)).toMatch(/QUEUE_FULL|NO_PEER/);
+    await until('the name to be released', () => !hub.peers({ vm: null, name: 'x', group: undefined }).some((p) => p.name === 'slow'));
+    expect(await guest.send('slow', big)).toMatchObject({ ok: false, code: 'NO_PEER' });
+    res.destroy();
+  });
+
   it('the API validates chat requests field by field', async () => {
     const bad = await vmgmt(['chat', 'call', 'x', 'y', '--timeout', '0']);
     expect(bad.code).toBe(2);
