@@ -86,6 +86,29 @@ describe('chat through the real daemon', () => {
     await waitFor('the vault message', async () => ((await bobLines()).includes(`${A}/- -> vault: now-allowed`) ? true : undefined));
   });
 
+  it('a host listener (vmgmt chat listen --as ops --exec) answers a guest\'s call; peers --watch sees it come and go', async () => {
+    const watch = d.cliStreaming(['chat', 'peers', '--watch'], () => {});
+    let listenOut = '';
+    await waitFor('the watcher to list', async () => ((await peers()).length > 0 ? true : undefined));
+    const listen = d.cliStreaming(['chat', 'listen', '--as', 'ops', '--exec', 'tr a-z A-Z'], (all) => (listenOut = all));
+    await waitFor('ops in vmgmt chat peers', async () => ((await peers()).includes('@host/ops') ? true : undefined), 30_000);
+    const call = await sh(A, 'vmgmt-guest chat call ops "hello ops"');
+    expect(call.exitCode, call.stdout).toBe(0);
+    expect(call.stdout).toBe('HELLO OPS');
+    expect((await sh(A, 'vmgmt-guest chat send ops plain')).exitCode).toBe(0);
+    await waitFor('the listener lines', async () => (listenOut.includes(`${A}/- -> ops: plain`) ? true : undefined), 30_000);
+    expect(listenOut).toBe(`${A}/- -> ops (call): hello ops\n${A}/- -> ops: plain\n`);
+    listen.child.kill('SIGINT');
+    expect((await listen.done).code).toBe(0);
+    await waitFor('ops to leave', async () => (!(await peers()).includes('@host/ops') ? true : undefined), 30_000);
+    watch.child.kill('SIGINT');
+    const w = await watch.done;
+    expect(w.code).toBe(0);
+    expect(w.stdout).toContain('join @host/ops (registered)');
+    expect(w.stdout).toContain('leave @host/ops (host name removed)');
+    expect(w.stdout.split('\n')).toContain(`${B}/bob`);
+  });
+
   it('kill -9 in the middle of a stream of sends: name kept, channel not reset, nothing acknowledged is lost', async () => {
     await sh(B, ': > /tmp/bob.out');
     // The guest stream: one short-lived send per message, each outcome written down as the sender saw it.
