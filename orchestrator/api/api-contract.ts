@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { VM_NAME_PATTERN, vmDefinitionSchema, type VmDefinition, type VmDefinitionInput } from '../daemon/vm-definition.js';
 import { describeProblems, type FieldProblem, zodProblems } from './field-problems.js';
+import { CHAT_LIMITS, CHAT_NAME_PATTERN } from '../../device-backend/layout/wire-layout.js';
 
 export { describeProblems, VM_NAME_PATTERN, vmDefinitionSchema };
 export type { FieldProblem, VmDefinition, VmDefinitionInput };
@@ -33,6 +34,8 @@ export const ERROR_CODES = [
   'QEMU_FAILED',
   'AGENT_UNAVAILABLE',
   'GUEST_REFUSED',
+  /** The chat hub refused a send, call or reply: details.refusal is the chat code (NOT_ALLOWED, QUEUE_FULL, ...). */
+  'CHAT_REFUSED',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -48,6 +51,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   QEMU_FAILED: 502,
   AGENT_UNAVAILABLE: 503,
   GUEST_REFUSED: 422,
+  CHAT_REFUSED: 409,
   INTERNAL: 500,
 };
 
@@ -98,6 +102,83 @@ export const transferQuerySchema = z.object({ guestPath: guestPathSchema }).stri
 
 /** Download ids are 128 random bits in hex. */
 export const TRANSFER_ID_PATTERN = /^[0-9a-f]{32}$/;
+
+// ---- Chat (docs/protocol.md §2.5.5: the host side of the chat hub) ---------------------------------------
+
+/** Chat names and limits are the wire layout's: one truth for the guest, the hub and the API. */
+export { CHAT_NAME_PATTERN };
+export const MAX_CHAT_MESSAGE_BYTES = CHAT_LIMITS.MAX_MESSAGE_BYTES;
+export const MAX_CHAT_CALL_TIMEOUT_MS = CHAT_LIMITS.MAX_CALL_TIMEOUT_MS;
+export const DEFAULT_CHAT_CALL_TIMEOUT_MS = 30_000;
+
+const chatName = z.string().regex(CHAT_NAME_PATTERN, `must be 1..${CHAT_LIMITS.MAX_NAME_BYTES} bytes of a-z 0-9 . _ -`);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** A message's bytes: `text` (UTF-8) or `dataBase64`, exactly one, at most 64 KiB decoded. */
+const chatPayloadFields = {
+  text: z.string().optional(),
+  dataBase64: z.string().regex(BASE64, 'must be base64').optional(),
+};
+function checkPayload(v: { text?: string | undefined; dataBase64?: string | undefined }, ctx: z.RefinementCtx): void {
+  if ((v.text === undefined) === (v.dataBase64 === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['text'], message: 'give the message as exactly one of text or dataBase64' });
+    return;
+  }
+  const bytes = v.text !== undefined ? new TextEncoder().encode(v.text).byteLength : Math.floor((v.dataBase64!.replace(/=+$/, '').length * 3) / 4);
+  if (bytes > MAX_CHAT_MESSAGE_BYTES) ctx.addIssue({ code: 'custom', path: [v.text !== undefined ? 'text' : 'dataBase64'], message: `is ${bytes} bytes: at most ${MAX_CHAT_MESSAGE_BYTES}` });
+}
+
+/**
+ * `POST /v1/chat/send`: `to` is a chat name (or `host`; `@`, a VM's chat group, is no target for the host,
+ * which is in none); `as` is a host-side name this client registered with `GET /v1/events?as=` (default
+ * `host`).
+ */
+export const chatSendBodySchema = z
+  .object({ to: chatName, as: chatName.optional(), ...chatPayloadFields })
+  .strict()
+  .superRefine(checkPayload);
+export type ChatSendBody = z.infer<typeof chatSendBodySchema>;
+
+/** `POST /v1/chat/call`. */
+export const chatCallBodySchema = z
+  .object({
+    to: chatName,
+    as: chatName.optional(),
+    timeoutMs: z.number().int().min(1).max(MAX_CHAT_CALL_TIMEOUT_MS).default(DEFAULT_CHAT_CALL_TIMEOUT_MS),
+    ...chatPayloadFields,
+  })
+  .strict()
+  .superRefine(checkPayload);
+export type ChatCallBody = z.infer<typeof chatCallBodySchema>;
+
+/** `POST /v1/chat/reply`: answers call `callId` delivered to the host-side name `as` (its event stream's). */
+export const chatReplyBodySchema = z
+  .object({
+    as: chatName,
+    callId: z.number().int().min(1).max(0xffffffff),
+    status: z.number().int().min(-0x80000000).max(0x7fffffff).default(0),
+    ...chatPayloadFields,
+  })
+  .strict()
+  .superRefine(checkPayload);
+export type ChatReplyBody = z.infer<typeof chatReplyBodySchema>;
+
+/**
+ * `GET /v1/chat/policy/check?from=&to=`: each end is `VM/NAME`, `@host/NAME`, `VM` (a VM's process without
+ * a name), or a bare registered chat name when no VM has that name.
+ */
+const partySpec = z.string().min(1, 'is empty: give VM/NAME, @host/NAME, VM or a registered chat name').max(200);
+export const chatPolicyQuerySchema = z.object({ from: partySpec, to: partySpec }).strict();
+
+/** `GET /v1/events?kinds=&as=`. */
+export const eventsQuerySchema = z
+  .object({
+    /** Comma-separated EVENT_KINDS; default all. */
+    kinds: z.string().optional(),
+    /** Registers this host-side chat name for as long as the stream is open: its messages come on it. */
+    as: chatName.optional(),
+  })
+  .strict();
 
 // ---- Answers -------------------------------------------------------------------------------------------
 
@@ -181,6 +262,58 @@ export type VmDetails = z.infer<typeof vmDetailsSchema>;
 export const vmListSchema = z.object({ vms: z.array(vmSummarySchema) });
 export type VmList = z.infer<typeof vmListSchema>;
 
+export const chatPeerSchema = z.object({ vm: z.string().nullable(), name: z.string() });
+export type ChatPeer = z.infer<typeof chatPeerSchema>;
+
+/** `GET /v1/chat/peers`: every name the host may talk to. */
+export const chatPeersSchema = z.object({ peers: z.array(chatPeerSchema) });
+export type ChatPeers = z.infer<typeof chatPeersSchema>;
+
+/** `POST /v1/chat/send`: delivered means in the receiver's ring in guest memory (or handed to a host listener). */
+export const chatSendResultSchema = z.object({ to: z.string(), delivered: count, refused: count });
+export type ChatSendResult = z.infer<typeof chatSendResultSchema>;
+
+/** A message's bytes in answers and events: base64 always, and text when they are valid UTF-8. */
+export const chatDataSchema = z.object({ text: z.string().nullable(), dataBase64: z.string() });
+
+/** The bytes of a message in an answer: base64 always, text when they are valid UTF-8. */
+export function chatData(data: Uint8Array): { text: string | null; dataBase64: string } {
+  let text: string | null;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(data);
+  } catch {
+    text = null;
+  }
+  return { text, dataBase64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') };
+}
+
+/** `POST /v1/chat/call`: the callee's reply and its status (an --exec listener's exit code). */
+export const chatCallResultSchema = chatDataSchema.extend({ to: z.string(), status: z.number().int() });
+export type ChatCallResult = z.infer<typeof chatCallResultSchema>;
+
+/** `POST /v1/chat/reply`. */
+export const chatReplyResultSchema = z.object({ callId: z.number().int(), replied: z.literal(true) });
+
+export const chatPartySchema = z.object({ vm: z.string().nullable(), name: z.string(), group: z.string().nullable() });
+const chatSelectorSchema = z.object({ vm: z.string().optional(), name: z.string().optional(), group: z.string().optional() });
+
+/** `GET /v1/chat/policy/check`: which rule (or default) decides, and why. */
+export const chatPolicyCheckSchema = z.object({
+  from: chatPartySchema,
+  to: chatPartySchema,
+  allowed: z.boolean(),
+  decidedBy: z.discriminatedUnion('kind', [
+    z.object({
+      kind: z.literal('rule'),
+      index: count,
+      rule: z.object({ from: chatSelectorSchema, to: chatSelectorSchema, action: z.enum(['allow', 'deny']), note: z.string().optional() }),
+    }),
+    z.object({ kind: z.literal('default'), name: z.enum(['host', 'same-group', 'cross-group']) }),
+  ]),
+  reason: z.string(),
+});
+export type ChatPolicyCheck = z.infer<typeof chatPolicyCheckSchema>;
+
 /** What each buffered route answers with on success: a JSON body, plain text, or nothing (204). */
 export const ANSWERS = {
   health: { kind: 'json', schema: healthSchema },
@@ -192,6 +325,11 @@ export const ANSWERS = {
   kill: { kind: 'json', schema: vmDetailsSchema },
   remove: { kind: 'empty' },
   logs: { kind: 'text' },
+  chatPeers: { kind: 'json', schema: chatPeersSchema },
+  chatSend: { kind: 'json', schema: chatSendResultSchema },
+  chatCall: { kind: 'json', schema: chatCallResultSchema },
+  chatReply: { kind: 'json', schema: chatReplyResultSchema },
+  chatPolicyCheck: { kind: 'json', schema: chatPolicyCheckSchema },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
 
@@ -224,6 +362,71 @@ export function decodeTransferEvent(line: string): DecodedTransferEvent {
   }
   const checked = checkContract(transferEventSchema, value);
   return checked.ok ? { ok: true, event: checked.value } : { ok: false, line, reason: `not a transfer event: ${describeProblems(checked.problems)}` };
+}
+
+// ---- The event stream (`GET /v1/events`, server-sent events) -------------------------------------------
+//
+// One envelope for every kind: `{ id, kind, at, data }`, sent as an SSE frame `id: ID`, `event: KIND`,
+// `data: ENVELOPE-JSON`. `id` counts up per daemon process (it starts again after a restart); `kind` says
+// what `data` is. The stream opens with `stream.open`; a client that falls behind by more than the server's
+// buffer is sent `stream.dropped` and closed (reconnect and list again); a stopping daemon sends
+// `stream.end`. Later kinds (VM state changes, metrics) are new `kind`s in the same envelope; a client
+// skips kinds it does not know (decodeEvent says `unknown-kind`), so an older CLI keeps working.
+
+/** Kinds a client may ask for with `?kinds=`; the stream.* kinds are always sent. */
+export const EVENT_KINDS = ['chat.presence', 'chat.message'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+export const SSE_CONTENT_TYPE = 'text/event-stream';
+
+export const PRESENCE_REASONS = ['registered', 'unregistered', 'process-gone', 'vm-stopped', 'host-left'] as const;
+
+export const chatPresenceEventSchema = z.object({
+  event: z.enum(['join', 'leave']),
+  reason: z.enum(PRESENCE_REASONS),
+  peer: chatPeerSchema,
+});
+export type ChatPresenceEventData = z.infer<typeof chatPresenceEventSchema>;
+
+export const chatMessageEventSchema = chatDataSchema.extend({
+  from: chatPeerSchema,
+  /** The host-side name it was sent to: `host`, or the stream's `as` name. */
+  to: z.string(),
+  broadcast: z.boolean(),
+  /** Set for a call: answer it with `POST /v1/chat/reply` (only the stream's `as` name can). */
+  callId: z.number().int().min(1).nullable(),
+});
+export type ChatMessageEventData = z.infer<typeof chatMessageEventSchema>;
+
+const envelope = <K extends string, D extends z.ZodType>(kind: K, data: D) =>
+  z.object({ id: count, kind: z.literal(kind), at: z.string(), data });
+
+export const apiEventSchema = z.discriminatedUnion('kind', [
+  envelope('stream.open', z.object({ kinds: z.array(z.string()), as: z.string().nullable(), maxBufferedBytes: count })),
+  envelope('stream.dropped', z.object({ reason: z.string(), bufferedBytes: count, maxBufferedBytes: count })),
+  envelope('stream.end', z.object({ reason: z.string() })),
+  envelope('chat.presence', chatPresenceEventSchema),
+  envelope('chat.message', chatMessageEventSchema),
+]);
+export type ApiEvent = z.infer<typeof apiEventSchema>;
+export type ApiEventKind = ApiEvent['kind'];
+export type ApiEventData<K extends ApiEventKind> = Extract<ApiEvent, { kind: K }>['data'];
+
+export type DecodedEvent = { ok: true; event: ApiEvent } | { ok: false; kind: 'unknown-kind' | 'invalid'; reason: string };
+
+/** One SSE frame's data (the envelope's JSON) → an event of this contract, or why not. */
+export function decodeEvent(dataText: string): DecodedEvent {
+  let value: unknown;
+  try {
+    value = JSON.parse(dataText);
+  } catch (err) {
+    return { ok: false, kind: 'invalid', reason: `not JSON: ${(err as Error).message}` };
+  }
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  if (typeof kind === 'string' && !apiEventSchema.options.some((o) => o.shape.kind.value === kind)) {
+    return { ok: false, kind: 'unknown-kind', reason: `event kind ${kind} is not known to this version` };
+  }
+  const checked = checkContract(apiEventSchema, value);
+  return checked.ok ? { ok: true, event: checked.value } : { ok: false, kind: 'invalid', reason: `not an event of the API: ${describeProblems(checked.problems)}` };
 }
 
 // ---- Checking values against the contract --------------------------------------------------------------

@@ -1,8 +1,9 @@
 // One request in, one answer out: parse and validate, hand the typed action to the VM manager, map what it
 // throws, and check the answer against the API contract before it goes out. No sockets here, so the whole
 // request path is testable with a fake manager.
-import type { VmManagerApi } from '../daemon/vm-manager-api.js';
-import { ANSWERS, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type FieldProblem } from './api-contract.js';
+import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
+import { VmgmtError } from '../daemon/vmgmt-error.js';
+import { ANSWERS, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type FieldProblem } from './api-contract.js';
 import { parseApiRequest, type ApiAction, type RawApiRequest } from './api-requests.js';
 import { errorResponse, errorToResponse, jsonResponse, type ApiResponse } from './api-responses.js';
 
@@ -13,10 +14,16 @@ export interface DispatchResult {
   unexpectedError?: unknown;
 }
 
+export interface DispatchOptions {
+  version: string;
+  /** The daemon's chat hub, host side; without it the chat routes answer NOT_FOUND. */
+  chat?: ChatApi;
+}
+
 export async function dispatchApiRequest(
   manager: VmManagerApi,
   req: RawApiRequest,
-  opts: { version: string },
+  opts: DispatchOptions,
 ): Promise<DispatchResult> {
   const parsed = parseApiRequest(req);
   if (!parsed.ok) return { response: parsed.response };
@@ -55,7 +62,12 @@ export function answerProblems(route: BufferedRouteId, response: ApiResponse): F
   return checked.ok ? [] : checked.problems;
 }
 
-async function executeAction(manager: VmManagerApi, action: ApiAction, opts: { version: string }): Promise<ApiResponse> {
+function chatOf(opts: DispatchOptions): ChatApi {
+  if (!opts.chat) throw new VmgmtError('NOT_FOUND', 'this daemon has no chat hub', {});
+  return opts.chat;
+}
+
+async function executeAction(manager: VmManagerApi, action: ApiAction, opts: DispatchOptions): Promise<ApiResponse> {
   switch (action.kind) {
     case 'health':
       return jsonResponse(200, { ok: true, version: opts.version });
@@ -84,5 +96,23 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: { v
       );
       return { status: 200, kind: 'text', body: text };
     }
+    case 'chatPeers':
+      return jsonResponse(200, { peers: chatOf(opts).peers() });
+    case 'chatSend': {
+      const { to, data, as } = action;
+      return jsonResponse(200, await chatOf(opts).send(as === undefined ? { to, data } : { to, data, as }));
+    }
+    case 'chatCall': {
+      const { to, data, as, timeoutMs } = action;
+      const r = await chatOf(opts).call(as === undefined ? { to, data, timeoutMs } : { to, data, timeoutMs, as });
+      return jsonResponse(200, { to: r.to, status: r.status, ...chatData(r.data) });
+    }
+    case 'chatReply': {
+      const { kind: _kind, ...reply } = action;
+      chatOf(opts).reply(reply);
+      return jsonResponse(200, { callId: action.callId, replied: true });
+    }
+    case 'chatPolicyCheck':
+      return jsonResponse(200, chatOf(opts).policyCheck(action.from, action.to));
   }
 }

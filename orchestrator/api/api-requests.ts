@@ -3,6 +3,13 @@
 // refused, with the schemas of the API contract (api-contract.ts). No I/O.
 import type { z } from 'zod';
 import {
+  chatCallBodySchema,
+  chatPolicyQuerySchema,
+  chatReplyBodySchema,
+  chatSendBodySchema,
+  EVENT_KINDS,
+  eventsQuerySchema,
+  type EventKind,
   emptyBodySchema,
   logsQuerySchema,
   noQuerySchema,
@@ -28,13 +35,20 @@ export type ApiAction =
   | { kind: 'stop'; name: string; timeoutMs?: number }
   | { kind: 'kill'; name: string }
   | { kind: 'remove'; name: string; force: boolean }
-  | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number };
+  | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number }
+  | { kind: 'chatPeers' }
+  | { kind: 'chatSend'; to: string; data: Uint8Array; as?: string }
+  | { kind: 'chatCall'; to: string; data: Uint8Array; timeoutMs: number; as?: string }
+  | { kind: 'chatReply'; as: string; callId: number; status: number; data: Uint8Array }
+  | { kind: 'chatPolicyCheck'; from: string; to: string };
 
 /** Actions of the streaming routes: the server hands these over before reading the request body. */
 export type StreamAction =
   | { kind: 'push'; name: string; guestPath: string; sizeBytes: number }
   | { kind: 'pull'; name: string; guestPath: string }
-  | { kind: 'download'; id: string };
+  | { kind: 'download'; id: string }
+  /** The event stream: the kinds asked for, and a host-side chat name to hold while it is open. */
+  | { kind: 'events'; kinds: EventKind[]; as?: string };
 
 /** What the server knows of a request before reading its body. */
 export interface RawRequestHead {
@@ -157,9 +171,45 @@ function parseRouteRequest(
       const { source, tailBytes } = parsed.data;
       return ok(tailBytes === undefined ? { kind: 'logs', name, source } : { kind: 'logs', name, source, tailBytes });
     }
+    case 'chatPeers': {
+      const problems = [...checkQuery(noQuerySchema, query), ...checkNoBody(bodyText)];
+      if (problems.length) return invalid(route, problems);
+      return ok({ kind: 'chatPeers' });
+    }
+    case 'chatPolicyCheck': {
+      const parsed = chatPolicyQuerySchema.safeParse(query);
+      const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
+      if (problems.length || !parsed.success) return invalid(route, problems);
+      return ok({ kind: 'chatPolicyCheck', from: parsed.data.from, to: parsed.data.to });
+    }
+    case 'chatSend':
+    case 'chatCall':
+    case 'chatReply': {
+      const queryProblems = checkQuery(noQuerySchema, query);
+      if (queryProblems.length) return invalid(route, queryProblems);
+      const body = parseJsonBody(bodyText, { required: true });
+      if (!body.ok) return body;
+      if (route.id === 'chatSend') {
+        const parsed = chatSendBodySchema.safeParse(body.value);
+        if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
+        const { to, as } = parsed.data;
+        return ok({ kind: 'chatSend', to, data: payloadBytes(parsed.data), ...(as === undefined ? {} : { as }) });
+      }
+      if (route.id === 'chatCall') {
+        const parsed = chatCallBodySchema.safeParse(body.value);
+        if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
+        const { to, as, timeoutMs } = parsed.data;
+        return ok({ kind: 'chatCall', to, timeoutMs, data: payloadBytes(parsed.data), ...(as === undefined ? {} : { as }) });
+      }
+      const parsed = chatReplyBodySchema.safeParse(body.value);
+      if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
+      const { as, callId, status } = parsed.data;
+      return ok({ kind: 'chatReply', as, callId, status, data: payloadBytes(parsed.data) });
+    }
     case 'push':
     case 'pull':
     case 'download':
+    case 'events':
       return fail(
         errorResponse(500, 'INTERNAL', `${route.method} /${route.segments.join('/')} is a streaming route and must not be read as a buffered request`, {
           route: route.id,
@@ -190,6 +240,15 @@ function parseStreamingRoute(
 ): { ok: true; action: StreamAction } | { ok: false; response: ApiResponse } {
   const query = parseQuery(queryText);
   if (!query.ok) return query;
+
+  if (route.id === 'events') {
+    const parsed = eventsQuerySchema.safeParse(query.values);
+    const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoRawBody(head)];
+    if (problems.length || !parsed.success) return invalid(route, problems);
+    const kinds = parseEventKinds(parsed.data.kinds);
+    if (!kinds.ok) return invalid(route, [{ path: 'query.kinds', message: kinds.message }]);
+    return { ok: true, action: { kind: 'events', kinds: kinds.kinds, ...(parsed.data.as === undefined ? {} : { as: parsed.data.as }) } };
+  }
 
   if (route.id === 'download') {
     const problems = [...checkQuery(noQuerySchema, query.values), ...checkNoRawBody(head)];
@@ -228,6 +287,22 @@ function parseStreamingRoute(
   if (!Number.isSafeInteger(sizeBytes)) problems.push({ path: 'header.Content-Length', message: `must be a whole number of bytes (got ${JSON.stringify(head.contentLength)})` });
   if (problems.length || !parsedQuery.success) return invalid(route, problems);
   return { ok: true, action: { kind: 'push', name, guestPath: parsedQuery.data.guestPath, sizeBytes } };
+}
+
+/** `text` or `dataBase64` (the schema checked that exactly one is given) as bytes. */
+function payloadBytes(p: { text?: string | undefined; dataBase64?: string | undefined }): Uint8Array {
+  return p.text !== undefined ? new TextEncoder().encode(p.text) : new Uint8Array(Buffer.from(p.dataBase64 ?? '', 'base64'));
+}
+
+/** `chat.presence,chat.message` → the kinds; absent → every kind. */
+function parseEventKinds(text: string | undefined): { ok: true; kinds: EventKind[] } | { ok: false; message: string } {
+  if (text === undefined || text === '') return { ok: true, kinds: [...EVENT_KINDS] };
+  const kinds: EventKind[] = [];
+  for (const k of text.split(',')) {
+    if (!(EVENT_KINDS as readonly string[]).includes(k)) return { ok: false, message: `unknown event kind ${JSON.stringify(k)}: use ${EVENT_KINDS.join(', ')}` };
+    if (!kinds.includes(k as EventKind)) kinds.push(k as EventKind);
+  }
+  return { ok: true, kinds };
 }
 
 /** Routes without a body accept none, Content-Length: 0, or an empty chunked body (not read). */

@@ -15,6 +15,12 @@ describe('matchRoute', () => {
       ['GET', '/v1/vms/a/logs', 'logs', 'a'],
       ['POST', '/v1/vms/a/files/push', 'push', 'a'],
       ['POST', '/v1/vms/a/files/pull', 'pull', 'a'],
+      ['GET', '/v1/chat/peers', 'chatPeers', undefined],
+      ['POST', '/v1/chat/send', 'chatSend', undefined],
+      ['POST', '/v1/chat/call', 'chatCall', undefined],
+      ['POST', '/v1/chat/reply', 'chatReply', undefined],
+      ['GET', '/v1/chat/policy/check', 'chatPolicyCheck', undefined],
+      ['GET', '/v1/events', 'events', undefined],
     ];
     for (const [method, path, id, name] of cases) {
       const m = matchRoute(method, path);
@@ -29,6 +35,7 @@ describe('matchRoute', () => {
     const m = matchRoute('GET', '/v1/transfers/00ff');
     expect(m).toMatchObject({ kind: 'match', route: { id: 'download', streaming: true }, params: { id: '00ff' } });
     expect(matchRoute('POST', '/v1/vms/a/files/push')).toMatchObject({ route: { streaming: true } });
+    expect(matchRoute('GET', '/v1/events')).toMatchObject({ route: { id: 'events', streaming: true } });
     expect(matchRoute('POST', '/v1/vms/a/start')).toMatchObject({ route: { id: 'start' } });
     expect(matchRoute('POST', '/v1/vms/a/start').kind === 'match' && (matchRoute('POST', '/v1/vms/a/start') as { route: { streaming?: true } }).route.streaming).toBe(undefined);
     expect(matchRoute('GET', '/v1/vms/a/files/push')).toMatchObject({ kind: 'method-not-allowed', allowed: ['POST'] });

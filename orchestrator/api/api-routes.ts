@@ -13,6 +13,12 @@ export const API_ROUTE_IDS = [
   'push',
   'pull',
   'download',
+  'chatPeers',
+  'chatSend',
+  'chatCall',
+  'chatReply',
+  'chatPolicyCheck',
+  'events',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -38,6 +44,13 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'push', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'push'], streaming: true },
   { id: 'pull', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'pull'], streaming: true },
   { id: 'download', method: 'GET', segments: ['v1', 'transfers', ':id'], streaming: true },
+  { id: 'chatPeers', method: 'GET', segments: ['v1', 'chat', 'peers'] },
+  { id: 'chatSend', method: 'POST', segments: ['v1', 'chat', 'send'] },
+  { id: 'chatCall', method: 'POST', segments: ['v1', 'chat', 'call'] },
+  { id: 'chatReply', method: 'POST', segments: ['v1', 'chat', 'reply'] },
+  { id: 'chatPolicyCheck', method: 'GET', segments: ['v1', 'chat', 'policy', 'check'] },
+  /** Server-sent events: chat presence and messages; later VM state changes and metrics. */
+  { id: 'events', method: 'GET', segments: ['v1', 'events'], streaming: true },
 ];
 
 export interface RouteParams {

@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { VmManagerApi } from '../daemon/vm-manager-api.js';
+import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
+import { handleEventStream } from './api-events.js';
+import { ApiEventHub } from './event-hub.js';
 import { findRepoRoot } from '../vm/repo-root.js';
 import { dispatchApiRequest } from './api-dispatch.js';
 import { parseStreamingRequest } from './api-requests.js';
@@ -39,6 +41,12 @@ export interface ApiServerOptions {
    * asked at each pull: the daemon passes its config's `transfers.maxPullBytes`, which SIGHUP may change.
    */
   maxPullBytes?: number | (() => number);
+  /** The daemon's chat hub, host side (the /v1/chat routes and `?as=` of the event stream). */
+  chat?: ChatApi;
+  /** The event stream's hub (`GET /v1/events`); default: a new one, with nothing published but stream.*. */
+  events?: ApiEventHub;
+  /** How often idle event streams get a keepalive comment; default 15000. */
+  keepaliveMs?: number;
 }
 
 export interface ApiServer {
@@ -48,6 +56,9 @@ export interface ApiServer {
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const { manager, log } = opts;
+  const events = opts.events ?? new ApiEventHub();
+  const keepalive = setInterval(() => events.keepalive(), opts.keepaliveMs ?? 15_000);
+  keepalive.unref();
   const version = opts.version ?? packageVersion();
   const store = new TransferStore(
     opts.transferDir ?? path.join(path.dirname(opts.socketPath), 'transfers'),
@@ -82,7 +93,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const outcome =
           head.kind === 'error'
             ? { kind: 'answer' as const, response: head.response }
-            : await handleStreamAction(head.action, req, res, {
+            : head.action.kind === 'events'
+              ? handleEventStream(head.action, req, res, { events, log, ...(opts.chat ? { chat: opts.chat } : {}) })
+              : await handleStreamAction(head.action, req, res, {
                 manager,
                 store,
                 log,
@@ -112,7 +125,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         );
         res.setHeader('Connection', 'close');
       } else {
-        const result = await dispatchApiRequest(manager, { method, url, bodyText: body.text }, { version });
+        const result = await dispatchApiRequest(manager, { method, url, bodyText: body.text }, { version, ...(opts.chat ? { chat: opts.chat } : {}) });
         response = result.response;
         if (result.unexpectedError !== undefined) {
           const err = result.unexpectedError;
@@ -145,6 +158,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     socketPath: opts.socketPath,
     close() {
       closing ??= (async () => {
+        clearInterval(keepalive);
+        events.endAll('the daemon is stopping');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const grace = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 2000);

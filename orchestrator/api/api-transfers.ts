@@ -26,8 +26,11 @@ export interface TransferContext {
 /** `answer`: nothing was sent yet, the server writes this response. `streamed`: the response is done. */
 export type StreamOutcome = { kind: 'answer'; response: ApiResponse } | { kind: 'streamed'; status: number };
 
+/** The streaming routes of file transfers (the event stream is api-events.ts's). */
+export type TransferAction = Exclude<StreamAction, { kind: 'events' }>;
+
 export async function handleStreamAction(
-  action: StreamAction,
+  action: TransferAction,
   req: IncomingMessage,
   res: ServerResponse,
   ctx: TransferContext,

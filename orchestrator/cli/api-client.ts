@@ -2,9 +2,22 @@
 // contract (orchestrator/api/api-contract.ts) before it is handed on: one that does not match is a
 // BAD_RESPONSE naming the field. Rejects with ApiError when the daemon answers with an error (or an answer
 // that breaks the contract), DaemonUnavailableError when it cannot be reached.
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
+import { SseParser } from './sse-parser.js';
 import type { z } from 'zod';
 import {
+  chatCallResultSchema,
+  chatPeersSchema,
+  chatPolicyCheckSchema,
+  chatReplyResultSchema,
+  chatSendResultSchema,
+  decodeEvent,
+  type ApiEvent,
+  type ChatCallResult,
+  type ChatPeers,
+  type ChatPolicyCheck,
+  type ChatSendResult,
+  type EventKind,
   checkContract,
   describeProblems,
   errorBodySchema,
@@ -79,6 +92,28 @@ export interface ApiClient {
   kill(name: string): Promise<VmDetails>;
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts?: { source?: LogSource; tailBytes?: number }): Promise<string>;
+  chatPeers(): Promise<ChatPeers>;
+  chatSend(body: ChatMessageBody): Promise<ChatSendResult>;
+  chatCall(body: ChatMessageBody & { timeoutMs?: number }): Promise<ChatCallResult>;
+  chatReply(body: { as: string; callId: number; status: number; text?: string; dataBase64?: string }): Promise<{ callId: number; replied: true }>;
+  chatPolicyCheck(from: string, to: string): Promise<ChatPolicyCheck>;
+  /** Follows `GET /v1/events`; each event checked against the contract (kinds this CLI does not know are skipped). */
+  events(opts: { kinds?: readonly EventKind[]; as?: string }, onEvent: (event: ApiEvent) => void): EventStream;
+}
+
+export interface ChatMessageBody {
+  to: string;
+  as?: string;
+  text?: string;
+  dataBase64?: string;
+}
+
+export interface EventStream {
+  /** Resolves at `stream.open`; rejects with ApiError (an error answer) or DaemonUnavailableError. */
+  readonly opened: Promise<void>;
+  /** How the stream stopped: `stream.end`, `stream.dropped`, closed by close(), or the connection broke. */
+  readonly done: Promise<{ reason: 'ended' | 'dropped' | 'closed' | 'disconnected'; message: string }>;
+  close(): void;
 }
 
 export interface RawReply {
@@ -118,8 +153,87 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     );
   }
 
+  function events(o: { kinds?: readonly EventKind[]; as?: string }, onEvent: (event: ApiEvent) => void): EventStream {
+    const query = new URLSearchParams();
+    if (o.kinds) query.set('kinds', o.kinds.join(','));
+    if (o.as !== undefined) query.set('as', o.as);
+    const path = `/v1/events${query.size ? `?${query}` : ''}`;
+    let req: ClientRequest | undefined;
+    let closedByUs = false;
+    let settleOpen!: { resolve: () => void; reject: (e: unknown) => void };
+    let settleDone!: (r: Awaited<EventStream['done']>) => void;
+    const opened = new Promise<void>((resolve, reject) => (settleOpen = { resolve, reject }));
+    const done = new Promise<Awaited<EventStream['done']>>((resolve) => (settleDone = resolve));
+    opened.catch(() => {});
+    let connected = false;
+    let last: Awaited<EventStream['done']> | undefined;
+    req = request({ socketPath, method: 'GET', path, headers: { Accept: 'text/event-stream' } }, (res) => {
+      if ((res.statusCode ?? 0) !== 200) {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const err = toApiError('GET', path, { status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') });
+          settleOpen.reject(err);
+          settleDone({ reason: 'closed', message: err.message });
+        });
+        return;
+      }
+      const parser = new SseParser();
+      res.on('data', (chunk: Buffer) => {
+        let frames;
+        try {
+          frames = parser.push(chunk);
+        } catch (err) {
+          last = { reason: 'disconnected', message: (err as Error).message };
+          res.destroy();
+          return;
+        }
+        for (const f of frames) {
+          const decoded = decodeEvent(f.data);
+          if (!decoded.ok) {
+            if (decoded.kind === 'unknown-kind') continue;
+            settleOpen.reject(new ApiError(200, 'BAD_RESPONSE', `the daemon's event stream sent an event that is not what the API promises: ${decoded.reason}`, {}));
+            continue;
+          }
+          const e = decoded.event;
+          if (e.kind === 'stream.open') settleOpen.resolve();
+          else if (e.kind === 'stream.end') last = { reason: 'ended', message: e.data.reason };
+          else if (e.kind === 'stream.dropped') last = { reason: 'dropped', message: e.data.reason };
+          onEvent(e);
+        }
+      });
+      const finish = (): void => settleDone(closedByUs ? { reason: 'closed', message: 'closed' } : (last ?? { reason: 'disconnected', message: `the daemon at ${socketPath} closed the event stream` }));
+      res.on('end', finish);
+      res.on('close', finish);
+      res.on('error', finish);
+    });
+    req.on('socket', (sock) => sock.once('connect', () => (connected = true)));
+    req.on('error', (err) => {
+      if (closedByUs) return settleDone({ reason: 'closed', message: 'closed' });
+      const e = unavailable(socketPath, err as NodeJS.ErrnoException, connected);
+      settleOpen.reject(e);
+      settleDone({ reason: 'disconnected', message: e.message });
+    });
+    req.end();
+    return {
+      opened,
+      done,
+      close() {
+        closedByUs = true;
+        req?.destroy();
+        settleDone({ reason: 'closed', message: 'closed' });
+      },
+    };
+  }
+
   return {
     socketPath,
+    events,
+    chatPeers: () => json(chatPeersSchema, 'GET', '/v1/chat/peers'),
+    chatSend: (body) => json(chatSendResultSchema, 'POST', '/v1/chat/send', body),
+    chatCall: (body) => json(chatCallResultSchema, 'POST', '/v1/chat/call', body),
+    chatReply: (body) => json(chatReplyResultSchema, 'POST', '/v1/chat/reply', body),
+    chatPolicyCheck: (from, to) => json(chatPolicyCheckSchema, 'GET', `/v1/chat/policy/check?${new URLSearchParams({ from, to })}`),
     health: () => json(healthSchema, 'GET', '/v1/health'),
     list: () => json(vmListSchema, 'GET', '/v1/vms'),
     create: (definition) => json(vmDetailsSchema, 'POST', '/v1/vms', definition),

@@ -106,3 +106,22 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor('INTERNAL')).toBe(1);
   });
 });
+
+describe('parseCli: chat', () => {
+  const parse = (line: string) => parseCli(line.split(' '), {});
+  it('parses each chat verb', () => {
+    expect(parse('chat peers --watch')).toMatchObject({ ok: true, command: { kind: 'chat-peers', watch: true } });
+    expect(parse('chat send bob -')).toMatchObject({ ok: true, command: { kind: 'chat-send', target: 'bob', message: '-' } });
+    expect(parse('chat call calc 2+2 --timeout 500')).toMatchObject({ ok: true, command: { kind: 'chat-call', target: 'calc', message: '2+2', timeoutMs: 500 } });
+    expect(parse('chat listen --as ops --exec cat')).toMatchObject({ ok: true, command: { kind: 'chat-listen', as: 'ops', exec: 'cat' } });
+    expect(parse('chat policy check a/x b')).toMatchObject({ ok: true, command: { kind: 'chat-policy-check', from: 'a/x', to: 'b' } });
+  });
+  it('says what is wrong', () => {
+    expect(parse('chat')).toMatchObject({ ok: false, message: expect.stringContaining('needs a subcommand') });
+    expect(parse('chat send bob')).toMatchObject({ ok: false, message: '`vmgmt chat send TARGET MESSAGE`: MESSAGE is missing' });
+    expect(parse('chat peers --as x')).toMatchObject({ ok: false, message: '--as does not apply to `vmgmt chat peers`' });
+    expect(parse('chat listen --exec cat')).toMatchObject({ ok: false, message: expect.stringContaining('give --as NAME too') });
+    expect(parse('chat call x y --timeout 300001')).toMatchObject({ ok: false });
+    expect(parse('chat policy explain a b')).toMatchObject({ ok: false, message: expect.stringContaining('policy check FROM TO') });
+  });
+});

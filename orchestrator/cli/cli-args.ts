@@ -14,7 +14,16 @@ export type CliCommand =
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
-  | CpCommand;
+  | CpCommand
+  | ChatCommand;
+
+/** `vmgmt chat ...`: MESSAGE `-` reads stdin. */
+export type ChatCommand =
+  | { kind: 'chat-peers'; watch: boolean }
+  | { kind: 'chat-send'; target: string; message: string }
+  | { kind: 'chat-call'; target: string; message: string; timeoutMs?: number }
+  | { kind: 'chat-listen'; as?: string; exec?: string }
+  | { kind: 'chat-policy-check'; from: string; to: string };
 
 export interface CliGlobals {
   socketPath: string;
@@ -38,6 +47,9 @@ const OPTIONS = {
   force: { type: 'boolean' },
   source: { type: 'string' },
   tail: { type: 'string' },
+  watch: { type: 'boolean' },
+  as: { type: 'string' },
+  exec: { type: 'string' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
@@ -108,7 +120,12 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     return cp.ok ? done(cp.command) : usage(cp.message);
   }
 
-  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\` or \`vmgmt cp\``);
+  if (group === 'chat') {
+    const chat = parseChatArgs(positionals.slice(1), values);
+    return chat.ok ? done(chat.command) : usage(chat.message);
+  }
+
+  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\` or \`vmgmt chat ...\``);
   if (sub === undefined) return usage(`\`vmgmt vm\` needs a subcommand: ${Object.keys(VM_COMMANDS).join(', ')}`);
   const subcommand = VM_ALIASES[sub] ?? sub;
   if (!isVmSubcommand(subcommand)) {
@@ -159,6 +176,57 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
         command.tailBytes = tailBytes;
       }
       return done(command);
+    }
+  }
+}
+
+const CHAT_COMMANDS = {
+  peers: { args: [], options: ['watch'] },
+  send: { args: ['TARGET', 'MESSAGE'], options: [] },
+  call: { args: ['TARGET', 'MESSAGE'], options: ['timeout'] },
+  listen: { args: [], options: ['as', 'exec'] },
+  policy: { args: ['check', 'FROM', 'TO'], options: [] },
+} as const satisfies Record<string, { args: readonly string[]; options: readonly OptionName[] }>;
+
+const CHAT_NAME = /^[a-z0-9._-]{1,64}$/;
+
+function parseChatArgs(args: string[], values: Partial<Record<OptionName, string | boolean>>): { ok: true; command: ChatCommand } | { ok: false; message: string } {
+  const [sub, ...rest] = args;
+  const fail = (message: string) => ({ ok: false as const, message });
+  if (sub === undefined) return fail(`\`vmgmt chat\` needs a subcommand: ${Object.keys(CHAT_COMMANDS).join(', ')}`);
+  if (!Object.hasOwn(CHAT_COMMANDS, sub)) return fail(`unknown command \`vmgmt chat ${sub}\`: use one of ${Object.keys(CHAT_COMMANDS).join(', ')}`);
+  const spec = CHAT_COMMANDS[sub as keyof typeof CHAT_COMMANDS];
+  const extra = unexpectedOptions(values, spec.options);
+  if (extra) return fail(`${extra} does not apply to \`vmgmt chat ${sub}\``);
+  const want: readonly string[] = spec.args;
+  const usageLine = `vmgmt chat ${sub}${want.length ? ' ' + want.join(' ') : ''}`;
+  if (rest.length < want.length) return fail(`\`${usageLine}\`: ${want[rest.length]} is missing`);
+  if (rest.length > want.length) return fail(`\`${usageLine}\`: unexpected ${JSON.stringify(rest[want.length])}`);
+  switch (sub as keyof typeof CHAT_COMMANDS) {
+    case 'peers':
+      return { ok: true, command: { kind: 'chat-peers', watch: values.watch === true } };
+    case 'send':
+    case 'call': {
+      const [target = '', message = ''] = rest;
+      if (!CHAT_NAME.test(target)) return fail(`TARGET ${JSON.stringify(target)} is not a chat name (1..64 bytes of a-z 0-9 . _ -)`);
+      if (sub === 'send') return { ok: true, command: { kind: 'chat-send', target, message } };
+      if (values.timeout === undefined) return { ok: true, command: { kind: 'chat-call', target, message } };
+      const timeoutMs = wholeNumber(values.timeout as string, 1);
+      if (timeoutMs === undefined || timeoutMs > 300_000) return fail(`--timeout takes milliseconds, 1..300000 (got ${JSON.stringify(values.timeout)})`);
+      return { ok: true, command: { kind: 'chat-call', target, message, timeoutMs } };
+    }
+    case 'listen': {
+      const as = values.as as string | undefined;
+      const exec = values.exec as string | undefined;
+      if (as !== undefined && !CHAT_NAME.test(as)) return fail(`--as ${JSON.stringify(as)} is not a chat name (1..64 bytes of a-z 0-9 . _ -)`);
+      if (exec !== undefined && as === undefined) return fail('--exec answers calls to a name of this listener: give --as NAME too');
+      if (exec === '') return fail('--exec needs a command');
+      return { ok: true, command: { kind: 'chat-listen', ...(as === undefined ? {} : { as }), ...(exec === undefined ? {} : { exec }) } };
+    }
+    case 'policy': {
+      const [check, from = '', to = ''] = rest;
+      if (check !== 'check') return fail(`unknown command \`vmgmt chat policy ${check}\`: use \`vmgmt chat policy check FROM TO\``);
+      return { ok: true, command: { kind: 'chat-policy-check', from, to } };
     }
   }
 }

@@ -1,5 +1,5 @@
 // Human output of the CLI: tables, key: value blocks, one-line results, error lines. Pure: values in, text out.
-import type { VmDefinition, VmDetails, VmExitInfo, VmSummary } from '../api/api-contract.js';
+import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatPresenceEventData, VmDefinition, VmDetails, VmExitInfo, VmSummary } from '../api/api-contract.js';
 
 /** `45s`, `3m05s`, `2h03m`, `4d07h`. */
 export function formatUptime(ms: number): string {
@@ -181,4 +181,43 @@ export function fieldProblems(details: Record<string, unknown>): FieldProblemLik
 
 function pad2(n: number): string {
   return String(n).padStart(2, '0');
+}
+
+// ---- chat ----------------------------------------------------------------------------------------------
+
+const who = (p: { vm: string | null; name: string }): string => `${p.vm ?? '@host'}/${p.name || '-'}`;
+
+/** `vmgmt chat peers`: one VM/NAME a line (`@host/NAME` for host-side names), like the guest's. */
+export function formatChatPeers(peers: readonly ChatPeer[]): string {
+  return peers.map((p) => `${who(p)}\n`).join('');
+}
+
+const PRESENCE_WORDS: Readonly<Record<ChatPresenceEventData['reason'], string>> = {
+  registered: 'registered',
+  unregistered: 'unregistered',
+  'process-gone': 'process gone',
+  'vm-stopped': 'vm stopped or crashed',
+  'host-left': 'host name removed',
+};
+
+/** `join it-a/bob (registered)`, `leave it-a/bob (vm stopped or crashed)`: the guest driver's words. */
+export function formatPresence(e: ChatPresenceEventData): string {
+  return `${e.event} ${who(e.peer)} (${PRESENCE_WORDS[e.reason]})\n`;
+}
+
+/** `it-a/alice -> bob: hello`, `it-a/- -> calc (call): 2+2`: the guest driver's listen lines. */
+export function formatChatMessage(m: ChatMessageEventData): string {
+  const mark = m.callId !== null ? ' (call)' : m.broadcast ? ' (group)' : '';
+  const body = m.text ?? `<${Math.floor((m.dataBase64.replace(/=+$/, '').length * 3) / 4)} bytes, not UTF-8: ${m.dataBase64}>`;
+  return `${who(m.from)} -> ${m.to}${mark}: ${body}\n`;
+}
+
+export function formatPolicyCheck(c: ChatPolicyCheck): string {
+  const party = (p: ChatPolicyCheck['from']): string => `${who(p)}${p.group === null ? ' (no chat group)' : ` (group ${p.group})`}`;
+  return formatKeyValues([
+    ['from', party(c.from)],
+    ['to', party(c.to)],
+    ['verdict', c.allowed ? 'allowed' : 'denied'],
+    ['decided by', c.reason],
+  ]);
 }

@@ -2,7 +2,8 @@
 // know the daemon only through the API contract (orchestrator/api/api-contract.ts); `vmgmt daemon` loads the
 // daemon's code when it is asked to run it.
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
-import { parseCli, type CliCommand } from './cli-args.js';
+import { parseCli, type ChatCommand, type CliCommand } from './cli-args.js';
+import { runChatCommand } from './chat-command.js';
 import { runVmCommand, type CommandContext } from './cli-commands.js';
 import { runCpCommand } from './cp-command.js';
 import { CliError } from './cli-error.js';
@@ -51,7 +52,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       nowMs: io.nowMs ?? Date.now,
     };
     if (command.kind === 'cp') return await runCpCommand(command, ctx);
-    return await runVmCommand(command, ctx);
+    if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
+    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
     return report(io, json, describeError(err), command.kind === 'cp' ? 'event' : 'document');

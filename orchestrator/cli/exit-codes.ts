@@ -12,6 +12,8 @@ export const EXIT = {
   CONFLICT: 5,
   INVALID_DEFINITION: 6,
   TIMEOUT: 7,
+  /** The chat hub refused (policy, queue full, too large, peer gone), a callee answered non-zero, or a policy check says denied. */
+  REFUSED: 8,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -27,6 +29,8 @@ export function exitCodeFor(code: string): ExitCode {
       return EXIT.INVALID_DEFINITION;
     case 'TIMEOUT':
       return EXIT.TIMEOUT;
+    case 'CHAT_REFUSED':
+      return EXIT.REFUSED;
     case 'USAGE':
       return EXIT.USAGE;
     case 'DAEMON_NOT_RUNNING':

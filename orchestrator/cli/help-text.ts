@@ -20,12 +20,24 @@ Usage:
   vmgmt cp FILE VM:/PATH               copy a local file into a running VM (VM:/DIR/ keeps the name)
   vmgmt cp VM:/PATH FILE|DIR           copy a file out of a running VM (written atomically)
                                        a local name with a colon is written ./a:b
+  vmgmt chat peers [--watch]           chat names the host may talk to (VM/NAME, @host/NAME);
+                                       --watch then prints join/leave lines until Ctrl-C
+  vmgmt chat send TARGET MESSAGE|-     send as host (- reads stdin, up to 64 KiB)
+  vmgmt chat call TARGET MESSAGE|- [--timeout MS]
+                                       call a name and print its reply (default 30000 ms)
+  vmgmt chat listen [--as NAME [--exec CMD]]
+                                       print messages to host, or hold the host-side name NAME;
+                                       --exec answers its calls (stdin: the call, stdout: the reply,
+                                       exit status: the reply status)
+  vmgmt chat policy check FROM TO      which chat rule decides, and why; FROM/TO: VM/NAME,
+                                       @host/NAME, VM, or a registered chat name
 
 Options for every command:
   --socket PATH   the daemon's socket (default $VMGMT_SOCKET, else /run/vmgmt/vmgmt.sock)
   --json          machine output: one JSON document on stdout, errors as
                   {"code", "message", "details"} on stdout too; cp prints NDJSON
-                  events instead, the last {"event":"done",...} or {"event":"error",...}
+                  events instead, the last {"event":"done",...} or {"event":"error",...};
+                  chat peers --watch and chat listen print the API's events as JSON lines
   -h, --help      this text
 
 Exit codes:
@@ -38,4 +50,6 @@ Exit codes:
   5  conflict: the VM already exists, or its state does not allow the request
   6  invalid VM definition (each field problem is printed on its own line)
   7  timeout
+  8  refused by chat (policy, queue full, too large, peer gone), a callee answered
+     with a non-zero status, or chat policy check says denied
 `;

@@ -13,6 +13,7 @@ import {
   type ConfigSource,
 } from './daemon-config.js';
 import { createLogger } from './logger.js';
+import { policyProblem } from '../../device-backend/services/chat/chat-policy.js';
 import { VmgmtError } from './vmgmt-error.js';
 
 let dir: string;
@@ -47,6 +48,7 @@ describe('daemon config file', () => {
       logLevel: 'info',
       transfers: { maxPullBytes: 16 * 1024 ** 3, transferDir: '/run/vmgmt/transfers' },
       boot: { maxConcurrent: 4, agentWaitMs: 120_000 },
+      chat: { rules: [] },
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -66,6 +68,7 @@ describe('daemon config file', () => {
       logLevel: 'debug',
       transfers: { maxPullBytes: 1024, transferDir: '/r/transfers' },
       boot: { maxConcurrent: 2, agentWaitMs: 5000 },
+      chat: { rules: [] },
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
@@ -94,10 +97,49 @@ describe('daemon config file', () => {
   });
 
   it('refuses the sections reserved for later by name', () => {
-    expect(problemsOf(JSON.stringify({ chat: {}, metrics: { listen: ':9100' }, logLevel: 'warn' }))).toEqual([
-      { path: 'chat', message: expect.stringMatching(/^reserved for the chat policy .*does not read it yet/) },
+    expect(problemsOf(JSON.stringify({ functions: {}, metrics: { listen: ':9100' }, logLevel: 'warn' }))).toEqual([
+      { path: 'functions', message: expect.stringMatching(/^reserved for host calculation functions .*does not read it yet/) },
       { path: 'metrics', message: expect.stringMatching(/^reserved for the metrics and dashboard listener/) },
     ]);
+  });
+
+  it('reads the chat policy: ordered rules in the documented shape', () => {
+    const rules = [
+      { from: { vm: 'lab-1' }, to: { name: 'vault' }, action: 'deny', note: 'lab-1 may not reach the vault' },
+      { from: { group: 'lab' }, to: { group: 'prod' }, action: 'allow' },
+      { from: { vm: '@host', name: 'ops' }, to: {}, action: 'deny' },
+    ];
+    write({ chat: { rules } });
+    expect(loadDaemonConfig(explicit()).chat).toEqual({ rules });
+    write({ chat: {} });
+    expect(loadDaemonConfig(explicit()).chat).toEqual({ rules: [] });
+  });
+
+  it('names each bad field of a chat rule precisely', () => {
+    const problems = problemsOf(
+      JSON.stringify({
+        chat: {
+          rules: [
+            { from: {}, to: {}, action: 'allow' },
+            { from: { vm: 'a', colour: 'red' }, to: { name: '' }, action: 'maybe' },
+            { to: {}, action: 'deny' },
+            { from: { group: 7 }, to: {}, action: 'deny', extra: 1 },
+          ],
+          default: 'deny',
+        },
+      }),
+    );
+    expect(problems.map((p) => p.path).sort()).toEqual(
+      ['chat', 'chat.rules.1.from', 'chat.rules.1.to.name', 'chat.rules.1.action', 'chat.rules.2.from', 'chat.rules.3.from.group', 'chat.rules.3'].sort(),
+    );
+    expect(problems.find((p) => p.path === 'chat.rules.1.from')?.message).toMatch(/colour/);
+    expect(problems.find((p) => p.path === 'chat.rules.1.to.name')?.message).toMatch(/must not be empty/);
+    expect(problems.find((p) => p.path === 'chat')?.message).toMatch(/default/);
+  });
+
+  it('rules the config accepts are rules the chat policy accepts', () => {
+    write({ chat: { rules: [{ from: { vm: '@host' }, to: { group: 'g' }, action: 'allow', note: 'n' }] } });
+    expect(policyProblem(loadDaemonConfig(explicit()).chat.rules)).toBeUndefined();
   });
 
   it('throws INVALID_CONFIG with the file and one problem per field', () => {
@@ -134,6 +176,21 @@ describe('config reload (SIGHUP)', () => {
       msg: 'config reloaded',
       fields: { applied: [{ field: 'logLevel', from: 'info', to: 'debug' }, { field: 'transfers.maxPullBytes', from: DEFAULT_MAX_PULL_BYTES, to: 4096 }] },
     });
+  });
+
+  it('applies new chat rules at once, and logs the change', () => {
+    write({ chat: { rules: [] } });
+    const live = LiveDaemonConfig.load(explicit());
+    const rules = [{ from: { vm: 'a' }, to: {}, action: 'deny' as const }];
+    write({ chat: { rules } });
+    const log = new RecordingLog();
+    expect(live.reload(log).ok).toBe(true);
+    expect(live.current.chat.rules).toEqual(rules);
+    expect(log.entries.at(-1)).toMatchObject({ msg: 'config reloaded', fields: { applied: [{ field: 'chat.rules', from: [], to: rules }] } });
+    // The same rules again: nothing to apply.
+    const again = new RecordingLog();
+    live.reload(again);
+    expect(again.entries.at(-1)).toMatchObject({ msg: 'config reloaded: nothing to apply' });
   });
 
   it('keeps the running config when the file no longer parses', () => {

@@ -3,8 +3,8 @@
 // with why. A missing default file means every default; a file named with --config must exist. Flags
 // (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
 //
-// On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes
-// and the boot section take effect at once; the other fields are in use (directories, the bound socket) and a change to them is
+// On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes, the
+// boot section and chat.rules take effect at once (the chat policy is evaluated per send, so new rules apply to the next one); the other fields are in use (directories, the bound socket) and a change to them is
 // logged as needing a restart. A file that no longer parses leaves the running config as it was.
 //
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
@@ -17,6 +17,7 @@ import { DEFAULT_MAX_PULL_BYTES } from '../api/transfer-store.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { VmgmtError } from './vmgmt-error.js';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
+import { HOST_VM_SELECTOR, type ChatRule } from '../../device-backend/services/chat/chat-policy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vmgmt/config.json';
 export const DEFAULT_STATE_DIR = '/var/lib/vmgmt';
@@ -26,7 +27,6 @@ export { DEFAULT_MAX_PULL_BYTES };
 
 /** Top-level sections later versions will read, and what for. */
 export const RESERVED_SECTIONS = {
-  chat: 'the chat policy (which VMs may talk to which)',
   functions: 'host calculation functions offered to guests',
   metrics: 'the metrics and dashboard listener',
   cluster: 'running several hosts as one',
@@ -38,6 +38,35 @@ export const transfersConfigSchema = z
   .object({
     maxPullBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_PULL_BYTES),
     transferDir: absolutePath.optional().describe('default: <runtimeDir>/transfers'),
+  })
+  .strict();
+
+const chatSelectorValue = z.string().min(1, 'must not be empty (leave the field out to match any)').max(64);
+/** Who a chat rule's side matches: every field given must match; {} matches everyone. */
+export const chatSelectorSchema = z
+  .object({
+    vm: chatSelectorValue.describe(`a VM name, or ${HOST_VM_SELECTOR} for host-side names`).optional(),
+    name: chatSelectorValue.describe('a chat name').optional(),
+    group: chatSelectorValue.describe("a VM's chatGroup").optional(),
+  })
+  .strict();
+
+/** One chat policy rule: ordered, first match wins (docs/protocol.md §2.5.5). */
+export const chatRuleSchema = z
+  .object({
+    from: chatSelectorSchema,
+    to: chatSelectorSchema,
+    action: z.enum(['allow', 'deny']),
+    note: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+export const MAX_CHAT_RULES = 1000;
+
+export const chatConfigSchema = z
+  .object({
+    /** Ordered; first match wins; then the defaults (host to and from all, same group, else deny). */
+    rules: z.array(chatRuleSchema).max(MAX_CHAT_RULES).default([]),
   })
   .strict();
 
@@ -59,6 +88,7 @@ export const daemonConfigFileSchema = z
     logLevel: z.enum(LOG_LEVELS).default('info'),
     transfers: transfersConfigSchema.default(transfersConfigSchema.parse({})),
     boot: bootConfigSchema.default(bootConfigSchema.parse({})),
+    chat: chatConfigSchema.default(chatConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -76,6 +106,9 @@ export interface DaemonConfig {
   boot: {
     maxConcurrent: number;
     agentWaitMs: number;
+  };
+  chat: {
+    rules: ChatRule[];
   };
 }
 
@@ -134,7 +167,14 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
       transferDir: file.transfers.transferDir ?? path.join(runtimeDir, 'transfers'),
     },
     boot: { ...file.boot },
+    chat: { rules: file.chat.rules.map(stripUndefined) },
   };
+}
+
+/** A rule as written, without keys zod left undefined: it logs and compares (on reload) as written. */
+function stripUndefined(rule: z.infer<typeof chatRuleSchema>): ChatRule {
+  const sel = (s: z.infer<typeof chatSelectorSchema>): ChatRule['from'] => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined));
+  return { from: sel(rule.from), to: sel(rule.to), action: rule.action, ...(rule.note === undefined ? {} : { note: rule.note }) };
 }
 
 /** Reads and checks the file; throws VmgmtError INVALID_CONFIG naming each bad field. */
@@ -174,7 +214,7 @@ export interface ReloadPlan {
   needRestart: ConfigChange[];
 }
 
-const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs'] as const;
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules'] as const;
 const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
 
 /** What a reload changes. Pure. */
@@ -183,10 +223,16 @@ export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPla
     fields.flatMap((field) => {
       const from = valueAt(running, field);
       const to = valueAt(next, field);
-      return from === to ? [] : [{ field, from, to }];
+      return JSON.stringify(from) === JSON.stringify(to) ? [] : [{ field, from, to }];
     });
   return {
-    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes }, boot: { ...next.boot } },
+    config: {
+      ...running,
+      logLevel: next.logLevel,
+      transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes },
+      boot: { ...next.boot },
+      chat: { rules: next.chat.rules },
+    },
     applied: changes(RELOADABLE_FIELDS),
     needRestart: changes(RESTART_FIELDS),
   };

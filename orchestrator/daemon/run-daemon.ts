@@ -4,6 +4,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { loadNative } from '../../device-backend/native/index.js';
 import { startApiServer } from '../api/api-server.js';
+import { ApiEventHub } from '../api/event-hub.js';
+import { ChatControl } from './chat-control.js';
 import { configSource, LiveDaemonConfig, type DaemonConfigOverrides } from './daemon-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { lockStateDir } from './state-lock.js';
@@ -56,11 +58,26 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   process.on('uncaughtException', onException);
 
   let manager: VmManager | undefined;
+  let chat: ChatControl | undefined;
   let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
   const onHangup = (): void => void config.reload(log);
   try {
-    manager = new VmManager({ stateDir, runtimeDir, native, log, config });
+    // The API's event stream: chat presence and messages to `host` (later VM state changes and metrics).
+    const events = new ApiEventHub();
+    manager = new VmManager({ stateDir, runtimeDir, native, log, config, onHostChatMessage: ChatControl.hostMessageHandler(events) });
+    const vms = manager;
+    chat = new ChatControl({
+      hub: vms.chatHub,
+      events,
+      log: log.child({ service: 'chat-api' }),
+      vmGroup: (vm) => {
+        const found = vms.list().some((v) => v.name === vm);
+        return found ? { exists: true, group: vms.inspect(vm).definition.chatGroup } : { exists: false };
+      },
+    });
     api = await startApiServer({
+      events,
+      chat,
       socketPath,
       manager,
       log,
@@ -84,6 +101,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   } finally {
     process.off('SIGHUP', onHangup);
     await api?.close();
+    chat?.close();
     manager?.detachAll();
     lock.release();
     stop.dispose();

@@ -1,6 +1,6 @@
 // What the control API needs from the daemon's VM manager. The API layer parses and validates, then
 // calls these; they throw VmgmtError.
-import type { LogSource, VmDetails, VmSummary } from '../api/api-contract.js';
+import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, LogSource, VmDetails, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
 
 // The answers are the API contract's shapes (orchestrator/api/api-contract.ts), named here for the daemon.
@@ -32,4 +32,26 @@ export interface HostCopyOptions {
   hostFd: number;
   timeoutMs?: number;
   onProgress?: (movedBytes: number, totalBytes: number) => void;
+}
+
+/**
+ * What the control API needs from the daemon's chat hub: the host side of chat (docs/protocol.md §2.5.5).
+ * Sends and calls go as `host` unless `as` names a host-side name an event stream holds. Throws VmgmtError:
+ * NOT_FOUND (no such peer, call or VM), CHAT_REFUSED (details.refusal: the chat code), TIMEOUT (a call),
+ * ALREADY_EXISTS (a name held), INVALID_REQUEST (a bad name).
+ */
+export interface ChatApi {
+  /** Every name the host may talk to. */
+  peers(): ChatPeer[];
+  send(o: { to: string; data: Uint8Array; as?: string }): Promise<ChatSendResult>;
+  call(o: { to: string; data: Uint8Array; timeoutMs: number; as?: string }): Promise<{ to: string; status: number; data: Uint8Array }>;
+  /** Answers call callId delivered to the host-side name `as`. */
+  reply(o: { as: string; callId: number; status: number; data: Uint8Array }): void;
+  /** Which rule decides whether FROM may reach TO, and why (see chatPolicyQuerySchema for the forms). */
+  policyCheck(from: string, to: string): ChatPolicyCheck;
+  /**
+   * Registers a host-side name while an event stream holds it; what is sent to it goes to onMessage, which
+   * returns false when the stream cannot take it (the sender is refused QUEUE_FULL).
+   */
+  listen(name: string, onMessage: (message: ChatMessageEventData) => boolean): { close(): void };
 }

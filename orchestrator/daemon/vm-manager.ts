@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import type { DaemonConfig } from './daemon-config.js';
 import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.js';
+import type { HostMessageHandler } from '../../device-backend/services/chat/chat-hub.js';
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
@@ -24,6 +25,8 @@ export interface VmManagerOptions {
   log: Logger;
   /** The daemon's configuration as of now (a SIGHUP may replace it): LiveDaemonConfig. */
   config: { readonly current: DaemonConfig };
+  /** What guests send to `host` (the daemon publishes it on the API's event stream); default: logged. */
+  onHostChatMessage?: HostMessageHandler;
 }
 
 const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
@@ -39,7 +42,12 @@ export class VmManager implements VmManagerApi {
   constructor(private readonly opts: VmManagerOptions) {
     this.store = new StateStore(opts.stateDir);
     this.bootGate = new BootGate(() => opts.config.current.boot.maxConcurrent);
-    this.chatHub = new LocalChatHub({ log: opts.log.child({ service: 'chat' }) });
+    // The policy is read at each send: a SIGHUP that changes chat.rules applies to the next one.
+    this.chatHub = new LocalChatHub({
+      log: opts.log.child({ service: 'chat' }),
+      policy: () => ({ rules: opts.config.current.chat.rules }),
+      ...(opts.onHostChatMessage ? { onHostMessage: opts.onHostChatMessage } : {}),
+    });
     const { vms, problems } = this.store.loadAll();
     for (const p of problems) opts.log.error('cannot load a stored VM; fix or remove its files', { vm: p.name, problem: p.problem, dir: this.store.vmDir(p.name) });
     for (const { definition, record } of vms) this.vms.set(definition.name, this.instance(definition, record));

@@ -22,7 +22,6 @@ export class DaemonFixture {
   readonly stateDir: string;
   readonly runtimeDir: string;
   readonly socketPath: string;
-  private configPath: string | undefined;
 
   private constructor(readonly baseDir: string) {
     this.stateDir = path.join(baseDir, 'state');
@@ -30,15 +29,27 @@ export class DaemonFixture {
     this.socketPath = path.join(this.runtimeDir, 'vmgmt.sock');
   }
 
-  /** `config`: the daemon's config file (written into the fixture's directory and passed with --config). */
-  static async start(opts: { config?: object } = {}): Promise<DaemonFixture> {
+  /** With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads). */
+  static async start(opts: { config?: unknown; readyTimeoutMs?: number } = {}): Promise<DaemonFixture> {
     const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));
-    if (opts.config) {
-      d.configPath = path.join(d.baseDir, 'config.json');
-      writeFileSync(d.configPath, JSON.stringify(opts.config));
-    }
+    if (opts.config !== undefined) d.writeConfig(opts.config);
+    if (opts.readyTimeoutMs !== undefined) d.readyTimeoutMs = opts.readyTimeoutMs;
     await d.startDaemon();
     return d;
+  }
+
+  private configPath: string | undefined;
+  private readyTimeoutMs = 20_000;
+
+  /** Writes the daemon's config file (used by the next start; a running daemon reads it on SIGHUP). */
+  writeConfig(config: unknown): void {
+    this.configPath = path.join(this.baseDir, 'config.json');
+    writeFileSync(this.configPath, JSON.stringify(config, null, 2));
+  }
+
+  /** SIGHUP: the daemon reloads its config file. */
+  hangup(): void {
+    this.child?.kill('SIGHUP');
   }
 
   /** Whether the current daemon process is still running (it was started and has not exited). */
@@ -65,18 +76,18 @@ export class DaemonFixture {
   async startDaemon(): Promise<void> {
     this.previousOutput += this.output;
     this.output = '';
-    const config = this.configPath ? ['--config', this.configPath] : [];
+    const config = this.configPath === undefined ? [] : ['--config', this.configPath];
     const child = spawn(process.execPath, [this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));
     this.child = child;
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + this.readyTimeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${this.output}`);
       if (this.output.includes('"msg":"ready"')) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`daemon not ready within 20 s:\n${this.output}`);
+    throw new Error(`daemon not ready within ${this.readyTimeoutMs} ms:\n${this.output}`);
   }
 
   /** SIGKILL: no cleanup of any kind runs in the daemon. */

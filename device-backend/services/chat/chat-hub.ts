@@ -59,6 +59,8 @@ export interface ChatHub {
   peers(viewer: ChatParty): ChatPeerInfo[];
   watch(endpoint: ChatEndpoint, on: boolean): void;
   explain(from: ChatParty, to: ChatParty): PolicyDecision;
+  /** Who holds a name, whatever the policy (for explaining it: `vmgmt chat policy check`). */
+  holder(name: string): ChatParty | undefined;
   /** A host-side name (the host API): sends and calls as a peer; its handler gets what is sent to it. Throws ChatError. */
   registerHost(name: string, onMessage: HostMessageHandler): HostChatPeer;
 }
@@ -68,8 +70,18 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
-/** A host-side peer's handler; for a call, what it returns (or resolves to) is the reply. */
-export type HostMessageHandler = (message: ChatMessage) => Uint8Array | void | Promise<Uint8Array | void>;
+/** A host-side handler's answer to a call: the reply data, with a status (default 0; an --exec's exit code). */
+export interface HostReply {
+  readonly status: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * A host-side peer's handler; for a call, what it returns (or resolves to) is the reply. Throwing a
+ * ChatError refuses the message with its code (QUEUE_FULL: a listener that cannot take it); anything else
+ * thrown is a handler bug, logged.
+ */
+export type HostMessageHandler = (message: ChatMessage) => Uint8Array | HostReply | void | Promise<Uint8Array | HostReply | void>;
 
 /** A host-side name: sends and calls as a peer, receives through its handler. */
 export interface HostChatPeer {

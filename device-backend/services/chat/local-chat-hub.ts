@@ -4,12 +4,16 @@ import { CHAT_HOST_NAME, CHAT_LIMITS, CHAT_PRESENCE_EVENT, CHAT_PRESENCE_REASON 
 import type { CoreLogger } from '../../core/core-logger.js';
 import { nameProblem } from './chat-codec.js';
 import { ChatError, type ChatRefusal, refuse } from './chat-error.js';
-import type { CallResult, ChatEndpoint, ChatHub, ChatOutcome, ChatPeerInfo, HostChatPeer, HostMessageHandler, PresenceEvent, SendResult, Timers } from './chat-hub.js';
+import type { CallResult, ChatEndpoint, ChatHub, ChatOutcome, ChatPeerInfo, HostChatPeer, HostMessageHandler, HostReply, PresenceEvent, SendResult, Timers } from './chat-hub.js';
 import { type ChatParty, type ChatPolicy, DEFAULT_CHAT_POLICY, explain, type PolicyDecision } from './chat-policy.js';
 
 export interface LocalChatHubOptions {
   log: CoreLogger;
-  policy?: ChatPolicy;
+  /**
+   * The rules, or where to read them at each send: the daemon passes its config's chat.rules (a SIGHUP
+   * reload replaces them; the next send, call, peer list or presence event uses the new ones).
+   */
+  policy?: ChatPolicy | (() => ChatPolicy);
   timers?: Timers;
   /** Handles what guests send to `host` (and calls: its result is the reply). Default: logged and dropped. */
   onHostMessage?: HostMessageHandler;
@@ -36,14 +40,15 @@ export class LocalChatHub implements ChatHub {
   private readonly calls = new Map<number, PendingCall>();
   private nextCallId: number;
   private readonly timers: Timers;
-  private readonly policy: ChatPolicy;
+  private readonly policy: () => ChatPolicy;
   /** Named figures: sends, deliveries, refusals by code, calls. */
   readonly counters = new Map<string, number>();
   /** The host itself as a peer (`host`). */
   readonly host: HostChatPeer;
 
   constructor(private readonly opts: LocalChatHubOptions) {
-    this.policy = opts.policy ?? DEFAULT_CHAT_POLICY;
+    const policy = opts.policy ?? DEFAULT_CHAT_POLICY;
+    this.policy = typeof policy === 'function' ? policy : () => policy;
     this.timers = opts.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     // Call ids start at a random place: a reply a guest sends after a daemon restart to a call of the old
     // daemon must not match a new call.
@@ -55,13 +60,18 @@ export class LocalChatHub implements ChatHub {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);
   }
 
-  explain(from: ChatParty, to: ChatParty): PolicyDecision {
-    return explain(this.policy, from, to);
+  holder(name: string): ChatParty | undefined {
+    return this.names.get(name)?.party;
   }
 
-  private refused(code: ChatRefusal['code'], reason: string, from: ChatParty, to: string): ChatRefusal {
+  explain(from: ChatParty, to: ChatParty): PolicyDecision {
+    return explain(this.policy(), from, to);
+  }
+
+  /** Every refusal is counted and logged with both ends: the sender, and the receiver (VM/name) or the target as sent. */
+  private refused(code: ChatRefusal['code'], reason: string, from: ChatParty, to: string | ChatParty): ChatRefusal {
     this.count(`refused_${code.toLowerCase()}`);
-    this.opts.log.info('chat refused', { from: describe(from), to, code, reason });
+    this.opts.log.info('chat refused', { from: describe(from), to: typeof to === 'string' ? to : describe(to), code, reason });
     return refuse(code, reason);
   }
 
@@ -112,7 +122,7 @@ export class LocalChatHub implements ChatHub {
     const held = this.names.get(target);
     if (!held) return this.refused('NO_PEER', `no one holds the name ${target}`, from, target);
     const decision = this.explain(from, held.party);
-    if (!decision.allowed) return this.refused('NOT_ALLOWED', `${describe(from)} may not reach ${describe(held.party)}: ${decision.reason}`, from, target);
+    if (!decision.allowed) return this.refused('NOT_ALLOWED', `${describe(from)} may not reach ${describe(held.party)}: ${decision.reason}`, from, held.party);
     return held;
   }
 
@@ -129,7 +139,7 @@ export class LocalChatHub implements ChatHub {
     const held = this.resolve(from, target);
     if ('ok' in held) return held;
     const outcome = await held.endpoint.deliver({ from, to: target, data, broadcast: false, callId: 0 });
-    if (!outcome.ok) return this.refused(outcome.code, outcome.reason, from, target);
+    if (!outcome.ok) return this.refused(outcome.code, outcome.reason, from, held.party);
     this.count('delivered');
     return { ok: true, delivered: 1, refused: 0 };
   }
@@ -140,8 +150,9 @@ export class LocalChatHub implements ChatHub {
     let refused = 0;
     const outcomes = await Promise.all(
       members.map((h) => {
-        if (!this.explain(from, h.party).allowed) return Promise.resolve<ChatOutcome>(refuse('NOT_ALLOWED', 'policy'));
-        return h.endpoint.deliver({ from, to: h.party.name, data, broadcast: true, callId: 0 });
+        const decision = this.explain(from, h.party);
+        if (!decision.allowed) return Promise.resolve<ChatOutcome>(this.refused('NOT_ALLOWED', `broadcast to ${describe(h.party)}: ${decision.reason}`, from, h.party));
+        return h.endpoint.deliver({ from, to: h.party.name, data, broadcast: true, callId: 0 }).then((o) => (o.ok ? o : this.refused(o.code, `broadcast: ${o.reason}`, from, h.party)));
       }),
     );
     for (const o of outcomes) if (!o.ok) refused++;
@@ -162,7 +173,7 @@ export class LocalChatHub implements ChatHub {
         if (this.calls.get(callId) !== pending) return;
         this.calls.delete(callId);
         this.timers.clearTimeout(pending.timer);
-        if (!r.ok) this.refused(r.code, r.reason, from, target);
+        if (!r.ok) this.refused(r.code, r.reason, from, held.party);
         resolvePromise(r);
       };
       const pending: PendingCall = {
@@ -198,15 +209,19 @@ export class LocalChatHub implements ChatHub {
     const endpoint: ChatEndpoint = {
       party: () => party,
       deliver: async (m) => {
-        let result: Uint8Array | void;
+        let result: Uint8Array | HostReply | void;
         try {
           result = await onMessage(m);
         } catch (err) {
+          if (err instanceof ChatError) return refuse(err.code, err.message);
           hub.opts.log.error('host chat handler failed', { name, error: (err as Error).stack });
           if (m.callId) hub.reply(endpoint, m.callId, -1, new Uint8Array());
           return { ok: true };
         }
-        if (m.callId) hub.reply(endpoint, m.callId, 0, result ?? new Uint8Array());
+        if (m.callId) {
+          if (result instanceof Uint8Array || result === undefined) hub.reply(endpoint, m.callId, 0, result ?? new Uint8Array());
+          else hub.reply(endpoint, m.callId, result.status, result.data);
+        }
         return { ok: true };
       },
       presence: () => {},
