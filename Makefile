@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model fuzz clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -60,6 +60,9 @@ bench: build
 fuzz: setup
 	$(MAKE) native ts
 	node dist/device-backend/fuzz/fuzz-cli.js
+
+bench-calc: build
+	node dist/bench/calc.js
 
 bench-cpu-model: build
 	node dist/bench/cpu-model.js

@@ -697,4 +697,39 @@ static inline const char *vmgmt_status_text(int32_t status)
     }
 }
 
+/* The name of a message type (without the response bit), for messages. */
+static inline const char *vmgmt_msg_type_name(uint16_t type)
+{
+    switch (type) {
+    case 0x1: return "PING";
+    case 0x2: return "SET_MODE";
+    case 0x101: return "FILE_OPEN";
+    case 0x102: return "FILE_READ";
+    case 0x103: return "FILE_WRITE";
+    case 0x104: return "FILE_CLOSE";
+    case 0x105: return "FILE_STAT";
+    case 0x106: return "FILE_LIST";
+    case 0x107: return "FILE_MKDIR";
+    case 0x108: return "FILE_REMOVE";
+    case 0x109: return "FILE_HASH";
+    case 0x201: return "AGENT_COPY";
+    case 0x301: return "CHAT_REGISTER";
+    case 0x302: return "CHAT_UNREGISTER";
+    case 0x303: return "CHAT_SEND";
+    case 0x304: return "CHAT_CALL";
+    case 0x305: return "CHAT_REPLY";
+    case 0x306: return "CHAT_PEERS";
+    case 0x307: return "CHAT_WATCH";
+    case 0x308: return "CHAT_RX_FREED";
+    case 0x381: return "CHAT_DELIVER";
+    case 0x382: return "CHAT_PRESENCE";
+    case 0x501: return "CALC_BEGIN";
+    case 0x502: return "CALC_INPUT";
+    case 0x503: return "CALC_RUN";
+    case 0x504: return "CALC_OUTPUT";
+    case 0x505: return "CALC_END";
+    default: return "unknown";
+    }
+}
+
 #endif /* VMGMT_LAYOUT_H */

@@ -17,29 +17,7 @@ void inflight_init(struct inflight *t, struct channel *ch, uint32_t timeout_ms)
 
 const char *inflight_type_name(uint16_t type)
 {
-    switch (type) {
-    case VMGMT_MSG_PING: return "PING";
-    case VMGMT_MSG_SET_MODE: return "SET_MODE";
-    case VMGMT_MSG_FILE_OPEN: return "FILE_OPEN";
-    case VMGMT_MSG_FILE_READ: return "FILE_READ";
-    case VMGMT_MSG_FILE_WRITE: return "FILE_WRITE";
-    case VMGMT_MSG_FILE_CLOSE: return "FILE_CLOSE";
-    case VMGMT_MSG_FILE_STAT: return "FILE_STAT";
-    case VMGMT_MSG_FILE_LIST: return "FILE_LIST";
-    case VMGMT_MSG_FILE_MKDIR: return "FILE_MKDIR";
-    case VMGMT_MSG_FILE_REMOVE: return "FILE_REMOVE";
-    case VMGMT_MSG_FILE_HASH: return "FILE_HASH";
-    case VMGMT_MSG_AGENT_COPY: return "AGENT_COPY";
-    case VMGMT_MSG_CHAT_REGISTER: return "CHAT_REGISTER";
-    case VMGMT_MSG_CHAT_UNREGISTER: return "CHAT_UNREGISTER";
-    case VMGMT_MSG_CHAT_SEND: return "CHAT_SEND";
-    case VMGMT_MSG_CHAT_CALL: return "CHAT_CALL";
-    case VMGMT_MSG_CHAT_REPLY: return "CHAT_REPLY";
-    case VMGMT_MSG_CHAT_PEERS: return "CHAT_PEERS";
-    case VMGMT_MSG_CHAT_WATCH: return "CHAT_WATCH";
-    case VMGMT_MSG_CHAT_RX_FREED: return "CHAT_RX_FREED";
-    default: return "unknown";
-    }
+    return vmgmt_msg_type_name(type);
 }
 
 int inflight_send(struct inflight *t, uint16_t type, const void *payload, uint32_t length, uint32_t tag, const char *during,

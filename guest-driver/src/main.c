@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "bench.h"
+#include "calc.h"
 #include "chat.h"
 #include "cli.h"
 #include "debug.h"
@@ -65,6 +66,7 @@ static const char main_usage[] =
     "                                      TARGET is a name, host, or @ (this VM's chat group); - reads stdin\n"
     "                                      (with --lines, one message per line); exit 0 once delivered\n"
     "  chat call TARGET MESSAGE|- [--call-timeout MS]\n"
+    "  calc FUNCTION [INPUT|-] [OUTPUT|-] [--hex]  the host computes FUNCTION (sha256, sha512, crc32c, gzip, gunzip)\n"
     "                                      send and wait for the reply (default 10000 ms); prints the reply\n"
     "  bench memcpy [--mib N] [--reps R]   memcpy throughput guest RAM -> the channel's data slice and back\n"
     "                                      (default 64 MiB, 3 reps after a warm-up); prints\n"
@@ -105,7 +107,7 @@ static int main_parse(int argc, char **argv, struct main_options *o)
         return REPORT_EXIT_OK;
     bool is_info = strcmp(o->command, "info") == 0, is_ping = strcmp(o->command, "ping") == 0, is_reset = strcmp(o->command, "reset") == 0;
     if (!is_info && !is_ping && !is_reset)
-        return cli_usage_error("unknown command '%s': use info, ping, reset, file, agent, chat, bench, debug or help", o->command);
+        return cli_usage_error("unknown command '%s': use info, ping, reset, file, agent, chat, calc, bench, debug or help", o->command);
     optind = 2;
     opterr = 0;
     int c;
@@ -184,6 +186,8 @@ int main(int argc, char **argv)
         rc = agent_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "chat") == 0) {
         rc = chat_main(argc, argv);
+    } else if (argc >= 2 && strcmp(argv[1], "calc") == 0) {
+        rc = calc_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
         rc = bench_main(argc, argv);
     } else {
