@@ -5,7 +5,7 @@ import {
   FILE_HANDLE_REQ, FILE_HASH_RESP_BYTES, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP,
   FILE_OPEN_FLAG, FILE_OPEN_REQ, FILE_PATH_REQ, FILE_REMOVE_FLAG, FILE_TYPE, HEADER, LIMITS, MAX_PATH_BYTES, MODE,
   MSG_HEADER, MSG_RESPONSE_BIT, MSG_TYPE, PCI_IDS, RING, SET_MODE_REQ, STATUS, VECTOR, VMGMT_MAGIC,
-  VMGMT_VERSION_MAJOR, VMGMT_VERSION_MINOR,
+  VMGMT_VERSION_MAJOR, VMGMT_VERSION_MINOR, STATS_CONFIG_MSG, STATS_LIMITS, STATS_PSI, STATS_RECORD, STATS_SHARE_FLAG, STATS_SHARE_MSG,
 } from './wire-layout.js';
 import type { FieldDef, StructDef } from './struct-def.js';
 
@@ -69,6 +69,9 @@ export function generateCHeader(): string {
     ...defines('VMGMT_CHAT_LIMIT_', CHAT_LIMITS),
     `#define VMGMT_CHAT_HOST_NAME "${CHAT_HOST_NAME}"`,
     `#define VMGMT_CHAT_BROADCAST_TARGET "${CHAT_BROADCAST_TARGET}"`,
+    ...defines('VMGMT_STATS_LIMIT_', STATS_LIMITS),
+    ...defines('VMGMT_STATS_PSI_', STATS_PSI),
+    ...defines('VMGMT_STATS_SHARE_', STATS_SHARE_FLAG),
     ...defines('VMGMT_ST_', statusDefs),
     ...defines('VMGMT_CHANNEL_LAYOUT_', CHANNEL_LAYOUT),
     ...defines('VMGMT_LIMIT_', LIMITS),
@@ -82,7 +85,8 @@ export function generateCHeader(): string {
     ...struct(MSG_HEADER),
     '',
     ...[SET_MODE_REQ, FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT, AGENT_COPY_REQ,
-      CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX].flatMap((st) => [...struct(st), '']),
+      CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX,
+      STATS_RECORD, STATS_CONFIG_MSG, STATS_SHARE_MSG].flatMap((st) => [...struct(st), '']),
     '/* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */',
     'static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)',
     '{ return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }',
