@@ -7,6 +7,8 @@ import type { VmgmtNative } from '../native/index.js';
 import { AgentService } from './agent/agent-service.js';
 import type { ChatHub } from './chat/chat-hub.js';
 import { ChatService } from './chat/chat-service.js';
+import type { StatsHub } from './stats/stats-hub.js';
+import { StatsService } from './stats/stats-service.js';
 import type { FileRootConfig } from './file/file-root-config.js';
 import { FileService } from './file/file-service.js';
 
@@ -17,6 +19,8 @@ export interface DeviceServicesOptions {
   log: CoreLogger;
   /** The daemon's one chat hub and this VM's chat group; without a hub the chat mode is unavailable. */
   chat?: ChatAttachment;
+  /** The daemon's statistics hub; without one the stats mode is unavailable. */
+  stats?: StatsHub;
 }
 
 export interface ChatAttachment {
@@ -30,12 +34,20 @@ export interface DeviceServices {
   /** Host-started copies through the guest agent (`vmgmt cp`). */
   agent: AgentService;
   chat?: ChatService;
+  stats?: StatsService;
 }
 
 export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const files = new FileService({ native: opts.native, ...(opts.files ? { config: opts.files } : {}), log: opts.log });
   const agent = new AgentService({ native: opts.native, log: opts.log });
-  if (!opts.chat) return { services: [pingService, files, agent], files, agent };
-  const chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
-  return { services: [pingService, files, agent, chat], files, agent, chat };
+  const built: DeviceServices = { services: [pingService, files, agent], files, agent };
+  if (opts.chat) {
+    built.chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
+    built.services.push(built.chat);
+  }
+  if (opts.stats) {
+    built.stats = new StatsService({ hub: opts.stats });
+    built.services.push(built.stats);
+  }
+  return built;
 }
