@@ -84,5 +84,9 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: { v
       );
       return { status: 200, kind: 'text', body: text };
     }
+    case 'vm-stats':
+      return jsonResponse(200, manager.stats(action.name, action.limit === undefined ? {} : { limit: action.limit }));
+    case 'stats':
+      return jsonResponse(200, manager.statsAll());
   }
 }

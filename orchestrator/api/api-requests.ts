@@ -8,6 +8,7 @@ import {
   noQuerySchema,
   removeQuerySchema,
   stopBodySchema,
+  statsQuerySchema,
   TRANSFER_ID_PATTERN,
   transferQuerySchema,
   VM_NAME_PATTERN,
@@ -28,7 +29,9 @@ export type ApiAction =
   | { kind: 'stop'; name: string; timeoutMs?: number }
   | { kind: 'kill'; name: string }
   | { kind: 'remove'; name: string; force: boolean }
-  | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number };
+  | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number }
+  | { kind: 'vm-stats'; name: string; limit?: number }
+  | { kind: 'stats' };
 
 /** Actions of the streaming routes: the server hands these over before reading the request body. */
 export type StreamAction =
@@ -156,6 +159,17 @@ function parseRouteRequest(
       if (problems.length || !parsed.success) return invalid(route, problems);
       const { source, tailBytes } = parsed.data;
       return ok(tailBytes === undefined ? { kind: 'logs', name, source } : { kind: 'logs', name, source, tailBytes });
+    }
+    case 'vm-stats': {
+      const parsed = statsQuerySchema.safeParse(query);
+      const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
+      if (problems.length || !parsed.success) return invalid(route, problems);
+      return ok(parsed.data.limit === undefined ? { kind: 'vm-stats', name } : { kind: 'vm-stats', name, limit: parsed.data.limit });
+    }
+    case 'stats': {
+      const problems = [...checkQuery(noQuerySchema, query), ...checkNoBody(bodyText)];
+      if (problems.length) return invalid(route, problems);
+      return ok({ kind: 'stats' });
     }
     case 'push':
     case 'pull':

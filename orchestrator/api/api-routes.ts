@@ -13,6 +13,8 @@ export const API_ROUTE_IDS = [
   'push',
   'pull',
   'download',
+  'vm-stats',
+  'stats',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -38,6 +40,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'push', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'push'], streaming: true },
   { id: 'pull', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'pull'], streaming: true },
   { id: 'download', method: 'GET', segments: ['v1', 'transfers', ':id'], streaming: true },
+  { id: 'vm-stats', method: 'GET', segments: ['v1', 'vms', ':name', 'stats'] },
+  { id: 'stats', method: 'GET', segments: ['v1', 'stats'] },
 ];
 
 export interface RouteParams {

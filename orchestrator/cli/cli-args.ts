@@ -14,6 +14,7 @@ export type CliCommand =
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
+  | { kind: 'stats'; name?: string; watch: boolean }
   | CpCommand;
 
 export interface CliGlobals {
@@ -38,6 +39,7 @@ const OPTIONS = {
   force: { type: 'boolean' },
   source: { type: 'string' },
   tail: { type: 'string' },
+  watch: { type: 'boolean' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
@@ -108,7 +110,14 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     return cp.ok ? done(cp.command) : usage(cp.message);
   }
 
-  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\` or \`vmgmt cp\``);
+  if (group === 'stats') {
+    const extra = unexpectedOptions(values, ['watch']);
+    if (extra) return usage(`${extra} does not apply to \`vmgmt stats\``);
+    if (rest.length > 0) return usage(`\`vmgmt stats\` takes at most one VM name; unexpected ${JSON.stringify(rest[0])}`);
+    return done({ kind: 'stats', ...(sub === undefined ? {} : { name: sub }), watch: values.watch === true });
+  }
+
+  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\` or \`vmgmt stats\``);
   if (sub === undefined) return usage(`\`vmgmt vm\` needs a subcommand: ${Object.keys(VM_COMMANDS).join(', ')}`);
   const subcommand = VM_ALIASES[sub] ?? sub;
   if (!isVmSubcommand(subcommand)) {

@@ -50,6 +50,22 @@ export const bootConfigSchema = z
   })
   .strict();
 
+export const statsConfigSchema = z
+  .object({
+    /** How often guests send a stats record (pushed to each guest's stats loop). */
+    intervalMs: z.number().int().min(100).max(60_000).default(1000),
+  })
+  .strict();
+
+export const schedulingConfigSchema = z
+  .object({
+    /** The CPU scheduling policy (weights from declared demand); off: every VM at its base weight. */
+    enabled: z.boolean().default(true),
+    /** How often the scheduler measures the vCPU threads and decides. */
+    periodMs: z.number().int().min(200).max(60_000).default(1000),
+  })
+  .strict();
+
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
   .object({
@@ -59,6 +75,8 @@ export const daemonConfigFileSchema = z
     logLevel: z.enum(LOG_LEVELS).default('info'),
     transfers: transfersConfigSchema.default(transfersConfigSchema.parse({})),
     boot: bootConfigSchema.default(bootConfigSchema.parse({})),
+    stats: statsConfigSchema.default(statsConfigSchema.parse({})),
+    scheduling: schedulingConfigSchema.default(schedulingConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -76,6 +94,13 @@ export interface DaemonConfig {
   boot: {
     maxConcurrent: number;
     agentWaitMs: number;
+  };
+  stats: {
+    intervalMs: number;
+  };
+  scheduling: {
+    enabled: boolean;
+    periodMs: number;
   };
 }
 
@@ -134,6 +159,8 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
       transferDir: file.transfers.transferDir ?? path.join(runtimeDir, 'transfers'),
     },
     boot: { ...file.boot },
+    stats: { ...file.stats },
+    scheduling: { ...file.scheduling },
   };
 }
 
@@ -174,7 +201,7 @@ export interface ReloadPlan {
   needRestart: ConfigChange[];
 }
 
-const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs'] as const;
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs'] as const;
 const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
 
 /** What a reload changes. Pure. */
@@ -186,7 +213,7 @@ export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPla
       return from === to ? [] : [{ field, from, to }];
     });
   return {
-    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes }, boot: { ...next.boot } },
+    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes }, boot: { ...next.boot }, stats: { ...next.stats }, scheduling: { ...next.scheduling } },
     applied: changes(RELOADABLE_FIELDS),
     needRestart: changes(RESTART_FIELDS),
   };

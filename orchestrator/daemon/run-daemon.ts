@@ -77,6 +77,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
     process.on('SIGHUP', onHangup);
     if (!stop.requested) {
       await manager.recoverAll();
+      if (!stop.requested) manager.scheduler.start();
       if (!stop.requested) log.info('ready', { vms: manager.list().length });
     }
     await stop.promise;
@@ -84,6 +85,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   } finally {
     process.off('SIGHUP', onHangup);
     await api?.close();
+    manager?.scheduler.stop();
     manager?.detachAll();
     lock.release();
     stop.dispose();

@@ -11,7 +11,10 @@ import type { VmDefinition } from './vm-definition.js';
 import { BootGate } from './boot-gate.js';
 import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
-import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
+import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
+import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
+import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
+import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
 import { isActive } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
 
@@ -25,6 +28,7 @@ export interface VmManagerOptions {
 }
 
 const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
+const DEFAULT_STATS_SAMPLES = 60;
 
 export class VmManager implements VmManagerApi {
   private readonly store: StateStore;
@@ -33,8 +37,20 @@ export class VmManager implements VmManagerApi {
   readonly chatHub: LocalChatHub;
   /** How many VMs boot at once (config boot.maxConcurrent). */
   private readonly bootGate: BootGate;
+  /** Every VM's stats series, host figures and CPU share. */
+  readonly statsHub: StatsHub;
+  /** Weights of the VMs' vCPU threads from what the guests declare (config scheduling). */
+  readonly scheduler: CpuScheduler;
 
   constructor(private readonly opts: VmManagerOptions) {
+    this.statsHub = new StatsHub({ intervalMs: () => opts.config.current.stats.intervalMs });
+    this.scheduler = new CpuScheduler({
+      hub: this.statsHub,
+      control: new FallbackCpuControl(hostCpuControl()),
+      log: opts.log.child({ service: 'scheduler' }),
+      config: () => opts.config.current.scheduling,
+      targets: () => [...this.vms.values()].map((vm) => vm.schedTarget()).filter((t): t is SchedTarget => t !== undefined),
+    });
     this.store = new StateStore(opts.stateDir);
     this.bootGate = new BootGate(() => opts.config.current.boot.maxConcurrent);
     this.chatHub = new LocalChatHub({ log: opts.log.child({ service: 'chat' }) });
@@ -56,6 +72,7 @@ export class VmManager implements VmManagerApi {
       },
       chatHub: this.chatHub,
       bootGate: this.bootGate,
+      statsHub: this.statsHub,
     });
   }
 
@@ -123,6 +140,7 @@ export class VmManager implements VmManagerApi {
     vm.log.close();
     this.vms.delete(name);
     this.store.remove(name);
+    this.statsHub.forget(name);
     rmSync(vm.paths.runDir, { recursive: true, force: true });
     this.opts.log.info('removed', { vm: name });
   }
@@ -133,6 +151,26 @@ export class VmManager implements VmManagerApi {
 
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
     return this.get(name).copy('from-guest', opts);
+  }
+
+  stats(name: string, opts: { limit?: number } = {}): VmStats {
+    const vm = this.get(name);
+    const view = this.statsHub.view(name, opts.limit ?? DEFAULT_STATS_SAMPLES);
+    return {
+      name,
+      state: vm.state,
+      intervalMs: this.statsHub.intervalMs(),
+      policyEnabled: this.opts.config.current.scheduling.enabled,
+      accepted: view.accepted,
+      refused: view.refused,
+      host: view.host,
+      share: view.share,
+      samples: view.samples,
+    };
+  }
+
+  statsAll(): StatsList {
+    return { vms: this.list().map((vm) => this.stats(vm.name, { limit: 1 })) };
   }
 
   async logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string> {
