@@ -116,6 +116,11 @@ export class StatsHub {
     return { ok: true };
   }
 
+  /** A record refused before the hub saw it (it did not decode): counted with the others. */
+  noteRefused(vm: string): void {
+    this.entry(vm).refused++;
+  }
+
   /** A new boot (or a reset device): counters start again, the series stays. */
   resetBaseline(vm: string): void {
     const e = this.entry(vm);

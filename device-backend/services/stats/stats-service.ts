@@ -40,6 +40,7 @@ export class StatsService implements MessageService {
     const decoded = decodeStatsRecord(request.payload);
     const verdict = decoded.ok ? this.opts.hub.accept(this.vm, port.channel, decoded.value) : decoded;
     if (!verdict.ok) {
+      if (!decoded.ok) this.opts.hub.noteRefused(this.vm);
       this.host?.counters.add('records_refused');
       this.host?.log.info('stats record refused', { channel: port.channel, status: verdict.status, reason: verdict.reason });
       return responseTo(request, verdict.status);
