@@ -5,8 +5,9 @@
 //   cgroup v1  <root>/cpu/vmgmt/NAME/cpu.shares (weight x 1024/100), the vCPU threads moved into
 //              NAME/vcpus (its tasks file takes thread ids), whose cpu.cfs_quota_us holds the cap;
 //   otherwise  setpriority(2) of each vCPU thread (weight as a nice value; no cap).
-// The VM's cgroup is the one cgroup.ts made at launch. What was there before the first write is kept and
-// written back by restore() (the daemon stops, the policy is switched off, the VM stops).
+// The VM's cgroup is the one cgroup.ts made at launch, so what was there before the scheduler's first write
+// is the kernel's default; restore() writes the defaults back (the daemon stops, the policy is switched off,
+// the VM stops), also after a daemon that was killed left boosted values behind.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import path from 'node:path';
@@ -47,14 +48,13 @@ abstract class CgroupControl implements CpuControl {
   protected abstract capFiles(capPercent: number | null): Array<[string, string]>;
   protected abstract threadsFile(): string;
   protected abstract prepareChild(vmDir: string, child: string): void;
+  /** The kernel's value of a file this control writes, for a new cgroup. */
+  protected abstract defaultOf(file: string): string;
 
-  /** Writes a file of the VM's cgroup, remembering what was there first. */
+  /** Writes a file of the VM's cgroup, remembering to write its default back. */
   protected write(vm: string, file: string, value: string): void {
     const s = this.saved.get(vm)!;
-    if (!s.values.has(file)) {
-      const before = read(file);
-      if (before !== undefined) s.values.set(file, before);
-    }
+    if (!s.values.has(file)) s.values.set(file, this.defaultOf(path.basename(file)));
     if (read(file) !== value) writeFileSync(file, value);
   }
 
@@ -123,6 +123,9 @@ class CgroupV1Control extends CgroupControl {
     return 'tasks';
   }
   protected prepareChild(): void {}
+  protected defaultOf(file: string): string {
+    return { 'cpu.shares': '1024', 'cpu.cfs_period_us': String(CFS_PERIOD_US), 'cpu.cfs_quota_us': '-1' }[file] ?? '';
+  }
 }
 
 class CgroupV2Control extends CgroupControl {
@@ -138,6 +141,9 @@ class CgroupV2Control extends CgroupControl {
   }
   protected threadsFile(): string {
     return 'cgroup.threads';
+  }
+  protected defaultOf(file: string): string {
+    return { 'cpu.weight': '100', 'cpu.max': `max ${CFS_PERIOD_US}` }[file] ?? '';
   }
   protected prepareChild(vmDir: string, child: string): void {
     writeFileSync(path.join(child, 'cgroup.type'), 'threaded');
