@@ -197,4 +197,16 @@ describe('stats mode and CPU scheduling', () => {
     const log = readFileSync(`${d.stateDir}/vms/${LO}/daemon.log`, 'utf8');
     expect(log).toMatch(/cpu share: weight 100 \(was 340\): demand 90 but the boost budget of 20 s is used up/);
   });
+
+  it('puts the weights back when the daemon stops (the VMs keep running)', async () => {
+    const dir = `/sys/fs/cgroup/cpu/vmgmt/${LO}`;
+    if (!existsSync(dir)) return; // not a cgroup v1 host: the mechanism test above said which one it used
+    expect(readFileSync(`${dir}/cpu.shares`, 'utf8').trim()).not.toBe('');
+    expect(existsSync(`${dir}/vcpus`)).toBe(true);
+    expect(await d.sigterm()).toBe(0);
+    expect(readFileSync(`${dir}/cpu.shares`, 'utf8').trim()).toBe('1024');
+    expect(readFileSync(`/sys/fs/cgroup/cpu/vmgmt/${HI}/cpu.shares`, 'utf8').trim()).toBe('1024');
+    expect(existsSync(`${dir}/vcpus`)).toBe(false);
+    expect(d.log).toMatch(/cpu scheduler stopped: weights of 2 VMs restored/);
+  });
 });
