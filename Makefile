@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc fuzz clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -69,6 +69,9 @@ bench-cpu-model: build
 
 bench-chat: build
 	node dist/bench/chat.js
+
+bench-scheduling: build
+	node dist/bench/scheduling.js
 
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 

@@ -26,6 +26,7 @@ import { FakeGuest } from '../testing/fake-guest.js';
 import { fileReq } from '../testing/file-requests.js';
 import { AccessCheckedMemory } from './access-checked-memory.js';
 import { edgeU32, edgeU64, hostilePath, slotFromSpec, slotSpec, structBytes, wildNumber } from './arbitraries.js';
+import { decodeStatsRecord, encodeStatsRecord } from '../services/stats/stats-codec.js';
 
 export interface DecoderProperty {
   group: string;
@@ -65,6 +66,33 @@ function geometry(opts: { regionSizeBytes: number; channelCount: number; ringSlo
   if (!r.ok) throw new Error(r.reason);
   return r.geometry;
 }
+
+describe('stats record properties', () => {
+  it('decodes any payload without throwing; accepted records are in range; failures carry a stats status', () => {
+    return check(
+      fc.property(fc.uint8Array({ maxLength: 240 }), fc.boolean(), (bytes, plausible) => {
+        // Half the cases start from a valid record with random bytes over part of it, to get past the size check.
+        let p: Uint8Array = bytes;
+        if (plausible) {
+          p = encodeStatsRecord({ version: 1, sizeBytes: 208, seq: 1, intervalMs: 1000, uptimeMs: 1, cpu: { user: 0, nice: 0, system: 0, idle: 0, iowait: 0, irq: 0, softirq: 0, steal: 0 }, memTotalKiB: 10, memAvailableKiB: 5, load: [0, 0, 0], runnable: 0, cpus: 1, psi: { cpuSome: null, memSome: null, memFull: null, ioSome: null, ioFull: null }, demand: null, demandLeftMs: null, reason: '' });
+          p.set(bytes.subarray(0, Math.max(0, 208 - 4)).subarray(0, 40), 4 + (bytes[0] ?? 0) % 160);
+        }
+        const r = decodeStatsRecord(p);
+        if (r.ok) {
+          expect(r.value.sizeBytes).toBe(p.byteLength);
+          expect(r.value.memAvailableKiB).toBeLessThanOrEqual(r.value.memTotalKiB);
+          expect(r.value.demand === null || (r.value.demand >= 0 && r.value.demand <= 100)).toBe(true);
+          expect(r.value.cpus).toBeGreaterThanOrEqual(1);
+          expect(new TextEncoder().encode(r.value.reason).byteLength).toBeLessThanOrEqual(48);
+        } else {
+          expect([STATUS.STATS_BAD_VERSION.code, STATUS.STATS_OUT_OF_RANGE.code]).toContain(r.status);
+          expect(isReason(r.reason)).toBe(true);
+        }
+      }),
+      RUNS,
+    );
+  });
+});
 
 describe('message codec properties', () => {
   it('decodes any slot without throwing; accepted messages are in bounds; failures carry a status and reason', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateCHeader } from './generate-c-header.js';
-import { CHANNEL, CHAT_CALL_RESULT, CHAT_DELIVER_MSG, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_NAME_REQ, CHAT_PEER, CHAT_PRESENCE_MSG, CHAT_REPLY_REQ, CHAT_RX, CHAT_SEND_REQ, CHAT_SEND_RESULT, CHAT_WATCH_REQ, MSG_TYPE, CHANNEL_LAYOUT, DIRENT, FILE_HANDLE_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP, FILE_OPEN_REQ, FILE_PATH_REQ, HEADER, MSG_HEADER, RING, SET_MODE_REQ, STATUS, WIRE_STRUCTS } from './wire-layout.js';
+import { CHANNEL, CHANNEL_LAYOUT, CHAT_CALL_RESULT, CHAT_DELIVER_MSG, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_NAME_REQ, CHAT_PEER, CHAT_PRESENCE_MSG, CHAT_REPLY_REQ, CHAT_RX, CHAT_SEND_REQ, CHAT_SEND_RESULT, CHAT_WATCH_REQ, DIRENT, FILE_HANDLE_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_LIST_REQ, FILE_LIST_RESP, FILE_OPEN_REQ, FILE_PATH_REQ, HEADER, MSG_HEADER, MSG_TYPE, RING, SET_MODE_REQ, STATS_CONFIG_MSG, STATS_RECORD, STATS_SHARE_MSG, STATUS, WIRE_STRUCTS } from './wire-layout.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const headerPath = path.join(repoRoot, 'guest-driver/include/vmgmt_layout.h');
@@ -17,6 +17,8 @@ describe('wire layout', () => {
     expect(MSG_HEADER.sizeBytes).toBe(16);
     expect([SET_MODE_REQ, FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT].map((s) => s.sizeBytes)).toEqual([8, 16, 24, 32, 24, 8, 8, 24, 16, 24]);
     expect([CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX].map((s) => s.sizeBytes)).toEqual([8, 32, 16, 8, 24, 16, 16, 4, 8, 24, 8, 64]);
+    expect([STATS_RECORD, STATS_CONFIG_MSG, STATS_SHARE_MSG].map((s) => s.sizeBytes)).toEqual([208, 8, 128]);
+    expect(STATS_RECORD.offsets).toMatchObject({ version: 0, size: 2, uptime_ms: 16, cpu_user: 24, mem_total_kib: 88, demand: 148, reason: 160 });
     expect(RING.offsets.cons).toBe(64); // producer and consumer indices on separate cache lines
     expect(CHANNEL_LAYOUT.SLOTS_G2C % 64).toBe(0);
   });
@@ -36,6 +38,14 @@ describe('wire layout', () => {
     expect(chatTypes.every((t) => t >= 0x0300 && t < 0x0400)).toBe(true);
     const chatCodes = Object.entries(STATUS).filter(([k]) => k.startsWith('CHAT_')).map(([, v]) => v.code);
     expect(chatCodes.every((c) => c >= 50 && c <= 59)).toBe(true);
+  });
+
+  it('keeps stats in its ranges: types 0x04xx, statuses 60-69', () => {
+    const types = Object.entries(MSG_TYPE).filter(([k]) => k.startsWith('STATS_')).map(([, v]) => v);
+    expect(types.length).toBe(3);
+    expect(types.every((t) => t >= 0x0400 && t < 0x0500)).toBe(true);
+    const codes = Object.entries(STATUS).filter(([k]) => k.startsWith('STATS_')).map(([, v]) => v.code);
+    expect(codes.every((c) => c >= 60 && c <= 69)).toBe(true);
   });
 
   it('the committed C header is what the generator writes', () => {

@@ -95,6 +95,12 @@ export const MSG_TYPE = {
   CHAT_DELIVER: 0x0381,
   /** Core -> guest push (request id 0): a peer joined or left, struct vmgmt_chat_presence. */
   CHAT_PRESENCE: 0x0382,
+  /** Stats mode (guest -> core request). Payload struct vmgmt_stats_record (versioned, carries its size). */
+  STATS_RECORD: 0x0401,
+  /** Core -> guest push (request id 0): the interval the host wants records at, struct vmgmt_stats_config. */
+  STATS_CONFIG: 0x0481,
+  /** Core -> guest push (request id 0): the CPU share the host gives the VM now and why, struct vmgmt_stats_share. */
+  STATS_SHARE: 0x0482,
   /** Calculation mode. Payload struct vmgmt_calc_begin + the function's name: a job on this channel. */
   CALC_BEGIN: 0x0501,
   /** Payload struct vmgmt_calc_io: the next input bytes, from the data slice, in order. */
@@ -171,6 +177,36 @@ export const CHAT_PRESENCE_REASON = {
 
 /** vmgmt_chat_peer.flags. */
 export const CHAT_PEER_FLAG = { HOST: 0x1, SAME_VM: 0x2 } as const;
+
+/** Stats mode. */
+export const STATS_LIMITS = {
+  /** vmgmt_stats_record.version this core reads; a newer driver may send a larger record (the core reads the v1 part). */
+  RECORD_VERSION: 1,
+  /** Bytes of vmgmt_stats_record.reason. */
+  MAX_REASON_BYTES: 48,
+  /** Bytes of vmgmt_stats_share.reason. */
+  MAX_SHARE_REASON_BYTES: 96,
+  /** Declared demand 0..100; this value says "none declared". */
+  DEMAND_NONE: 255,
+  MIN_INTERVAL_MS: 100,
+  MAX_INTERVAL_MS: 60_000,
+  DEFAULT_INTERVAL_MS: 1000,
+} as const;
+
+/** vmgmt_stats_record.psi_present bits: which of /proc/pressure/{cpu,memory,io} the guest kernel has. */
+export const STATS_PSI = { CPU: 0x1, MEMORY: 0x2, IO: 0x4 } as const;
+
+/** vmgmt_stats_share.flags. */
+export const STATS_SHARE_FLAG = {
+  /** The host's scheduling policy is on (else the weight is the base weight, untouched). */
+  POLICY_ON: 0x1,
+  /** The weight is above the base weight: boost budget is being used. */
+  BOOSTED: 0x2,
+  /** The boost budget is used up: the VM is held at its base weight until it refills. */
+  BUDGET_SPENT: 0x4,
+  /** A hard cap (cap_percent) applies. */
+  CAPPED: 0x8,
+} as const;
 
 /** FILE_OPEN flags. */
 export const FILE_OPEN_FLAG = {
@@ -249,6 +285,10 @@ export const STATUS = {
   CALC_FAILED: { code: 73, text: 'the calculation failed on the host (for example input that is not valid gzip data)' },
   CALC_BAD_JOB: { code: 74, text: 'no such calculation job on this channel, or it is not in the step this request needs' },
   CHAT_PEER_GONE: { code: 59, text: 'the receiver went away before the message reached it (not delivered)' },
+  STATS_BAD_VERSION: { code: 60, text: 'stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length' },
+  STATS_OUT_OF_RANGE: { code: 61, text: 'stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)' },
+  STATS_COUNTER_BACKWARDS: { code: 62, text: 'stats record has a counter (CPU time, uptime or sequence) that went backwards' },
+  STATS_TOO_FREQUENT: { code: 63, text: 'stats records come faster than this VM may send them (see the interval the host pushed)' },
 } as const;
 export type MsgTypeName = keyof typeof MSG_TYPE;
 export type MsgType = (typeof MSG_TYPE)[MsgTypeName];
@@ -453,6 +493,59 @@ export const CHAT_RX = defineStruct('vmgmt_chat_rx', 'At offset 0 of a chat chan
   ['_pad', 'u8', 'reserved, zero', 52],
 ]);
 
+export const STATS_RECORD = defineStruct('vmgmt_stats_record', 'STATS_RECORD payload, version 1. A newer driver may append fields (size grows, version grows); a core reads the fields it knows. CPU times are the guest\'s /proc/stat "cpu" line in USER_HZ ticks.', 208, [
+  ['version', 'u16', 'STATS_LIMITS.RECORD_VERSION (1) or later'],
+  ['size', 'u16', 'bytes of this record, equal to the message length; at least 208'],
+  ['flags', 'u32', 'reserved, zero'],
+  ['seq', 'u32', 'sender\'s record counter, grows by at least 1 per record'],
+  ['interval_ms', 'u32', 'the interval the guest sends at (what the host pushed, or its default)'],
+  ['uptime_ms', 'u64', 'guest CLOCK_BOOTTIME in ms; never goes backwards'],
+  ['cpu_user', 'u64', 'ticks'],
+  ['cpu_nice', 'u64', 'ticks'],
+  ['cpu_system', 'u64', 'ticks'],
+  ['cpu_idle', 'u64', 'ticks'],
+  ['cpu_iowait', 'u64', 'ticks'],
+  ['cpu_irq', 'u64', 'ticks'],
+  ['cpu_softirq', 'u64', 'ticks'],
+  ['cpu_steal', 'u64', 'ticks (always 0 under TCG)'],
+  ['mem_total_kib', 'u64', 'MemTotal'],
+  ['mem_available_kib', 'u64', 'MemAvailable, at most mem_total_kib'],
+  ['load1_milli', 'u32', 'load average x 1000'],
+  ['load5_milli', 'u32', 'load average x 1000'],
+  ['load15_milli', 'u32', 'load average x 1000'],
+  ['runnable', 'u32', 'procs_running from /proc/stat'],
+  ['cpus', 'u32', 'online CPUs, 1..1024'],
+  ['psi_present', 'u32', 'STATS_PSI bits: which pressure figures below are meaningful'],
+  ['psi_cpu_some', 'u32', 'avg10 x 100 (0..10000)'],
+  ['psi_mem_some', 'u32', 'avg10 x 100'],
+  ['psi_mem_full', 'u32', 'avg10 x 100'],
+  ['psi_io_some', 'u32', 'avg10 x 100'],
+  ['psi_io_full', 'u32', 'avg10 x 100'],
+  ['demand', 'u8', 'declared demand 0..100, or STATS_LIMITS.DEMAND_NONE (255)'],
+  ['reserved', 'u8', 'zero'],
+  ['reason_len', 'u16', 'bytes of reason used, 0..48 (UTF-8)'],
+  ['demand_left_ms', 'u32', 'how long the declared demand still holds (0xffffffff: until changed)'],
+  ['reserved2', 'u32', 'zero'],
+  ['reason', 'u8', 'why the demand was declared (reason_len bytes; the rest zero)', 48],
+]);
+
+export const STATS_CONFIG_MSG = defineStruct('vmgmt_stats_config', 'STATS_CONFIG payload, core-written.', 8, [
+  ['interval_ms', 'u32', 'send a record every interval_ms (STATS_LIMITS.MIN_INTERVAL_MS..MAX_INTERVAL_MS)'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const STATS_SHARE_MSG = defineStruct('vmgmt_stats_share', 'STATS_SHARE payload, core-written: what the host gives the VM now and why.', 128, [
+  ['weight', 'u32', 'the CPU weight applied now (cgroup v2 cpu.weight scale, 1..10000; base 100 by default)'],
+  ['base_weight', 'u32', 'the weight of the VM\'s definition'],
+  ['cap_percent', 'u32', 'hard cap in percent of one host CPU; 0: none'],
+  ['boost_left_ms', 'u32', 'boost budget left'],
+  ['flags', 'u32', 'STATS_SHARE_FLAG'],
+  ['reason_len', 'u32', 'bytes of reason used, 0..96'],
+  ['demand', 'u8', 'the demand the decision used (255: none)'],
+  ['_pad', 'u8', 'zero', 7],
+  ['reason', 'u8', 'the decision in words (reason_len bytes)', 96],
+]);
+
 export const CHANNEL = defineStruct('vmgmt_channel', 'Control block at the start of each channel; one cache line.', CACHE_LINE_BYTES, [
   ['owner', 'u32', '0 when free; a guest claims it with compare-and-swap 0 -> nonzero token (its pid)'],
   ['generation', 'u32', 'guest increments on every claim, so a stale owner can tell it lost the channel'],
@@ -533,5 +626,6 @@ export const WIRE_STRUCTS = [
   FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT,
   AGENT_COPY_REQ,
   CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX,
+  STATS_RECORD, STATS_CONFIG_MSG, STATS_SHARE_MSG,
   CALC_BEGIN_REQ, CALC_JOB_REQ, CALC_IO_REQ, CALC_IO_RESP, CALC_RESULT,
 ] as const;

@@ -8,6 +8,8 @@ import { AgentService } from './agent/agent-service.js';
 import { CalcService } from './calc/calc-service.js';
 import type { ChatHub } from './chat/chat-hub.js';
 import { ChatService } from './chat/chat-service.js';
+import type { StatsHub } from './stats/stats-hub.js';
+import { StatsService } from './stats/stats-service.js';
 import type { FileRootConfig } from './file/file-root-config.js';
 import { FileService } from './file/file-service.js';
 
@@ -18,6 +20,8 @@ export interface DeviceServicesOptions {
   log: CoreLogger;
   /** The daemon's one chat hub and this VM's chat group; without a hub the chat mode is unavailable. */
   chat?: ChatAttachment;
+  /** The daemon's statistics hub; without one the stats mode is unavailable. */
+  stats?: StatsHub;
 }
 
 export interface ChatAttachment {
@@ -32,13 +36,21 @@ export interface DeviceServices {
   agent: AgentService;
   calc: CalcService;
   chat?: ChatService;
+  stats?: StatsService;
 }
 
 export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const files = new FileService({ native: opts.native, ...(opts.files ? { config: opts.files } : {}), log: opts.log });
   const agent = new AgentService({ native: opts.native, log: opts.log });
   const calc = new CalcService({ native: opts.native, log: opts.log });
-  if (!opts.chat) return { services: [pingService, files, agent, calc], files, agent, calc };
-  const chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
-  return { services: [pingService, files, agent, calc, chat], files, agent, calc, chat };
+  const built: DeviceServices = { services: [pingService, files, agent, calc], files, agent, calc };
+  if (opts.chat) {
+    built.chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
+    built.services.push(built.chat);
+  }
+  if (opts.stats) {
+    built.stats = new StatsService({ hub: opts.stats });
+    built.services.push(built.stats);
+  }
+  return built;
 }

@@ -55,6 +55,9 @@
 #define VMGMT_MSG_CHAT_RX_FREED 0x308
 #define VMGMT_MSG_CHAT_DELIVER 0x381
 #define VMGMT_MSG_CHAT_PRESENCE 0x382
+#define VMGMT_MSG_STATS_RECORD 0x401
+#define VMGMT_MSG_STATS_CONFIG 0x481
+#define VMGMT_MSG_STATS_SHARE 0x482
 #define VMGMT_MSG_CALC_BEGIN 0x501
 #define VMGMT_MSG_CALC_INPUT 0x502
 #define VMGMT_MSG_CALC_RUN 0x503
@@ -94,6 +97,20 @@
 #define VMGMT_CHAT_BROADCAST_TARGET "@"
 #define VMGMT_CALC_LIMIT_MAX_FUNCTION_NAME_BYTES 0x40
 #define VMGMT_CALC_LIMIT_MAX_JOB_BYTES 0x40000000
+#define VMGMT_STATS_LIMIT_RECORD_VERSION 0x1
+#define VMGMT_STATS_LIMIT_MAX_REASON_BYTES 0x30
+#define VMGMT_STATS_LIMIT_MAX_SHARE_REASON_BYTES 0x60
+#define VMGMT_STATS_LIMIT_DEMAND_NONE 0xff
+#define VMGMT_STATS_LIMIT_MIN_INTERVAL_MS 0x64
+#define VMGMT_STATS_LIMIT_MAX_INTERVAL_MS 0xea60
+#define VMGMT_STATS_LIMIT_DEFAULT_INTERVAL_MS 0x3e8
+#define VMGMT_STATS_PSI_CPU 0x1
+#define VMGMT_STATS_PSI_MEMORY 0x2
+#define VMGMT_STATS_PSI_IO 0x4
+#define VMGMT_STATS_SHARE_POLICY_ON 0x1
+#define VMGMT_STATS_SHARE_BOOSTED 0x2
+#define VMGMT_STATS_SHARE_BUDGET_SPENT 0x4
+#define VMGMT_STATS_SHARE_CAPPED 0x8
 #define VMGMT_ST_OK 0x0
 #define VMGMT_ST_UNKNOWN_TYPE 0x1
 #define VMGMT_ST_BAD_LENGTH 0x2
@@ -145,6 +162,10 @@
 #define VMGMT_ST_CALC_FAILED 0x49
 #define VMGMT_ST_CALC_BAD_JOB 0x4a
 #define VMGMT_ST_CHAT_PEER_GONE 0x3b
+#define VMGMT_ST_STATS_BAD_VERSION 0x3c
+#define VMGMT_ST_STATS_OUT_OF_RANGE 0x3d
+#define VMGMT_ST_STATS_COUNTER_BACKWARDS 0x3e
+#define VMGMT_ST_STATS_TOO_FREQUENT 0x3f
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
 #define VMGMT_CHANNEL_LAYOUT_RING_C2G 0xc0
@@ -573,6 +594,109 @@ _Static_assert(offsetof(struct vmgmt_chat_rx, guest_tail) == 4, "struct vmgmt_ch
 _Static_assert(offsetof(struct vmgmt_chat_rx, host_waiting) == 8, "struct vmgmt_chat_rx.host_waiting offset");
 _Static_assert(offsetof(struct vmgmt_chat_rx, _pad) == 12, "struct vmgmt_chat_rx._pad offset");
 
+/* STATS_RECORD payload, version 1. A newer driver may append fields (size grows, version grows); a core reads the fields it knows. CPU times are the guest's /proc/stat "cpu" line in USER_HZ ticks. */
+struct vmgmt_stats_record {
+    uint16_t version;                       /* @0: STATS_LIMITS.RECORD_VERSION (1) or later */
+    uint16_t size;                          /* @2: bytes of this record, equal to the message length; at least 208 */
+    uint32_t flags;                         /* @4: reserved, zero */
+    uint32_t seq;                           /* @8: sender's record counter, grows by at least 1 per record */
+    uint32_t interval_ms;                   /* @12: the interval the guest sends at (what the host pushed, or its default) */
+    uint64_t uptime_ms;                     /* @16: guest CLOCK_BOOTTIME in ms; never goes backwards */
+    uint64_t cpu_user;                      /* @24: ticks */
+    uint64_t cpu_nice;                      /* @32: ticks */
+    uint64_t cpu_system;                    /* @40: ticks */
+    uint64_t cpu_idle;                      /* @48: ticks */
+    uint64_t cpu_iowait;                    /* @56: ticks */
+    uint64_t cpu_irq;                       /* @64: ticks */
+    uint64_t cpu_softirq;                   /* @72: ticks */
+    uint64_t cpu_steal;                     /* @80: ticks (always 0 under TCG) */
+    uint64_t mem_total_kib;                 /* @88: MemTotal */
+    uint64_t mem_available_kib;             /* @96: MemAvailable, at most mem_total_kib */
+    uint32_t load1_milli;                   /* @104: load average x 1000 */
+    uint32_t load5_milli;                   /* @108: load average x 1000 */
+    uint32_t load15_milli;                  /* @112: load average x 1000 */
+    uint32_t runnable;                      /* @116: procs_running from /proc/stat */
+    uint32_t cpus;                          /* @120: online CPUs, 1..1024 */
+    uint32_t psi_present;                   /* @124: STATS_PSI bits: which pressure figures below are meaningful */
+    uint32_t psi_cpu_some;                  /* @128: avg10 x 100 (0..10000) */
+    uint32_t psi_mem_some;                  /* @132: avg10 x 100 */
+    uint32_t psi_mem_full;                  /* @136: avg10 x 100 */
+    uint32_t psi_io_some;                   /* @140: avg10 x 100 */
+    uint32_t psi_io_full;                   /* @144: avg10 x 100 */
+    uint8_t demand;                         /* @148: declared demand 0..100, or STATS_LIMITS.DEMAND_NONE (255) */
+    uint8_t reserved;                       /* @149: zero */
+    uint16_t reason_len;                    /* @150: bytes of reason used, 0..48 (UTF-8) */
+    uint32_t demand_left_ms;                /* @152: how long the declared demand still holds (0xffffffff: until changed) */
+    uint32_t reserved2;                     /* @156: zero */
+    uint8_t reason[48];                     /* @160: why the demand was declared (reason_len bytes; the rest zero) */
+};
+_Static_assert(sizeof(struct vmgmt_stats_record) == 208, "struct vmgmt_stats_record size");
+_Static_assert(offsetof(struct vmgmt_stats_record, version) == 0, "struct vmgmt_stats_record.version offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, size) == 2, "struct vmgmt_stats_record.size offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, flags) == 4, "struct vmgmt_stats_record.flags offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, seq) == 8, "struct vmgmt_stats_record.seq offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, interval_ms) == 12, "struct vmgmt_stats_record.interval_ms offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, uptime_ms) == 16, "struct vmgmt_stats_record.uptime_ms offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_user) == 24, "struct vmgmt_stats_record.cpu_user offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_nice) == 32, "struct vmgmt_stats_record.cpu_nice offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_system) == 40, "struct vmgmt_stats_record.cpu_system offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_idle) == 48, "struct vmgmt_stats_record.cpu_idle offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_iowait) == 56, "struct vmgmt_stats_record.cpu_iowait offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_irq) == 64, "struct vmgmt_stats_record.cpu_irq offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_softirq) == 72, "struct vmgmt_stats_record.cpu_softirq offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpu_steal) == 80, "struct vmgmt_stats_record.cpu_steal offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, mem_total_kib) == 88, "struct vmgmt_stats_record.mem_total_kib offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, mem_available_kib) == 96, "struct vmgmt_stats_record.mem_available_kib offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, load1_milli) == 104, "struct vmgmt_stats_record.load1_milli offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, load5_milli) == 108, "struct vmgmt_stats_record.load5_milli offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, load15_milli) == 112, "struct vmgmt_stats_record.load15_milli offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, runnable) == 116, "struct vmgmt_stats_record.runnable offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, cpus) == 120, "struct vmgmt_stats_record.cpus offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, psi_present) == 124, "struct vmgmt_stats_record.psi_present offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, psi_cpu_some) == 128, "struct vmgmt_stats_record.psi_cpu_some offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, psi_mem_some) == 132, "struct vmgmt_stats_record.psi_mem_some offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, psi_mem_full) == 136, "struct vmgmt_stats_record.psi_mem_full offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, psi_io_some) == 140, "struct vmgmt_stats_record.psi_io_some offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, psi_io_full) == 144, "struct vmgmt_stats_record.psi_io_full offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, demand) == 148, "struct vmgmt_stats_record.demand offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, reserved) == 149, "struct vmgmt_stats_record.reserved offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, reason_len) == 150, "struct vmgmt_stats_record.reason_len offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, demand_left_ms) == 152, "struct vmgmt_stats_record.demand_left_ms offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, reserved2) == 156, "struct vmgmt_stats_record.reserved2 offset");
+_Static_assert(offsetof(struct vmgmt_stats_record, reason) == 160, "struct vmgmt_stats_record.reason offset");
+
+/* STATS_CONFIG payload, core-written. */
+struct vmgmt_stats_config {
+    uint32_t interval_ms;                   /* @0: send a record every interval_ms (STATS_LIMITS.MIN_INTERVAL_MS..MAX_INTERVAL_MS) */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_stats_config) == 8, "struct vmgmt_stats_config size");
+_Static_assert(offsetof(struct vmgmt_stats_config, interval_ms) == 0, "struct vmgmt_stats_config.interval_ms offset");
+_Static_assert(offsetof(struct vmgmt_stats_config, reserved) == 4, "struct vmgmt_stats_config.reserved offset");
+
+/* STATS_SHARE payload, core-written: what the host gives the VM now and why. */
+struct vmgmt_stats_share {
+    uint32_t weight;                        /* @0: the CPU weight applied now (cgroup v2 cpu.weight scale, 1..10000; base 100 by default) */
+    uint32_t base_weight;                   /* @4: the weight of the VM's definition */
+    uint32_t cap_percent;                   /* @8: hard cap in percent of one host CPU; 0: none */
+    uint32_t boost_left_ms;                 /* @12: boost budget left */
+    uint32_t flags;                         /* @16: STATS_SHARE_FLAG */
+    uint32_t reason_len;                    /* @20: bytes of reason used, 0..96 */
+    uint8_t demand;                         /* @24: the demand the decision used (255: none) */
+    uint8_t _pad[7];                        /* @25: zero */
+    uint8_t reason[96];                     /* @32: the decision in words (reason_len bytes) */
+};
+_Static_assert(sizeof(struct vmgmt_stats_share) == 128, "struct vmgmt_stats_share size");
+_Static_assert(offsetof(struct vmgmt_stats_share, weight) == 0, "struct vmgmt_stats_share.weight offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, base_weight) == 4, "struct vmgmt_stats_share.base_weight offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, cap_percent) == 8, "struct vmgmt_stats_share.cap_percent offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, boost_left_ms) == 12, "struct vmgmt_stats_share.boost_left_ms offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, flags) == 16, "struct vmgmt_stats_share.flags offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, reason_len) == 20, "struct vmgmt_stats_share.reason_len offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, demand) == 24, "struct vmgmt_stats_share.demand offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, _pad) == 25, "struct vmgmt_stats_share._pad offset");
+_Static_assert(offsetof(struct vmgmt_stats_share, reason) == 32, "struct vmgmt_stats_share.reason offset");
+
 /* CALC_BEGIN request payload; name_len bytes of the function name (a-z 0-9 . _ -) follow it. */
 struct vmgmt_calc_begin {
     uint32_t name_len;                      /* @0: bytes of the function name, 1..CALC_LIMITS.MAX_FUNCTION_NAME_BYTES */
@@ -693,6 +817,10 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 73: return "the calculation failed on the host (for example input that is not valid gzip data)";
     case 74: return "no such calculation job on this channel, or it is not in the step this request needs";
     case 59: return "the receiver went away before the message reached it (not delivered)";
+    case 60: return "stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length";
+    case 61: return "stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)";
+    case 62: return "stats record has a counter (CPU time, uptime or sequence) that went backwards";
+    case 63: return "stats records come faster than this VM may send them (see the interval the host pushed)";
     default: return "unknown status (driver older than the core?)";
     }
 }
@@ -723,6 +851,9 @@ static inline const char *vmgmt_msg_type_name(uint16_t type)
     case 0x308: return "CHAT_RX_FREED";
     case 0x381: return "CHAT_DELIVER";
     case 0x382: return "CHAT_PRESENCE";
+    case 0x401: return "STATS_RECORD";
+    case 0x481: return "STATS_CONFIG";
+    case 0x482: return "STATS_SHARE";
     case 0x501: return "CALC_BEGIN";
     case 0x502: return "CALC_INPUT";
     case 0x503: return "CALC_RUN";

@@ -4,6 +4,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "report.h"
 #include "session.h"
 #include "signals.h"
+#include "stats.h"
 #include "wait.h"
 
 #define AGENT_DEFAULT_TIMEOUT_MS 30000u
@@ -43,6 +46,8 @@ struct agent {
     uint64_t idle_backoff_ns;                  /* --idle-poll-ms: the longest sleep after AGENT_WARM_NS without a request */
     uint64_t last_active_ns;                   /* the last request, or the connect */
     uint64_t last_reap_look_ns;                /* the last look for channels left behind by dead processes */
+    bool no_stats;                             /* --no-stats: no stats loop beside the agent */
+    pid_t stats_pid;                           /* the stats loop's process (stats.c), or 0 */
     struct session s;
     bool connected;
     struct fileop f;
@@ -64,7 +69,7 @@ static int agent_parse(int argc, char **argv, struct agent *a)
     static const struct option longopts[] = {
         { "device", required_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },       { "timeout", required_argument, NULL, 't' },
         { "wait", required_argument, NULL, 'w' },   { "spin-us", required_argument, NULL, 's' }, { "poll-ms", required_argument, NULL, 'p' },
-        { "idle-poll-ms", required_argument, NULL, 'i' }, { NULL, 0, NULL, 0 },
+        { "idle-poll-ms", required_argument, NULL, 'i' }, { "no-stats", no_argument, NULL, 'S' }, { NULL, 0, NULL, 0 },
     };
     *o = (struct cli_common){ .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = AGENT_DEFAULT_TIMEOUT_MS };
     optind = 2;
@@ -80,6 +85,7 @@ static int agent_parse(int argc, char **argv, struct agent *a)
         case 's': rc = cli_parse_u32(optarg, "spin time --spin-us (microseconds)", 0, 1000000, &o->spin_us); break;
         case 'p': rc = cli_parse_u32(optarg, "poll interval --poll-ms (milliseconds)", 1, 1000, &poll_ms); break;
         case 'i': rc = cli_parse_u32(optarg, "idle poll interval --idle-poll-ms (milliseconds)", 1, 10000, &idle_poll_ms); break;
+        case 'S': a->no_stats = true; break;
         case ':': return cli_usage_error("option %s needs a value", argv[optind - 1]);
         default: return cli_usage_error("unknown option '%s' for agent", argv[optind - 1]);
         }
@@ -403,6 +409,33 @@ static void agent_sleep_ms(uint32_t ms)
         nanosleep(&ts, NULL); /* SIGTERM interrupts it */
 }
 
+/* The stats loop runs in a child process on its own channel (MODE_STATS), so a copy never delays a record
+ * and the agent's loop stays as it is; the child dies with the agent (PR_SET_PDEATHSIG) and on its SIGTERM. */
+static void agent_start_stats(struct agent *a)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "agent: cannot start the stats loop: %s; the host gets no statistics from this guest\n", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        struct cli_common o = a->common;
+        o.timeout_ms = 5000;
+        _exit(stats_serve(&o));
+    }
+    a->stats_pid = pid;
+}
+
+static void agent_stop_stats(struct agent *a)
+{
+    if (a->stats_pid <= 0)
+        return;
+    kill(a->stats_pid, SIGTERM);
+    waitpid(a->stats_pid, NULL, 0);
+    a->stats_pid = 0;
+}
+
 int agent_main(int argc, char **argv)
 {
     struct agent *a = calloc(1, sizeof(*a));
@@ -415,6 +448,8 @@ int agent_main(int argc, char **argv)
     }
     signals_install();
     signal(SIGHUP, SIG_IGN);
+    if (!a->no_stats)
+        agent_start_stats(a);
     int last_rc = -1;
     while (!signals_stop_requested()) {
         if (agent_connect_logged(a, &last_rc)) {
@@ -429,6 +464,7 @@ int agent_main(int argc, char **argv)
         last_rc = -1;
         agent_sleep_ms(clock_now_ns() - since < 1000000000ull ? AGENT_RETRY_MS : AGENT_RECONNECT_MS);
     }
+    agent_stop_stats(a);
     fprintf(stderr, "agent: stopped by signal %d; channel released\n", signals_stop_requested());
     free(a);
     return REPORT_EXIT_OK;

@@ -16,6 +16,7 @@
 #include "report.h"
 #include "session.h"
 #include "signals.h"
+#include "stats.h"
 
 #define MAIN_MAX_PINGS 10000000u
 
@@ -43,7 +44,7 @@ static const char main_usage[] =
     "  file rm PATH [--dir]                remove a file, or with --dir an empty directory\n"
     "                                      file options: -t TIMEOUT_MS per answer of the core (default 30000),\n"
     "                                      --wait and --spin-us as for ping\n"
-    "  debug raw [--mode none|file|chat] --type T [--flags F] [--length L] [--id I] [--status S] [--payload HEX]\n"
+    "  debug raw [--mode none|file|chat|stats] --type T [--flags F] [--length L] [--id I] [--status S] [--payload HEX]\n"
     "            [--wait-ms MS]            send ONE message with exactly these header fields (even a length larger\n"
     "                                      than the slot) and print the response or the channel's state change\n"
     "  debug poke-prod VALUE               publish VALUE as the g2c producer index (garbage) and print the\n"
@@ -56,7 +57,8 @@ static const char main_usage[] =
     "                                      the resident agent: serves the copies the host starts (vmgmt cp) on\n"
     "                                      a channel in agent mode; runs until SIGTERM; one line per copy on\n"
     "                                      stderr. Polls by default so other commands keep MSI-X: every MS\n"
-    "                                      (default 2) for 10 s after a request, then every idle MS (default 100)\n"
+    "                                      (default 2) for 10 s after a request, then every idle MS (default 100);\n"
+    "                                      it also runs the stats loop on a second channel (--no-stats: not)\n"
     "  chat register|listen NAME... [--json] [--exec CMD]\n"
     "                                      register NAME(s) on one channel and print what arrives, one line\n"
     "                                      each (<vm>/<name> -> <to>: <text>) until SIGINT/SIGTERM; --exec\n"
@@ -68,6 +70,10 @@ static const char main_usage[] =
     "  chat call TARGET MESSAGE|- [--call-timeout MS]\n"
     "  calc FUNCTION [INPUT|-] [OUTPUT|-] [--hex]  the host computes FUNCTION (sha256, sha512, crc32c, gzip, gunzip)\n"
     "                                      send and wait for the reply (default 10000 ms); prints the reply\n"
+    "  stats push [--once] [--count N]    send records now (the agent sends one every interval the host sets)\n"
+    "  stats demand 0..100|none [--for SECONDS] [--reason TEXT]\n"
+    "                                      declare this guest's CPU demand; the host's scheduler reads it\n"
+    "  stats share [--json]                the CPU share the host gives this guest now, and why\n"
     "  bench memcpy [--mib N] [--reps R]   memcpy throughput guest RAM -> the channel's data slice and back\n"
     "                                      (default 64 MiB, 3 reps after a warm-up); prints\n"
     "                                      memcpy: to_bar_MBps=X from_bar_MBps=Y bytes=N\n"
@@ -107,7 +113,7 @@ static int main_parse(int argc, char **argv, struct main_options *o)
         return REPORT_EXIT_OK;
     bool is_info = strcmp(o->command, "info") == 0, is_ping = strcmp(o->command, "ping") == 0, is_reset = strcmp(o->command, "reset") == 0;
     if (!is_info && !is_ping && !is_reset)
-        return cli_usage_error("unknown command '%s': use info, ping, reset, file, agent, chat, calc, bench, debug or help", o->command);
+        return cli_usage_error("unknown command '%s': use info, ping, reset, file, agent, chat, calc, stats, bench, debug or help", o->command);
     optind = 2;
     opterr = 0;
     int c;
@@ -188,6 +194,8 @@ int main(int argc, char **argv)
         rc = chat_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "calc") == 0) {
         rc = calc_main(argc, argv);
+    } else if (argc >= 2 && strcmp(argv[1], "stats") == 0) {
+        rc = stats_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
         rc = bench_main(argc, argv);
     } else {

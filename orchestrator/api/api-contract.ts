@@ -314,6 +314,80 @@ export const chatPolicyCheckSchema = z.object({
 });
 export type ChatPolicyCheck = z.infer<typeof chatPolicyCheckSchema>;
 
+// ---- Statistics and CPU shares (stats mode, scheduler) ------------------------------------------------
+
+/** `GET /v1/vms/:name/stats?limit=`: the newest `limit` samples (default 60, at most the hour kept). */
+export const statsQuerySchema = z
+  .object({
+    limit: z
+      .string()
+      .regex(/^[0-9]{1,5}$/, 'must be a whole number of samples')
+      .transform(Number)
+      .pipe(z.number().int().min(0).max(3600))
+      .optional(),
+  })
+  .strict();
+
+const percent = z.number().min(0).max(100);
+const psiFigure = z.number().int().min(0).max(10_000).nullable();
+
+/** One accepted guest record (PSI in hundredths of a percent, avg10). */
+export const statsSampleSchema = z.object({
+  atMs: z.number().int(),
+  seq: count,
+  uptimeMs: count,
+  cpu: z.object({ user: percent, system: percent, idle: percent, iowait: percent, steal: percent, busy: percent }).nullable(),
+  memTotalKiB: count,
+  memAvailableKiB: count,
+  load: z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]),
+  runnable: count,
+  cpus: count,
+  psi: z.object({ cpuSome: psiFigure, memSome: psiFigure, memFull: psiFigure, ioSome: psiFigure, ioFull: psiFigure }),
+  demand: z.number().int().min(0).max(100).nullable(),
+  demandReason: z.string(),
+});
+export type StatsSampleInfo = z.infer<typeof statsSampleSchema>;
+
+/** What the host measured of the VM's vCPU threads over the scheduler's last period. */
+export const hostFiguresSchema = z.object({
+  atMs: z.number().int(),
+  vcpuPercent: z.number().min(0),
+  runDelayPercent: z.number().min(0),
+  vcpuThreads: count,
+});
+
+/** The share the scheduler gives the VM now, and why. */
+export const shareInfoSchema = z.object({
+  atMs: z.number().int(),
+  weight: z.number().int().min(1),
+  baseWeight: z.number().int().min(1),
+  capPercent: z.number().int().min(1).nullable(),
+  boostLeftMs: z.number().min(0),
+  flags: count,
+  demand: z.number().int().min(0).max(100).nullable(),
+  reason: z.string(),
+  /** How it is applied on this host: cgroup-v1 cpu.shares, cgroup-v2 cpu.weight, setpriority, or none (and why). */
+  mechanism: z.string(),
+});
+export type ShareInfo = z.infer<typeof shareInfoSchema>;
+
+export const vmStatsSchema = z.object({
+  name: z.string().regex(VM_NAME_PATTERN),
+  state: z.enum(VM_STATES),
+  intervalMs: z.number().int().min(1),
+  policyEnabled: z.boolean(),
+  accepted: count,
+  refused: count,
+  host: hostFiguresSchema.nullable(),
+  share: shareInfoSchema.nullable(),
+  samples: z.array(statsSampleSchema),
+});
+export type VmStats = z.infer<typeof vmStatsSchema>;
+
+/** `GET /v1/stats`: every VM with its newest sample only. */
+export const statsListSchema = z.object({ vms: z.array(vmStatsSchema) });
+export type StatsList = z.infer<typeof statsListSchema>;
+
 /** What each buffered route answers with on success: a JSON body, plain text, or nothing (204). */
 export const ANSWERS = {
   health: { kind: 'json', schema: healthSchema },
@@ -330,6 +404,8 @@ export const ANSWERS = {
   chatCall: { kind: 'json', schema: chatCallResultSchema },
   chatReply: { kind: 'json', schema: chatReplyResultSchema },
   chatPolicyCheck: { kind: 'json', schema: chatPolicyCheckSchema },
+  'vm-stats': { kind: 'json', schema: vmStatsSchema },
+  stats: { kind: 'json', schema: statsListSchema },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
 

@@ -114,5 +114,9 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
     }
     case 'chatPolicyCheck':
       return jsonResponse(200, chatOf(opts).policyCheck(action.from, action.to));
+    case 'vm-stats':
+      return jsonResponse(200, manager.stats(action.name, action.limit === undefined ? {} : { limit: action.limit }));
+    case 'stats':
+      return jsonResponse(200, manager.statsAll());
   }
 }

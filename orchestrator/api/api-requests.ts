@@ -15,6 +15,7 @@ import {
   noQuerySchema,
   removeQuerySchema,
   stopBodySchema,
+  statsQuerySchema,
   TRANSFER_ID_PATTERN,
   transferQuerySchema,
   VM_NAME_PATTERN,
@@ -40,7 +41,9 @@ export type ApiAction =
   | { kind: 'chatSend'; to: string; data: Uint8Array; as?: string }
   | { kind: 'chatCall'; to: string; data: Uint8Array; timeoutMs: number; as?: string }
   | { kind: 'chatReply'; as: string; callId: number; status: number; data: Uint8Array }
-  | { kind: 'chatPolicyCheck'; from: string; to: string };
+  | { kind: 'chatPolicyCheck'; from: string; to: string }
+  | { kind: 'vm-stats'; name: string; limit?: number }
+  | { kind: 'stats' };
 
 /** Actions of the streaming routes: the server hands these over before reading the request body. */
 export type StreamAction =
@@ -205,6 +208,17 @@ function parseRouteRequest(
       if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
       const { as, callId, status } = parsed.data;
       return ok({ kind: 'chatReply', as, callId, status, data: payloadBytes(parsed.data) });
+    }
+    case 'vm-stats': {
+      const parsed = statsQuerySchema.safeParse(query);
+      const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
+      if (problems.length || !parsed.success) return invalid(route, problems);
+      return ok(parsed.data.limit === undefined ? { kind: 'vm-stats', name } : { kind: 'vm-stats', name, limit: parsed.data.limit });
+    }
+    case 'stats': {
+      const problems = [...checkQuery(noQuerySchema, query), ...checkNoBody(bodyText)];
+      if (problems.length) return invalid(route, problems);
+      return ok({ kind: 'stats' });
     }
     case 'push':
     case 'pull':

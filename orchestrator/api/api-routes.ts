@@ -19,6 +19,8 @@ export const API_ROUTE_IDS = [
   'chatReply',
   'chatPolicyCheck',
   'events',
+  'vm-stats',
+  'stats',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -51,6 +53,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'chatPolicyCheck', method: 'GET', segments: ['v1', 'chat', 'policy', 'check'] },
   /** Server-sent events: chat presence and messages; later VM state changes and metrics. */
   { id: 'events', method: 'GET', segments: ['v1', 'events'], streaming: true },
+  { id: 'vm-stats', method: 'GET', segments: ['v1', 'vms', ':name', 'stats'] },
+  { id: 'stats', method: 'GET', segments: ['v1', 'stats'] },
 ];
 
 export interface RouteParams {

@@ -3,7 +3,7 @@
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
-import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from '../daemon/vm-manager-api.js';
+import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 
 export interface FakeVmManagerCall {
@@ -119,6 +119,17 @@ export class FakeVmManager implements VmManagerApi {
       throw new VmgmtError('INVALID_STATE', `vm ${name} is running: stop it first or remove it with force`, { name, state: vm.state });
     }
     this.vms.delete(name);
+  }
+
+  stats(name: string, opts: { limit?: number } = {}): VmStats {
+    this.#enter('stats', [name, opts]);
+    const vm = this.#get(name);
+    return { name, state: vm.state, intervalMs: 1000, policyEnabled: true, accepted: 0, refused: 0, host: null, share: null, samples: [] };
+  }
+
+  statsAll(): StatsList {
+    this.#enter('statsAll', []);
+    return { vms: [...this.vms.values()].map((vm) => ({ name: vm.name, state: vm.state, intervalMs: 1000, policyEnabled: true, accepted: 0, refused: 0, host: null, share: null, samples: [] })) };
   }
 
   async logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string> {

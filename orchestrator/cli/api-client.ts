@@ -22,13 +22,17 @@ import {
   describeProblems,
   errorBodySchema,
   healthSchema,
+  statsListSchema,
   vmDetailsSchema,
   vmListSchema,
+  vmStatsSchema,
   type ErrorCode,
   type HealthInfo,
   type LogSource,
   type VmDetails,
   type VmList,
+  type StatsList,
+  type VmStats,
 } from '../api/api-contract.js';
 
 export const DEFAULT_SOCKET_PATH = '/run/vmgmt/vmgmt.sock';
@@ -92,6 +96,10 @@ export interface ApiClient {
   kill(name: string): Promise<VmDetails>;
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts?: { source?: LogSource; tailBytes?: number }): Promise<string>;
+  /** The VM's stats series (newest `limit` samples), host figures and CPU share. */
+  vmStats(name: string, opts?: { limit?: number }): Promise<VmStats>;
+  /** Every VM with its newest sample. */
+  stats(): Promise<StatsList>;
   chatPeers(): Promise<ChatPeers>;
   chatSend(body: ChatMessageBody): Promise<ChatSendResult>;
   chatCall(body: ChatMessageBody & { timeoutMs?: number }): Promise<ChatCallResult>;
@@ -244,6 +252,8 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     async remove(name, o = {}) {
       await call('DELETE', vmPath(name, `?force=${o.force === true}`));
     },
+    vmStats: (name, o = {}) => json(vmStatsSchema, 'GET', vmPath(name, `/stats${o.limit === undefined ? '' : `?limit=${o.limit}`}`)),
+    stats: () => json(statsListSchema, 'GET', '/v1/stats'),
     async logs(name, o = {}) {
       const query = new URLSearchParams();
       if (o.source !== undefined) query.set('source', o.source);

@@ -14,6 +14,7 @@ export type CliCommand =
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
+  | { kind: 'stats'; name?: string; watch: boolean }
   | CpCommand
   | ChatCommand;
 
@@ -125,7 +126,14 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     return chat.ok ? done(chat.command) : usage(chat.message);
   }
 
-  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\` or \`vmgmt chat ...\``);
+  if (group === 'stats') {
+    const extra = unexpectedOptions(values, ['watch']);
+    if (extra) return usage(`${extra} does not apply to \`vmgmt stats\``);
+    if (rest.length > 0) return usage(`\`vmgmt stats\` takes at most one VM name; unexpected ${JSON.stringify(rest[0])}`);
+    return done({ kind: 'stats', ...(sub === undefined ? {} : { name: sub }), watch: values.watch === true });
+  }
+
+  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\`, \`vmgmt chat ...\` or \`vmgmt stats\``);
   if (sub === undefined) return usage(`\`vmgmt vm\` needs a subcommand: ${Object.keys(VM_COMMANDS).join(', ')}`);
   const subcommand = VM_ALIASES[sub] ?? sub;
   if (!isVmSubcommand(subcommand)) {

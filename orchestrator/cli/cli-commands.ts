@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { ApiClient } from './api-client.js';
 import type { ChatCommand, CliCommand } from './cli-args.js';
 import { CliError } from './cli-error.js';
-import { formatActionResult, formatVmDetails, formatVmTable } from './cli-format.js';
+import { formatActionResult, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
 import { attachConsole, type ConsoleStdin } from './console-attach.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
@@ -77,6 +77,20 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
       if (json) doc({ name: command.name, source: command.source ?? 'console', text });
       else out(text);
       return EXIT.OK;
+    }
+    case 'stats': {
+      const once = async (): Promise<void> => {
+        const vms = command.name === undefined ? (await client.stats()).vms : [await client.vmStats(command.name, { limit: command.watch ? 1 : 60 })];
+        if (json) out(command.watch ? JSON.stringify({ atMs: ctx.nowMs(), vms }) + '\n' : JSON.stringify(command.name === undefined ? { vms } : vms[0], null, 2) + '\n');
+        else out((command.watch && (ctx.stdout as NodeJS.WriteStream).isTTY ? '\x1b[H\x1b[2J' : '') + formatStatsTable(vms));
+      };
+      await once();
+      if (!command.watch) return EXIT.OK;
+      // Until Ctrl-C (the CLI's default SIGINT ends the process): one table per second.
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 1000));
+        await once();
+      }
     }
     case 'vm-console': {
       const vm = await client.inspect(command.name);

@@ -1,5 +1,5 @@
 // Human output of the CLI: tables, key: value blocks, one-line results, error lines. Pure: values in, text out.
-import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatPresenceEventData, VmDefinition, VmDetails, VmExitInfo, VmSummary } from '../api/api-contract.js';
+import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatPresenceEventData, VmDefinition, VmDetails, VmExitInfo, VmStats, VmSummary } from '../api/api-contract.js';
 
 /** `45s`, `3m05s`, `2h03m`, `4d07h`. */
 export function formatUptime(ms: number): string {
@@ -220,4 +220,25 @@ export function formatPolicyCheck(c: ChatPolicyCheck): string {
     ['verdict', c.allowed ? 'allowed' : 'denied'],
     ['decided by', c.reason],
   ]);
+}
+
+/** `vmgmt stats`: one row per VM, the newest guest figures beside what the host measured and gives it. */
+export function formatStatsTable(vms: readonly VmStats[]): string {
+  const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : `${Math.round(v)}%`);
+  const rows = vms.map((vm) => {
+    const s = vm.samples.at(-1);
+    const share = vm.share;
+    return [
+      vm.name,
+      vm.state,
+      pct(s?.cpu?.busy),
+      pct(s?.cpu?.steal),
+      s?.demand === null || s === undefined ? '-' : String(s.demand),
+      pct(vm.host?.vcpuPercent),
+      pct(vm.host?.runDelayPercent),
+      share ? `${share.weight}/${share.baseWeight}` : '-',
+      share ? share.reason : vm.policyEnabled ? 'no share yet' : 'policy off',
+    ];
+  });
+  return formatTable(['NAME', 'STATE', 'GUEST-CPU', 'STEAL', 'DEMAND', 'VCPU-HOST', 'RUN-WAIT', 'WEIGHT', 'WHY'], rows);
 }

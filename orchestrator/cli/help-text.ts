@@ -19,6 +19,7 @@ Usage:
   vmgmt vm console NAME                attach to the serial console; detach with Ctrl-]
   vmgmt cp FILE VM:/PATH               copy a local file into a running VM (VM:/DIR/ keeps the name)
   vmgmt cp VM:/PATH FILE|DIR           copy a file out of a running VM (written atomically)
+  vmgmt stats [NAME] [--watch]        guest CPU, steal, declared demand, host vCPU use and the CPU share now (and why)
                                        a local name with a colon is written ./a:b
   vmgmt chat peers [--watch]           chat names the host may talk to (VM/NAME, @host/NAME);
                                        --watch then prints join/leave lines until Ctrl-C

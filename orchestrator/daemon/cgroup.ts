@@ -50,6 +50,12 @@ function make(version: 1 | 2, paths: string[]): VmCgroup {
     remove: () => {
       for (const p of paths) {
         try {
+          // The scheduler's vCPU sub-group (scheduler/cpu-control.ts), if the VM had one.
+          if (existsSync(path.join(p, 'vcpus'))) rmdirSync(path.join(p, 'vcpus'));
+        } catch {
+          // Still has threads: the rmdir below fails too and says the same.
+        }
+        try {
           rmdirSync(p);
         } catch {
           // Still has processes, or already gone.

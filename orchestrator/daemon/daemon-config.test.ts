@@ -49,6 +49,8 @@ describe('daemon config file', () => {
       transfers: { maxPullBytes: 16 * 1024 ** 3, transferDir: '/run/vmgmt/transfers' },
       boot: { maxConcurrent: 4, agentWaitMs: 120_000 },
       chat: { rules: [] },
+      stats: { intervalMs: 1000 },
+      scheduling: { enabled: true, periodMs: 1000 },
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -60,7 +62,7 @@ describe('daemon config file', () => {
   });
 
   it('reads every field; socket and transfer directory default under the runtime directory', () => {
-    write({ stateDir: '/s', runtimeDir: '/r', logLevel: 'debug', transfers: { maxPullBytes: 1024 }, boot: { maxConcurrent: 2, agentWaitMs: 5000 } });
+    write({ stateDir: '/s', runtimeDir: '/r', logLevel: 'debug', transfers: { maxPullBytes: 1024 }, boot: { maxConcurrent: 2, agentWaitMs: 5000 }, stats: { intervalMs: 500 }, scheduling: { enabled: false } });
     expect(loadDaemonConfig(explicit())).toEqual({
       stateDir: '/s',
       runtimeDir: '/r',
@@ -69,6 +71,8 @@ describe('daemon config file', () => {
       transfers: { maxPullBytes: 1024, transferDir: '/r/transfers' },
       boot: { maxConcurrent: 2, agentWaitMs: 5000 },
       chat: { rules: [] },
+      stats: { intervalMs: 500 },
+      scheduling: { enabled: false, periodMs: 1000 },
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });

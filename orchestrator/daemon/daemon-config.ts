@@ -79,6 +79,22 @@ export const bootConfigSchema = z
   })
   .strict();
 
+export const statsConfigSchema = z
+  .object({
+    /** How often guests send a stats record (pushed to each guest's stats loop). */
+    intervalMs: z.number().int().min(100).max(60_000).default(1000),
+  })
+  .strict();
+
+export const schedulingConfigSchema = z
+  .object({
+    /** The CPU scheduling policy (weights from declared demand); off: every VM at its base weight. */
+    enabled: z.boolean().default(true),
+    /** How often the scheduler measures the vCPU threads and decides. */
+    periodMs: z.number().int().min(200).max(60_000).default(1000),
+  })
+  .strict();
+
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
   .object({
@@ -89,6 +105,8 @@ export const daemonConfigFileSchema = z
     transfers: transfersConfigSchema.default(transfersConfigSchema.parse({})),
     boot: bootConfigSchema.default(bootConfigSchema.parse({})),
     chat: chatConfigSchema.default(chatConfigSchema.parse({})),
+    stats: statsConfigSchema.default(statsConfigSchema.parse({})),
+    scheduling: schedulingConfigSchema.default(schedulingConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -109,6 +127,13 @@ export interface DaemonConfig {
   };
   chat: {
     rules: ChatRule[];
+  };
+  stats: {
+    intervalMs: number;
+  };
+  scheduling: {
+    enabled: boolean;
+    periodMs: number;
   };
 }
 
@@ -168,6 +193,8 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
     },
     boot: { ...file.boot },
     chat: { rules: file.chat.rules.map(stripUndefined) },
+    stats: { ...file.stats },
+    scheduling: { ...file.scheduling },
   };
 }
 
@@ -214,7 +241,7 @@ export interface ReloadPlan {
   needRestart: ConfigChange[];
 }
 
-const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules'] as const;
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs'] as const;
 const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
 
 /** What a reload changes. Pure. */
@@ -232,6 +259,8 @@ export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPla
       transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes },
       boot: { ...next.boot },
       chat: { rules: next.chat.rules },
+      stats: { ...next.stats },
+      scheduling: { ...next.scheduling },
     },
     applied: changes(RELOADABLE_FIELDS),
     needRestart: changes(RESTART_FIELDS),

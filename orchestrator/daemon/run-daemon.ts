@@ -94,6 +94,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
     process.on('SIGHUP', onHangup);
     if (!stop.requested) {
       await manager.recoverAll();
+      if (!stop.requested) manager.scheduler.start();
       if (!stop.requested) log.info('ready', { vms: manager.list().length });
     }
     await stop.promise;
@@ -102,6 +103,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
     process.off('SIGHUP', onHangup);
     await api?.close();
     chat?.close();
+    manager?.scheduler.stop();
     manager?.detachAll();
     lock.release();
     stop.dispose();

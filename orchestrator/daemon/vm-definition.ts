@@ -110,6 +110,18 @@ export const restartSchema = z
   })
   .strict();
 
+/** CPU scheduling of the VM's vCPU threads (docs/decisions/scheduling.md). */
+export const cpuSchema = z
+  .object({
+    /** Base weight on the cgroup v2 cpu.weight scale (100 = an ordinary process; v1 cpu.shares 1024). */
+    weight: z.number().int().min(1).max(10_000).default(100),
+    /** Hard cap: percent of one host CPU the vCPU threads may use (cpu.max / CFS quota); none by default. */
+    capPercent: z.number().int().min(1).max(102_400).optional(),
+    /** How long in total the VM may run above its base weight before it is held at the base until refilled. */
+    boostBudgetSec: z.number().int().min(0).max(86_400).default(60),
+  })
+  .strict();
+
 export const vmDefinitionSchema = z
   .object({
     name: z.string().regex(VM_NAME_PATTERN, 'use 1-32 characters: lower-case letters, digits, - and _, starting with a letter or digit'),
@@ -126,6 +138,7 @@ export const vmDefinitionSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,127}$/, 'a QEMU CPU model with its options, e.g. max,erms=off (letters, digits and _ . , = + -)')
       .optional(),
     restart: restartSchema.default(restartSchema.parse({})),
+    cpu: cpuSchema.default(cpuSchema.parse({})),
     powerdownTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
   })
   .strict();

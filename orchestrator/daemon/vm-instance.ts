@@ -11,6 +11,9 @@ import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
 import type { ChatHub } from '../../device-backend/services/chat/chat-hub.js';
 import type { ChatAttachment } from '../../device-backend/services/device-services.js';
+import type { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
+import type { StatsService } from '../../device-backend/services/stats/stats-service.js';
+import type { SchedTarget } from './scheduler/cpu-scheduler.js';
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -41,6 +44,8 @@ export interface VmInstanceDeps {
   chatHub?: ChatHub;
   /** Turns to boot, shared by every VM; without one a VM boots at once. */
   bootGate?: BootGate;
+  /** The daemon's statistics of every VM (stats mode, scheduler). */
+  statsHub?: StatsHub;
 }
 
 const CONSOLE_TAIL_LINES = 15;
@@ -65,6 +70,8 @@ export class VmInstance {
   private detached = false;
   /** The agent service of the device now served (a new one with each device). */
   private agent: AgentService | undefined;
+  /** The stats service of the device now served. */
+  private statsService: StatsService | undefined;
   readonly log: Logger;
   readonly paths: VmPaths;
 
@@ -195,8 +202,9 @@ export class VmInstance {
 
   /** The services for a re-attached device of this VM: the same list launchVm builds. */
   private services(): MessageService[] {
-    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat());
+    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat(), this.deps.statsHub);
     this.agent = built.agent;
+    this.statsService = built.stats;
     return built.services;
   }
 
@@ -216,6 +224,24 @@ export class VmInstance {
       timeoutMs: opts.timeoutMs ?? 600_000,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
+  }
+
+  /** What the CPU scheduler needs of a running VM; undefined when it is not running with a QEMU process. */
+  schedTarget(): SchedTarget | undefined {
+    const qemu = this.qemu;
+    if (!qemu || this.state !== 'running') return undefined;
+    return {
+      name: this.name,
+      pid: qemu.pid,
+      limits: this.definition.cpu,
+      vcpuThreads: async () => {
+        const cpus = await qemu.qmp.execute<Array<{ 'thread-id': number }>>('query-cpus-fast');
+        return cpus.map((c) => c['thread-id']).filter((t) => Number.isInteger(t) && t > 0);
+      },
+      pushShare: (share) => void this.statsService?.pushShare(share),
+      intervalChanged: () => this.statsService?.intervalChanged(),
+      log: this.log,
+    };
   }
 
   private geometry() {
@@ -247,6 +273,7 @@ export class VmInstance {
         geometry: this.geometry(),
         ...(def.files ? { files: def.files } : {}),
         ...(this.chat() ? { chat: this.chat()! } : {}),
+        ...(this.deps.statsHub ? { stats: this.deps.statsHub } : {}),
         paths: this.paths,
         cacheDir: this.deps.cacheDir,
       },
@@ -254,6 +281,7 @@ export class VmInstance {
     );
     this.device = device;
     this.agent = services.agent;
+    this.statsService = services.stats;
     // The boot's turn ends when the agent is up (or the boot's deadline passes, or the VM goes away).
     const turn = this.bootTurn;
     const agentWaitMs = this.deps.config.boot.agentWaitMs;

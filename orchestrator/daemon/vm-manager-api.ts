@@ -1,11 +1,11 @@
 // What the control API needs from the daemon's VM manager. The API layer parses and validates, then
 // calls these; they throw VmgmtError.
-import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, LogSource, VmDetails, VmSummary } from '../api/api-contract.js';
+import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
 
 // The answers are the API contract's shapes (orchestrator/api/api-contract.ts), named here for the daemon.
 export { VM_STATES } from '../api/api-contract.js';
-export type { LogSource, VmDetails, VmDeviceInfo, VmExitInfo, VmPaths, VmStateName, VmSummary } from '../api/api-contract.js';
+export type { LogSource, StatsList, VmStats, VmDetails, VmDeviceInfo, VmExitInfo, VmPaths, VmStateName, VmSummary } from '../api/api-contract.js';
 
 export interface VmManagerApi {
   create(definition: VmDefinition): Promise<VmDetails>;
@@ -25,6 +25,10 @@ export interface VmManagerApi {
    * a guest file larger than maxBytes is refused before any byte moves.
    */
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }>;
+  /** The VM's stats series (newest `limit` samples, default 60), host figures and CPU share. */
+  stats(name: string, opts?: { limit?: number }): VmStats;
+  /** Every VM with its newest sample. */
+  statsAll(): StatsList;
 }
 
 export interface HostCopyOptions {

@@ -14,7 +14,10 @@ import { BootGate } from './boot-gate.js';
 import { hostPathProblems } from './definition-paths.js';
 import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
-import type { HostCopyOptions, LogSource, VmDetails, VmManagerApi, VmSummary } from './vm-manager-api.js';
+import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
+import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
+import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
+import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
 import { isActive } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
 
@@ -30,6 +33,7 @@ export interface VmManagerOptions {
 }
 
 const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
+const DEFAULT_STATS_SAMPLES = 60;
 
 export class VmManager implements VmManagerApi {
   private readonly store: StateStore;
@@ -38,8 +42,20 @@ export class VmManager implements VmManagerApi {
   readonly chatHub: LocalChatHub;
   /** How many VMs boot at once (config boot.maxConcurrent). */
   private readonly bootGate: BootGate;
+  /** Every VM's stats series, host figures and CPU share. */
+  readonly statsHub: StatsHub;
+  /** Weights of the VMs' vCPU threads from what the guests declare (config scheduling). */
+  readonly scheduler: CpuScheduler;
 
   constructor(private readonly opts: VmManagerOptions) {
+    this.statsHub = new StatsHub({ intervalMs: () => opts.config.current.stats.intervalMs });
+    this.scheduler = new CpuScheduler({
+      hub: this.statsHub,
+      control: new FallbackCpuControl(hostCpuControl()),
+      log: opts.log.child({ service: 'scheduler' }),
+      config: () => opts.config.current.scheduling,
+      targets: () => [...this.vms.values()].map((vm) => vm.schedTarget()).filter((t): t is SchedTarget => t !== undefined),
+    });
     this.store = new StateStore(opts.stateDir);
     this.bootGate = new BootGate(() => opts.config.current.boot.maxConcurrent);
     // The policy is read at each send: a SIGHUP that changes chat.rules applies to the next one.
@@ -66,6 +82,7 @@ export class VmManager implements VmManagerApi {
       },
       chatHub: this.chatHub,
       bootGate: this.bootGate,
+      statsHub: this.statsHub,
     });
   }
 
@@ -138,6 +155,7 @@ export class VmManager implements VmManagerApi {
     vm.log.close();
     this.vms.delete(name);
     this.store.remove(name);
+    this.statsHub.forget(name);
     rmSync(vm.paths.runDir, { recursive: true, force: true });
     this.opts.log.info('removed', { vm: name });
   }
@@ -148,6 +166,26 @@ export class VmManager implements VmManagerApi {
 
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
     return this.get(name).copy('from-guest', opts);
+  }
+
+  stats(name: string, opts: { limit?: number } = {}): VmStats {
+    const vm = this.get(name);
+    const view = this.statsHub.view(name, opts.limit ?? DEFAULT_STATS_SAMPLES);
+    return {
+      name,
+      state: vm.state,
+      intervalMs: this.statsHub.intervalMs(),
+      policyEnabled: this.opts.config.current.scheduling.enabled,
+      accepted: view.accepted,
+      refused: view.refused,
+      host: view.host,
+      share: view.share,
+      samples: view.samples,
+    };
+  }
+
+  statsAll(): StatsList {
+    return { vms: this.list().map((vm) => this.stats(vm.name, { limit: 1 })) };
   }
 
   async logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string> {
