@@ -7,8 +7,9 @@ import type { ServiceContext } from '../../core/message-service.js';
 import { isNativeSyscallError, type VmgmtNative } from '../../native/index.js';
 import { statusForErrno } from '../file/errno-status.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
-import { type Decoded, decodeHandle, decodeIo, decodeOpen, encodeInfo, encodeIoResult, type PathRef } from '../file/file-codec.js';
+import { decodeHandle, decodeIo, decodeOpen, encodeInfo, encodeIoResult, type PathRef } from '../file/file-codec.js';
 import type { HostTransfer, HostTransfers } from './host-transfers.js';
+import { need, preadFully, Refusal } from '../refusal.js';
 
 export const TRANSFER_FILE_TYPES = [MSG_TYPE.FILE_OPEN, MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_CLOSE, MSG_TYPE.FILE_HASH];
 
@@ -25,17 +26,7 @@ interface TransferHandle {
   closing: boolean;
 }
 
-class Refusal {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-  ) {}
-}
 
-function need<T>(d: Decoded<T>): T {
-  if (!d.ok) throw new Refusal(d.status, d.reason);
-  return d.value;
-}
 
 export interface TransferFilesOptions {
   native: VmgmtNative;
@@ -157,13 +148,7 @@ export class TransferFiles {
     if (h.kind !== 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a write handle`);
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    const fd = this.fdOf(h, req.handle);
-    let done = 0;
-    while (done < req.length) {
-      const n = this.opts.native.pread(fd, view.bytes.subarray(done), req.fileOffset + done);
-      if (n === 0) break;
-      done += n;
-    }
+    const done = preadFully(this.opts.native, this.fdOf(h, req.handle), view.bytes, req.fileOffset);
     this.progress(h.transfer, done);
     return encodeIoResult(done);
   }

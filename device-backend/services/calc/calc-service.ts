@@ -6,9 +6,9 @@ import type { CoreLogger } from '../../core/core-logger.js';
 import type { MessageService, ServiceContext, ServiceCounters } from '../../core/message-service.js';
 import type { VmgmtNative } from '../../native/index.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
-import type { Decoded } from '../../protocol/struct-codec.js';
 import { decodeBegin, decodeIo, decodeJob, encodeIoResult, encodeJob, encodeResult } from './calc-codec.js';
 import { BUILTIN_FUNCTIONS, type CalcFunction, type CalcJob } from './calc-functions.js';
+import { need, preadFully, Refusal } from '../refusal.js';
 
 type JobState = 'input' | 'running' | 'done';
 
@@ -26,17 +26,7 @@ interface Job {
   chain: Promise<unknown>;
 }
 
-class Refusal {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-  ) {}
-}
 
-function need<T>(d: Decoded<T>): T {
-  if (!d.ok) throw new Refusal(d.status, d.reason);
-  return d.value;
-}
 
 export interface CalcServiceOptions {
   native: VmgmtNative;
@@ -195,13 +185,7 @@ export class CalcService implements MessageService {
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
     const want = Math.max(0, Math.min(req.length, job.outSize - req.offset));
-    let done = 0;
-    while (done < want) {
-      const n = this.opts.native.pread(job.outFd, view.bytes.subarray(done, want), req.offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return encodeIoResult(done);
+    return encodeIoResult(preadFully(this.opts.native, job.outFd, view.bytes.subarray(0, want), req.offset));
   }
 
   private drop(channel: number): void {

@@ -11,11 +11,12 @@ import { type Message, responseTo } from '../../protocol/message-codec.js';
 import { type ConfinedRoot, openDirBeneath, openPathBeneath, openRoot, type RootScan, scanRoot } from './confined-root.js';
 import { statusForErrno } from './errno-status.js';
 import {
-  type Decoded, decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, type DirEntryOut, encodeInfo, encodeIoResult, encodeListResult,
+  decodeHandle, decodeIo, decodeList, decodeOpen, decodePath, type DirEntryOut, encodeInfo, encodeIoResult, encodeListResult,
   namesThatFit, packDirents, type PathRef,
 } from './file-codec.js';
 import { decodeCookie, DirListings, encodeCookie } from './dir-listings.js';
 import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX, unsafeNameReason } from './file-path.js';
+import { need, preadFully, Refusal } from '../refusal.js';
 
 interface ReadHandle {
   kind: 'read';
@@ -39,13 +40,6 @@ interface WriteHandle {
 
 type Handle = ReadHandle | WriteHandle;
 
-/** A refusal: the status the guest gets, and the reason for the log. */
-class Refusal {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-  ) {}
-}
 
 const HASH_CHUNK_BYTES = 1024 * 1024;
 /** Paths named in one log line about the root scan (the count is always given). */
@@ -339,12 +333,7 @@ export class FileService implements MessageService {
     if (h.kind !== 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a ${h.kind} handle`);
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    let done = 0;
-    while (done < req.length) {
-      const n = this.n.pread(h.fd, view.bytes.subarray(done), req.fileOffset + done);
-      if (n === 0) break;
-      done += n;
-    }
+    const done = preadFully(this.n, h.fd, view.bytes, req.fileOffset);
     this.counters.add('bytes_to_guest', done);
     return encodeIoResult(done);
   }
@@ -561,7 +550,3 @@ export class FileService implements MessageService {
   }
 }
 
-function need<T>(d: Decoded<T>): T {
-  if (!d.ok) throw new Refusal(d.status, d.reason);
-  return d.value;
-}
