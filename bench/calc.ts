@@ -6,22 +6,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
+import { guestSeconds as seconds, mbps as rate, median } from './bench-guest.js';
 
 const FILE_MIB = Number(process.env.VMGMT_BENCH_MIB ?? 64);
 const REPS = Number(process.env.VMGMT_BENCH_REPS ?? 3);
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-/** Seconds a guest command took, by the guest's /proc/uptime (10 ms resolution). */
-async function seconds(vm: DeviceVm, cmd: string): Promise<number> {
-  const r = await vm.control.run(`s=$(cut -d' ' -f1 /proc/uptime); ${cmd} >/dev/null 2>&1 || echo FAILED; e=$(cut -d' ' -f1 /proc/uptime); echo "elapsed $s $e"`, { timeoutMs: 600_000 });
-  if (r.stdout.includes('FAILED')) throw new Error(`guest command failed: ${cmd}`);
-  const m = /elapsed ([\d.]+) ([\d.]+)/.exec(r.stdout)!;
-  return Math.max(Number(m[2]) - Number(m[1]), 0.01);
-}
 
 async function main(): Promise<void> {
   const base = mkdtempSync(path.join(tmpdir(), 'vmgmt-bench-calc-'));
@@ -46,7 +34,7 @@ async function main(): Promise<void> {
         g.push(await seconds(vm, c.guest));
         h.push(await seconds(vm, c.host));
       }
-      const mbps = (s: number): number => Math.round((FILE_MIB * 1048576) / s / 1e5) / 10;
+      const mbps = (s: number): number => rate(FILE_MIB * 1048576, s);
       rows.push({ work: c.what, 'in the guest MB/s': mbps(median(g)), 'on the host (calc) MB/s': mbps(median(h)), 'speed-up': Math.round((median(g) / median(h)) * 10) / 10 });
     }
     console.log(`\nhost calculation vs the guest itself, ${FILE_MIB} MiB of random data, median of ${REPS}, TCG, same run:`);

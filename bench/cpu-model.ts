@@ -7,21 +7,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
 import { TCG_DEFAULT_CPU_MODEL } from '../orchestrator/vm/launch-vm.js';
+import { guestRun as run, guestSeconds, mbps, median } from './bench-guest.js';
 
 const FILE_MIB = Number(process.env.VMGMT_BENCH_MIB ?? 64);
 const REPS = Number(process.env.VMGMT_BENCH_REPS ?? 3);
 const MODELS = ['max', TCG_DEFAULT_CPU_MODEL];
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-async function run(vm: DeviceVm, cmd: string): Promise<string> {
-  const r = await vm.control.run(cmd, { timeoutMs: 300_000 });
-  if (r.exitCode !== 0) throw new Error(`guest command failed (${r.exitCode}): ${cmd}\n${r.stdout}`);
-  return r.stdout;
-}
 
 const rate = (out: string, re: RegExp): number => {
   const m = re.exec(out);
@@ -29,11 +19,10 @@ const rate = (out: string, re: RegExp): number => {
   return Number(m[1]);
 };
 
-/** dd into the guest's tmpfs, timed by the guest's /proc/uptime. */
+/** dd into the guest's tmpfs, timed by the guest's clock. */
 async function ddRate(vm: DeviceVm): Promise<number> {
-  const out = await run(vm, `rm -f /tmp/dd; s=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/tmp/dd bs=1M count=${FILE_MIB} 2>/dev/null; e=$(cut -d' ' -f1 /proc/uptime); rm -f /tmp/dd; echo "elapsed $s $e"`);
-  const m = /elapsed ([\d.]+) ([\d.]+)/.exec(out)!;
-  return Math.round(((FILE_MIB * 1024 * 1024) / Math.max(Number(m[2]) - Number(m[1]), 0.01) / 1e6) * 10) / 10;
+  await run(vm, 'rm -f /tmp/dd');
+  return mbps(FILE_MIB * 1024 * 1024, await guestSeconds(vm, `dd if=/dev/zero of=/tmp/dd bs=1M count=${FILE_MIB}`));
 }
 
 async function main(): Promise<void> {
