@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "fileop.h"
+#include "relay.h"
 #include "report.h"
 #include "session.h"
 #include "signals.h"
@@ -66,7 +67,7 @@ static int agent_parse(int argc, char **argv, struct agent *a)
         { "wait", required_argument, NULL, 'w' },   { "spin-us", required_argument, NULL, 's' }, { "poll-ms", required_argument, NULL, 'p' },
         { "idle-poll-ms", required_argument, NULL, 'i' }, { NULL, 0, NULL, 0 },
     };
-    *o = (struct cli_common){ .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = AGENT_DEFAULT_TIMEOUT_MS };
+    *o = (struct cli_common){ .wait = CLI_WAIT_AUTO, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = AGENT_DEFAULT_TIMEOUT_MS, .owns_interrupts = true };
     optind = 2;
     opterr = 0;
     int c;
@@ -283,9 +284,12 @@ static int agent_connect_logged(struct agent *a, int *last_rc)
     }
     close(log);
     *last_rc = rc;
-    if (!rc)
-        fprintf(stderr, "agent: serving host copies on channel %u of %s (pid %d, wait=%s)\n", a->s.ch.index, a->s.dev.bdf, (int)getpid(),
-                a->s.dev.wait == DEV_WAIT_MSIX ? "msix" : "poll");
+    if (!rc && a->s.dev.relay.server)
+        fprintf(stderr, "agent: serving host copies on channel %u of %s (pid %d, wait=msix, wake-up relay %s)\n", a->s.ch.index, a->s.dev.bdf,
+                (int)getpid(), a->s.dev.relay.server->path);
+    else if (!rc)
+        fprintf(stderr, "agent: serving host copies on channel %u of %s (pid %d, wait=%s%s%s)\n", a->s.ch.index, a->s.dev.bdf, (int)getpid(),
+                dev_wait_name(a->s.dev.wait), a->s.dev.wait_why[0] ? "; " : "", a->s.dev.wait_why[0] ? a->s.dev.wait_why : "");
     return rc;
 }
 

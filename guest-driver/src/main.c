@@ -23,7 +23,7 @@ static const char main_usage[] =
     "\n"
     "commands:\n"
     "  info [--json]                       show the device, its header and its channels\n"
-    "  ping [-n N] [-t TIMEOUT_MS] [--wait auto|msix|poll] [--spin-us US]\n"
+    "  ping [-n N] [-t TIMEOUT_MS] [--wait auto|relay|msix|poll] [--spin-us US]\n"
     "                                      N round trips through the management core (default 1, 2000 ms each);\n"
     "                                      a waiter spins US microseconds (default 30) before it blocks\n"
     "  file get HOSTPATH [LOCAL] [--resume] [--sha256] [-q]\n"
@@ -164,7 +164,7 @@ static int main_run(const struct main_options *o)
         return rc;
     if (is_ping) {
         report_verbose(s.dev.verbose, "ping: %u round trips on channel %u, peer id %u, wait=%s", o->ping.count, s.ch.index, s.dev.peer_id,
-                       s.dev.wait == DEV_WAIT_MSIX ? "msix" : "poll");
+                       dev_wait_name(s.dev.wait));
         rc = ping_run(&s.ch, &o->ping);
     } else {
         rc = info_print(&s.dev, o->json);
