@@ -54,6 +54,7 @@ static int session_setup_wait(struct vmgmt_dev *dev, const struct cli_common *o)
         return session_setup_agent_wait(dev, choice);
     char why[256];
     if (choice == CLI_WAIT_AUTO || choice == CLI_WAIT_RELAY) {
+        dev->relay.wanted = true; /* lost or not there yet: polling looks for it again once a second */
         int fd;
         if (relay_connect(RELAY_DIR, dev->bdf, &fd, why, sizeof(why)) == 0) {
             dev->relay.fd = fd;
@@ -63,7 +64,6 @@ static int session_setup_wait(struct vmgmt_dev *dev, const struct cli_common *o)
         }
         if (choice == CLI_WAIT_RELAY)
             return report_error(REPORT_EXIT_SYSTEM, "--wait relay: %s; use --wait auto or --wait poll", why);
-        dev->relay.wanted = true;
         dev->relay.retry_ns = clock_now_ns() + WAIT_RELAY_RETRY_NS;
         report_verbose(dev->verbose, "%s; waiting by polling", why);
         return REPORT_EXIT_OK;
