@@ -46,17 +46,16 @@ describe('re-attaching the management device to a running VM', () => {
     expect(second.origin).toBe('reattached');
     expect(served).toBeGreaterThanOrEqual(10);
 
-    // The new core's interrupts reach the guest: the agent (which reconnects to the new core) relays them.
-    const deadline = Date.now() + 60_000;
-    while (parsePingSummary((await vm.control.run('vmgmt-guest ping -n 1', { timeoutMs: 60_000 })).stdout)?.wait !== 'relay') {
-      if (Date.now() > deadline) throw new Error('the agent\'s relay did not come back after the re-attach');
-      await new Promise((r) => setTimeout(r, 500));
+    // This core serves no agent mode, so the guest agent cannot serve and holds vfio only for a moment
+    // every few seconds, when it tries to connect again: the ping takes vfio itself (retried if it collides).
+    let again = await vm.control.run('vmgmt-guest ping -n 50 --wait msix', { timeoutMs: 60_000 });
+    for (let i = 0; i < 5 && again.exitCode === 1 && /is busy/.test(again.stdout); i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      again = await vm.control.run('vmgmt-guest ping -n 50 --wait msix', { timeoutMs: 60_000 });
     }
-    const before = second.core.counters.messages;
-    const again = await vm.control.run('vmgmt-guest ping -n 50 --wait relay --spin-us 0', { timeoutMs: 60_000 });
     expect(again.exitCode, again.stdout).toBe(0);
-    expect(parsePingSummary(again.stdout)?.wait).toBe('relay');
-    expect(second.core.counters.messages - before).toBe(50);
+    expect(parsePingSummary(again.stdout)?.wait).toBe('msix');
+    expect(second.core.counters.messages).toBe(50);
 
     const info = JSON.parse((await vm.control.run('vmgmt-guest info --json')).stdout) as { header: { coreGeneration: number } };
     expect(info.header.coreGeneration).toBe(2);
