@@ -3,7 +3,8 @@
 //   - no agent at all (the floor: the guest kernel's own timer work),
 //   - the agent polling (`agent --wait poll`, the default before the relay: every 100 ms once idle),
 //   - the agent on MSI-X with its wake-up relay (the default now).
-// And `vmgmt-guest ping -n 1000` median/p99 with wait=poll and wait=relay. Prints one table.
+// And `vmgmt-guest ping -n 1000` median/p99 with wait=poll and wait=relay, with the default 30 us spin and
+// without it (--spin-us 0: every round trip blocks). Prints one table.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parsePingSummary, type PingSummary } from '../orchestrator/demo/ping-summary.js';
@@ -88,6 +89,9 @@ async function main(): Promise<void> {
     const relayCpu = await idleCpu(vm);
     const relayPing = await ping(vm, '');
     const pollPingSameAgent = await ping(vm, '--wait poll');
+    // Without the 30 us spin every round trip blocks: the wake-up path itself.
+    const relayPing0 = await ping(vm, '--spin-us 0');
+    const pollPing0 = await ping(vm, '--wait poll --spin-us 0');
     rows.push({ mode: 'agent --wait msix + relay (default)', cpu: relayCpu, ping: relayPing });
 
     // Hold init's respawn loop while the agent is swapped.
@@ -109,6 +113,8 @@ async function main(): Promise<void> {
       await run(vm, `kill -CONT ${loop}`);
     }
     rows.push({ mode: 'ping --wait poll beside the relay agent', cpu: Number.NaN, ping: pollPingSameAgent });
+    rows.push({ mode: 'ping --spin-us 0 (every round trip blocks), relay', cpu: Number.NaN, ping: relayPing0 });
+    rows.push({ mode: 'ping --spin-us 0 (every round trip blocks), poll', cpu: Number.NaN, ping: pollPing0 });
 
     console.log('');
     console.log(`idle host CPU of one TCG guest (QEMU utime+stime over ${IDLE_S} s after ${SETTLE_S} s settling; % of one host core) and ping -n ${PINGS}`);
