@@ -25,6 +25,7 @@
 
 #define AGENT_DEFAULT_TIMEOUT_MS 30000u
 #define AGENT_MSIX_HEALTH_CHECK_NS 1000000000ull /* MSI-X: wake at least this often to check the channel and the core */
+#define AGENT_VFIO_RETRY_NS 5000000000ull /* polling because vfio was busy: how often to try it again */
 #define AGENT_REAP_LOOK_NS 1000000000ull /* how often a waiting agent looks for channels left behind */
 #define AGENT_POLL_HEALTH_CHECK_NS 60000000000ull /* polling checks them at every look; this only bounds one wait */
 #define AGENT_RELEASE_TIMEOUT_MS 2000u
@@ -44,6 +45,7 @@ struct agent {
     uint64_t idle_backoff_ns;                  /* --idle-poll-ms: the longest sleep after AGENT_WARM_NS without a request */
     uint64_t last_active_ns;                   /* the last request, or the connect */
     uint64_t last_reap_look_ns;                /* the last look for channels left behind by dead processes */
+    uint64_t last_vfio_try_ns;                 /* polling because vfio was busy: the last try to take it */
     struct session s;
     bool connected;
     struct fileop f;
@@ -361,6 +363,14 @@ static enum agent_outcome agent_serve(struct agent *a)
                     channel_state_name(__atomic_load_n(&ch->ctl->state, __ATOMIC_ACQUIRE)), last, vmgmt_status_text(last));
             return AGENT_LOST;
         }
+        /* Polling because a command held vfio at connect: take the interrupt as soon as it is free. */
+        uint64_t t = clock_now_ns();
+        if (dev->wait == DEV_WAIT_POLL && t - a->last_vfio_try_ns >= AGENT_VFIO_RETRY_NS) {
+            a->last_vfio_try_ns = t;
+            if (session_retry_interrupts(dev))
+                fprintf(stderr, "agent: vfio is free now: waiting on MSI-X (wait=msix, wake-up relay %s)\n",
+                        dev->relay.server ? dev->relay.server->path : "none");
+        }
         /* Polling: every look costs a wake-up, so the interval stretches once no request came for a while.
          * Each wait runs to the end of its stage: wait_until starts its back-off at 5 us every time. */
         uint64_t now = clock_now_ns(), deadline;
@@ -373,6 +383,8 @@ static enum agent_outcome agent_serve(struct agent *a)
             dev->backoff_max_ns = a->idle_backoff_ns;
             deadline = now + AGENT_POLL_HEALTH_CHECK_NS;
         }
+        if (dev->wait == DEV_WAIT_POLL && strstr(dev->wait_why, "is busy") && deadline > a->last_vfio_try_ns + AGENT_VFIO_RETRY_NS)
+            deadline = a->last_vfio_try_ns + AGENT_VFIO_RETRY_NS;
         enum wait_result r = wait_until(dev, agent_wakeable, a, &ch->c2g.ring->need_wakeup, deadline);
         dev->backoff_max_ns = DEV_DEFAULT_BACKOFF_MAX_NS;
         if (r == WAIT_INTERRUPTED)

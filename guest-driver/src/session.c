@@ -1,6 +1,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "session.h"
@@ -39,6 +40,23 @@ static int session_setup_agent_wait(struct vmgmt_dev *dev, enum cli_wait_choice 
     dev->relay.server = server;
     dev->relay.fd = self_fd;
     return REPORT_EXIT_OK;
+}
+
+bool session_retry_interrupts(struct vmgmt_dev *dev)
+{
+    if (dev->wait != DEV_WAIT_POLL || dev->vfio.device_fd >= 0 || !strstr(dev->wait_why, "is busy"))
+        return false;
+    char was[sizeof(dev->wait_why)];
+    memcpy(was, dev->wait_why, sizeof(was));
+    dev->wait_why[0] = 0;
+    bool verbose = dev->verbose;
+    dev->verbose = false;
+    session_setup_agent_wait(dev, CLI_WAIT_AUTO);
+    dev->verbose = verbose;
+    if (dev->wait == DEV_WAIT_MSIX)
+        return true;
+    memcpy(dev->wait_why, was, sizeof(was));
+    return false;
 }
 
 /* Decides dev->wait: the agent takes vfio (above); other commands take the agent's relay under auto and

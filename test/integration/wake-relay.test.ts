@@ -86,6 +86,28 @@ describe('the agent relays the device interrupt to the other guest processes', (
     expect(newAgent).not.toBe(agent);
   });
 
+  it('an agent that started while a command held vfio polls, and takes MSI-X and serves the relay once vfio is free', async () => {
+    const [agent, loop] = (await sh(AGENT_PIDS)).stdout.trim().split('\n')[0]!.split(' ').map(Number) as [number, number];
+    const held = await sh(
+      `kill -STOP ${loop}; kill -TERM ${agent}; while [ -n "$(cat /proc/${agent}/cmdline 2>/dev/null)" ]; do sleep 0.05; done; ` +
+        `(vmgmt-guest ping -n 3000000 --wait msix > /tmp/holder.out 2>&1 &); sleep 1; kill -CONT ${loop}; cat /tmp/holder.out`,
+    );
+    expect(held.exitCode, held.stdout).toBe(0);
+    try {
+      // init restarts the agent after 1 s; it finds vfio busy and polls, saying so.
+      const deadline = Date.now() + 60_000;
+      while (!/agent: serving host copies .*wait=poll; MSI-X is not available: .*is busy/.test(consoleText())) {
+        if (Date.now() > deadline) throw new Error(`the agent did not start polling:\n${consoleText().split('\n').slice(-10).join('\n')}`);
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      expect(parsePingSummary((await sh('vmgmt-guest ping -n 5')).stdout)?.wait).toBe('poll');
+    } finally {
+      await sh(`for d in /proc/[0-9]*; do case "$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)" in *"ping -n 3000000"*) kill -INT \${d#/proc/};; esac; done`);
+    }
+    await pingUntilRelay();
+    expect(consoleText()).toMatch(/agent: vfio is free now: waiting on MSI-X \(wait=msix, wake-up relay \/run\/vmgmt-guest\/wake-\S+\.sock\)/);
+  });
+
   it('a long-running waiter loses the relay when the agent stops, polls, and takes the relay again when it is back', async () => {
     const pids = (await sh(AGENT_PIDS)).stdout.trim().split('\n')[0]!.split(' ').map(Number);
     const [agent] = pids as [number, number];
