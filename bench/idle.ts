@@ -4,9 +4,12 @@
 //   - the agent polling (`agent --wait poll`, the default before the relay: every 100 ms once idle),
 //   - the agent on MSI-X with its wake-up relay (the default now).
 // And `vmgmt-guest ping -n 1000` median/p99 with wait=poll and wait=relay, with the default 30 us spin and
-// without it (--spin-us 0: every round trip blocks). Prints one table.
+// without it (--spin-us 0: every round trip blocks); and a chat listener's wake-up after a quiet spell (a host
+// call answered by `--exec cat`), polling vs on the relay. Prints two tables.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { silentLogger } from '../device-backend/core/core-logger.js';
+import { LocalChatHub } from '../device-backend/services/chat/local-chat-hub.js';
 import { parsePingSummary, type PingSummary } from '../orchestrator/demo/ping-summary.js';
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
 
@@ -14,6 +17,9 @@ const IDLE_S = Number(process.env.VMGMT_BENCH_IDLE_S ?? 20);
 // The polling agent polls every 2 ms for 10 s after its connect, then every 100 ms: settle past that.
 const SETTLE_S = Number(process.env.VMGMT_BENCH_SETTLE_S ?? 12);
 const PINGS = Number(process.env.VMGMT_BENCH_PINGS ?? 1000);
+// A chat listener's wake-up after a quiet spell (past its 10 s warm phase): host call -> `--exec cat` reply.
+const CHAT_SAMPLES = Number(process.env.VMGMT_BENCH_CHAT_SAMPLES ?? 3);
+const CHAT_QUIET_S = 11;
 
 const CLK_TCK = (() => {
   try {
@@ -80,7 +86,9 @@ async function stopAgent(vm: DeviceVm, agent: number): Promise<void> {
 
 async function main(): Promise<void> {
   console.log('booting a TCG guest ...');
-  const vm = await startDeviceVm({ name: 'bench-idle', accel: 'tcg' });
+  const hub = new LocalChatHub({ log: silentLogger });
+  const vm = await startDeviceVm({ name: 'bench-idle', accel: 'tcg', chat: { hub, group: 'bench' } });
+  const host = hub.registerHost('bench', () => undefined);
   const rows: { mode: string; cpu: number; ping?: PingSummary }[] = [];
   try {
     await waitFor('the agent relay', async () => parsePingSummary(await run(vm, 'vmgmt-guest ping -n 1'))?.wait === 'relay');
@@ -116,6 +124,27 @@ async function main(): Promise<void> {
     rows.push({ mode: 'ping --spin-us 0 (every round trip blocks), relay', cpu: Number.NaN, ping: relayPing0 });
     rows.push({ mode: 'ping --spin-us 0 (every round trip blocks), poll', cpu: Number.NaN, ping: pollPing0 });
 
+    // Chat listener wake-up: a call from the host after CHAT_QUIET_S s of quiet, answered by `--exec cat`
+    // (the same process start in both modes; the difference is the wake-up).
+    const chatRows: string[] = [];
+    for (const mode of ['poll', 'auto'] as const) {
+      const name = `echo-${mode}`;
+      await run(vm, `(vmgmt-guest chat listen ${name} --wait ${mode} --exec cat > /tmp/${name}.out 2>&1 &); echo ok`);
+      await waitFor(`listener ${name}`, async () => hub.peers({ vm: null, name: 'bench', group: undefined }).some((p) => p.name === name));
+      const ms: number[] = [];
+      for (let i = 0; i < CHAT_SAMPLES; i++) {
+        await sleep(CHAT_QUIET_S * 1000);
+        const t0 = performance.now();
+        const r = await host.call(name, new TextEncoder().encode('x'), 30_000);
+        ms.push(performance.now() - t0);
+        if (!r.ok) throw new Error(`call to ${name} failed: ${JSON.stringify(r)}`);
+      }
+      const reg = (await run(vm, `head -1 /tmp/${name}.out`)).trim();
+      await run(vm, `for d in /proc/[0-9]*; do case "$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)" in *"chat listen ${name}"*) kill -TERM \${d#/proc/};; esac; done`);
+      const wait = /wait=(\w+)/.exec(reg)?.[1] ?? '?';
+      chatRows.push(`| chat listener --wait ${mode} | wait=${wait} | ${ms.map((x) => x.toFixed(1)).join(', ')} |`);
+    }
+
     console.log('');
     console.log(`idle host CPU of one TCG guest (QEMU utime+stime over ${IDLE_S} s after ${SETTLE_S} s settling; % of one host core) and ping -n ${PINGS}`);
     console.log('| mode | QEMU CPU % | ping wait | median us | p99 us |');
@@ -125,7 +154,13 @@ async function main(): Promise<void> {
       const p = r.ping ? `${r.ping.wait} | ${r.ping.medianUs.toFixed(1)} | ${r.ping.p99Us.toFixed(1)}` : ' | | ';
       console.log(`| ${r.mode} | ${cpu} | ${p} |`);
     }
+    console.log('');
+    console.log(`chat listener wake-up: host call -> guest listener --exec cat -> reply, after ${CHAT_QUIET_S} s of quiet (ms per sample)`);
+    console.log('| listener | wait | call round trip ms |');
+    console.log('|---|---|---|');
+    for (const r of chatRows) console.log(r);
   } finally {
+    host.close();
     await vm.close();
   }
 }
