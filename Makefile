@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling fuzz clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -72,6 +72,10 @@ bench-chat: build
 
 bench-scheduling: build
 	node dist/bench/scheduling.js
+
+# Idle host CPU of one guest (no agent, polling agent, agent on MSI-X with its relay) and ping wait=poll vs relay.
+bench-idle: build
+	node dist/bench/idle.js
 
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 

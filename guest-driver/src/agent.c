@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "fileop.h"
+#include "relay.h"
 #include "report.h"
 #include "session.h"
 #include "signals.h"
@@ -27,6 +28,7 @@
 
 #define AGENT_DEFAULT_TIMEOUT_MS 30000u
 #define AGENT_MSIX_HEALTH_CHECK_NS 1000000000ull /* MSI-X: wake at least this often to check the channel and the core */
+#define AGENT_VFIO_RETRY_NS 5000000000ull /* polling because vfio was busy: how often to try it again */
 #define AGENT_REAP_LOOK_NS 1000000000ull /* how often a waiting agent looks for channels left behind */
 #define AGENT_POLL_HEALTH_CHECK_NS 60000000000ull /* polling checks them at every look; this only bounds one wait */
 #define AGENT_RELEASE_TIMEOUT_MS 2000u
@@ -48,6 +50,7 @@ struct agent {
     uint64_t last_reap_look_ns;                /* the last look for channels left behind by dead processes */
     bool no_stats;                             /* --no-stats: no stats loop beside the agent */
     pid_t stats_pid;                           /* the stats loop's process (stats.c), or 0 */
+    uint64_t last_vfio_try_ns;                 /* polling because vfio was busy: the last try to take it */
     struct session s;
     bool connected;
     struct fileop f;
@@ -71,7 +74,7 @@ static int agent_parse(int argc, char **argv, struct agent *a)
         { "wait", required_argument, NULL, 'w' },   { "spin-us", required_argument, NULL, 's' }, { "poll-ms", required_argument, NULL, 'p' },
         { "idle-poll-ms", required_argument, NULL, 'i' }, { "no-stats", no_argument, NULL, 'S' }, { NULL, 0, NULL, 0 },
     };
-    *o = (struct cli_common){ .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = AGENT_DEFAULT_TIMEOUT_MS };
+    *o = (struct cli_common){ .wait = CLI_WAIT_AUTO, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = AGENT_DEFAULT_TIMEOUT_MS, .owns_interrupts = true };
     optind = 2;
     opterr = 0;
     int c;
@@ -289,9 +292,12 @@ static int agent_connect_logged(struct agent *a, int *last_rc)
     }
     close(log);
     *last_rc = rc;
-    if (!rc)
-        fprintf(stderr, "agent: serving host copies on channel %u of %s (pid %d, wait=%s)\n", a->s.ch.index, a->s.dev.bdf, (int)getpid(),
-                a->s.dev.wait == DEV_WAIT_MSIX ? "msix" : "poll");
+    if (!rc && a->s.dev.relay.server)
+        fprintf(stderr, "agent: serving host copies on channel %u of %s (pid %d, wait=msix, wake-up relay %s)\n", a->s.ch.index, a->s.dev.bdf,
+                (int)getpid(), a->s.dev.relay.server->path);
+    else if (!rc)
+        fprintf(stderr, "agent: serving host copies on channel %u of %s (pid %d, wait=%s%s%s)\n", a->s.ch.index, a->s.dev.bdf, (int)getpid(),
+                dev_wait_name(a->s.dev.wait), a->s.dev.wait_why[0] ? "; " : "", a->s.dev.wait_why[0] ? a->s.dev.wait_why : "");
     return rc;
 }
 
@@ -363,6 +369,14 @@ static enum agent_outcome agent_serve(struct agent *a)
                     channel_state_name(__atomic_load_n(&ch->ctl->state, __ATOMIC_ACQUIRE)), last, vmgmt_status_text(last));
             return AGENT_LOST;
         }
+        /* Polling because a command held vfio at connect: take the interrupt as soon as it is free. */
+        uint64_t t = clock_now_ns();
+        if (dev->wait == DEV_WAIT_POLL && t - a->last_vfio_try_ns >= AGENT_VFIO_RETRY_NS) {
+            a->last_vfio_try_ns = t;
+            if (session_retry_interrupts(dev))
+                fprintf(stderr, "agent: vfio is free now: waiting on MSI-X (wait=msix, wake-up relay %s)\n",
+                        dev->relay.server ? dev->relay.server->path : "none");
+        }
         /* Polling: every look costs a wake-up, so the interval stretches once no request came for a while.
          * Each wait runs to the end of its stage: wait_until starts its back-off at 5 us every time. */
         uint64_t now = clock_now_ns(), deadline;
@@ -375,6 +389,8 @@ static enum agent_outcome agent_serve(struct agent *a)
             dev->backoff_max_ns = a->idle_backoff_ns;
             deadline = now + AGENT_POLL_HEALTH_CHECK_NS;
         }
+        if (dev->wait == DEV_WAIT_POLL && strstr(dev->wait_why, "is busy") && deadline > a->last_vfio_try_ns + AGENT_VFIO_RETRY_NS)
+            deadline = a->last_vfio_try_ns + AGENT_VFIO_RETRY_NS;
         enum wait_result r = wait_until(dev, agent_wakeable, a, &ch->c2g.ring->need_wakeup, deadline);
         dev->backoff_max_ns = DEV_DEFAULT_BACKOFF_MAX_NS;
         if (r == WAIT_INTERRUPTED)

@@ -6,10 +6,11 @@
  *     queued, up to AGENT_QUEUE_MAX (the one being copied included); beyond that, and for malformed ones,
  *     the answer (RING_FULL, or the decoder's status) goes out at once. A request of another type is logged
  *     and not answered: the core would count an answer of a type it does not know as our protocol error.
- *   - Idle, it polls c2g (no vfio by default, so short-lived commands keep MSI-X) with a back-off up to
+ *   - Idle, it holds vfio and blocks on the RING interrupt (--wait auto, the default), relaying every
+ *     interrupt to the device's other vmgmt-guest processes (src/relay.h); it wakes once a second to look for
+ *     channels left behind. Without vfio (or with --wait poll) it polls c2g with a back-off up to
  *     AGENT_WARM_BACKOFF_NS (--poll-ms) for AGENT_WARM_NS after a request, then up to AGENT_IDLE_BACKOFF_NS
- *     (--idle-poll-ms): under TCG every look costs ~100-250 us of guest CPU. `--wait msix` makes it own the
- *     vfio group and sleep on the interrupt instead.
+ *     (--idle-poll-ms): under TCG every look costs ~100-250 us of guest CPU; its startup line says why.
  *   - It notices the channel being lost (state not READY, another owner or generation, mode not AGENT) and
  *     the core restarting (core_generation changes) or resetting the device, and then claims a channel and
  *     sets the mode again. Without a device or a core it retries every AGENT_RETRY_MS.

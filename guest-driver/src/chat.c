@@ -95,10 +95,8 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         c->command = CHAT_CALL;
     else
         return chat_usage("unknown chat subcommand '%s': use register, listen, peers, send or call", sub);
-    /* Short-lived commands take MSI-X when they can (as ping and file do); resident listeners poll and leave
-     * the vfio group, which one process only may hold, to them. */
-    if (c->command == CHAT_SEND || c->command == CHAT_CALL)
-        o->wait = CLI_WAIT_AUTO;
+    /* Every chat command waits on the agent's wake-up relay when one serves the device, else polls. */
+    o->wait = CLI_WAIT_AUTO;
     optind = 3;
     opterr = 0;
     int ch;
@@ -744,7 +742,7 @@ static int chat_listen(struct chat *c)
     fprintf(stderr, "chat: registered");
     for (unsigned i = 0; i < c->name_count; i++)
         fprintf(stderr, " %s", c->names[i]);
-    fprintf(stderr, " on channel %u (pid %d, wait=%s)%s\n", c->s->ch.index, (int)getpid(), c->s->dev.wait == DEV_WAIT_MSIX ? "msix" : "poll",
+    fprintf(stderr, " on channel %u (pid %d, wait=%s)%s\n", c->s->ch.index, (int)getpid(), dev_wait_name(c->s->dev.wait),
             c->exec ? "; answering calls with --exec" : "");
     int rc = chat_loop(c);
     /* Leaving: the channel reset on release tells the core the names are gone; say so first in words. */

@@ -49,7 +49,9 @@ int cli_parse_wait(const char *text, enum cli_wait_choice *out)
         *out = CLI_WAIT_MSIX;
     else if (strcmp(text, "poll") == 0)
         *out = CLI_WAIT_POLL;
+    else if (strcmp(text, "relay") == 0)
+        *out = CLI_WAIT_RELAY;
     else
-        return cli_usage_error("--wait '%s' is not one of auto, msix, poll", text);
+        return cli_usage_error("--wait '%s' is not one of auto, msix, relay, poll", text);
     return REPORT_EXIT_OK;
 }

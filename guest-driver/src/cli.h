@@ -7,7 +7,10 @@
 
 #define CLI_MAX_TIMEOUT_MS 3600000u
 
-enum cli_wait_choice { CLI_WAIT_AUTO, CLI_WAIT_MSIX, CLI_WAIT_POLL };
+/* auto: the agent takes MSI-X (vfio) when it can, else polls; any other command takes the agent's relay when one
+ * serves the device, else polls (it leaves vfio to the agent). msix: hold vfio and the eventfd ourselves.
+ * relay: the agent's relay or fail. poll: never block on an interrupt. */
+enum cli_wait_choice { CLI_WAIT_AUTO, CLI_WAIT_MSIX, CLI_WAIT_POLL, CLI_WAIT_RELAY };
 
 /* What every command that opens the device needs. */
 struct cli_common {
@@ -16,6 +19,7 @@ struct cli_common {
     enum cli_wait_choice wait;    /* --wait */
     uint32_t spin_us;             /* --spin-us */
     uint32_t timeout_ms;          /* -t: per answer of the core */
+    bool owns_interrupts;         /* the agent: takes vfio under auto and serves the wake-up relay */
 };
 
 /* Prints "vmgmt-guest: <fmt with value> (see vmgmt-guest help)"; returns REPORT_EXIT_USAGE. */
@@ -27,7 +31,7 @@ int cli_parse_u32(const char *text, const char *what, uint32_t min, uint32_t max
 /* Like cli_parse_u32 in another base; base 0 accepts 0x.. (hex), 0.. (octal) and decimal, as C does. */
 int cli_parse_u32_base(const char *text, int base, const char *what, uint32_t min, uint32_t max, uint32_t *out);
 
-/* auto | msix | poll. */
+/* auto | msix | poll | relay. */
 int cli_parse_wait(const char *text, enum cli_wait_choice *out);
 
 #endif

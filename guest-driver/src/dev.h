@@ -14,6 +14,17 @@
 enum dev_wait_method {
     DEV_WAIT_POLL,  /* adaptive sleep back-off, no interrupt */
     DEV_WAIT_MSIX,  /* the VECTOR_RING MSI-X interrupt, delivered through vfio-pci as an eventfd */
+    DEV_WAIT_RELAY, /* the same interrupt, relayed by the agent that holds vfio (src/relay.h) */
+};
+
+struct relay_server;
+
+/* Where a waiter blocks once it has published need_wakeup: a socket whose readable end means "go and look". */
+struct dev_relay {
+    int fd;                       /* a client's connection to the agent's relay, or the agent's own subscription; -1 */
+    bool wanted;                  /* --wait auto in a command: while polling, look for a relay again once a second */
+    uint64_t retry_ns;            /* the next such look */
+    struct relay_server *server;  /* the agent's relay thread (then fd is its own subscription), or NULL */
 };
 
 struct dev_vfio {
@@ -43,10 +54,15 @@ struct vmgmt_dev {
     uint64_t backoff_max_ns;    /* polling: the longest sleep between two looks (the agent idles at 2 ms) */
     bool ignore_stop;           /* cleanup after SIGINT (discarding a put): waits run to their deadline */
     struct dev_vfio vfio;
+    struct dev_relay relay;
+    char wait_why[320];         /* why the wait method is not the better one (said in the agent's startup line) */
     bool verbose;
 };
 
 /* Sets every fd to -1 and every pointer to NULL. */
 void dev_init_empty(struct vmgmt_dev *dev, bool verbose);
+
+/* "poll", "msix" or "relay": what every command reports as wait=. */
+const char *dev_wait_name(enum dev_wait_method method);
 
 #endif

@@ -25,7 +25,7 @@ static const char main_usage[] =
     "\n"
     "commands:\n"
     "  info [--json]                       show the device, its header and its channels\n"
-    "  ping [-n N] [-t TIMEOUT_MS] [--wait auto|msix|poll] [--spin-us US]\n"
+    "  ping [-n N] [-t TIMEOUT_MS] [--wait auto|relay|msix|poll] [--spin-us US]\n"
     "                                      N round trips through the management core (default 1, 2000 ms each);\n"
     "                                      a waiter spins US microseconds (default 30) before it blocks\n"
     "  file get HOSTPATH [LOCAL] [--resume] [--sha256] [-q]\n"
@@ -53,12 +53,13 @@ static const char main_usage[] =
     "                                      (the core rewrites it): every channel is freed, so processes using\n"
     "                                      one see errors and claim again; then the usual set-up. Prints\n"
     "                                      reset: device <BDF> ms=<T>\n"
-    "  agent [--wait poll|msix|auto] [-t TIMEOUT_MS] [--poll-ms MS] [--idle-poll-ms MS]\n"
+    "  agent [--wait auto|msix|poll] [-t TIMEOUT_MS] [--poll-ms MS] [--idle-poll-ms MS]\n"
     "                                      the resident agent: serves the copies the host starts (vmgmt cp) on\n"
     "                                      a channel in agent mode; runs until SIGTERM; one line per copy on\n"
-    "                                      stderr. Polls by default so other commands keep MSI-X: every MS\n"
-    "                                      (default 2) for 10 s after a request, then every idle MS (default 100);\n"
-    "                                      it also runs the stats loop on a second channel (--no-stats: not)\n"
+    "                                      stderr. Holds MSI-X and relays it to the other commands (wait=relay);\n"
+    "                                      without vfio it polls every MS (default 2) for 10 s after a request,\n"
+    "                                      then every idle MS (default 100); it also runs the stats loop on a\n"
+    "                                      second channel (--no-stats: not)\n"
     "  chat register|listen NAME... [--json] [--exec CMD]\n"
     "                                      register NAME(s) on one channel and print what arrives, one line\n"
     "                                      each (<vm>/<name> -> <to>: <text>) until SIGINT/SIGTERM; --exec\n"
@@ -172,7 +173,7 @@ static int main_run(const struct main_options *o)
         return rc;
     if (is_ping) {
         report_verbose(s.dev.verbose, "ping: %u round trips on channel %u, peer id %u, wait=%s", o->ping.count, s.ch.index, s.dev.peer_id,
-                       s.dev.wait == DEV_WAIT_MSIX ? "msix" : "poll");
+                       dev_wait_name(s.dev.wait));
         rc = ping_run(&s.ch, &o->ping);
     } else {
         rc = info_print(&s.dev, o->json);

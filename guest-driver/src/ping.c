@@ -117,7 +117,7 @@ int ping_run(struct channel *ch, const struct ping_options *opt)
     ping_stats_compute(rtt_ns, opt->count, &st);
     printf("ping: n=%u min_us=%.1f median_us=%.1f p99_us=%.1f max_us=%.1f wait=%s\n", opt->count, (double)st.min_ns / 1000.0,
            (double)st.median_ns / 1000.0, (double)st.p99_ns / 1000.0, (double)st.max_ns / 1000.0,
-           dev->wait == DEV_WAIT_MSIX ? "msix" : "poll");
+           dev_wait_name(dev->wait));
 free_buffers:
     free(payload);
     free(rtt_ns);

@@ -1,5 +1,8 @@
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "session.h"
 #include "signals.h"
@@ -7,24 +10,100 @@
 #include "clock.h"
 #include "device.h"
 #include "pci.h"
+#include "relay.h"
 #include "report.h"
 #include "vfio.h"
+#include "wait.h"
 
-/* Opens vfio for MSI-X when the choice asks for it; decides dev->wait. */
-static int session_setup_wait(struct vmgmt_dev *dev, enum cli_wait_choice choice)
+/* The agent (o->owns_interrupts): vfio and the MSI-X eventfd, and the relay thread that forwards the interrupt
+ * to the device's other processes; it subscribes itself, so its own waits block on the relay too. */
+static int session_setup_agent_wait(struct vmgmt_dev *dev, enum cli_wait_choice choice)
 {
-    dev->wait = DEV_WAIT_POLL;
-    if (choice == CLI_WAIT_POLL)
-        return REPORT_EXIT_OK;
-    char why[320];
-    if (vfio_open(dev, why, sizeof(why)) == 0) {
-        dev->wait = DEV_WAIT_MSIX;
+    char why[256];
+    if (choice == CLI_WAIT_RELAY)
+        return report_error(REPORT_EXIT_USAGE, "the agent serves the relay and cannot wait on one: use --wait auto, msix or poll");
+    if (vfio_open(dev, why, sizeof(why)) != 0) {
+        if (choice == CLI_WAIT_MSIX)
+            return report_error(REPORT_EXIT_SYSTEM, "--wait msix: MSI-X is not available: %s; use --wait poll or --wait auto", why);
+        snprintf(dev->wait_why, sizeof(dev->wait_why), "MSI-X is not available: %s", why);
+        report_verbose(dev->verbose, "%s; waiting by polling", dev->wait_why);
         return REPORT_EXIT_OK;
     }
-    if (choice == CLI_WAIT_MSIX)
-        return report_error(REPORT_EXIT_SYSTEM, "--wait msix: MSI-X is not available: %s; use --wait poll or --wait auto", why);
-    report_verbose(dev->verbose, "MSI-X not available (%s); waiting by polling", why);
+    dev->wait = DEV_WAIT_MSIX;
+    struct relay_server *server = calloc(1, sizeof(*server));
+    int self_fd;
+    if (!server || relay_server_start(server, RELAY_DIR, dev->bdf, dev->vfio.irq_fd[VMGMT_VECTOR_RING], &self_fd, why, sizeof(why)) != 0) {
+        free(server);
+        snprintf(dev->wait_why, sizeof(dev->wait_why), "no wake-up relay (%s): other commands poll", server ? why : "out of memory");
+        return REPORT_EXIT_OK; /* the agent itself still blocks on the eventfd */
+    }
+    dev->relay.server = server;
+    dev->relay.fd = self_fd;
     return REPORT_EXIT_OK;
+}
+
+bool session_retry_interrupts(struct vmgmt_dev *dev)
+{
+    if (dev->wait != DEV_WAIT_POLL || dev->vfio.device_fd >= 0 || !strstr(dev->wait_why, "is busy"))
+        return false;
+    char was[sizeof(dev->wait_why)];
+    memcpy(was, dev->wait_why, sizeof(was));
+    dev->wait_why[0] = 0;
+    bool verbose = dev->verbose;
+    dev->verbose = false;
+    session_setup_agent_wait(dev, CLI_WAIT_AUTO);
+    dev->verbose = verbose;
+    if (dev->wait == DEV_WAIT_MSIX)
+        return true;
+    memcpy(dev->wait_why, was, sizeof(was));
+    return false;
+}
+
+/* Decides dev->wait: the agent takes vfio (above); other commands take the agent's relay under auto and
+ * relay, vfio only when --wait msix asks for it (a vfio group opens in one process only: a command holding it
+ * would leave a starting agent polling). */
+static int session_setup_wait(struct vmgmt_dev *dev, const struct cli_common *o)
+{
+    dev->wait = DEV_WAIT_POLL;
+    enum cli_wait_choice choice = o->wait;
+    if (choice == CLI_WAIT_POLL)
+        return REPORT_EXIT_OK;
+    if (o->owns_interrupts)
+        return session_setup_agent_wait(dev, choice);
+    char why[256];
+    if (choice == CLI_WAIT_AUTO || choice == CLI_WAIT_RELAY) {
+        dev->relay.wanted = true; /* lost or not there yet: polling looks for it again once a second */
+        int fd;
+        if (relay_connect(RELAY_DIR, dev->bdf, &fd, why, sizeof(why)) == 0) {
+            dev->relay.fd = fd;
+            dev->wait = DEV_WAIT_RELAY;
+            report_verbose(dev->verbose, "waiting on the agent's wake-up relay (" RELAY_DIR "/wake-%s.sock)", dev->bdf);
+            return REPORT_EXIT_OK;
+        }
+        if (choice == CLI_WAIT_RELAY)
+            return report_error(REPORT_EXIT_SYSTEM, "--wait relay: %s; use --wait auto or --wait poll", why);
+        dev->relay.retry_ns = clock_now_ns() + WAIT_RELAY_RETRY_NS;
+        report_verbose(dev->verbose, "%s; waiting by polling", why);
+        return REPORT_EXIT_OK;
+    }
+    if (vfio_open(dev, why, sizeof(why)) != 0)
+        return report_error(REPORT_EXIT_SYSTEM, "--wait msix: MSI-X is not available: %s; use --wait auto (the agent's relay) or --wait poll", why);
+    dev->wait = DEV_WAIT_MSIX;
+    return REPORT_EXIT_OK;
+}
+
+/* Stops the relay (its subscribers see EOF and poll) and closes our subscription. */
+static void session_close_wait(struct vmgmt_dev *dev)
+{
+    if (dev->relay.server) {
+        relay_server_stop(dev->relay.server);
+        free(dev->relay.server);
+        dev->relay.server = NULL;
+    }
+    if (dev->relay.fd >= 0)
+        close(dev->relay.fd);
+    dev->relay.fd = -1;
+    vfio_close(dev);
 }
 
 /* BARs from sysfs, even when we hold the device through vfio: mapping them through vfio would claim the BARs
@@ -50,7 +129,7 @@ int session_open(struct session *s, const struct cli_common *o, bool talk)
     if (rc)
         return rc;
     if (talk) {
-        rc = session_setup_wait(dev, o->wait);
+        rc = session_setup_wait(dev, o);
         if (rc)
             return rc;
     }
@@ -74,7 +153,7 @@ int session_open(struct session *s, const struct cli_common *o, bool talk)
 unmap_bars:
     pci_unmap(dev);
 close_vfio:
-    vfio_close(dev);
+    session_close_wait(dev);
     return rc;
 }
 
@@ -105,7 +184,7 @@ void session_close(struct session *s)
 {
     channel_release(&s->ch);
     pci_unmap(&s->dev);
-    vfio_close(&s->dev);
+    session_close_wait(&s->dev);
 }
 
 int session_run(const struct cli_common *o, int (*body)(struct session *s, void *ctx), void *ctx)

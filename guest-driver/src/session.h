@@ -17,6 +17,10 @@ struct session {
  * On failure everything done so far is undone. Returns a report_exit code. */
 int session_open(struct session *s, const struct cli_common *o, bool talk);
 
+/* The agent, polling because another process held the vfio group when it connected: tries vfio (and the
+ * relay) again. True when it holds MSI-X now. */
+bool session_retry_interrupts(struct vmgmt_dev *dev);
+
 /* `vmgmt-guest reset`: maps the BARs from sysfs (no vfio, polling), resets the device through the core
  * without trusting the header, then validates the header and initialises the device. Prints one line,
  * "reset: device <bdf> ms=<t>". Returns a report_exit code. */

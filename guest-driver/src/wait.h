@@ -1,6 +1,8 @@
 /* wait: wait for a condition in shared memory. Spin for dev->spin_ns; then, if the caller gave a need_wakeup flag and
- * the MSI-X eventfd is set up, publish need_wakeup = 1, re-check, and block on the eventfd; otherwise sleep
- * with an adaptive back-off (5 us doubling to dev->backoff_max_ns, 1 ms by default). */
+ * the process has a way to hear the RING interrupt (the agent's relay, or the MSI-X eventfd of vfio it holds
+ * itself), publish need_wakeup = 1, re-check, and block; otherwise sleep with an adaptive back-off (5 us
+ * doubling to dev->backoff_max_ns, 1 ms by default). The ordering that closes the lost-wakeup race is
+ * written down above wait_until in wait.c. */
 #ifndef VG_WAIT_H
 #define VG_WAIT_H
 #include <stdbool.h>
@@ -9,6 +11,7 @@
 #include "dev.h"
 
 #define WAIT_BACKOFF_MIN_NS 5000ull
+#define WAIT_RELAY_RETRY_NS 1000000000ull /* --wait auto, polling: how often to look for the agent's relay again */
 
 enum wait_result {
     WAIT_READY,
