@@ -38,8 +38,11 @@ describe('the agent relays the device interrupt to the other guest processes', (
     if (vm) expect(expectNoLeftovers(vm.runDir)).toEqual([]);
   });
 
-  it('the agent says it waits on MSI-X and serves the relay', () => {
-    expect(consoleText()).toMatch(/agent: serving host copies on channel \d+ of \S+ \(pid \d+, wait=msix, wake-up relay \/run\/vmgmt-guest\/wake-\S+\.sock\)/);
+  it('the agent says it waits on MSI-X and serves the relay', async () => {
+    // The agent prints this once its session is open, which may be just after the relay already answers.
+    const line = /agent: serving host copies on channel \d+ of \S+ \(pid \d+, wait=msix, wake-up relay \/run\/vmgmt-guest\/wake-\S+\.sock\)/;
+    for (const deadline = Date.now() + 20_000; !line.test(consoleText()) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+    expect(consoleText()).toMatch(line);
   });
 
   it('a ping waits on the relay and every answer arrives', async () => {
