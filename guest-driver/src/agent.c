@@ -438,6 +438,10 @@ static void agent_start_stats(struct agent *a)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         struct cli_common o = a->common;
         o.timeout_ms = 5000;
+        /* The agent owns vfio and the relay: a stats loop that raced it for vfio would leave it polling.
+         * The loop sleeps between records anyway, so it polls. */
+        o.owns_interrupts = false;
+        o.wait = CLI_WAIT_POLL;
         _exit(stats_serve(&o));
     }
     a->stats_pid = pid;
