@@ -3,8 +3,8 @@
 // with why. A missing default file means every default; a file named with --config must exist. Flags
 // (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
 //
-// On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel and transfers.maxPullBytes
-// take effect at once; the other fields are in use (directories, the bound socket) and a change to them is
+// On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes and
+// devices.prefaultRegions take effect at once (the last for devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
 // logged as needing a restart. A file that no longer parses leaves the running config as it was.
 //
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
@@ -41,6 +41,17 @@ export const transfersConfigSchema = z
   })
   .strict();
 
+export const devicesConfigSchema = z
+  .object({
+    /**
+     * Map each VM's region with MAP_POPULATE, so all of it is resident in the daemon (and allocated on the
+     * host) from the start instead of page by page as it is used: 64 MiB per VM at the default region size.
+     * Default false; docs/decisions/device-memory.md has the figures.
+     */
+    prefaultRegions: z.boolean().default(false),
+  })
+  .strict();
+
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
   .object({
@@ -49,6 +60,7 @@ export const daemonConfigFileSchema = z
     socketPath: absolutePath.optional().describe('default: <runtimeDir>/vmgmt.sock'),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     transfers: transfersConfigSchema.default(transfersConfigSchema.parse({})),
+    devices: devicesConfigSchema.default(devicesConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -62,6 +74,10 @@ export interface DaemonConfig {
   transfers: {
     maxPullBytes: number;
     transferDir: string;
+  };
+  devices: {
+    /** Read when a device maps its region (VM start, re-attach). */
+    prefaultRegions: boolean;
   };
 }
 
@@ -119,6 +135,7 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
       maxPullBytes: file.transfers.maxPullBytes,
       transferDir: file.transfers.transferDir ?? path.join(runtimeDir, 'transfers'),
     },
+    devices: { prefaultRegions: file.devices.prefaultRegions },
   };
 }
 
@@ -159,7 +176,7 @@ export interface ReloadPlan {
   needRestart: ConfigChange[];
 }
 
-const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes'] as const;
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'devices.prefaultRegions'] as const;
 const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
 
 /** What a reload changes. Pure. */
@@ -171,7 +188,7 @@ export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPla
       return from === to ? [] : [{ field, from, to }];
     });
   return {
-    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes } },
+    config: { ...running, logLevel: next.logLevel, transfers: { ...running.transfers, maxPullBytes: next.transfers.maxPullBytes }, devices: next.devices },
     applied: changes(RELOADABLE_FIELDS),
     needRestart: changes(RESTART_FIELDS),
   };
