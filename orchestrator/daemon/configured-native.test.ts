@@ -6,7 +6,8 @@ import { configuredNative } from './vm-manager.js';
 describe('configuredNative', () => {
   it('maps regions with the prefault setting of the config as it is at each mapping', () => {
     const calls: unknown[][] = [];
-    const fake = { mapShared: (...args: unknown[]) => (calls.push(args), new ArrayBuffer(8)), close: () => 'closed' } as unknown as VmgmtNative;
+    // Frozen like the addon, whose properties are read-only.
+    const fake = Object.freeze({ mapShared: (...args: unknown[]) => (calls.push(args), new ArrayBuffer(8)), close: () => 'closed' }) as unknown as VmgmtNative;
     const live: { current: DaemonConfig } = { current: resolveDaemonConfig(daemonConfigFileSchema.parse({})) };
     const native = configuredNative(fake, live);
     native.mapShared(3, 4096);

@@ -140,7 +140,8 @@ export class VmManager implements VmManagerApi {
  */
 export function configuredNative(native: VmgmtNative, config: { readonly current: DaemonConfig }): VmgmtNative {
   const mapShared: VmgmtNative['mapShared'] = (fd, sizeBytes, prefault) => native.mapShared(fd, sizeBytes, prefault ?? config.current.devices.prefaultRegions);
-  return Object.assign(Object.create(native) as VmgmtNative, { mapShared });
+  // The addon's own properties are read-only: define mapShared on an object that inherits the rest.
+  return Object.create(native, { mapShared: { value: mapShared, enumerable: true } }) as VmgmtNative;
 }
 
 function readTail(file: string, tailBytes: number): string {
