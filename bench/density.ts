@@ -1,0 +1,69 @@
+// bench/density: how many TCG VMs one host runs through one daemon. For each fleet size, in each run, a
+// real daemon (own temp state and runtime dirs) starts N test-image VMs (1 vCPU, 256 MiB) at once; the
+// table gives boot figures, idle CPU, memory, ping round trips and `vm ls` latency beside the targets of
+// issue 9. A fleet with devices.prefaultRegions in each run measures the region memory both ways.
+// `make bench-density`; flags: density-args.ts.
+import { parseDensityArgs, DENSITY_USAGE } from './density/density-args.js';
+import { densityTable, failureLines, prefaultTable } from './density/density-report.js';
+import { Fleet, type FleetResult } from './density/fleet.js';
+
+async function main(): Promise<void> {
+  const parsed = parseDensityArgs(process.argv.slice(2));
+  if (!parsed.ok) {
+    console.error(`bench-density: ${parsed.reason}\n${DENSITY_USAGE}`);
+    process.exit(2);
+  }
+  const args = parsed.args;
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const sizes = [...new Set(args.sizes)].sort((a, b) => a - b);
+  // The prefault comparison needs the same size without prefaulting in the same run.
+  const lazySizes = args.prefaultSize > 0 && !sizes.includes(args.prefaultSize) ? [...sizes, args.prefaultSize].sort((a, b) => a - b) : sizes;
+
+  let active: Fleet | undefined;
+  let interrupted = false;
+  process.on('SIGINT', () => {
+    if (interrupted) return;
+    interrupted = true;
+    say('\ninterrupted: killing this fleet\'s VMs and daemon, removing its directories and cgroups...');
+    void (active?.teardown({ hard: true }) ?? Promise.resolve())
+      .catch((err: unknown) => say(`cleanup: ${(err as Error).message}`))
+      .finally(() => process.exit(130));
+  });
+
+  const results: FleetResult[] = [];
+  const startedAt = Date.now();
+  for (let run = 1; run <= args.runs; run++) {
+    const fleets = [...lazySizes.map((size) => ({ size, prefault: false })), ...(args.prefaultSize > 0 ? [{ size: args.prefaultSize, prefault: true }] : [])];
+    for (const f of fleets) {
+      if (interrupted) return;
+      say(`run ${run}/${args.runs}: ${f.size} VMs${f.prefault ? ', regions prefaulted' : ''}`);
+      const fleet = new Fleet({ size: f.size, memoryMiB: args.memoryMiB, prefaultRegions: f.prefault, bootTimeoutS: args.bootTimeoutS, settleS: args.settleS, idleS: args.idleS, pings: args.pings, say });
+      active = fleet;
+      try {
+        results.push(await fleet.run());
+      } catch (err) {
+        say(`fleet failed: ${(err as Error).message}\n--- daemon output (tail) ---\n${fleet.daemonLog.slice(-4000)}`);
+        await fleet.teardown({ hard: true });
+        throw err;
+      }
+      await fleet.teardown();
+      active = undefined;
+    }
+  }
+
+  const minutes = ((Date.now() - startedAt) / 60_000).toFixed(1);
+  console.log(`\ndensity: test image under TCG, 1 vCPU and ${args.memoryMiB} MiB per VM, each fleet started at once through one daemon; ${args.runs} run(s), ${minutes} min`);
+  console.log('cells: one run\'s figure, or median (min-max) over the runs; idle figures over ' + `${args.idleS} s after ${args.settleS} s of quiet, from /proc/PID/stat`);
+  console.table(densityTable(results, sizes));
+  if (args.prefaultSize > 0) {
+    console.log(`\nregion memory, ${args.prefaultSize} VMs, the same runs (64 MiB regions; daemon figures are (RSS with the VMs - RSS before) / VMs):`);
+    console.table(prefaultTable(results, args.prefaultSize));
+  }
+  const failures = failureLines(results);
+  console.log(failures.length ? `\nfailures:\n${failures.join('\n')}` : '\nno boot failures, every ping answered');
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench-density failed: ${(err as Error).message}`);
+  process.exit(1);
+});
