@@ -4,7 +4,7 @@
 // issue 9. A fleet with devices.prefaultRegions in each run measures the region memory both ways.
 // `make bench-density`; flags: density-args.ts.
 import { parseDensityArgs, DENSITY_USAGE } from './density/density-args.js';
-import { densityTable, failureLines, prefaultTable } from './density/density-report.js';
+import { bootTimelineTable, daemonRssSlopeMiB, densityTable, failureLines, overRuns, prefaultTable } from './density/density-report.js';
 import { Fleet, type FleetResult } from './density/fleet.js';
 
 async function main(): Promise<void> {
@@ -33,7 +33,10 @@ async function main(): Promise<void> {
   const results: FleetResult[] = [];
   const startedAt = Date.now();
   for (let run = 1; run <= args.runs; run++) {
-    const fleets = [...lazySizes.map((size) => ({ size, prefault: false })), ...(args.prefaultSize > 0 ? [{ size: args.prefaultSize, prefault: true }] : [])];
+    const lazy = lazySizes.map((size) => ({ size, prefault: false }));
+    const eager = args.prefaultSize > 0 ? [{ size: args.prefaultSize, prefault: true }] : [];
+    // The prefaulted fleet goes last in odd runs and first in even ones, so the order does not favour either.
+    const fleets = run % 2 ? [...lazy, ...eager] : [...eager, ...lazy];
     for (const f of fleets) {
       if (interrupted) return;
       say(`run ${run}/${args.runs}: ${f.size} VMs${f.prefault ? ', regions prefaulted' : ''}`);
@@ -55,6 +58,11 @@ async function main(): Promise<void> {
   console.log(`\ndensity: test image under TCG, 1 vCPU and ${args.memoryMiB} MiB per VM, each fleet started at once through one daemon; ${args.runs} run(s), ${minutes} min`);
   console.log('cells: one run\'s figure, or median (min-max) over the runs; idle figures over ' + `${args.idleS} s after ${args.settleS} s of quiet, from /proc/PID/stat`);
   console.table(densityTable(results, sizes));
+  if (sizes.length > 1) {
+    console.log(`daemon RSS per added VM between ${sizes[0]} and ${sizes.at(-1)} VMs (lazy regions), MiB: ${overRuns(daemonRssSlopeMiB(results), 2)}`);
+  }
+  console.log('\nboot timeline per fleet, s from sending every start (guest uptime: what the guest\'s clock says at "vmgmt-init: up"):');
+  console.table(bootTimelineTable(results));
   if (args.prefaultSize > 0) {
     console.log(`\nregion memory, ${args.prefaultSize} VMs, the same runs (64 MiB regions; daemon figures are (RSS with the VMs - RSS before) / VMs):`);
     console.table(prefaultTable(results, args.prefaultSize));

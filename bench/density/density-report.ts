@@ -1,5 +1,5 @@
 // The density benchmark's tables: figures over runs beside the targets. Pure.
-import type { FleetResult } from './fleet.js';
+import { type FleetResult, median } from './fleet.js';
 
 export const MIB = 1024 * 1024;
 
@@ -46,6 +46,7 @@ const METRICS: Metric[] = [
   { metric: 'daemon RSS per VM, MiB', target: () => '-', cell: (rs) => overRuns(rs.map((r) => daemonPerVm(r, 'rssBytes')), 2) },
   { metric: '  of it the device regions (RssShmem), MiB', target: () => '-', cell: (rs) => overRuns(rs.map((r) => daemonPerVm(r, 'shmemBytes')), 2) },
   { metric: 'QEMU RSS per VM, MiB (median VM)', target: () => '-', cell: (rs) => overRuns(rs.map((r) => r.qemuRssMedianBytes / MIB), 0) },
+  { metric: '  of it its own (RssAnon), MiB', target: () => '-', cell: (rs) => overRuns(rs.map((r) => r.qemuAnonMedianBytes / MIB), 0) },
   { metric: 'device region allocated per VM, MiB', target: () => '-', cell: (rs) => overRuns(rs.map((r) => r.regionAllocatedMedianBytes / MIB), 2) },
   { metric: 'ping round trip, us (median of the VMs\' medians)', target: () => '-', cell: (rs) => overRuns(rs.map((r) => r.pingMedianUs), 1) },
   { metric: 'ping round trip, us (worst VM\'s median)', target: () => '-', cell: (rs) => overRuns(rs.map((r) => r.pingWorstMedianUs), 1) },
@@ -60,6 +61,46 @@ export function densityTable(results: readonly FleetResult[], sizes: readonly nu
     const row: Row = { metric: m.metric, [`target (${largest} VMs)`]: m.target(largest) };
     for (const n of sizes) row[`${n} VMs`] = m.cell(results.filter((r) => r.size === n && !r.prefaultRegions));
     return row;
+  });
+}
+
+/**
+ * Daemon RSS per added VM between the smallest and the largest fleet of each run (lazy regions): the
+ * start-up heap that (RSS with - RSS before) / VMs suffers from cancels out. Null with one size.
+ */
+export function daemonRssSlopeMiB(results: readonly FleetResult[]): (number | null)[] {
+  const lazy = results.filter((r) => !r.prefaultRegions);
+  const runs: FleetResult[][] = [];
+  // Fleets come in run order, sizes ascending within a run: a size not larger than the last starts a run.
+  for (const r of lazy) {
+    const run = runs.at(-1);
+    if (!run || r.size <= run.at(-1)!.size) runs.push([r]);
+    else run.push(r);
+  }
+  return runs.map((run) => {
+    const a = run[0]!;
+    const b = run.at(-1)!;
+    return b.size > a.size ? (b.daemonIdle.rssBytes - a.daemonIdle.rssBytes) / (b.size - a.size) / MIB : null;
+  });
+}
+
+const t = (s: number | undefined): number => s ?? Number.NaN;
+const maxOf = (xs: number[]): number => (xs.some((x) => Number.isNaN(x)) || xs.length === 0 ? Number.NaN : Math.max(...xs));
+
+/** One row per fleet: when its VMs reached each step (seconds from sending every start). */
+export function bootTimelineTable(results: readonly FleetResult[]): Row[] {
+  return results.map((r) => {
+    const med = (f: (v: FleetResult['vms'][number]) => number | undefined): string => fmt(median(r.vms.map((v) => t(f(v))).filter((x) => !Number.isNaN(x))), 1);
+    const max = (f: (v: FleetResult['vms'][number]) => number | undefined): string => fmt(maxOf(r.vms.map((v) => t(f(v)))), 1);
+    return {
+      fleet: `${r.size} VMs${r.prefaultRegions ? ', prefaulted' : ''}`,
+      'start answered (max)': max((v) => v.startedS),
+      'console up (median / max)': `${med((v) => v.consoleUpS)} / ${max((v) => v.consoleUpS)}`,
+      'guest uptime at up (median / max)': `${med((v) => v.guestUptimeS)} / ${max((v) => v.guestUptimeS)}`,
+      'control answers (max)': max((v) => v.controlS),
+      'ping answered (median / max)': `${med((v) => v.pingS)} / ${max((v) => v.pingS)}`,
+      'agent claimed (median / max)': `${med((v) => v.agentS)} / ${max((v) => v.agentS)}`,
+    };
   });
 }
 

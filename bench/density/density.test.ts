@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DENSITY_DEFAULTS, parseDensityArgs } from './density-args.js';
-import { overRuns } from './density-report.js';
+import { daemonRssSlopeMiB, MIB, overRuns } from './density-report.js';
+import type { FleetResult } from './fleet.js';
 import { parseHostCpuTicks, parseProcessCpuTicks, parseProcessMemory, percentOfOneCore } from './proc-stats.js';
 
 describe('density benchmark flags', () => {
@@ -47,5 +48,15 @@ describe('figures over runs', () => {
     expect(overRuns([3, 1, 2], 0)).toBe('2 (1-3)');
     expect(overRuns([4, null], 0)).toBe('4, 1 run(s) none');
     expect(overRuns([null], 0)).toBe('-');
+  });
+});
+
+describe('daemon RSS per added VM', () => {
+  const fleet = (size: number, rssMiB: number, prefaultRegions = false): FleetResult => ({ size, prefaultRegions, daemonIdle: { rssBytes: rssMiB * MIB } }) as FleetResult;
+
+  it('is the slope from the smallest to the largest lazy fleet of each run', () => {
+    const results = [fleet(8, 70), fleet(16, 74), fleet(32, 82), fleet(8, 600, true), fleet(8, 72), fleet(16, 73), fleet(32, 78)];
+    expect(daemonRssSlopeMiB(results)).toEqual([0.5, 0.25]);
+    expect(daemonRssSlopeMiB([fleet(8, 70), fleet(8, 71)])).toEqual([null, null]);
   });
 });

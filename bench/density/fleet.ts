@@ -71,6 +71,8 @@ export interface FleetResult {
   daemonIdle: ProcessMemory;
   qemuRssMedianBytes: number;
   qemuRssMaxBytes: number;
+  /** RssAnon: what each QEMU holds of its own (guest RAM it touched, TCG's code cache); binaries are shared. */
+  qemuAnonMedianBytes: number;
   regionAllocatedMedianBytes: number;
   pingMedianUs: number;
   pingWorstMedianUs: number;
@@ -157,13 +159,14 @@ export class Fleet {
     const idle = await this.measureIdle(daemonPid, pids);
 
     const daemonIdle = processMemory(daemonPid);
-    const qemuRss = [...pids.values()].flatMap((pid) => {
+    const qemuMemory = [...pids.values()].flatMap((pid) => {
       try {
-        return [processMemory(pid).rssBytes];
+        return [processMemory(pid)];
       } catch {
         return [];
       }
     });
+    const qemuRss = qemuMemory.map((m) => m.rssBytes);
     const regions = [...memfdAllocatedBytes(daemonPid, 'vmgmt-dens-').values()];
 
     this.opts.say(`  pinging each device ${this.opts.pings} times, timing vm ls...`);
@@ -204,6 +207,7 @@ export class Fleet {
       daemonIdle,
       qemuRssMedianBytes: median(qemuRss),
       qemuRssMaxBytes: Math.max(...qemuRss),
+      qemuAnonMedianBytes: median(qemuMemory.map((m) => m.anonBytes)),
       regionAllocatedMedianBytes: median(regions),
       pingMedianUs: median(pingMedians),
       pingWorstMedianUs: Math.max(...pingMedians),
