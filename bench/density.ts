@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   if (sizes.length > 1) {
     console.log(`daemon RSS per added VM between ${sizes[0]} and ${sizes.at(-1)} VMs (lazy regions), MiB: ${overRuns(daemonRssSlopeMiB(results), 2)}`);
   }
-  console.log('\nboot timeline per fleet, s from sending every start (guest uptime: what the guest\'s clock says at "vmgmt-init: up"):');
+  console.log('\nboot timeline per fleet, s from sending every start (guest clock: its uptime at "vmgmt-init: up", which runs ahead under TCG when the host is busy):');
   console.table(bootTimelineTable(results));
   if (args.prefaultSize > 0) {
     console.log(`\nregion memory, ${args.prefaultSize} VMs, the same runs (64 MiB regions; daemon figures are (RSS with the VMs - RSS before) / VMs):`);

@@ -96,7 +96,7 @@ export function bootTimelineTable(results: readonly FleetResult[]): Row[] {
       fleet: `${r.size} VMs${r.prefaultRegions ? ', prefaulted' : ''}`,
       'start answered (max)': max((v) => v.startedS),
       'console up (median / max)': `${med((v) => v.consoleUpS)} / ${max((v) => v.consoleUpS)}`,
-      'guest uptime at up (median / max)': `${med((v) => v.guestUptimeS)} / ${max((v) => v.guestUptimeS)}`,
+      'guest clock at up (median / max)': `${med((v) => v.guestUptimeS)} / ${max((v) => v.guestUptimeS)}`,
       'control answers (max)': max((v) => v.controlS),
       'ping answered (median / max)': `${med((v) => v.pingS)} / ${max((v) => v.pingS)}`,
       'agent claimed (median / max)': `${med((v) => v.agentS)} / ${max((v) => v.agentS)}`,
