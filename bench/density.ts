@@ -43,7 +43,10 @@ async function main(): Promise<void> {
       const fleet = new Fleet({ size: f.size, memoryMiB: args.memoryMiB, prefaultRegions: f.prefault, bootTimeoutS: args.bootTimeoutS, settleS: args.settleS, idleS: args.idleS, pings: args.pings, say });
       active = fleet;
       try {
-        results.push(await fleet.run());
+        const r = await fleet.run();
+        results.push(r);
+        // A line per fleet as it ends, so an interrupted run still has its figures.
+        say(`  => ${r.up}/${r.size} up, ${r.failures.length} failed, all answered ${r.allAnsweredS?.toFixed(1) ?? '-'} s, slowest agent ${r.agentsSlowestS?.toFixed(1) ?? '-'} s; idle VMs ${r.idle.vmsTotalPercent.toFixed(1)}% (${r.idle.perVmMedianPercent.toFixed(2)}%/VM), daemon ${r.idle.daemonPercent.toFixed(2)}%, host ${r.idle.hostBusyPercent.toFixed(0)}%; daemon RSS ${(r.daemonIdle.rssBytes / 2 ** 20).toFixed(0)} MiB (before ${(r.daemonBaseline.rssBytes / 2 ** 20).toFixed(0)}), QEMU RSS ${(r.qemuRssMedianBytes / 2 ** 20).toFixed(0)} MiB; ping ${r.pingMedianUs.toFixed(1)} us; GET /v1/vms ${r.lsApiMedianMs.toFixed(1)} ms, vm ls ${r.lsCliMedianMs.toFixed(0)} ms`);
       } catch (err) {
         say(`fleet failed: ${(err as Error).message}\n--- daemon output (tail) ---\n${fleet.daemonLog.slice(-4000)}`);
         await fleet.teardown({ hard: true });
