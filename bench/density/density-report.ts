@@ -100,6 +100,7 @@ export function bootTimelineTable(results: readonly FleetResult[]): Row[] {
       'control answers (max)': max((v) => v.controlS),
       'ping answered (median / max)': `${med((v) => v.pingS)} / ${max((v) => v.pingS)}`,
       'agent claimed (median / max)': `${med((v) => v.agentS)} / ${max((v) => v.agentS)}`,
+      'control retries': String(r.vms.reduce((a, v) => a + v.controlRetries, 0)),
     };
   });
 }
