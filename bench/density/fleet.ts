@@ -438,7 +438,10 @@ export class Fleet {
       }
       const until = Date.now() + 10_000;
       while (qemuPidsMentioning(this.baseDir).length > 0 && Date.now() < until) await sleep(100);
-      for (const name of this.names) removeCgroup(name);
+      // A killed QEMU can stay in its cgroup as a zombie (no command line, so pgrep no longer sees it) for a
+      // moment after its parent died: retry until the cgroups are gone.
+      const cgroupsUntil = Date.now() + 5_000;
+      while (this.names.some((name) => !removeCgroup(name)) && Date.now() < cgroupsUntil) await sleep(200);
       rmSync(this.baseDir, { recursive: true, force: true });
       const left = qemuPidsMentioning(this.baseDir);
       if (left.length > 0) throw new Error(`QEMU processes of ${this.baseDir} still alive after SIGKILL: ${left.join(', ')}`);
@@ -463,13 +466,18 @@ function qemuPidsMentioning(marker: string): number[] {
   }
 }
 
-/** The daemon removes a VM's cgroup when its QEMU ends; this catches the ones a killed daemon left. */
-function removeCgroup(name: string): void {
+/**
+ * The daemon removes a VM's cgroup when its QEMU ends; this catches the ones a killed daemon left. True
+ * when none of them is left.
+ */
+function removeCgroup(name: string): boolean {
+  let gone = true;
   for (const dir of [`/sys/fs/cgroup/vmgmt/${name}`, `/sys/fs/cgroup/cpu/vmgmt/${name}`, `/sys/fs/cgroup/cpuacct/vmgmt/${name}`]) {
     try {
       rmdirSync(dir);
-    } catch {
-      // not there, or (should not happen) still has a process
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') gone = false; // still has a (zombie) process
     }
   }
+  return gone;
 }
