@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle fuzz clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -54,6 +54,11 @@ test-integration: build
 
 bench: build
 	node dist/bench/file-transfer.js
+
+# Density: 8, 16 and 32 VMs at once through one daemon, 3 runs (about 15 min). Flags through
+# DENSITY_ARGS, e.g. make bench-density DENSITY_ARGS='--runs 1 --sizes 4'.
+bench-density: build
+	node dist/bench/density.js $(DENSITY_ARGS)
 
 # The long fuzz run of the core and the decoders (a bounded one is part of test-unit). VMGMT_FUZZ_OPS
 # operations (default 1000000), VMGMT_FUZZ_SEED to vary or replay, VMGMT_FUZZ_PATH to replay one failure.

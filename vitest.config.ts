@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['orchestrator/**/*.test.ts', 'device-backend/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          include: ['orchestrator/**/*.test.ts', 'device-backend/**/*.test.ts', 'test/unit/**/*.test.ts', 'bench/**/*.test.ts'],
           testTimeout: 20_000,
         },
       },

@@ -4,10 +4,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { computeGeometry, DEFAULT_GEOMETRY } from '../device-backend/layout/geometry.js';
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
 
 const FILE_MIB = Number(process.env.VMGMT_BENCH_MIB ?? 128);
 const REPS = Number(process.env.VMGMT_BENCH_REPS ?? 3);
+/** The device region (default: the wire layout's, 64 MiB); each of its 8 channels gets 1/8 of the data window. */
+const REGION_MIB = process.env.VMGMT_BENCH_REGION_MIB === undefined ? DEFAULT_GEOMETRY.regionSizeBytes / (1024 * 1024) : Number(process.env.VMGMT_BENCH_REGION_MIB);
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -45,8 +48,10 @@ async function main(): Promise<void> {
     const data = randomBytes(FILE_MIB * 1024 * 1024);
     writeFileSync(path.join(root, 'big.bin'), data);
     const hostSum = createHash('sha256').update(data).digest('hex');
-    console.log(`booting a TCG guest (1 vCPU, 1 GiB) with a ${FILE_MIB} MiB file in its host root...`);
-    vm = await startDeviceVm({ name: 'bench', accel: 'tcg', memoryMiB: 1024, files: { root, quotaBytes: 4 * FILE_MIB * 1024 * 1024, maxFileBytes: 2 * FILE_MIB * 1024 * 1024 } });
+    const geometry = computeGeometry({ ...DEFAULT_GEOMETRY, regionSizeBytes: REGION_MIB * 1024 * 1024 });
+    if (!geometry.ok) throw new Error(`VMGMT_BENCH_REGION_MIB=${REGION_MIB}: ${geometry.reason}`);
+    console.log(`booting a TCG guest (1 vCPU, 1 GiB) with a ${FILE_MIB} MiB file in its host root, ${REGION_MIB} MiB device region (data slice ${(geometry.geometry.dataSliceBytes / 1024).toFixed(0)} KiB per channel)...`);
+    vm = await startDeviceVm({ name: 'bench', accel: 'tcg', memoryMiB: 1024, geometry: { regionSizeBytes: geometry.geometry.regionSizeBytes }, files: { root, quotaBytes: 4 * FILE_MIB * 1024 * 1024, maxFileBytes: 2 * FILE_MIB * 1024 * 1024 } });
 
     const toBar: number[] = [];
     const fromBar: number[] = [];
@@ -80,7 +85,7 @@ async function main(): Promise<void> {
       '% of memcpy': Math.round((100 * r.MBps) / r['raw BAR2 memcpy MBps']),
       '% of local file': Number.isNaN(r['guest local file MBps']) ? '-' : Math.round((100 * r.MBps) / r['guest local file MBps']),
     })).map((r) => ({ ...r, 'guest local file MBps': Number.isNaN(r['guest local file MBps']) ? '-' : r['guest local file MBps'] }));
-    console.log(`\nfile transfer, ${FILE_MIB} MiB, median of ${REPS} runs, TCG (sha256 verified outside the timed runs):`);
+    console.log(`\nfile transfer, ${FILE_MIB} MiB, ${REGION_MIB} MiB region, median of ${REPS} runs, TCG (sha256 verified outside the timed runs):`);
     console.table(rows);
     console.log('runs (MBps): get', get.join(', '), '| put', put.join(', '), '| get to /dev/null', getNull.join(', '), '| memcpy to', toBar.join(', '), '| memcpy from', fromBar.join(', '), '| tmpfs write', localWrite.join(', '), '| tmpfs read', localRead.join(', '));
     console.log('get to /dev/null: the protocol and the host copying into shared memory, the guest never touching the bytes.');

@@ -58,8 +58,11 @@ export interface NativeDirEntry {
 export interface VmgmtNative {
   /** memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING) + ftruncate; returns the fd. */
   memfdCreate(name: string, sizeBytes: number): number;
-  /** mmap(PROT_READ|PROT_WRITE, MAP_SHARED|MAP_POPULATE). Refuses to map past the end of a regular file. */
-  mapShared(fd: number, sizeBytes: number): ArrayBuffer;
+  /**
+   * mmap(PROT_READ|PROT_WRITE, MAP_SHARED), pages faulted in on first touch; `prefault` adds MAP_POPULATE
+   * (every page resident at once, best effort). Refuses to map past the end of a regular file.
+   */
+  mapShared(fd: number, sizeBytes: number, prefault?: boolean): ArrayBuffer;
   /** munmap now and detach the buffer (views become length 0). Idempotent. */
   unmap(buf: ArrayBuffer): void;
   /** eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC). */

@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   constants as fsConstants,
+  fstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -101,6 +102,22 @@ describe('shared memory', () => {
     native.unmap(a); // idempotent
     expect(viewB[0]).toBe(0xdeadbeef);
     native.unmap(b);
+  });
+
+  it('faults pages in on first touch unless asked to prefault (what the region costs the host)', () => {
+    const sizeBytes = 1 << 20;
+    const allocatedBytes = (fd: number): number => fstatSync(fd).blocks * 512;
+    const lazyFd = track(native.memfdCreate('vmgmt-test-lazy', sizeBytes));
+    const lazy = native.mapShared(lazyFd, sizeBytes);
+    expect(allocatedBytes(lazyFd)).toBe(0);
+    new Uint8Array(lazy)[3 * 4096] = 1;
+    expect(allocatedBytes(lazyFd)).toBe(4096);
+    const eagerFd = track(native.memfdCreate('vmgmt-test-eager', sizeBytes));
+    const eager = native.mapShared(eagerFd, sizeBytes, true);
+    expect(allocatedBytes(eagerFd)).toBe(sizeBytes);
+    expect(() => native.mapShared(eagerFd, sizeBytes, 1 as unknown as boolean)).toThrow(/prefault must be a boolean/);
+    native.unmap(lazy);
+    native.unmap(eager);
   });
 
   it('refuses to map past the end of the file (would SIGBUS) and foreign buffers in unmap', () => {

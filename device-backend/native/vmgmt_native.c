@@ -300,12 +300,25 @@ static void vn_mapping_finalize(napi_env env, void *data, void *hint) {
   free(m);
 }
 
+static bool vn_arg_bool(napi_env env, napi_value value, const char *fn, const char *name, bool *out);
+
+/*
+ * mapShared(fd, sizeBytes, prefault = false). Without prefault the pages of the mapping are faulted in on
+ * first touch, so a region costs this process (and the host) only the pages anyone has used; with it,
+ * MAP_POPULATE faults in every page at once (best effort: mmap does not fail when populating does).
+ */
 static napi_value vn_map_shared(napi_env env, napi_callback_info info) {
-  VN_ARGS(2);
+  VN_ARGS(3);
   int fd;
   int64_t size;
+  bool prefault = false;
   if (!vn_arg_fd(env, argv[0], "mapShared", "fd", &fd)) return NULL;
   if (!vn_arg_int(env, argv[1], "mapShared", "sizeBytes", 1, VN_MAX_SAFE_INTEGER, &size)) return NULL;
+  if (argc >= 3) {
+    napi_valuetype type;
+    VN_CALL(env, napi_typeof(env, argv[2], &type));
+    if (type != napi_undefined && !vn_arg_bool(env, argv[2], "mapShared", "prefault", &prefault)) return NULL;
+  }
 
   /* Touching a MAP_SHARED page past the end of the file raises SIGBUS and kills the process. */
   struct stat st;
@@ -317,7 +330,7 @@ static napi_value vn_map_shared(napi_env env, napi_callback_info info) {
                               fd, (long long)size, (long long)st.st_size);
   }
 
-  void *addr = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  void *addr = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | (prefault ? MAP_POPULATE : 0), fd, 0);
   if (addr == MAP_FAILED) return vn_throw_errno(env, errno, "mmap", "fd %d, %lld bytes", fd, (long long)size);
 
   vn_mapping *m = malloc(sizeof *m);

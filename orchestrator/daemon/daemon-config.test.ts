@@ -51,6 +51,7 @@ describe('daemon config file', () => {
       chat: { rules: [] },
       stats: { intervalMs: 1000 },
       scheduling: { enabled: true, periodMs: 1000 },
+      devices: { prefaultRegions: false },
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -62,7 +63,7 @@ describe('daemon config file', () => {
   });
 
   it('reads every field; socket and transfer directory default under the runtime directory', () => {
-    write({ stateDir: '/s', runtimeDir: '/r', logLevel: 'debug', transfers: { maxPullBytes: 1024 }, boot: { maxConcurrent: 2, agentWaitMs: 5000 }, stats: { intervalMs: 500 }, scheduling: { enabled: false } });
+    write({ stateDir: '/s', runtimeDir: '/r', logLevel: 'debug', transfers: { maxPullBytes: 1024 }, boot: { maxConcurrent: 2, agentWaitMs: 5000 }, stats: { intervalMs: 500 }, scheduling: { enabled: false }, devices: { prefaultRegions: true } });
     expect(loadDaemonConfig(explicit())).toEqual({
       stateDir: '/s',
       runtimeDir: '/r',
@@ -73,6 +74,7 @@ describe('daemon config file', () => {
       chat: { rules: [] },
       stats: { intervalMs: 500 },
       scheduling: { enabled: false, periodMs: 1000 },
+      devices: { prefaultRegions: true },
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
@@ -90,9 +92,9 @@ describe('daemon config file', () => {
   });
 
   it('names every bad field and why, like a VM definition', () => {
-    const problems = problemsOf(JSON.stringify({ stateDir: 'relative', logLevel: 'loud', colour: 1, transfers: { maxPullBytes: -1, extra: true } }));
+    const problems = problemsOf(JSON.stringify({ stateDir: 'relative', logLevel: 'loud', colour: 1, transfers: { maxPullBytes: -1, extra: true }, devices: { prefaultRegions: 'yes' } }));
     const byPath = Object.fromEntries(problems.map((p) => [p.path, p.message]));
-    expect(Object.keys(byPath).sort()).toEqual(['(top level)', 'logLevel', 'stateDir', 'transfers', 'transfers.maxPullBytes']);
+    expect(Object.keys(byPath).sort()).toEqual(['(top level)', 'devices.prefaultRegions', 'logLevel', 'stateDir', 'transfers', 'transfers.maxPullBytes']);
     expect(byPath.stateDir).toBe('must be an absolute path');
     expect(byPath['(top level)']).toMatch(/colour/);
     expect(byPath.transfers).toMatch(/extra/);
@@ -161,14 +163,14 @@ describe('daemon config file', () => {
 });
 
 describe('config reload (SIGHUP)', () => {
-  it('applies logLevel and maxPullBytes at once; reports fields that need a restart', () => {
+  it('applies logLevel, maxPullBytes and prefaultRegions at once; reports fields that need a restart', () => {
     write({ stateDir: '/s', logLevel: 'info' });
     const live = LiveDaemonConfig.load(explicit(), { socketPath: '/flag.sock' });
-    write({ stateDir: '/other', socketPath: '/file.sock', logLevel: 'debug', transfers: { maxPullBytes: 4096, transferDir: '/t' } });
+    write({ stateDir: '/other', socketPath: '/file.sock', logLevel: 'debug', transfers: { maxPullBytes: 4096, transferDir: '/t' }, devices: { prefaultRegions: true } });
     const log = new RecordingLog();
     const outcome = live.reload(log);
     expect(outcome.ok).toBe(true);
-    expect(live.current).toMatchObject({ stateDir: '/s', socketPath: '/flag.sock', logLevel: 'debug', transfers: { maxPullBytes: 4096, transferDir: '/run/vmgmt/transfers' } });
+    expect(live.current).toMatchObject({ stateDir: '/s', socketPath: '/flag.sock', logLevel: 'debug', transfers: { maxPullBytes: 4096, transferDir: '/run/vmgmt/transfers' }, devices: { prefaultRegions: true } });
     const warned = log.entries.filter((e) => e.level === 'warn').map((e) => e.msg);
     // The socket comes from a flag, so the file's socketPath changes nothing.
     expect(warned).toEqual([
@@ -178,7 +180,13 @@ describe('config reload (SIGHUP)', () => {
     expect(log.entries.at(-1)).toMatchObject({
       level: 'info',
       msg: 'config reloaded',
-      fields: { applied: [{ field: 'logLevel', from: 'info', to: 'debug' }, { field: 'transfers.maxPullBytes', from: DEFAULT_MAX_PULL_BYTES, to: 4096 }] },
+      fields: {
+        applied: [
+          { field: 'logLevel', from: 'info', to: 'debug' },
+          { field: 'transfers.maxPullBytes', from: DEFAULT_MAX_PULL_BYTES, to: 4096 },
+          { field: 'devices.prefaultRegions', from: false, to: true },
+        ],
+      },
     });
   });
 

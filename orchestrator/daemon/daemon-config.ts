@@ -4,7 +4,7 @@
 // (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
 //
 // On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes, the
-// boot section and chat.rules take effect at once (the chat policy is evaluated per send, so new rules apply to the next one); the other fields are in use (directories, the bound socket) and a change to them is
+// boot section, chat.rules, stats, scheduling and devices.prefaultRegions take effect at once (the chat policy is evaluated per send; prefaulting applies to devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
 // logged as needing a restart. A file that no longer parses leaves the running config as it was.
 //
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
@@ -95,6 +95,17 @@ export const schedulingConfigSchema = z
   })
   .strict();
 
+export const devicesConfigSchema = z
+  .object({
+    /**
+     * Map each VM's region with MAP_POPULATE, so all of it is resident in the daemon (and allocated on the
+     * host) from the start instead of page by page as it is used: 64 MiB per VM at the default region size.
+     * Default false; docs/decisions/device-memory.md has the figures.
+     */
+    prefaultRegions: z.boolean().default(false),
+  })
+  .strict();
+
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
   .object({
@@ -107,6 +118,7 @@ export const daemonConfigFileSchema = z
     chat: chatConfigSchema.default(chatConfigSchema.parse({})),
     stats: statsConfigSchema.default(statsConfigSchema.parse({})),
     scheduling: schedulingConfigSchema.default(schedulingConfigSchema.parse({})),
+    devices: devicesConfigSchema.default(devicesConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -134,6 +146,10 @@ export interface DaemonConfig {
   scheduling: {
     enabled: boolean;
     periodMs: number;
+  };
+  devices: {
+    /** Read when a device maps its region (VM start, re-attach). */
+    prefaultRegions: boolean;
   };
 }
 
@@ -195,6 +211,7 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
     chat: { rules: file.chat.rules.map(stripUndefined) },
     stats: { ...file.stats },
     scheduling: { ...file.scheduling },
+    devices: { prefaultRegions: file.devices.prefaultRegions },
   };
 }
 
@@ -241,7 +258,7 @@ export interface ReloadPlan {
   needRestart: ConfigChange[];
 }
 
-const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs'] as const;
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs', 'devices.prefaultRegions'] as const;
 const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
 
 /** What a reload changes. Pure. */
@@ -261,6 +278,7 @@ export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPla
       chat: { rules: next.chat.rules },
       stats: { ...next.stats },
       scheduling: { ...next.scheduling },
+      devices: next.devices,
     },
     applied: changes(RELOADABLE_FIELDS),
     needRestart: changes(RESTART_FIELDS),

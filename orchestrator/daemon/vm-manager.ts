@@ -46,6 +46,8 @@ export class VmManager implements VmManagerApi {
   readonly statsHub: StatsHub;
   /** Weights of the VMs' vCPU threads from what the guests declare (config scheduling). */
   readonly scheduler: CpuScheduler;
+  /** The addon as this daemon's devices use it: regions mapped as `devices.prefaultRegions` says now. */
+  private readonly deviceNative: VmgmtNative;
 
   constructor(private readonly opts: VmManagerOptions) {
     this.statsHub = new StatsHub({ intervalMs: () => opts.config.current.stats.intervalMs });
@@ -64,6 +66,7 @@ export class VmManager implements VmManagerApi {
       policy: () => ({ rules: opts.config.current.chat.rules }),
       ...(opts.onHostChatMessage ? { onHostMessage: opts.onHostChatMessage } : {}),
     });
+    this.deviceNative = configuredNative(opts.native, opts.config);
     const { vms, problems } = this.store.loadAll();
     for (const p of problems) opts.log.error('cannot load a stored VM; fix or remove its files', { vm: p.name, problem: p.problem, dir: this.store.vmDir(p.name) });
     for (const { definition, record } of vms) this.vms.set(definition.name, this.instance(definition, record));
@@ -75,7 +78,7 @@ export class VmManager implements VmManagerApi {
       store: this.store,
       runtimeDir: this.opts.runtimeDir,
       cacheDir: path.join(this.opts.stateDir, 'cache'),
-      native: this.opts.native,
+      native: this.deviceNative,
       log: this.opts.log,
       get config() {
         return live.current;
@@ -193,4 +196,14 @@ export class VmManager implements VmManagerApi {
     const file = opts.source === 'console' ? vm.paths.consoleLog : opts.source === 'qemu' ? vm.paths.qemuLog : path.join(this.store.vmDir(name), 'daemon.log');
     return readTail(file, opts.tailBytes ?? DEFAULT_LOG_TAIL_BYTES);
   }
+}
+
+/**
+ * The addon with mapShared prefaulting as the config says at the time of each mapping (a VM start or a
+ * re-attach), so a SIGHUP applies to the next device mapped. docs/decisions/device-memory.md.
+ */
+export function configuredNative(native: VmgmtNative, config: { readonly current: DaemonConfig }): VmgmtNative {
+  const mapShared: VmgmtNative['mapShared'] = (fd, sizeBytes, prefault) => native.mapShared(fd, sizeBytes, prefault ?? config.current.devices.prefaultRegions);
+  // The addon's own properties are read-only: define mapShared on an object that inherits the rest.
+  return Object.create(native, { mapShared: { value: mapShared, enumerable: true } }) as VmgmtNative;
 }
