@@ -1,5 +1,7 @@
 // What a service throws to answer a request with a status: the status the guest gets and the reason for
 // the host's log. Anything else a service throws is a bug of ours (the core answers INTERNAL_ERROR).
+import { createHash } from 'node:crypto';
+import { FILE_HASH_RESP_BYTES } from '../layout/wire-layout.js';
 import type { VmgmtNative } from '../native/index.js';
 import type { Decoded } from '../protocol/struct-codec.js';
 
@@ -25,4 +27,25 @@ export function preadFully(native: VmgmtNative, fd: number, target: Uint8Array, 
     done += n;
   }
   return done;
+}
+
+const HASH_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * FILE_HASH: the sha256 of a whole file, read in chunks between turns of the event loop. `fdNow` is asked
+ * before each read (in the same synchronous step), so a handle closed meanwhile throws there.
+ */
+export async function sha256InTurns(native: VmgmtNative, fdNow: () => number): Promise<Uint8Array> {
+  const digest = createHash('sha256');
+  const chunk = new Uint8Array(HASH_CHUNK_BYTES);
+  for (let at = 0; ; ) {
+    const n = native.pread(fdNow(), chunk, at);
+    if (n === 0) break;
+    digest.update(chunk.subarray(0, n));
+    at += n;
+    await new Promise((r) => setImmediate(r));
+  }
+  const out = new Uint8Array(digest.digest());
+  if (out.byteLength !== FILE_HASH_RESP_BYTES) throw new Error('sha256 digest is not 32 bytes');
+  return out;
 }

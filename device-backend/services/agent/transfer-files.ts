@@ -1,21 +1,19 @@
 // The file-mode requests of the agent's channel: FILE_OPEN / READ / WRITE / CLOSE / HASH on the one-off
 // paths of host transfers, and nothing else in the host file system. A handle refers to its transfer, never
 // to the transfer's fd: the fd is looked up at each use, and the transfer's end drops every handle on it.
-import { createHash } from 'node:crypto';
-import { FILE_CLOSE_FLAG, FILE_HASH_RESP_BYTES, FILE_OPEN_FLAG, FILE_TYPE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import { FILE_CLOSE_FLAG, FILE_OPEN_FLAG, FILE_TYPE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { ServiceContext } from '../../core/message-service.js';
 import { isNativeSyscallError, type VmgmtNative } from '../../native/index.js';
 import { statusForErrno } from '../file/errno-status.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
 import { decodeHandle, decodeIo, decodeOpen, encodeInfo, encodeIoResult, type PathRef } from '../file/file-codec.js';
 import type { HostTransfer, HostTransfers } from './host-transfers.js';
-import { need, preadFully, Refusal } from '../refusal.js';
+import { need, preadFully, Refusal, sha256InTurns } from '../refusal.js';
 
 export const TRANSFER_FILE_TYPES = [MSG_TYPE.FILE_OPEN, MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_CLOSE, MSG_TYPE.FILE_HASH];
 
 /** Open handles per VM; the agent needs two at most (one copy at a time, each direction one file). */
 const MAX_HANDLES = 16;
-const HASH_CHUNK_BYTES = 1024 * 1024;
 
 interface TransferHandle {
   readonly kind: 'read' | 'write';
@@ -190,24 +188,15 @@ export class TransferFiles {
   private async hash(ctx: ServiceContext, req: { handle: number; flags: number }): Promise<Uint8Array> {
     if (req.flags !== 0) throw new Refusal(STATUS.RESERVED_NONZERO.code, 'hash flags');
     const h = this.lookup(ctx, req.handle);
-    const digest = createHash('sha256');
-    const chunk = new Uint8Array(HASH_CHUNK_BYTES);
     h.busy++;
     try {
-      for (let at = 0; ; ) {
+      return await sha256InTurns(this.opts.native, () => {
         if (h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${req.handle} closed during hashing`);
-        const n = this.opts.native.pread(this.fdOf(h, req.handle), chunk, at);
-        if (n === 0) break;
-        digest.update(chunk.subarray(0, n));
-        at += n;
-        await new Promise((r) => setImmediate(r));
-      }
+        return this.fdOf(h, req.handle);
+      });
     } finally {
       h.busy--;
     }
-    const out = new Uint8Array(digest.digest());
-    if (out.byteLength !== FILE_HASH_RESP_BYTES) throw new Error('sha256 digest is not 32 bytes');
-    return out;
   }
 
   /** A host transfer ended: every handle opened on it dies now, on whatever channel it was opened. */

@@ -1,9 +1,9 @@
 // The file mode: get, put, list, stat, mkdir, remove, hash for one VM, confined to its host root.
 // Bulk data moves between the file and the channel's data slice with pread/pwrite straight into guest
 // memory (one copy). Puts land whole or not at all: a temp file beside the target, renamed on commit.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from './file-root-config.js';
-import { FILE_CLOSE_FLAG, FILE_HASH_RESP_BYTES, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, FILE_TYPE, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import { FILE_CLOSE_FLAG, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, FILE_TYPE, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { CoreLogger } from '../../core/core-logger.js';
 import type { MessageService, ServiceContext, ServiceCounters } from '../../core/message-service.js';
 import type { NativeFileType, NativeStat, VmgmtNative } from '../../native/index.js';
@@ -16,7 +16,7 @@ import {
 } from './file-codec.js';
 import { decodeCookie, DirListings, encodeCookie } from './dir-listings.js';
 import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX, unsafeNameReason } from './file-path.js';
-import { need, preadFully, Refusal } from '../refusal.js';
+import { need, preadFully, Refusal, sha256InTurns } from '../refusal.js';
 
 interface ReadHandle {
   kind: 'read';
@@ -41,7 +41,6 @@ interface WriteHandle {
 type Handle = ReadHandle | WriteHandle;
 
 
-const HASH_CHUNK_BYTES = 1024 * 1024;
 /** Paths named in one log line about the root scan (the count is always given). */
 const MAX_LOGGED_PATHS = 20;
 
@@ -495,25 +494,16 @@ export class FileService implements MessageService {
   private async hash(ctx: ServiceContext, req: { handle: number; flags: number }): Promise<Uint8Array> {
     if (req.flags !== 0) throw new Refusal(STATUS.RESERVED_NONZERO.code, 'hash flags');
     const h = this.lookup(ctx, req.handle);
-    const digest = createHash('sha256');
-    const chunk = new Uint8Array(HASH_CHUNK_BYTES);
     h.busy++;
     try {
-      for (let at = 0; ; ) {
+      return await sha256InTurns(this.n, () => {
         if (h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${req.handle} closed during hashing`);
-        const n = this.n.pread(h.fd, chunk, at);
-        if (n === 0) break;
-        digest.update(chunk.subarray(0, n));
-        at += n;
-        await new Promise((r) => setImmediate(r));
-      }
+        return h.fd;
+      });
     } finally {
       h.busy--;
       if (h.closing && h.busy === 0) this.release(h);
     }
-    const out = new Uint8Array(digest.digest());
-    if (out.byteLength !== FILE_HASH_RESP_BYTES) throw new Error('sha256 digest is not 32 bytes');
-    return out;
   }
 
   private statOrUndefined(dirFd: number, name: string): NativeStat | undefined {
