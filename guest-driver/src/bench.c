@@ -12,6 +12,7 @@
 #include "session.h"
 #include "signals.h"
 #include "slice.h"
+#include "tcpbench.h"
 
 #define BENCH_MAX_MIB 4096u
 #define BENCH_MAX_REPS 1000u
@@ -31,7 +32,7 @@ static int bench_parse(int argc, char **argv, struct bench_options *o)
     *o = (struct bench_options){ .common = { .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = 2000 },
                                  .mib = BENCH_DEFAULT_MIB, .reps = BENCH_DEFAULT_REPS };
     if (argc < 3 || strcmp(argv[2], "memcpy") != 0)
-        return cli_usage_error("bench needs a benchmark: memcpy%s", "");
+        return cli_usage_error("bench needs a benchmark: memcpy, tcp-echo or tcp-rtt%s", "");
     optind = 3;
     opterr = 0;
     int c;
@@ -107,6 +108,8 @@ static int bench_body(struct session *s, void *ctx)
 
 int bench_main(int argc, char **argv)
 {
+    if (argc >= 3 && (strcmp(argv[2], "tcp-echo") == 0 || strcmp(argv[2], "tcp-rtt") == 0))
+        return tcpbench_main(argc, argv);
     struct bench_options o;
     int rc = bench_parse(argc, argv, &o);
     return rc ? rc : session_run(&o.common, bench_body, &o);

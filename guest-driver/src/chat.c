@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "inflight.h"
+#include "ping.h"
 #include "report.h"
 #include "session.h"
 #include "signals.h"
@@ -31,6 +32,7 @@
 #define CHAT_WARM_NS 10000000000ull
 #define CHAT_IDLE_BACKOFF_NS 100000000ull    /* then this: a message after a quiet spell waits up to 100 ms */
 #define CHAT_CALLS_QUEUED 16                 /* calls that arrive while one is being answered */
+#define CHAT_MAX_CALL_COUNT 1000000u         /* call --count: round trips timed in one process */
 
 enum chat_command { CHAT_LISTEN, CHAT_PEERS, CHAT_SEND, CHAT_CALL };
 
@@ -50,7 +52,8 @@ struct chat {
     const char *message;         /* argument, or "-" for stdin */
     const char *from;            /* --from */
     const char *exec;            /* --exec CMD */
-    bool json, watch, lines;
+    bool json, watch, lines, echo;
+    uint32_t count;              /* call --count N: N calls in a row, a summary line instead of the replies */
     uint32_t call_timeout_ms;
     struct session *s;
     struct inflight table;
@@ -78,10 +81,12 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         { "device", required_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' }, { "timeout", required_argument, NULL, 't' },
         { "wait", required_argument, NULL, 'w' },   { "json", no_argument, NULL, 'j' },     { "watch", no_argument, NULL, 'W' },
         { "exec", required_argument, NULL, 'e' },   { "from", required_argument, NULL, 'f' }, { "lines", no_argument, NULL, 'l' },
-        { "call-timeout", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
+        { "call-timeout", required_argument, NULL, 'T' }, { "spin-us", required_argument, NULL, 's' }, { "echo", no_argument, NULL, 'E' },
+        { "count", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
     };
     *o = (struct cli_common){ .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = CHAT_DEFAULT_TIMEOUT_MS };
     c->call_timeout_ms = CHAT_DEFAULT_CALL_TIMEOUT_MS;
+    c->count = 1;
     if (argc < 3)
         return chat_usage("chat needs a subcommand: register, listen, peers, send or call%s", "");
     const char *sub = argv[2];
@@ -113,6 +118,9 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         case 'e': c->exec = optarg; break;
         case 'f': c->from = optarg; break;
         case 'l': c->lines = true; break;
+        case 'E': c->echo = true; break;
+        case 's': rc = cli_parse_u32(optarg, "spin time --spin-us (microseconds)", 0, 1000000, &o->spin_us); break;
+        case 'n': rc = cli_parse_u32(optarg, "call count --count", 1, CHAT_MAX_CALL_COUNT, &c->count); break;
         case ':': return chat_usage("option %s needs a value", argv[optind - 1]);
         default: return chat_usage("unknown option '%s' for chat", argv[optind - 1]);
         }
@@ -148,6 +156,10 @@ static int chat_parse(int argc, char **argv, struct chat *c)
     }
     if (c->exec && c->command != CHAT_LISTEN)
         return chat_usage("--exec is an option of register/listen%s", "");
+    if (c->echo && (c->command != CHAT_LISTEN || c->exec))
+        return chat_usage("--echo is an option of register/listen, instead of --exec%s", "");
+    if (c->count != 1 && c->command != CHAT_CALL)
+        return chat_usage("--count is an option of call%s", "");
     if (c->watch && c->command != CHAT_PEERS)
         return chat_usage("--watch is an option of peers%s", "");
     return REPORT_EXIT_OK;
@@ -404,6 +416,13 @@ static bool chat_small_slice(const struct chat *c)
     return c->slice.size / 2 < CHAT_BUF_BYTES * (CHAT_SEND_WINDOW + 1);
 }
 
+/* Whether a SEND of len bytes goes inline in the ring slot (else through a slice buffer). */
+static bool chat_fits_inline(const struct chat *c, uint32_t len)
+{
+    const char *from = c->from ? c->from : "";
+    return sizeof(struct vmgmt_chat_send) + strlen(from) + strlen(c->target) + len <= ring_max_payload(&c->s->ch.g2c);
+}
+
 /* Builds a SEND/CALL request in out; large data goes to slice buffer `buf`. */
 static uint32_t chat_build_send(struct chat *c, uint8_t *out, const uint8_t *data, uint32_t len, uint32_t buf, bool call)
 {
@@ -478,10 +497,12 @@ static int chat_send(struct chat *c)
         rc = chat_call_core(c, VMGMT_MSG_CHAT_SEND, req, n, &a, "CHAT_SEND");
         return rc ? rc : chat_check_send_answer(c, &a, c->target);
     }
-    uint32_t window = chat_small_slice(c) ? 1 : CHAT_SEND_WINDOW;
-    if (window > c->table.limit)
-        window = c->table.limit;
+    /* Inline messages need only a ring slot: as many in flight as the core allows. Larger ones each hold
+     * one of the slice buffers until answered. Tag CHAT_SEND_WINDOW: no buffer. */
+    uint32_t window = c->table.limit;
+    uint32_t buffers = chat_small_slice(c) ? 1 : CHAT_SEND_WINDOW;
     bool busy[CHAT_SEND_WINDOW] = { false };
+    uint32_t busy_count = 0;
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -493,41 +514,88 @@ static int chat_send(struct chat *c)
             rc = report_error(REPORT_EXIT_USAGE, "line %" PRIu64 " is %u bytes, more than %u (TOO_LARGE)", count + 1, len, CHAT_BUF_BYTES);
             break;
         }
-        /* Each request in flight holds one buffer, so with fewer than `window` out one is free. */
-        while (c->table.count >= window) {
+        bool inline_data = chat_fits_inline(c, len);
+        while (c->table.count >= window || (!inline_data && busy_count >= buffers)) {
             rc = inflight_next(&c->table, &a, "CHAT_SEND");
             if (rc)
                 break;
-            busy[a.tag] = false;
+            if (a.tag < CHAT_SEND_WINDOW && busy[a.tag]) {
+                busy[a.tag] = false;
+                busy_count--;
+            }
             rc = chat_check_send_answer(c, &a, c->target);
             if (rc)
                 break;
         }
         if (rc)
             break;
-        uint32_t buf;
-        for (buf = 0; buf < window && busy[buf]; buf++) {}
+        uint32_t buf = CHAT_SEND_WINDOW;
+        if (!inline_data)
+            for (buf = 0; buf < buffers && busy[buf]; buf++) {}
         uint32_t n = chat_build_send(c, req, (const uint8_t *)line, len, buf, false);
         rc = inflight_send(&c->table, VMGMT_MSG_CHAT_SEND, req, n, buf, "CHAT_SEND", NULL);
         if (rc)
             break;
-        busy[buf] = true;
+        if (!inline_data) {
+            busy[buf] = true;
+            busy_count++;
+        }
         count++;
         bytes += len;
     }
     free(line);
     while (c->table.count > 0 && !c->table.broken) {
         int r = inflight_next(&c->table, &a, "CHAT_SEND");
-        if (!r) {
-            busy[a.tag] = false;
+        if (!r)
             r = chat_check_send_answer(c, &a, c->target);
-        }
         if (r && !rc)
             rc = r;
         if (r && c->table.broken)
             break;
     }
     report_verbose(c->common.verbose, "chat: sent %" PRIu64 " messages, %" PRIu64 " bytes in %" PRIu64 " ms", count, bytes, (clock_now_ns() - started) / 1000000);
+    return rc;
+}
+
+/* call --count N: the same call N times in a row; prints one summary line of the round trips (as ping does) instead of the replies. */
+static int chat_call_repeat(struct chat *c, const uint8_t *req, uint32_t n, uint32_t len)
+{
+    uint64_t *rtt_ns = calloc(c->count, sizeof(*rtt_ns));
+    if (!rtt_ns)
+        return report_error(REPORT_EXIT_SYSTEM, "out of memory for %u call results (use a smaller --count)", c->count);
+    static uint8_t copy[VMGMT_LIMIT_MAX_SLOT_BYTES];
+    int rc = REPORT_EXIT_OK;
+    uint32_t reply_bytes = 0;
+    for (uint32_t i = 0; i < c->count && !rc; i++) {
+        /* The request buffer may point into the slice (large messages): rebuild nothing, resend as built. */
+        memcpy(copy, req, n);
+        struct inflight_answer a;
+        uint64_t start = clock_now_ns();
+        rc = chat_call_core(c, VMGMT_MSG_CHAT_CALL, copy, n, &a, "CHAT_CALL");
+        rtt_ns[i] = clock_now_ns() - start;
+        if (rc)
+            break;
+        if (a.status != VMGMT_ST_OK) {
+            rc = chat_refused("call", c->target, a.status);
+            break;
+        }
+        struct vmgmt_chat_call_result r;
+        if (a.length < sizeof(r)) {
+            rc = report_error(REPORT_EXIT_PROTOCOL, "call %s: the core's answer has %u bytes, less than struct vmgmt_chat_call_result", c->target, a.length);
+            break;
+        }
+        memcpy(&r, a.payload, sizeof(r));
+        if (r.reply_status != 0)
+            rc = report_error(REPORT_EXIT_REFUSED, "call %s %u: the callee answered with its status %d", c->target, i + 1, r.reply_status);
+        reply_bytes = r.data_len;
+    }
+    if (!rc) {
+        struct ping_stats st;
+        ping_stats_compute(rtt_ns, c->count, &st);
+        printf("call: n=%u bytes=%u reply_bytes=%u min_us=%.1f median_us=%.1f p99_us=%.1f max_us=%.1f wait=%s\n", c->count, len, reply_bytes, (double)st.min_ns / 1000.0,
+               (double)st.median_ns / 1000.0, (double)st.p99_ns / 1000.0, (double)st.max_ns / 1000.0, dev_wait_name(c->s->dev.wait));
+    }
+    free(rtt_ns);
     return rc;
 }
 
@@ -543,6 +611,8 @@ static int chat_call(struct chat *c)
     /* The answer waits for the callee: allow the call's own timeout on top of the usual one. */
     c->table.timeout_ms = c->common.timeout_ms + c->call_timeout_ms;
     struct inflight_answer a;
+    if (c->count > 1)
+        return chat_call_repeat(c, req, n, len);
     rc = chat_call_core(c, VMGMT_MSG_CHAT_CALL, req, n, &a, "CHAT_CALL");
     if (rc)
         return rc;
@@ -637,6 +707,10 @@ static int chat_answer_call(struct chat *c)
         int rc = chat_exec(c, call, out, &len, &status);
         if (rc)
             return rc;
+    } else if (c->echo) {
+        memcpy(out, call->data, call->length);
+        len = call->length;
+        status = 0;
     } else {
         static const char note[] = "this listener answers no calls (start it with --exec CMD)";
         memcpy(out, note, sizeof(note) - 1);
@@ -743,7 +817,7 @@ static int chat_listen(struct chat *c)
     for (unsigned i = 0; i < c->name_count; i++)
         fprintf(stderr, " %s", c->names[i]);
     fprintf(stderr, " on channel %u (pid %d, wait=%s)%s\n", c->s->ch.index, (int)getpid(), dev_wait_name(c->s->dev.wait),
-            c->exec ? "; answering calls with --exec" : "");
+            c->exec ? "; answering calls with --exec" : c->echo ? "; answering calls with their own data (--echo)" : "");
     int rc = chat_loop(c);
     /* Leaving: the channel reset on release tells the core the names are gone; say so first in words. */
     for (unsigned i = 0; i < c->name_count && !rc && !c->table.broken; i++) {

@@ -27,6 +27,8 @@ export interface DeviceVmOptions {
   /** Default: the launcher's (TCG_DEFAULT_CPU_MODEL under TCG). */
   cpuModel?: string;
   cpus?: number;
+  /** Appended to QEMU's command line as they are. */
+  extraQemuArgs?: string[];
   geometry?: Partial<GeometryOptions>;
   log?: CoreLogger;
   readyTimeoutMs?: number;
@@ -82,6 +84,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         accel: opts.accel ?? 'auto',
         memoryMiB: opts.memoryMiB ?? 256,
         ...(opts.cpuModel ? { cpuModel: opts.cpuModel } : {}),
+        ...(opts.extraQemuArgs ? { extraQemuArgs: opts.extraQemuArgs } : {}),
         cpus: opts.cpus ?? 1,
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),

@@ -54,6 +54,8 @@ export interface VmLaunchSpec {
   paths: VmLaunchPaths;
   /** Where the KVM self-probe caches its answer. */
   cacheDir: string;
+  /** Appended to QEMU's command line as they are (benchmarks: a socket netdev between two guests). */
+  extraQemuArgs?: string[];
 }
 
 export interface VmLaunchDeps {
@@ -116,6 +118,7 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
         ...(spec.paths.consoleSocket ? { consoleSocketPath: spec.paths.consoleSocket } : {}),
         controlSocketPath: spec.paths.controlSocket,
         ivshmem: { serverSocketPath: spec.paths.ivshmemSocket, vectors: device.geometry.vectors },
+        ...(spec.extraQemuArgs ? { extraArgs: spec.extraQemuArgs } : {}),
       },
       { runDir: spec.paths.runDir, ...(spec.paths.qemuLog ? { logPath: spec.paths.qemuLog } : {}) },
     );
