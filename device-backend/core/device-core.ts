@@ -341,7 +341,11 @@ export class DeviceCore {
         waiting = true; // the guest is not taking answers: poll again
         break;
       }
+      // The answer to this request is owed from here on: pushes its handling makes (a service that sends
+      // what waited for room) must leave its slot, as they leave those of the answers in flight.
+      ch.inFlight++;
       const handled = this.handle(ch, next.bytes);
+      ch.inFlight--;
       ch.g2c.advance();
       if (handled.kind === 'async') {
         const epoch = ch.epoch;

@@ -250,6 +250,30 @@ describe('service contract: pushes', () => {
   });
 });
 
+describe('service contract: pushes made while a request is handled', () => {
+  it('leave the slot of that request\'s answer: the c2g ring is never filled past the guest\'s consumer', () => {
+    // The chat mode's CHAT_RX_FREED: handling the request pushes the deliveries that waited for room.
+    let port: ChannelPort | undefined;
+    const svc = service((r, p) => {
+      port = p;
+      for (let i = 0; i < 20; i++) p.push(NOTIFY, new Uint8Array([i]));
+      return responseTo(r, 0);
+    });
+    const env = setup([svc]);
+    inMode(env);
+    env.guest.send(req(2));
+    env.core.process();
+    const got = env.guest.receiveAll();
+    // 8 slots: 7 pushes and the answer; nothing overwritten, the rest still queued.
+    expect(got).toHaveLength(8);
+    expect(got.filter((m) => m.type === NOTIFY).map((m) => m.payload[0])).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(got.filter((m) => m.type !== NOTIFY).map((m) => m.requestId)).toEqual([2]);
+    env.core.process();
+    expect(env.guest.receiveAll().map((m) => m.payload[0])).toEqual([7, 8, 9, 10, 11, 12, 13, 14]);
+    expect(port).toBeDefined();
+  });
+});
+
 describe('service contract: push onSent', () => {
   it('tells the service when a push is in the ring, in order; never for pushes a reset dropped', () => {
     const svc = service((r) => responseTo(r, 0));
