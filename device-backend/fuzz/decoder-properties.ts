@@ -225,7 +225,11 @@ describe('ring index properties', () => {
         mem.storeU32(RING.offsets.prod, start);
         const prod = new RingProducer(mem, g);
         prod.adoptPublishedIndex();
-        for (let i = 0; i < pushes; i++) prod.push(new Uint8Array(64).fill(0xee));
+        // The consumer keeps up: it has released every slot before each push.
+        for (let i = 0; i < pushes; i++) {
+          mem.storeU32(RING.offsets.cons, (start + i) >>> 0);
+          prod.push(new Uint8Array(64).fill(0xee));
+        }
         expect([...mem.copyOut(RING.sizeBytes + slots * 64, 64)].every((b) => b === 0)).toBe(true);
         expect(mem.loadU32(RING.offsets.prod)).toBe((start + pushes) >>> 0);
       }),

@@ -24,6 +24,15 @@ describe('SPSC ring', () => {
     expect(prod.space()).toEqual({ kind: 'space', free: 4 });
   });
 
+  it('refuses to push into a full ring, whatever the caller believed, and writes nothing', () => {
+    const { mem, prod } = pair();
+    for (let i = 0; i < 4; i++) prod.push(new Uint8Array([i + 1]));
+    const before = mem.copyOut(RING.sizeBytes, 4 * 64);
+    expect(() => prod.push(new Uint8Array([0xff]))).toThrow(/ring full: no free slot at producer index 4/);
+    expect(mem.copyOut(RING.sizeBytes, 4 * 64)).toEqual(before);
+    expect(prod.index).toBe(4);
+  });
+
   it('wraps the free-running u32 indices', () => {
     const { mem, prod, cons } = pair();
     mem.storeU32(RING.offsets.prod, 0xfffffffe);

@@ -108,6 +108,9 @@ export class RingProducer {
     if (message.byteLength > this.geometry.slotSizeBytes) {
       throw new RangeError(`message of ${message.byteLength} bytes exceeds the ${this.geometry.slotSizeBytes}-byte slot`);
     }
+    // Never overwrite a slot the consumer has not released, whatever the caller believed.
+    const space = this.space();
+    if (space.kind !== 'space' || space.free === 0) throw new RangeError(`ring full: no free slot at producer index ${this.prod} (${space.kind === 'corrupt' ? space.reason : 'all slots unread'})`);
     this.mem.write(slotOffset(this.geometry, this.prod), message);
     this.prod = (this.prod + 1) >>> 0;
     this.mem.storeU32(this.geometry.ringOffset + R.prod, this.prod);
