@@ -178,6 +178,8 @@ export class DeviceCore {
     for (const ch of core.channels) {
       if (ch.mode !== MODE.NONE && !carryOn.has(ch.mode)) core.markNeedsReset(ch, STATUS.NEEDS_RESET.code, 'the core restarted while the channel was in a mode');
     }
+    // Waiters asleep on the interrupt (the agent) see the new core_generation now, not at their next check.
+    opts.notifyGuest(VECTOR.RING);
     return core;
   }
 

@@ -27,7 +27,7 @@
 #include "wait.h"
 
 #define AGENT_DEFAULT_TIMEOUT_MS 30000u
-#define AGENT_MSIX_HEALTH_CHECK_NS 1000000000ull /* MSI-X: wake at least this often to check the channel and the core */
+#define AGENT_MSIX_HEALTH_CHECK_NS 5000000000ull /* MSI-X: wake at least this often to check the channel and the core (a restarted core and a device reset also ring) */
 #define AGENT_VFIO_RETRY_NS 5000000000ull /* polling because vfio was busy: how often to try it again */
 #define AGENT_REAP_LOOK_NS 1000000000ull /* how often a waiting agent looks for channels left behind */
 #define AGENT_POLL_HEALTH_CHECK_NS 60000000000ull /* polling checks them at every look; this only bounds one wait */

@@ -10,8 +10,17 @@ static void report_vprint(const char *fmt, va_list ap)
     fputc('\n', stderr);
 }
 
+static bool report_quiet;
+
+void report_set_quiet(bool quiet)
+{
+    report_quiet = quiet;
+}
+
 int report_error(enum report_exit code, const char *fmt, ...)
 {
+    if (report_quiet)
+        return (int)code;
     va_list ap;
     va_start(ap, fmt);
     report_vprint(fmt, ap);

@@ -21,6 +21,9 @@ enum report_exit {
 /* Prints "vmgmt-guest: <message>\n" on stderr; returns code so callers can `return report_error(...)`. */
 int report_error(enum report_exit code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A loop that retries the same failure says it once: while quiet, report_error prints nothing. */
+void report_set_quiet(bool quiet);
+
 /* Prints "vmgmt-guest: <message>\n" on stderr when verbose is true. */
 void report_verbose(bool verbose, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -19,6 +19,7 @@
 #include "signals.h"
 
 #define STATS_RETRY_MS 3000u
+#define STATS_RETRY_MAX_MS 30000u /* a mode the host does not offer stays so for a while */
 #define STATS_LOOK_NS 50000000ull /* between records: how often the loop looks for pushes and a lost channel */
 #define STATS_DEFAULT_TIMEOUT_MS 5000u
 #define STATS_MAX_COUNT 1000u
@@ -390,16 +391,23 @@ int stats_serve(const struct cli_common *o)
     st->write_share = true;
     st->interval_ms = VMGMT_STATS_LIMIT_DEFAULT_INTERVAL_MS;
     int last_rc = -1;
+    uint32_t retry_ms = STATS_RETRY_MS;
     while (!signals_stop_requested()) {
         int rc = stats_connect(st);
+        report_set_quiet(false);
         if (rc) {
             if (rc != last_rc)
-                fprintf(stderr, "stats: not sending yet (exit code %d); retrying every %u s\n", rc, STATS_RETRY_MS / 1000);
+                fprintf(stderr, "stats: not sending yet (exit code %d); retrying every %u s, then less often, quietly\n", rc, STATS_RETRY_MS / 1000);
+            else if (retry_ms < STATS_RETRY_MAX_MS)
+                retry_ms *= 2;
             last_rc = rc;
-            stats_sleep_ns((uint64_t)STATS_RETRY_MS * 1000000ull);
+            /* The same failure again says nothing (an idle guest's console stays quiet). */
+            report_set_quiet(true);
+            stats_sleep_ns((uint64_t)(retry_ms < STATS_RETRY_MAX_MS ? retry_ms : STATS_RETRY_MAX_MS) * 1000000ull);
             continue;
         }
         last_rc = -1;
+        retry_ms = STATS_RETRY_MS;
         stats_run_channel(st);
         session_close(&st->s);
         stats_sleep_ns(100000000ull);

@@ -18,7 +18,7 @@ import type { ChatService } from '../../device-backend/services/chat/chat-servic
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
-import { launchVm } from './launch-vm.js';
+import { launchVm, testImageBoot } from './launch-vm.js';
 
 export interface DeviceVmOptions {
   name: string;
@@ -29,6 +29,8 @@ export interface DeviceVmOptions {
   cpus?: number;
   /** Appended to QEMU's command line as they are. */
   extraQemuArgs?: string[];
+  /** The kernel command line instead of the test image's (benchmarks comparing command lines). */
+  append?: string;
   geometry?: Partial<GeometryOptions>;
   log?: CoreLogger;
   readyTimeoutMs?: number;
@@ -85,6 +87,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         memoryMiB: opts.memoryMiB ?? 256,
         ...(opts.cpuModel ? { cpuModel: opts.cpuModel } : {}),
         ...(opts.extraQemuArgs ? { extraQemuArgs: opts.extraQemuArgs } : {}),
+        ...(opts.append !== undefined ? { boot: { ...testImageBoot(), append: opts.append } } : {}),
         cpus: opts.cpus ?? 1,
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
