@@ -132,11 +132,10 @@ async function main(): Promise<void> {
     });
     await bringUpNet(a, modules.files, '10.77.0.1');
     await bringUpNet(b, modules.files, '10.77.0.2');
-    await guestRun(b, `vmgmt-guest chat listen echo --echo ${SPIN} > /dev/null 2>&1 & vmgmt-guest chat listen relayed --echo > /dev/null 2>/tmp/relayed.err & vmgmt-guest chat register sink > /tmp/sink.out 2>/dev/null & vmgmt-guest bench tcp-echo > /dev/null 2>&1 & echo ok`);
-    await guestRun(a, `vmgmt-guest chat listen echo-a --echo ${SPIN} > /dev/null 2>&1 & echo ok`);
+    await guestRun(b, `vmgmt-guest chat listen echo --echo -q ${SPIN} > /dev/null 2>&1 & vmgmt-guest chat listen relayed --echo -q > /dev/null 2>/tmp/relayed.err & vmgmt-guest chat register sink > /tmp/sink.out 2>/dev/null & vmgmt-guest bench tcp-echo > /dev/null 2>&1 & echo ok`);
     for (;;) {
       const names = hub.peers({ vm: null, name: 'bench', group: undefined }).map((p) => p.name);
-      if (['sink', 'echo', 'relayed', 'echo-a'].every((n) => names.includes(n))) break;
+      if (['sink', 'echo', 'relayed'].every((n) => names.includes(n))) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     const relayWait = /wait=(\w+)/.exec(await guestRun(b, 'cat /tmp/relayed.err'))?.[1] ?? '?';

@@ -52,7 +52,7 @@ struct chat {
     const char *message;         /* argument, or "-" for stdin */
     const char *from;            /* --from */
     const char *exec;            /* --exec CMD */
-    bool json, watch, lines, echo;
+    bool json, watch, lines, echo, quiet;
     uint32_t count;              /* call --count N: N calls in a row, a summary line instead of the replies */
     uint32_t call_timeout_ms;
     struct session *s;
@@ -81,7 +81,7 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         { "device", required_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' }, { "timeout", required_argument, NULL, 't' },
         { "wait", required_argument, NULL, 'w' },   { "json", no_argument, NULL, 'j' },     { "watch", no_argument, NULL, 'W' },
         { "exec", required_argument, NULL, 'e' },   { "from", required_argument, NULL, 'f' }, { "lines", no_argument, NULL, 'l' },
-        { "call-timeout", required_argument, NULL, 'T' }, { "spin-us", required_argument, NULL, 's' }, { "echo", no_argument, NULL, 'E' },
+        { "call-timeout", required_argument, NULL, 'T' }, { "spin-us", required_argument, NULL, 's' }, { "echo", no_argument, NULL, 'E' }, { "quiet", no_argument, NULL, 'q' },
         { "count", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
     };
     *o = (struct cli_common){ .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = CHAT_DEFAULT_TIMEOUT_MS };
@@ -105,7 +105,7 @@ static int chat_parse(int argc, char **argv, struct chat *c)
     optind = 3;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":d:vt:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":d:vt:q", longopts, NULL)) != -1) {
         int rc = REPORT_EXIT_OK;
         switch (ch) {
         case 'd': o->bdf = optarg; break;
@@ -119,6 +119,7 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         case 'f': c->from = optarg; break;
         case 'l': c->lines = true; break;
         case 'E': c->echo = true; break;
+        case 'q': c->quiet = true; break;
         case 's': rc = cli_parse_u32(optarg, "spin time --spin-us (microseconds)", 0, 1000000, &o->spin_us); break;
         case 'n': rc = cli_parse_u32(optarg, "call count --count", 1, CHAT_MAX_CALL_COUNT, &c->count); break;
         case ':': return chat_usage("option %s needs a value", argv[optind - 1]);
@@ -158,6 +159,8 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         return chat_usage("--exec is an option of register/listen%s", "");
     if (c->echo && (c->command != CHAT_LISTEN || c->exec))
         return chat_usage("--echo is an option of register/listen, instead of --exec%s", "");
+    if (c->quiet && c->command != CHAT_LISTEN)
+        return chat_usage("-q is an option of register/listen%s", "");
     if (c->count != 1 && c->command != CHAT_CALL)
         return chat_usage("--count is an option of call%s", "");
     if (c->watch && c->command != CHAT_PEERS)
@@ -298,7 +301,9 @@ static void chat_on_deliver(struct chat *c, const struct vmgmt_msg *msg, const u
     c->took = true;
     c->received++;
     c->last_active_ns = clock_now_ns();
-    if (c->json) {
+    if (c->quiet) {
+        /* Counted, not printed. */
+    } else if (c->json) {
         fputs("{\"from\":{\"vm\":", stdout);
         if (call->from_vm[0])
             chat_json_string(stdout, (const uint8_t *)call->from_vm, strlen(call->from_vm));
