@@ -42,7 +42,7 @@ export const calcProgramSchema = z
       .array(argvArg)
       .min(1)
       .max(256)
-      .refine((a) => a[0]!.startsWith('/') && !a[0]!.includes('{'), 'argv[0] must be an absolute path without placeholders'),
+      .refine((a) => a.length === 0 || (a[0]!.startsWith('/') && !a[0]!.includes('{')), 'argv[0] must be an absolute path without placeholders'),
     timeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
     maxOutputBytes: z.number().int().min(1).max(CALC_LIMITS.MAX_JOB_BYTES).default(64 * 1024 * 1024),
     concurrency: z
