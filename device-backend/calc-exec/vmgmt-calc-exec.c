@@ -10,6 +10,9 @@
  * inside the cgroup's limits, and no byte of the guest's input (it comes later, on stdin) reaches a
  * process running as root. No shell, no PATH lookup: PROGRAM is an absolute path.
  *
+ * The program gets SIGKILL if the daemon dies (PR_SET_PDEATHSIG, set after the credentials change, which
+ * would clear it); what it forked is killed by the next daemon, which sweeps the dead one's cgroups.
+ *
  * Exit status 125 when a step before exec failed (the reason is on stderr), 127 when exec failed.
  */
 #ifndef _GNU_SOURCE
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +73,7 @@ static int ce_join(const char *procs)
 
 int main(int argc, char **argv)
 {
+    pid_t parent = getppid();
     unsigned long uid = 0, gid = 0;
     const char *cgroups[CE_MAX_CGROUPS];
     int ncgroups = 0, i = 1;
@@ -115,6 +120,12 @@ int main(int argc, char **argv)
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return ce_fail("cannot set no_new_privs", NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        return ce_fail("cannot set the parent-death signal", NULL);
+    if (getppid() != parent) {
+        errno = ESRCH;
+        return ce_fail("the daemon that started this job is gone", NULL);
+    }
     /* Only stdin, stdout and stderr go to the program. */
 #ifdef SYS_close_range
     if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)

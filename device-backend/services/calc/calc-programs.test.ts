@@ -2,6 +2,7 @@
 // (the launcher drops to nobody, the cgroups are the host's) and the built launcher (`make build`).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/core-logger.js';
 import { STATUS } from '../../layout/wire-layout.js';
@@ -44,8 +45,8 @@ const PROGRAMS: CalcProgramSpec[] = [
 ];
 
 const canRun = process.getuid?.() === 0 && existsSync(calcLauncherPath());
-// A pid of our own choosing, so these cgroups are ours alone (no daemon has it: the sweep leaves it).
-const CGROUP_PID = process.pid + 1_000_000;
+// This test process's pid: these cgroups are ours alone, and a daemon's sweep leaves them (we are alive).
+const CGROUP_PID = process.pid;
 
 async function run(fn: CalcFunction, input: string, id = 1): Promise<string> {
   const out: Buffer[] = [];
@@ -161,6 +162,28 @@ describe.skipIf(!canRun)('declared programs (as root, with the launcher built)',
     second.abort();
     third.abort();
     await waitUntil(() => programs.running('hold') === 0 && jobDirs().length === 0);
+  });
+});
+
+describe.skipIf(!canRun)('the calc cgroups of a daemon that died', () => {
+  it('are swept by the next daemon: what still runs there is killed, then the directories go', async () => {
+    let deadPid = 4_000_000 + (process.pid % 100_000);
+    while (existsSync(`/proc/${deadPid}`)) deadPid++;
+    const stale = createCalcCgroupRoot({ pid: deadPid });
+    if (!stale.ok) throw new Error(stale.reason);
+    const job = stale.root.createJob('j1', { cpuPercent: 10, memoryMaxBytes: 16 << 20, pidsMax: 4 });
+    const orphan = execa(calcLauncherPath(), ['--uid', '65534', '--gid', '65534', ...job.procsFiles.flatMap((f) => ['--cgroup', f]), '--', '/usr/bin/sleep', '60'], { env: {}, extendEnv: false, reject: false });
+    await waitUntil(() => readFileSync(job.procsFiles[0]!, 'utf8').trim() !== '');
+    // A daemon starts (any pid but the dead one's): its sweep kills the orphan.
+    const next = createCalcCgroupRoot({ pid: CGROUP_PID });
+    expect(next.ok).toBe(true);
+    expect((await orphan).signal).toBe('SIGKILL');
+    // The directories go at that sweep, or the next one once the killed process has left.
+    await waitUntil(() => {
+      createCalcCgroupRoot({ pid: CGROUP_PID });
+      return stale.root.dirs.every((d) => !existsSync(d));
+    });
+    if (next.ok) await next.root.remove();
   });
 });
 

@@ -72,7 +72,10 @@ export function createCalcCgroupRoot(opts: { root?: string; pid?: number } = {})
   }
 }
 
-/** Empty job and daemon directories of daemons that are gone (a kill -9 leaves them). */
+/**
+ * The job and daemon directories of daemons that are gone (a kill -9 leaves them): what still runs in them
+ * is an orphaned job nobody will read, so it is killed; the directories go once it has left them.
+ */
 function sweepStale(parents: string[], pid: number): void {
   for (const parent of parents) {
     for (const entry of readdirSync(parent)) {
@@ -80,10 +83,21 @@ function sweepStale(parents: string[], pid: number): void {
       if (!m || Number(m[1]) === pid || alive(Number(m[1]))) continue;
       const dir = path.join(parent, entry);
       try {
-        for (const job of readdirSync(dir, { withFileTypes: true })) if (job.isDirectory()) rmdirSync(path.join(dir, job.name));
+        for (const job of readdirSync(dir, { withFileTypes: true })) {
+          if (!job.isDirectory()) continue;
+          const jobDir = path.join(dir, job.name);
+          for (const p of pidsIn([jobDir])) {
+            try {
+              process.kill(p, 'SIGKILL');
+            } catch {
+              // exited meanwhile
+            }
+          }
+          rmdirSync(jobDir);
+        }
         rmdirSync(dir);
       } catch {
-        // Still has processes: left for a later sweep.
+        // Killed processes still leaving: a later daemon's sweep removes what is left.
       }
     }
   }
