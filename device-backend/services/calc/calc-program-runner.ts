@@ -3,6 +3,7 @@
 // backpressure), its stdout to the job's output sink, the first part of its stderr kept for the guest.
 // Nothing here blocks the event loop: the program is a child process.
 import { constants } from 'node:os';
+import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { CALC_LIMITS, STATUS } from '../../layout/wire-layout.js';
 import { Refusal } from '../refusal.js';
@@ -35,6 +36,20 @@ export interface ProgramJobOptions {
   onExit: () => void;
 }
 
+
+/** Input queued for a program beyond what its pipe holds, before CALC_INPUT waits for it to read. */
+const STDIN_QUEUE_BYTES = 4 * 1024 * 1024;
+
+/** Settles when the stream drained, closed or failed (never rejects: the program's exit says what happened). */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      for (const e of ['drain', 'close', 'error'] as const) stream.off(e, done);
+      resolve();
+    };
+    for (const e of ['drain', 'close', 'error'] as const) stream.on(e, done);
+  });
+}
 
 type Ending = { kind: 'ok' } | { kind: 'refused'; refusal: Refusal } | { kind: 'sink'; error: unknown };
 
@@ -118,12 +133,12 @@ export function startProgramJob(opts: ProgramJobOptions): CalcJob {
     write: async (chunk) => {
       if (exited) return raise(exited); // exited 0 early: the rest of the input is not needed
       const stdin = child.stdin!;
-      const written = new Promise<void>((resolve) => {
-        // Resolves on success and on EPIPE alike: the exit decides what the guest is told.
-        stdin.write(Buffer.from(chunk), () => resolve());
-      });
-      const e = await Promise.race([written.then(() => exited), ended]);
-      if (e) raise(e);
+      // The guest's next chunk may come while the program reads this one: up to STDIN_QUEUE_BYTES wait
+      // in the pipe's queue, then the answer waits until the program has taken them (backpressure). An
+      // EPIPE is not an error by itself: the exit decides what the guest is told.
+      stdin.write(Buffer.from(chunk));
+      if (stdin.writableLength > STDIN_QUEUE_BYTES) await Promise.race([drained(stdin), ended]);
+      if (exited) raise(exited);
     },
     finish: async () => {
       child.stdin!.end();
