@@ -17,7 +17,7 @@ const programs = (upperAllow: unknown) => [
   { name: 'where', description: 'the cgroup the program runs in', argv: ['/usr/bin/cat', '/proc/self/cgroup'], allow: LAB },
   { name: 'sleepy', argv: ['/usr/bin/sleep', '60'], timeoutMs: 1500, allow: LAB },
   { name: 'flood', argv: ['/usr/bin/head', '-c', '1000000', '/dev/zero'], maxOutputBytes: 65_536, allow: LAB },
-  { name: 'hold', description: 'one at a time on the host', argv: ['/usr/bin/sleep', '15'], timeoutMs: 120_000, concurrency: { perVm: 1, hostWide: 1 }, allow: LAB },
+  { name: 'hold', description: 'one at a time on the host', argv: ['/usr/bin/sleep', '25'], timeoutMs: 120_000, concurrency: { perVm: 1, hostWide: 1 }, allow: LAB },
   { name: 'fails', argv: ['/usr/bin/ls', '/nonexistent-{vm}-{inputBytes}'], allow: LAB },
   { name: 'secret', description: 'only for another VM', argv: ['/usr/bin/cat'], allow: { vms: ['someone-else'], groups: ['prod'] } },
 ];
