@@ -4,11 +4,12 @@ SHELL := /bin/bash
 
 NATIVE := device-backend/native/build/Release/vmgmt_native.node
 DRIVER := guest-driver/build/vmgmt-guest
+CALC_EXEC := device-backend/calc-exec/build/vmgmt-calc-exec
 IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density fuzz clean
+.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +18,13 @@ $(NATIVE): device-backend/native/vmgmt_native.c device-backend/native/binding.gy
 	node scripts/build-native.mjs
 
 native: $(NATIVE)
+
+# What starts a declared calculation program: joins the job's cgroup, drops to the configured user, execs.
+$(CALC_EXEC): device-backend/calc-exec/vmgmt-calc-exec.c
+	@mkdir -p $(dir $@)
+	gcc -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+
+calc-exec: $(CALC_EXEC)
 
 $(TS_STAMP): $(TS_SOURCES)
 	npx tsc -p tsconfig.json
@@ -35,7 +43,7 @@ image: driver
 	bash images/build-image.sh
 
 build: setup
-	$(MAKE) native ts driver image
+	$(MAKE) native ts driver image calc-exec
 
 demo: build
 	node dist/orchestrator/demo/demo-cli.js

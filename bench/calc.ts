@@ -5,6 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { silentLogger } from '../device-backend/core/core-logger.js';
+import { calcLauncherPath } from '../device-backend/services/calc/calc-launcher.js';
+import { CalcPrograms } from '../device-backend/services/calc/calc-programs.js';
+import { resolveCalcConfig, calcConfigSchema } from '../orchestrator/daemon/calc-config.js';
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
 import { guestSeconds as seconds, mbps as rate, median } from './bench-guest.js';
 
@@ -17,15 +21,24 @@ async function main(): Promise<void> {
   mkdirSync(root);
   writeFileSync(path.join(root, 'data.bin'), randomBytes(FILE_MIB * 1024 * 1024));
   let vm: DeviceVm | undefined;
+  // A declared host program doing what the sha256 built-in does: the cost of the program path (execa,
+  // launcher, job cgroup, stdin/stdout pipes) beside the built-in's.
+  const settings = resolveCalcConfig(calcConfigSchema.parse({ programs: [{ name: 'sha256sum', argv: ['/usr/bin/sha256sum'], timeoutMs: 600_000, allow: { vms: ['bench-calc'] } }] }));
+  const programs = new CalcPrograms({ settings: () => settings, launcherPath: calcLauncherPath(), log: silentLogger });
   try {
     console.log(`booting a TCG guest (1 vCPU, 1 GiB) with a ${FILE_MIB} MiB file...`);
-    vm = await startDeviceVm({ name: 'bench-calc', accel: 'tcg', memoryMiB: 1024, files: { root } });
+    vm = await startDeviceVm({ name: 'bench-calc', accel: 'tcg', memoryMiB: 1024, files: { root }, calc: programs.catalogFor({ vm: 'bench-calc' }) });
     const r = await vm.control.run('vmgmt-guest file get data.bin /tmp/data.bin -q && echo ok', { timeoutMs: 300_000 });
     if (!r.stdout.includes('ok')) throw new Error(`could not put the file into the guest: ${r.stdout}`);
     const cases = [
       { what: 'sha256', guest: 'sha256sum /tmp/data.bin', host: 'vmgmt-guest calc sha256 /tmp/data.bin --hex' },
       { what: 'gzip -6', guest: 'gzip -6 -c /tmp/data.bin', host: 'vmgmt-guest calc gzip /tmp/data.bin /dev/null' },
+      { what: 'sha256 (host program sha256sum)', guest: 'sha256sum /tmp/data.bin', host: 'vmgmt-guest calc sha256sum /tmp/data.bin' },
     ];
+    // The program's digest is the guest's own (sha256sum prints "HEX  NAME").
+    const digests = await Promise.all(['sha256sum /tmp/data.bin', 'vmgmt-guest calc sha256sum /tmp/data.bin 2>/dev/null'].map((c) => vm!.control.run(c, { timeoutMs: 300_000 })));
+    const [own, viaProgram] = digests.map((d) => d.stdout.trim().split(/\s+/)[0]);
+    if (!own || own !== viaProgram) throw new Error(`the host program's sha256 ${viaProgram} is not the guest's ${own}`);
     const rows = [];
     for (const c of cases) {
       const g: number[] = [];
@@ -41,6 +54,7 @@ async function main(): Promise<void> {
     console.table(rows);
   } finally {
     await vm?.close();
+    await programs.close();
     rmSync(base, { recursive: true, force: true });
   }
 }

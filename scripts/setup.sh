@@ -40,4 +40,17 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# Declared calculation programs run as an unprivileged account, by default nobody/nogroup (config calc.user,
+# calc.group). Debian has both; create them where a host lacks them.
+if ! getent group nogroup >/dev/null; then
+  [[ $(id -u) -eq 0 ]] || die "group nogroup is missing (calc programs run as nobody/nogroup); run as root or: sudo groupadd -r nogroup"
+  say "creating group nogroup (calc programs run as it)"
+  groupadd -r nogroup
+fi
+if ! getent passwd nobody >/dev/null; then
+  [[ $(id -u) -eq 0 ]] || die "user nobody is missing (calc programs run as nobody/nogroup); run as root or: sudo useradd -r -g nogroup -d /nonexistent -s /usr/sbin/nologin nobody"
+  say "creating user nobody (calc programs run as it)"
+  useradd -r -g nogroup -d /nonexistent -s /usr/sbin/nologin nobody
+fi
 say "ok"

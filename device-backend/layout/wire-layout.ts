@@ -111,6 +111,8 @@ export const MSG_TYPE = {
   CALC_OUTPUT: 0x0504,
   /** Payload struct vmgmt_calc_job: the job is done (also dropped on a channel reset). */
   CALC_END: 0x0505,
+  /** Payload struct vmgmt_calc_list: the functions this VM may call, vmgmt_calc_entry records into the data slice. */
+  CALC_LIST: 0x0506,
 } as const;
 
 /** Calculation mode limits. */
@@ -118,6 +120,16 @@ export const CALC_LIMITS = {
   MAX_FUNCTION_NAME_BYTES: 64,
   /** Input and output of one job: 1 GiB. */
   MAX_JOB_BYTES: 1024 * 1024 * 1024,
+  /** A host program's stderr kept for a CALC_PROGRAM_FAILED answer (what fits the slot of it is sent). */
+  MAX_STDERR_BYTES: 1024,
+  /** A function's one-line description in CALC_LIST. */
+  MAX_DESCRIPTION_BYTES: 200,
+} as const;
+
+/** vmgmt_calc_entry.kind. */
+export const CALC_KIND = {
+  BUILTIN: 1,
+  PROGRAM: 2,
 } as const;
 
 /** AGENT_COPY directions. */
@@ -279,11 +291,15 @@ export const STATUS = {
   CHAT_TOO_LARGE: { code: 56, text: 'chat message larger than 64 KiB, or than the receiver\'s receive area' },
   CHAT_TIMED_OUT: { code: 57, text: 'the callee did not reply in time' },
   CHAT_NO_CALL: { code: 58, text: 'no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)' },
-  CALC_NO_FUNCTION: { code: 70, text: 'no such calculation function on this host (or this VM may not use it)' },
-  CALC_TOO_LARGE: { code: 71, text: 'calculation input or output larger than the host allows (1 GiB)' },
-  CALC_BUSY: { code: 72, text: 'a calculation job is already open on this channel (end it first)' },
+  CALC_NO_FUNCTION: { code: 70, text: 'no such calculation function on this host (vmgmt-guest calc --list shows the ones this VM may call)' },
+  CALC_TOO_LARGE: { code: 71, text: 'calculation input or output larger than the host allows (1 GiB, or the function\'s own output limit)' },
+  CALC_BUSY: { code: 72, text: 'busy: a calculation job is already open on this channel, or the host runs as many jobs of this function as it allows (for this VM or host-wide): retry later' },
   CALC_FAILED: { code: 73, text: 'the calculation failed on the host (for example input that is not valid gzip data)' },
   CALC_BAD_JOB: { code: 74, text: 'no such calculation job on this channel, or it is not in the step this request needs' },
+  CALC_NOT_ALLOWED: { code: 75, text: 'this VM may not use this calculation function (the host\'s calc allow-list names neither the VM nor its group)' },
+  CALC_TIMED_OUT: { code: 76, text: 'the host program did not finish within its time limit and was killed' },
+  CALC_PROGRAM_FAILED: { code: 77, text: 'the host program failed (its exit status and the start of its error output follow)' },
+  CALC_OUTPUT_BUDGET: { code: 78, text: 'the host holds as much calculation output for this VM as it may (calc.outputBudgetBytes): end other jobs first, or retry later' },
   CHAT_PEER_GONE: { code: 59, text: 'the receiver went away before the message reached it (not delivered)' },
   STATS_BAD_VERSION: { code: 60, text: 'stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length' },
   STATS_OUT_OF_RANGE: { code: 61, text: 'stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)' },
@@ -620,6 +636,34 @@ export const CALC_RESULT = defineStruct('vmgmt_calc_result', 'CALC_RUN answer pa
   ['output_size', 'u64', 'bytes of output, read with CALC_OUTPUT'],
 ]);
 
+export const CALC_FAILURE = defineStruct('vmgmt_calc_failure', 'Payload of a CALC_INPUT or CALC_RUN answer with status CALC_PROGRAM_FAILED; stderr_len bytes of the program\'s stderr follow it.', 16, [
+  ['exit_code', 'i32', 'the program\'s exit status; -1 when a signal ended it'],
+  ['signal', 'u32', 'the signal that ended it (9 for SIGKILL, e.g. the memory limit); 0 when it exited'],
+  ['stderr_len', 'u32', 'bytes of stderr that follow: its first ones, at most CALC_LIMITS.MAX_STDERR_BYTES'],
+  ['stderr_total', 'u32', 'bytes the program wrote to stderr in all (saturates at 2^32-1)'],
+]);
+
+export const CALC_LIST_REQ = defineStruct('vmgmt_calc_list', 'CALC_LIST payload.', 16, [
+  ['buf_offset', 'u32', 'where the vmgmt_calc_entry records go in the data slice'],
+  ['buf_len', 'u32', 'room for records, bytes'],
+  ['cookie', 'u32', 'entry index to start at: 0, then next_cookie'],
+  ['reserved', 'u32', 'must be zero'],
+]);
+
+export const CALC_LIST_RESULT = defineStruct('vmgmt_calc_list_result', 'Answer payload of CALC_LIST.', 16, [
+  ['count', 'u32', 'entries written'],
+  ['bytes', 'u32', 'bytes of the buffer used'],
+  ['next_cookie', 'u32', '0 when the listing is complete'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const CALC_ENTRY = defineStruct('vmgmt_calc_entry', 'One CALC_LIST record; name_len bytes of name, then desc_len bytes of description (UTF-8, one line) follow, then padding to 4 bytes.', 8, [
+  ['name_len', 'u8', 'bytes of the function name'],
+  ['kind', 'u8', 'CALC_KIND: built-in or host program'],
+  ['desc_len', 'u16', 'bytes of description, at most CALC_LIMITS.MAX_DESCRIPTION_BYTES'],
+  ['reserved', 'u32', 'zero'],
+]);
+
 /** Every wire struct, in the order the C header declares them: the generator and the layout tests use this list. */
 export const WIRE_STRUCTS = [
   HEADER, CHANNEL, RING, MSG_HEADER, SET_MODE_REQ,
@@ -627,5 +671,5 @@ export const WIRE_STRUCTS = [
   AGENT_COPY_REQ,
   CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX,
   STATS_RECORD, STATS_CONFIG_MSG, STATS_SHARE_MSG,
-  CALC_BEGIN_REQ, CALC_JOB_REQ, CALC_IO_REQ, CALC_IO_RESP, CALC_RESULT,
+  CALC_BEGIN_REQ, CALC_JOB_REQ, CALC_IO_REQ, CALC_IO_RESP, CALC_RESULT, CALC_FAILURE, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_ENTRY,
 ] as const;

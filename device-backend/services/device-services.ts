@@ -5,6 +5,7 @@ import type { MessageService } from '../core/message-service.js';
 import { pingService } from '../core/ping-service.js';
 import type { VmgmtNative } from '../native/index.js';
 import { AgentService } from './agent/agent-service.js';
+import type { CalcCatalog } from './calc/calc-programs.js';
 import { CalcService } from './calc/calc-service.js';
 import type { ChatHub } from './chat/chat-hub.js';
 import { ChatService } from './chat/chat-service.js';
@@ -22,6 +23,8 @@ export interface DeviceServicesOptions {
   chat?: ChatAttachment;
   /** The daemon's statistics hub; without one the stats mode is unavailable. */
   stats?: StatsHub;
+  /** What this VM may calculate (the daemon's declared programs for it); default the built-ins. */
+  calc?: CalcCatalog;
 }
 
 export interface ChatAttachment {
@@ -42,7 +45,7 @@ export interface DeviceServices {
 export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const files = new FileService({ native: opts.native, ...(opts.files ? { config: opts.files } : {}), log: opts.log });
   const agent = new AgentService({ native: opts.native, log: opts.log });
-  const calc = new CalcService({ native: opts.native, log: opts.log });
+  const calc = new CalcService({ native: opts.native, log: opts.log, ...(opts.calc ? { catalog: opts.calc } : {}) });
   const built: DeviceServices = { services: [pingService, files, agent, calc], files, agent, calc };
   if (opts.chat) {
     built.chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });

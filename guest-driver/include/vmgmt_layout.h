@@ -63,6 +63,7 @@
 #define VMGMT_MSG_CALC_RUN 0x503
 #define VMGMT_MSG_CALC_OUTPUT 0x504
 #define VMGMT_MSG_CALC_END 0x505
+#define VMGMT_MSG_CALC_LIST 0x506
 #define VMGMT_FILE_OPEN_READ 0x1
 #define VMGMT_FILE_OPEN_WRITE 0x2
 #define VMGMT_FILE_CLOSE_COMMIT 0x1
@@ -97,6 +98,10 @@
 #define VMGMT_CHAT_BROADCAST_TARGET "@"
 #define VMGMT_CALC_LIMIT_MAX_FUNCTION_NAME_BYTES 0x40
 #define VMGMT_CALC_LIMIT_MAX_JOB_BYTES 0x40000000
+#define VMGMT_CALC_LIMIT_MAX_STDERR_BYTES 0x400
+#define VMGMT_CALC_LIMIT_MAX_DESCRIPTION_BYTES 0xc8
+#define VMGMT_CALC_KIND_BUILTIN 0x1
+#define VMGMT_CALC_KIND_PROGRAM 0x2
 #define VMGMT_STATS_LIMIT_RECORD_VERSION 0x1
 #define VMGMT_STATS_LIMIT_MAX_REASON_BYTES 0x30
 #define VMGMT_STATS_LIMIT_MAX_SHARE_REASON_BYTES 0x60
@@ -161,6 +166,10 @@
 #define VMGMT_ST_CALC_BUSY 0x48
 #define VMGMT_ST_CALC_FAILED 0x49
 #define VMGMT_ST_CALC_BAD_JOB 0x4a
+#define VMGMT_ST_CALC_NOT_ALLOWED 0x4b
+#define VMGMT_ST_CALC_TIMED_OUT 0x4c
+#define VMGMT_ST_CALC_PROGRAM_FAILED 0x4d
+#define VMGMT_ST_CALC_OUTPUT_BUDGET 0x4e
 #define VMGMT_ST_CHAT_PEER_GONE 0x3b
 #define VMGMT_ST_STATS_BAD_VERSION 0x3c
 #define VMGMT_ST_STATS_OUT_OF_RANGE 0x3d
@@ -748,6 +757,58 @@ struct vmgmt_calc_result {
 _Static_assert(sizeof(struct vmgmt_calc_result) == 8, "struct vmgmt_calc_result size");
 _Static_assert(offsetof(struct vmgmt_calc_result, output_size) == 0, "struct vmgmt_calc_result.output_size offset");
 
+/* Payload of a CALC_INPUT or CALC_RUN answer with status CALC_PROGRAM_FAILED; stderr_len bytes of the program's stderr follow it. */
+struct vmgmt_calc_failure {
+    int32_t exit_code;                      /* @0: the program's exit status; -1 when a signal ended it */
+    uint32_t signal;                        /* @4: the signal that ended it (9 for SIGKILL, e.g. the memory limit); 0 when it exited */
+    uint32_t stderr_len;                    /* @8: bytes of stderr that follow: its first ones, at most CALC_LIMITS.MAX_STDERR_BYTES */
+    uint32_t stderr_total;                  /* @12: bytes the program wrote to stderr in all (saturates at 2^32-1) */
+};
+_Static_assert(sizeof(struct vmgmt_calc_failure) == 16, "struct vmgmt_calc_failure size");
+_Static_assert(offsetof(struct vmgmt_calc_failure, exit_code) == 0, "struct vmgmt_calc_failure.exit_code offset");
+_Static_assert(offsetof(struct vmgmt_calc_failure, signal) == 4, "struct vmgmt_calc_failure.signal offset");
+_Static_assert(offsetof(struct vmgmt_calc_failure, stderr_len) == 8, "struct vmgmt_calc_failure.stderr_len offset");
+_Static_assert(offsetof(struct vmgmt_calc_failure, stderr_total) == 12, "struct vmgmt_calc_failure.stderr_total offset");
+
+/* CALC_LIST payload. */
+struct vmgmt_calc_list {
+    uint32_t buf_offset;                    /* @0: where the vmgmt_calc_entry records go in the data slice */
+    uint32_t buf_len;                       /* @4: room for records, bytes */
+    uint32_t cookie;                        /* @8: entry index to start at: 0, then next_cookie */
+    uint32_t reserved;                      /* @12: must be zero */
+};
+_Static_assert(sizeof(struct vmgmt_calc_list) == 16, "struct vmgmt_calc_list size");
+_Static_assert(offsetof(struct vmgmt_calc_list, buf_offset) == 0, "struct vmgmt_calc_list.buf_offset offset");
+_Static_assert(offsetof(struct vmgmt_calc_list, buf_len) == 4, "struct vmgmt_calc_list.buf_len offset");
+_Static_assert(offsetof(struct vmgmt_calc_list, cookie) == 8, "struct vmgmt_calc_list.cookie offset");
+_Static_assert(offsetof(struct vmgmt_calc_list, reserved) == 12, "struct vmgmt_calc_list.reserved offset");
+
+/* Answer payload of CALC_LIST. */
+struct vmgmt_calc_list_result {
+    uint32_t count;                         /* @0: entries written */
+    uint32_t bytes;                         /* @4: bytes of the buffer used */
+    uint32_t next_cookie;                   /* @8: 0 when the listing is complete */
+    uint32_t reserved;                      /* @12: zero */
+};
+_Static_assert(sizeof(struct vmgmt_calc_list_result) == 16, "struct vmgmt_calc_list_result size");
+_Static_assert(offsetof(struct vmgmt_calc_list_result, count) == 0, "struct vmgmt_calc_list_result.count offset");
+_Static_assert(offsetof(struct vmgmt_calc_list_result, bytes) == 4, "struct vmgmt_calc_list_result.bytes offset");
+_Static_assert(offsetof(struct vmgmt_calc_list_result, next_cookie) == 8, "struct vmgmt_calc_list_result.next_cookie offset");
+_Static_assert(offsetof(struct vmgmt_calc_list_result, reserved) == 12, "struct vmgmt_calc_list_result.reserved offset");
+
+/* One CALC_LIST record; name_len bytes of name, then desc_len bytes of description (UTF-8, one line) follow, then padding to 4 bytes. */
+struct vmgmt_calc_entry {
+    uint8_t name_len;                       /* @0: bytes of the function name */
+    uint8_t kind;                           /* @1: CALC_KIND: built-in or host program */
+    uint16_t desc_len;                      /* @2: bytes of description, at most CALC_LIMITS.MAX_DESCRIPTION_BYTES */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_calc_entry) == 8, "struct vmgmt_calc_entry size");
+_Static_assert(offsetof(struct vmgmt_calc_entry, name_len) == 0, "struct vmgmt_calc_entry.name_len offset");
+_Static_assert(offsetof(struct vmgmt_calc_entry, kind) == 1, "struct vmgmt_calc_entry.kind offset");
+_Static_assert(offsetof(struct vmgmt_calc_entry, desc_len) == 2, "struct vmgmt_calc_entry.desc_len offset");
+_Static_assert(offsetof(struct vmgmt_calc_entry, reserved) == 4, "struct vmgmt_calc_entry.reserved offset");
+
 /* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */
 static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)
 { return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }
@@ -811,11 +872,15 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 56: return "chat message larger than 64 KiB, or than the receiver's receive area";
     case 57: return "the callee did not reply in time";
     case 58: return "no such call waiting for a reply from this channel (unknown id, timed out, or the caller went away)";
-    case 70: return "no such calculation function on this host (or this VM may not use it)";
-    case 71: return "calculation input or output larger than the host allows (1 GiB)";
-    case 72: return "a calculation job is already open on this channel (end it first)";
+    case 70: return "no such calculation function on this host (vmgmt-guest calc --list shows the ones this VM may call)";
+    case 71: return "calculation input or output larger than the host allows (1 GiB, or the function's own output limit)";
+    case 72: return "busy: a calculation job is already open on this channel, or the host runs as many jobs of this function as it allows (for this VM or host-wide): retry later";
     case 73: return "the calculation failed on the host (for example input that is not valid gzip data)";
     case 74: return "no such calculation job on this channel, or it is not in the step this request needs";
+    case 75: return "this VM may not use this calculation function (the host's calc allow-list names neither the VM nor its group)";
+    case 76: return "the host program did not finish within its time limit and was killed";
+    case 77: return "the host program failed (its exit status and the start of its error output follow)";
+    case 78: return "the host holds as much calculation output for this VM as it may (calc.outputBudgetBytes): end other jobs first, or retry later";
     case 59: return "the receiver went away before the message reached it (not delivered)";
     case 60: return "stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length";
     case 61: return "stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)";
@@ -859,6 +924,7 @@ static inline const char *vmgmt_msg_type_name(uint16_t type)
     case 0x503: return "CALC_RUN";
     case 0x504: return "CALC_OUTPUT";
     case 0x505: return "CALC_END";
+    case 0x506: return "CALC_LIST";
     default: return "unknown";
     }
 }

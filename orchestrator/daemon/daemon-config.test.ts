@@ -52,6 +52,7 @@ describe('daemon config file', () => {
       stats: { intervalMs: 1000 },
       scheduling: { enabled: true, periodMs: 1000 },
       devices: { prefaultRegions: false },
+      calc: { outputBudgetBytes: 1024 ** 3, programs: [] },
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -75,6 +76,7 @@ describe('daemon config file', () => {
       stats: { intervalMs: 500 },
       scheduling: { enabled: false, periodMs: 1000 },
       devices: { prefaultRegions: true },
+      calc: { outputBudgetBytes: 1024 ** 3, programs: [] },
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
@@ -103,9 +105,9 @@ describe('daemon config file', () => {
   });
 
   it('refuses the sections reserved for later by name', () => {
-    expect(problemsOf(JSON.stringify({ functions: {}, metrics: { listen: ':9100' }, logLevel: 'warn' }))).toEqual([
-      { path: 'functions', message: expect.stringMatching(/^reserved for host calculation functions .*does not read it yet/) },
+    expect(problemsOf(JSON.stringify({ cluster: {}, metrics: { listen: ':9100' }, logLevel: 'warn' }))).toEqual([
       { path: 'metrics', message: expect.stringMatching(/^reserved for the metrics and dashboard listener/) },
+      { path: 'cluster', message: expect.stringMatching(/^reserved for running several hosts as one; .*does not read it yet/) },
     ]);
   });
 

@@ -4,7 +4,7 @@
 // (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
 //
 // On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes, the
-// boot section, chat.rules, stats, scheduling and devices.prefaultRegions take effect at once (the chat policy is evaluated per send; prefaulting applies to devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
+// boot section, chat.rules, stats, scheduling, devices.prefaultRegions and the calc section take effect at once (the chat policy is evaluated per send; prefaulting applies to devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
 // logged as needing a restart. A file that no longer parses leaves the running config as it was.
 //
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
@@ -18,6 +18,8 @@ import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { VmgmtError } from './vmgmt-error.js';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import { HOST_VM_SELECTOR, type ChatRule } from '../../device-backend/services/chat/chat-policy.js';
+import type { CalcSettings } from '../../device-backend/services/calc/calc-program.js';
+import { calcConfigSchema, resolveCalcConfig } from './calc-config.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vmgmt/config.json';
 export const DEFAULT_STATE_DIR = '/var/lib/vmgmt';
@@ -27,7 +29,6 @@ export { DEFAULT_MAX_PULL_BYTES };
 
 /** Top-level sections later versions will read, and what for. */
 export const RESERVED_SECTIONS = {
-  functions: 'host calculation functions offered to guests',
   metrics: 'the metrics and dashboard listener',
   cluster: 'running several hosts as one',
 } as const;
@@ -119,6 +120,8 @@ export const daemonConfigFileSchema = z
     stats: statsConfigSchema.default(statsConfigSchema.parse({})),
     scheduling: schedulingConfigSchema.default(schedulingConfigSchema.parse({})),
     devices: devicesConfigSchema.default(devicesConfigSchema.parse({})),
+    /** Host programs as calculation functions, and the per-VM output budget (calc-config.ts). */
+    calc: calcConfigSchema.default(calcConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -151,6 +154,8 @@ export interface DaemonConfig {
     /** Read when a device maps its region (VM start, re-attach). */
     prefaultRegions: boolean;
   };
+  /** Read at each CALC_BEGIN and CALC_LIST. */
+  calc: CalcSettings;
 }
 
 /** Flags of `vmgmt daemon`: relative paths are taken from the working directory. */
@@ -212,6 +217,7 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
     stats: { ...file.stats },
     scheduling: { ...file.scheduling },
     devices: { prefaultRegions: file.devices.prefaultRegions },
+    calc: resolveCalcConfig(file.calc),
   };
 }
 
@@ -258,7 +264,7 @@ export interface ReloadPlan {
   needRestart: ConfigChange[];
 }
 
-const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs', 'devices.prefaultRegions'] as const;
+const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs', 'devices.prefaultRegions', 'calc'] as const;
 const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
 
 /** What a reload changes. Pure. */
@@ -279,6 +285,7 @@ export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPla
       stats: { ...next.stats },
       scheduling: { ...next.scheduling },
       devices: next.devices,
+      calc: next.calc,
     },
     applied: changes(RELOADABLE_FIELDS),
     needRestart: changes(RESTART_FIELDS),

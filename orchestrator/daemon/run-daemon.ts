@@ -105,6 +105,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
     chat?.close();
     manager?.scheduler.stop();
     manager?.detachAll();
+    await manager?.calcPrograms.close();
     lock.release();
     stop.dispose();
     process.off('unhandledRejection', onRejection);

@@ -12,6 +12,7 @@ import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
 import type { ChatHub } from '../../device-backend/services/chat/chat-hub.js';
 import type { ChatAttachment } from '../../device-backend/services/device-services.js';
 import type { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
+import type { CalcCatalog, CalcPrograms } from '../../device-backend/services/calc/calc-programs.js';
 import type { StatsService } from '../../device-backend/services/stats/stats-service.js';
 import type { SchedTarget } from './scheduler/cpu-scheduler.js';
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
@@ -46,6 +47,8 @@ export interface VmInstanceDeps {
   bootGate?: BootGate;
   /** The daemon's statistics of every VM (stats mode, scheduler). */
   statsHub?: StatsHub;
+  /** The daemon's declared calculation programs (config calc), shared by every VM. */
+  calcPrograms?: CalcPrograms;
 }
 
 const CONSOLE_TAIL_LINES = 15;
@@ -200,9 +203,14 @@ export class VmInstance {
     return this.deps.chatHub ? { hub: this.deps.chatHub, ...(this.definition.chatGroup ? { group: this.definition.chatGroup } : {}) } : undefined;
   }
 
+  /** What this VM may calculate: the built-ins and the declared programs whose allow-list names it or its group. */
+  private calc(): CalcCatalog | undefined {
+    return this.deps.calcPrograms?.catalogFor({ vm: this.name, ...(this.definition.chatGroup ? { group: this.definition.chatGroup } : {}) });
+  }
+
   /** The services for a re-attached device of this VM: the same list launchVm builds. */
   private services(): MessageService[] {
-    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat(), this.deps.statsHub);
+    const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat(), this.deps.statsHub, this.calc());
     this.agent = built.agent;
     this.statsService = built.stats;
     return built.services;
@@ -274,6 +282,7 @@ export class VmInstance {
         ...(def.files ? { files: def.files } : {}),
         ...(this.chat() ? { chat: this.chat()! } : {}),
         ...(this.deps.statsHub ? { stats: this.deps.statsHub } : {}),
+        ...(this.calc() ? { calc: this.calc()! } : {}),
         paths: this.paths,
         cacheDir: this.deps.cacheDir,
       },

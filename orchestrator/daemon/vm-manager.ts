@@ -16,6 +16,8 @@ import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
 import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
 import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
+import { CalcPrograms } from '../../device-backend/services/calc/calc-programs.js';
+import { calcLauncherPath } from '../../device-backend/services/calc/calc-launcher.js';
 import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
 import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
 import { isActive } from './vm-state-machine.js';
@@ -48,6 +50,8 @@ export class VmManager implements VmManagerApi {
   readonly scheduler: CpuScheduler;
   /** The addon as this daemon's devices use it: regions mapped as `devices.prefaultRegions` says now. */
   private readonly deviceNative: VmgmtNative;
+  /** The declared calculation programs (config calc) of every VM; close() removes their cgroups. */
+  readonly calcPrograms: CalcPrograms;
 
   constructor(private readonly opts: VmManagerOptions) {
     this.statsHub = new StatsHub({ intervalMs: () => opts.config.current.stats.intervalMs });
@@ -67,6 +71,7 @@ export class VmManager implements VmManagerApi {
       ...(opts.onHostChatMessage ? { onHostMessage: opts.onHostChatMessage } : {}),
     });
     this.deviceNative = configuredNative(opts.native, opts.config);
+    this.calcPrograms = new CalcPrograms({ settings: () => opts.config.current.calc, launcherPath: calcLauncherPath(), log: opts.log.child({ service: 'calc' }) });
     const { vms, problems } = this.store.loadAll();
     for (const p of problems) opts.log.error('cannot load a stored VM; fix or remove its files', { vm: p.name, problem: p.problem, dir: this.store.vmDir(p.name) });
     for (const { definition, record } of vms) this.vms.set(definition.name, this.instance(definition, record));
@@ -86,6 +91,7 @@ export class VmManager implements VmManagerApi {
       chatHub: this.chatHub,
       bootGate: this.bootGate,
       statsHub: this.statsHub,
+      calcPrograms: this.calcPrograms,
     });
   }
 

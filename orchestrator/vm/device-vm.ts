@@ -15,6 +15,7 @@ import type { AgentService } from '../../device-backend/services/agent/agent-ser
 import { loadNative } from '../../device-backend/native/index.js';
 import type { ChatAttachment } from '../../device-backend/services/device-services.js';
 import type { ChatService } from '../../device-backend/services/chat/chat-service.js';
+import type { CalcCatalog } from '../../device-backend/services/calc/calc-programs.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
@@ -42,6 +43,8 @@ export interface DeviceVmOptions {
   chat?: ChatAttachment;
   /** Where the services' snapshots go (as the daemon keeps them), for tests that re-attach a new core. */
   snapshots?: ServiceSnapshotStore;
+  /** What the VM may calculate (CalcPrograms.catalogFor); default the built-ins. */
+  calc?: CalcCatalog;
 }
 
 export interface DeviceVm {
@@ -92,6 +95,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
         ...(opts.chat ? { chat: opts.chat } : {}),
+        ...(opts.calc ? { calc: opts.calc } : {}),
         paths: {
           runDir,
           qmpSocket: path.join(runDir, 'qmp.sock'),

@@ -9,6 +9,7 @@ import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { type ChatAttachment, type DeviceServices, deviceServices } from '../../device-backend/services/device-services.js';
 import type { FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
 import type { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
+import type { CalcCatalog } from '../../device-backend/services/calc/calc-programs.js';
 import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
 import type { QemuVmSpec } from '../qemu/qemu-args.js';
 import { type QemuProcess, startQemu } from '../qemu/qemu-process.js';
@@ -51,6 +52,8 @@ export interface VmLaunchSpec {
   chat?: ChatAttachment;
   /** The daemon's stats hub; without it the VM has no stats mode. */
   stats?: StatsHub;
+  /** The calculation functions this VM may call (the daemon's programs for it); default the built-ins. */
+  calc?: CalcCatalog;
   paths: VmLaunchPaths;
   /** Where the KVM self-probe caches its answer. */
   cacheDir: string;
@@ -77,9 +80,9 @@ export interface LaunchedVm {
  * The services for one device of a VM; the daemon builds the same list when it re-attaches. Their log is
  * bounded like the core's: every refusal is a line, and a guest can cause refusals as fast as it likes.
  */
-export function vmServices(files: FileRootConfig | undefined, deps: Pick<VmLaunchDeps, 'native' | 'log'>, chat?: ChatAttachment, stats?: StatsHub): DeviceServices {
+export function vmServices(files: FileRootConfig | undefined, deps: Pick<VmLaunchDeps, 'native' | 'log'>, chat?: ChatAttachment, stats?: StatsHub, calc?: CalcCatalog): DeviceServices {
   const log = rateLimitedLogger(deps.log, { ...DEFAULT_CORE_LOG_LIMIT, nowMs: () => performance.now() });
-  return deviceServices({ native: deps.native, ...(files ? { files } : {}), log, ...(chat ? { chat } : {}), ...(stats ? { stats } : {}) });
+  return deviceServices({ native: deps.native, ...(files ? { files } : {}), log, ...(chat ? { chat } : {}), ...(stats ? { stats } : {}), ...(calc ? { calc } : {}) });
 }
 
 export function testImageBoot(): VmBoot {
@@ -92,7 +95,7 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
   const image = testImage();
   const accel = await resolveAccel(spec.accel, { kernelPath: image.kernelPath, initrdPath: image.initrdPath, cacheDir: spec.cacheDir });
   if (spec.accel === 'auto') deps.log.info(`accelerator ${accel.accel}`, { reason: accel.reason });
-  const services = vmServices(spec.files, deps, spec.chat, spec.stats);
+  const services = vmServices(spec.files, deps, spec.chat, spec.stats, spec.calc);
   const device = ManagementDevice.start({
     native: deps.native,
     name: spec.name,

@@ -16,10 +16,20 @@ export interface CalcJob {
   abort(): void;
 }
 
+/** What a function is told about the job it starts. */
+export interface JobInfo {
+  readonly id: number;
+  /** Bytes of input the guest declared (CALC_BEGIN). */
+  readonly inputSize: number;
+}
+
 export interface CalcFunction {
   readonly name: string;
   readonly description: string;
-  start(sink: OutputSink): CalcJob;
+  /** CALC_KIND: built-in, or a host program (calc-programs.ts). */
+  readonly kind?: number;
+  /** May throw a Refusal (a host program at its concurrency limit: CALC_BUSY). */
+  start(sink: OutputSink, job: JobInfo): CalcJob;
 }
 
 const digest = (name: string, description: string, algorithm: 'sha256' | 'sha512'): CalcFunction => ({

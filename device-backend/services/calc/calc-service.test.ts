@@ -1,19 +1,21 @@
 // The calculation mode over a real core with a fake guest on the rings: streamed input, results read back
 // through the data slice, and every refusal in its own status.
-import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { createHash, randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/core-logger.js';
 import { DeviceCore } from '../../core/device-core.js';
 import { computeGeometry, dataSliceOffset, DEFAULT_GEOMETRY, type Geometry } from '../../layout/geometry.js';
-import { CALC_BEGIN_REQ, CALC_IO_REQ, CALC_IO_RESP, CALC_JOB_REQ, CALC_RESULT, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import { CALC_BEGIN_REQ, CALC_ENTRY, CALC_IO_REQ, CALC_IO_RESP, CALC_JOB_REQ, CALC_KIND, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_RESULT, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import { loadNative } from '../../native/index.js';
 import type { Message } from '../../protocol/message-codec.js';
 import { FakeGuest } from '../../testing/fake-guest.js';
 import { deviceServices } from '../device-services.js';
+import { BUILTIN_CATALOG } from './calc-programs.js';
 
 let nextId = 10;
+const BUDGET_BYTES = 1_500_000;
 const msg = (type: number, payload: Uint8Array): Message => ({ type, requestId: nextId++, status: 0, payload });
 const begin = (name: string, inputSize: number): Message => {
   const n = new TextEncoder().encode(name);
@@ -52,7 +54,9 @@ describe('CalcService', () => {
     if (!r.ok) throw new Error(r.reason);
     geometry = r.geometry;
     mem = new GuestMemory(new ArrayBuffer(geometry.regionSizeBytes));
-    core = DeviceCore.initialize({ mem, geometry, services: deviceServices({ native: loadNative(), log: silentLogger }).services, notifyGuest: () => {}, log: silentLogger });
+    // The built-ins, with a 1.5 MB output budget for the VM (calc.outputBudgetBytes).
+    const calc = { ...BUILTIN_CATALOG, outputBudgetBytes: () => BUDGET_BYTES };
+    core = DeviceCore.initialize({ mem, geometry, services: deviceServices({ native: loadNative(), log: silentLogger, calc }).services, notifyGuest: () => {}, log: silentLogger });
     guest = new FakeGuest(mem, geometry, 0);
     guest.claim(77);
     core.process();
@@ -144,5 +148,52 @@ describe('CalcService', () => {
     expect((await call({ type: MSG_TYPE.SET_MODE, requestId: 2, status: 0, payload: p })).status).toBe(0);
     expect((await call(jobReq(MSG_TYPE.CALC_RUN, job))).status).toBe(STATUS.CALC_BAD_JOB.code);
     expect((await call(begin('sha256', 4))).status).toBe(0);
+  });
+
+  it('the VM output budget: a job whose output would pass it is refused, and what it held is freed', async () => {
+    const big = new Uint8Array(randomBytes(BUDGET_BYTES + 100_000));
+    expect((await compute('gunzip', gzipSync(big))).status).toBe(STATUS.CALC_OUTPUT_BUDGET.code);
+    const fits = big.subarray(0, 1_200_000);
+    const again = await compute('gunzip', gzipSync(fits));
+    expect(again.status).toBe(0);
+    expect(Buffer.from(again.output!).equals(Buffer.from(fits))).toBe(true);
+  });
+
+  it('CALC_LIST: every function this VM may call with its kind and description, paged by cookie', async () => {
+    const list = async (cookie: number, room: number): Promise<{ status: number; names: string[]; next: number }> => {
+      const p = new Uint8Array(CALC_LIST_REQ.sizeBytes);
+      const dv = new DataView(p.buffer);
+      dv.setUint32(CALC_LIST_REQ.offsets.buf_offset, 0, true);
+      dv.setUint32(CALC_LIST_REQ.offsets.buf_len, room, true);
+      dv.setUint32(CALC_LIST_REQ.offsets.cookie, cookie, true);
+      const r = await call(msg(MSG_TYPE.CALC_LIST, p));
+      if (r.status !== 0) return { status: r.status, names: [], next: 0 };
+      const count = u32(r, CALC_LIST_RESULT.offsets.count);
+      const bytes = mem.copyOut(slice(), u32(r, CALC_LIST_RESULT.offsets.bytes));
+      const ev = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const names: string[] = [];
+      for (let i = 0, at = 0; i < count; i++) {
+        const nameLen = ev.getUint8(at + CALC_ENTRY.offsets.name_len);
+        const descLen = ev.getUint16(at + CALC_ENTRY.offsets.desc_len, true);
+        expect(ev.getUint8(at + CALC_ENTRY.offsets.kind)).toBe(CALC_KIND.BUILTIN);
+        const name = new TextDecoder().decode(bytes.subarray(at + CALC_ENTRY.sizeBytes, at + CALC_ENTRY.sizeBytes + nameLen));
+        const desc = new TextDecoder().decode(bytes.subarray(at + CALC_ENTRY.sizeBytes + nameLen, at + CALC_ENTRY.sizeBytes + nameLen + descLen));
+        names.push(`${name}: ${desc}`);
+        at += (CALC_ENTRY.sizeBytes + nameLen + descLen + 3) & ~3;
+      }
+      return { status: 0, names, next: u32(r, CALC_LIST_RESULT.offsets.next_cookie) };
+    };
+    const all = await list(0, 4096);
+    expect(all.next).toBe(0);
+    expect(all.names).toEqual(BUILTIN_CATALOG.list().map((f) => `${f.name}: ${f.description}`));
+    const pages: string[] = [];
+    for (let cookie = 0, n = 0; n === 0 || cookie !== 0; n++) {
+      const page = await list(cookie, 100);
+      expect(page.status).toBe(0);
+      pages.push(...page.names);
+      cookie = page.next;
+    }
+    expect(pages).toEqual(all.names);
+    expect((await list(0, 8)).status).toBe(STATUS.BAD_BUFFER.code);
   });
 });
