@@ -16,7 +16,7 @@ import { loadNative } from '../../device-backend/native/index.js';
 import type { ChatAttachment } from '../../device-backend/services/device-services.js';
 import type { ChatService } from '../../device-backend/services/chat/chat-service.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
-import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
+import { hostCacheDir, type AccelDecision, type AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
 import { launchVm } from './launch-vm.js';
 
@@ -93,7 +93,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
           controlSocket: path.join(runDir, 'control.sock'),
           ivshmemSocket: path.join(runDir, 'ivshmem.sock'),
         },
-        cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
+        cacheDir: opts.cacheDir ?? hostCacheDir(),
       },
       { native: loadNative(), log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}) },
     );
