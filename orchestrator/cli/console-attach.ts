@@ -29,7 +29,7 @@ export interface AttachConsoleOptions {
   stdin: ConsoleStdin;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
-  /** After stdin ends: finish once the guest has sent nothing for this long. Default 1500. */
+  /** After stdin ends: finish once the guest has sent nothing for this long (its prompt back: sooner). Default 3000. */
   lingerMs?: number;
   /** After stdin ends: finish at the latest after this long, however chatty the guest. Default 30000. */
   maxLingerMs?: number;
@@ -40,6 +40,8 @@ export interface AttachConsoleOptions {
 /** A prompt that came back: finish this soon after it, unless more output follows. */
 const PROMPT_SETTLE_MS = 150;
 const LIVE_STATES = new Set(['starting', 'running', 'paused', 'stopping']);
+const CLOSE_STATE_TRIES = 10;
+const CLOSE_STATE_INTERVAL_MS = 300;
 
 export async function attachConsole(opts: AttachConsoleOptions): Promise<ConsoleEnd> {
   const { stdin, stdout, stderr, vmName } = opts;
@@ -47,7 +49,7 @@ export async function attachConsole(opts: AttachConsoleOptions): Promise<Console
   const raw = stdin.isTTY === true && typeof stdin.setRawMode === 'function';
   stderr.write(`vmgmt: attached to the serial console of vm ${vmName}; detach with ${DETACH_KEY_NAME}\n`);
   if (raw) stdin.setRawMode?.(true);
-  const lingerMs = opts.lingerMs ?? 1500;
+  const lingerMs = opts.lingerMs ?? 3000;
 
   return new Promise<ConsoleEnd>((resolve) => {
     let quiet: NodeJS.Timeout | undefined;
@@ -68,8 +70,14 @@ export async function attachConsole(opts: AttachConsoleOptions): Promise<Console
       socket.destroy();
       const nl = raw ? '\r\n' : '\n';
       if (end === 'detached') stderr.write(`${nl}vmgmt: detached from vm ${vmName}\n`);
-      if (end === 'closed') stderr.write(`${nl}vmgmt: QEMU closed the console of vm ${vmName}, which is still ${note}: attach again with \`vmgmt vm console ${vmName}\`\n`);
-      if (end === 'vm-stopped') stderr.write(`${nl}vmgmt: vm ${vmName} stopped (${note}); its console is gone\n`);
+      if (end === 'closed') {
+        stderr.write(
+          note === 'unknown'
+            ? `${nl}vmgmt: the console of vm ${vmName} was closed (the VM's state could not be asked)\n`
+            : `${nl}vmgmt: QEMU closed the console of vm ${vmName}, which is still ${note}: attach again with \`vmgmt vm console ${vmName}\`\n`,
+        );
+      }
+      if (end === 'vm-stopped') stderr.write(`${nl}vmgmt: vm ${vmName} ${note === 'stopping' ? 'is stopping' : `stopped (${note})`}; its console is gone\n`);
       resolve(end);
     };
     const armQuiet = (ms: number): void => {
@@ -96,10 +104,18 @@ export async function attachConsole(opts: AttachConsoleOptions): Promise<Console
     const onClosed = (): void => {
       if (ended) return;
       // Input sent and the guest quiet: a close now is the end we were waiting for anyway.
+      // The console closes as QEMU exits, a moment before the daemon records the exit: ask a few times.
       const ask = opts.vmState ?? (async () => 'unknown');
-      ask()
-        .catch(() => 'unknown')
-        .then((state) => (LIVE_STATES.has(state) ? finish('closed', state) : finish(state === 'unknown' ? 'closed' : 'vm-stopped', state)));
+      void (async () => {
+        let state = 'unknown';
+        for (let i = 0; i < CLOSE_STATE_TRIES; i++) {
+          state = await ask().catch(() => 'unknown');
+          if (!LIVE_STATES.has(state)) break;
+          await new Promise((r) => setTimeout(r, CLOSE_STATE_INTERVAL_MS));
+        }
+        if (state === 'stopping' || (!LIVE_STATES.has(state) && state !== 'unknown')) finish('vm-stopped', state);
+        else finish('closed', state);
+      })();
     };
     socket.on('close', onClosed);
     socket.on('error', onClosed);
