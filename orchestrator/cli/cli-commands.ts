@@ -77,6 +77,12 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
       return EXIT.OK;
     }
     case 'vm-stop': {
+      // On a terminal, say what the wait is before it starts (the power button may be ignored for the whole timeout).
+      if ((ctx.stderr as NodeJS.WriteStream).isTTY && !json) {
+        const before = await client.inspect(command.name).catch(() => undefined);
+        const ms = command.timeoutMs ?? before?.definition.powerdownTimeoutMs;
+        if (ms !== undefined) ctx.stderr.write(`vmgmt: pressing the power button of vm ${command.name}; QEMU is told to quit if the guest has not powered off within ${ms} ms\n`);
+      }
       const vm = await client.stop(command.name, command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs });
       if (json) doc(vm);
       else out(formatActionResult('stopped', vm));

@@ -22,7 +22,7 @@ describe('demo report', () => {
     expect(files.split('\n')).toEqual([
       'File mode: the guest reads and writes under one host directory (/tmp/r)',
       '  put 64 MiB guest -> host     77 ms    866.5 MB/s   sha256 6f4879e0aabb… checked',
-      '  get ../etc/passwd      refused: path leaves the root (status 22)',
+      '  get ../etc/passwd         refused: path leaves the root (status 22)',
     ]);
   });
 });

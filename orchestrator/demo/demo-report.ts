@@ -61,11 +61,12 @@ export function formatDemoPing(ping: PingSummary, core: DemoFigures['core']): st
 
 export function formatDemoFiles(files: DemoFigures['files']): string {
   const lines = [`File mode: the guest reads and writes under one host directory (${files.root})`];
-  for (const c of files.copies) {
-    const what = c.op === 'put' ? 'guest -> host' : 'host -> guest';
+  const rows = files.copies.map((c) => ({ what: `${c.op} ${mib(c.bytes)} ${c.op === 'put' ? 'guest -> host' : 'host -> guest'}`, c }));
+  const width = Math.max(17, ...rows.map((r) => r.what.length));
+  for (const { what, c } of rows) {
     const hash = c.sha256 === 'skipped' ? '' : `   sha256 ${c.sha256.slice(0, 12)}… checked`;
-    lines.push(`  ${c.op} ${mib(c.bytes)} ${what}  ${String(c.ms).padStart(5)} ms  ${c.mbps.toFixed(1).padStart(7)} MB/s${hash}`);
+    lines.push(`  ${what.padEnd(width)}  ${String(c.ms).padStart(5)} ms  ${c.mbps.toFixed(1).padStart(7)} MB/s${hash}`);
   }
-  if (files.refusal) lines.push(`  get ../etc/passwd      refused: ${files.refusal}`);
+  if (files.refusal) lines.push(`  ${'get ../etc/passwd'.padEnd(width)}  refused: ${files.refusal}`);
   return lines.join('\n');
 }
