@@ -113,6 +113,8 @@ describe('parseCli', () => {
     expect(parse('completion bash')).toMatchObject({ ok: true, command: { kind: 'completion', shell: 'bash' } });
     expect(usage('completion zsh')).toMatch(/takes the shell: bash/);
     expect(parse('host')).toMatchObject({ ok: true, command: { kind: 'host' } });
+    expect(parse('vm console web --linger 8000')).toMatchObject({ ok: true, command: { kind: 'vm-console', name: 'web', lingerMs: 8000 } });
+    expect(usage('vm console web --linger 0')).toBe('--linger takes milliseconds, 1..30000 (got "0")');
   });
 
   it('keeps --json for usage errors so they can be reported as JSON', () => {

@@ -14,7 +14,8 @@ export type CliCommand =
   | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }
   | { kind: 'vm-create'; file: string }
   | { kind: 'vm-ls'; quiet: boolean }
-  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console' | 'vm-edit'; name: string }
+  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-edit'; name: string }
+  | { kind: 'vm-console'; name: string; lingerMs?: number }
   | { kind: 'vm-update'; name: string; file: string }
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
@@ -263,9 +264,14 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     case 'inspect':
     case 'start':
     case 'kill':
-    case 'console':
     case 'edit':
       return done({ kind: `vm-${subcommand}`, name });
+    case 'console': {
+      if (values.linger === undefined) return done({ kind: 'vm-console', name });
+      const lingerMs = wholeNumber(values.linger as string, 1);
+      if (lingerMs === undefined || lingerMs > 30_000) return usage(`--linger takes milliseconds, 1..30000 (got ${JSON.stringify(values.linger)})`);
+      return done({ kind: 'vm-console', name, lingerMs });
+    }
     case 'stop': {
       if (values.timeout === undefined) return done({ kind: 'vm-stop', name });
       const timeoutMs = wholeNumber(values.timeout as string, 0);

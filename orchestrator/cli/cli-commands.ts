@@ -150,6 +150,7 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
         stdout: ctx.stdout,
         stderr: ctx.stderr,
         vmState: async () => (await client.inspect(command.name)).state,
+        ...(command.lingerMs === undefined ? {} : { lingerMs: command.lingerMs }),
       });
       // A console QEMU dropped while the VM runs is a failure; a VM that stopped (e.g. `poweroff` sent) is not.
       return end === 'closed' ? EXIT.ERROR : EXIT.OK;

@@ -146,18 +146,19 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     flags: [
       { flag: '--source', value: 'SOURCE', text: "console (the guest's serial port), qemu (QEMU's stderr) or daemon (what the daemon did)", choices: ['console', 'qemu', 'daemon'] },
       { flag: '--tail', value: 'BYTES', text: 'the last BYTES of the log, a whole number >= 1 (default 65536)' },
-      { flag: '-f, --follow', text: 'then keep printing what is added until Ctrl-C' },
+      { flag: '-f, --follow', text: 'then keep printing what is added until Ctrl-C (--json: one {"name","source","text"} line per piece)' },
     ],
     examples: ['vmgmt vm logs web', 'vmgmt vm logs web --source daemon --tail 4096', 'vmgmt vm logs -f web'],
     complete: ['vm'],
   },
   {
     path: ['vm', 'console'],
-    args: 'NAME',
+    args: 'NAME [--linger MS]',
     summary: 'attach to the serial console; detach with Ctrl-]',
     description:
-      'With stdin a terminal, keys go to the guest raw. Piped stdin is sent to its end; then what the guest answers is printed until it has been quiet for a moment, and the command exits.',
-    examples: ['vmgmt vm console web', "printf 'uname -a\\n' | vmgmt vm console web"],
+      "With stdin a terminal, keys go to the guest raw. Piped stdin is sent to its end; then what the guest answers is printed until its shell prompt is back, or it has sent nothing for --linger ms (at most 30 s), and the command exits. If the VM stops meanwhile, that is said (exit 0); a console QEMU drops while the VM runs exits 1.",
+    flags: [{ flag: '--linger', value: 'MS', text: 'piped input: how long the guest may be quiet before the answer counts as done, 1..30000 (default 3000)' }],
+    examples: ['vmgmt vm console web', "printf 'uname -a\\n' | vmgmt vm console web", "printf 'sleep 5; date\\n' | vmgmt vm console web --linger 8000"],
     complete: ['vm'],
   },
   {
