@@ -70,8 +70,9 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
       return EXIT.OK;
     }
     case 'vm-start': {
-      await announceProbe(command.name, ctx);
+      const probing = await announceProbe(command.name, ctx);
       const vm = await client.start(command.name);
+      if (probing && vm.accel) ctx.stderr.write(`vmgmt: accelerator ${vm.accel}: ${vm.accelReason ?? 'no reason given'}\n`);
       if (json) doc(vm);
       else out(formatActionResult('started', vm));
       return EXIT.OK;
@@ -162,18 +163,20 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
  * `vm start` of a VM with accel auto on a host whose KVM self-probe has no answer cached yet: say that the
  * start will probe first (up to 20 s), so the wait is not silent. A daemon that cannot say is not asked twice.
  */
-async function announceProbe(name: string, ctx: CommandContext): Promise<void> {
+async function announceProbe(name: string, ctx: CommandContext): Promise<boolean> {
   try {
     const vm = await ctx.client.inspect(name);
-    if (vm.definition.accel !== 'auto') return;
+    if (vm.definition.accel !== 'auto') return false;
     const { kvmProbe } = await ctx.client.host();
-    if (kvmProbe.cached || kvmProbe.problem) return;
+    if (kvmProbe.cached || kvmProbe.problem) return false;
     ctx.stderr.write(
       `vmgmt: first start with accel auto on this host (${kvmProbe.stale ?? 'nothing cached'}): probing whether KVM runs guests, up to 20 s; ` +
         `the answer is kept in ${kvmProbe.cachePath} for later starts (see \`vmgmt host\`)\n`,
     );
+    return true;
   } catch {
     // The start itself reports what is wrong (no such VM, no daemon).
+    return false;
   }
 }
 

@@ -104,5 +104,9 @@ _vmgmt; printf '%s\\n' "\${COMPREPLY[@]}"`;
     expect(complete('vmgmt vm logs --tail 10 d')).toEqual(['db']);
     expect(complete('vmgmt completion b')).toEqual(['bash']);
     expect(complete('vmgmt help def')).toEqual(['definition']);
+    // -f is a switch of vm logs (a VM name follows) but takes a file in vm create.
+    expect(complete('vmgmt vm logs -f w')).toEqual(['web', 'web2']);
+    expect(complete('vmgmt vm create -f /et')).toEqual(['/etc']);
+    expect(complete('vmgmt --socket /tmp/x.sock vm start d')).toEqual(['db']);
   });
 });

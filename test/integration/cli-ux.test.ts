@@ -102,6 +102,7 @@ describe('vmgmt CLI for newcomers (issue 14)', () => {
     const first = await vmgmt('vm', 'start', 'it-ux-1');
     expect(first.code, first.stderr).toBe(0);
     if (kvmUsable) expect(first.stderr).toMatch(/^vmgmt: first start with accel auto on this host .*probing whether KVM runs guests, up to 20 s/);
+    if (kvmUsable) expect(first.stderr).toMatch(/\nvmgmt: accelerator (tcg|kvm): KVM self-probe /);
     const after = await vmgmt('host');
     if (kvmUsable) {
       expect(after.stdout).toMatch(new RegExp(`kvm probe cache:\\s+${cacheDir}/kvm-probe.json`));
