@@ -154,7 +154,7 @@ export function formatActionResult(action: VmAction, vm: VmDetails): string {
       const e = vm.lastExit;
       if (!e) return `stopped vm ${vm.name}\n`;
       const how = e.stoppedBy === 'quit' ? 'by QEMU quit' : e.stoppedBy === 'kill' ? 'by SIGKILL' : e.stoppedBy === 'powerdown' ? 'by the power button' : '';
-      return `stopped vm ${vm.name} ${how ? `${how}, ` : ''}(${exitHow(e)})\n${e.stopNote ? `  ${e.stopNote}\n` : ''}`;
+      return `stopped vm ${vm.name} ${how ? `${how} ` : ''}(${exitHow(e)})\n${e.stopNote ? `  ${e.stopNote}\n` : ''}`;
     }
     case 'killed':
       return `${action} vm ${vm.name}${vm.lastExit ? ` (${exitHow(vm.lastExit)})` : ''}\n`;
