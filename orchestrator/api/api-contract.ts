@@ -84,8 +84,18 @@ export const logsQuerySchema = z
       .transform(Number)
       .pipe(z.number().int().min(1))
       .optional(),
+    /** `vm logs -f`: what the log holds from this byte on (at most MAX_LOG_CHUNK_BYTES); the answer's LOG_END_HEADER says where to go on. */
+    fromByte: z
+      .string()
+      .regex(/^[0-9]{1,15}$/, 'must be a whole number of bytes')
+      .transform(Number)
+      .optional(),
   })
   .strict();
+
+/** The byte offset just past the text of a logs answer: the next `fromByte`. */
+export const LOG_END_HEADER = 'x-vmgmt-log-end';
+export const MAX_LOG_CHUNK_BYTES = 1024 * 1024;
 
 export const MAX_GUEST_PATH_BYTES = 4096;
 
@@ -196,12 +206,32 @@ export type ErrorBody = z.infer<typeof errorBodySchema>;
 export const healthSchema = z.object({ ok: z.literal(true), version: z.string() });
 export type HealthInfo = z.infer<typeof healthSchema>;
 
+/** `GET /v1/host`: what the daemon decided about this host. */
+export const hostInfoSchema = z.object({
+  kvmProbe: z.object({
+    /** The per-host cache file of the KVM self-probe (shared by every daemon and checkout on the host). */
+    cachePath: z.string(),
+    /** What the answer is keyed by, as of now; null when it cannot be worked out (why in `problem`). */
+    key: z.record(z.string(), z.union([z.string(), z.number()])).nullable(),
+    /** The cached answer when it is still valid for this key, else null (`stale` says why). */
+    cached: z
+      .object({ accel: z.enum(['tcg', 'kvm']), reason: z.string(), probedAt: z.string(), probeDurationMs: z.number() })
+      .nullable(),
+    stale: z.string().optional(),
+    problem: z.string().optional(),
+  }),
+});
+export type HostInfo = z.infer<typeof hostInfoSchema>;
+
 export const vmExitInfoSchema = z.object({
   /** Null when the daemon was not running when QEMU ended: "exit status unknown". */
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
   at: z.string(),
   reason: z.string(),
+  /** `vm stop`: how the VM went down, and why when the power button was not enough. */
+  stoppedBy: z.enum(['powerdown', 'quit', 'kill']).optional(),
+  stopNote: z.string().optional(),
   /** A crash: the last lines the guest's console printed. */
   consoleTail: z.string().optional(),
 });
@@ -216,6 +246,8 @@ export const vmSummarySchema = z.object({
   startedAt: z.string().nullable(),
   restarts: z.number().int().min(0),
   lastExit: vmExitInfoSchema.nullable(),
+  /** Why this accelerator: the KVM self-probe's answer, or that it was requested. */
+  accelReason: z.string().nullable().optional(),
   /** When the on-failure restart policy gave up (maxRestarts reached); null or absent while it has not. */
   restartGaveUpAt: z.string().nullable().optional(),
 });
@@ -399,6 +431,8 @@ export const ANSWERS = {
   kill: { kind: 'json', schema: vmDetailsSchema },
   remove: { kind: 'empty' },
   logs: { kind: 'text' },
+  update: { kind: 'json', schema: vmDetailsSchema },
+  host: { kind: 'json', schema: hostInfoSchema },
   chatPeers: { kind: 'json', schema: chatPeersSchema },
   chatSend: { kind: 'json', schema: chatSendResultSchema },
   chatCall: { kind: 'json', schema: chatCallResultSchema },

@@ -3,7 +3,7 @@
 // request path is testable with a fake manager.
 import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
-import { ANSWERS, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type FieldProblem } from './api-contract.js';
+import { ANSWERS, LOG_END_HEADER, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type FieldProblem } from './api-contract.js';
 import { parseApiRequest, type ApiAction, type RawApiRequest } from './api-requests.js';
 import { errorResponse, errorToResponse, jsonResponse, type ApiResponse } from './api-responses.js';
 
@@ -90,12 +90,14 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
       await manager.remove(action.name, { force: action.force });
       return { status: 204, kind: 'empty' };
     case 'logs': {
-      const text = await manager.logs(
-        action.name,
-        action.tailBytes === undefined ? { source: action.source } : { source: action.source, tailBytes: action.tailBytes },
-      );
-      return { status: 200, kind: 'text', body: text };
+      const { kind: _kind, name, ...opts } = action;
+      const chunk = await manager.logs(name, opts);
+      return { status: 200, kind: 'text', body: chunk.text, headers: { [LOG_END_HEADER]: String(chunk.endByte) } };
     }
+    case 'update':
+      return jsonResponse(200, await manager.update(action.name, action.definition));
+    case 'host':
+      return jsonResponse(200, await manager.host());
     case 'chatPeers':
       return jsonResponse(200, { peers: chatOf(opts).peers() });
     case 'chatSend': {

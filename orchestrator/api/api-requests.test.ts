@@ -100,7 +100,7 @@ describe('parseApiRequest', () => {
     const parsed = req('PATCH', '/v1/vms/a');
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
-    expect(parsed.response).toMatchObject({ status: 405, headers: { Allow: 'GET, DELETE' }, body: { code: 'INVALID_REQUEST' } });
+    expect(parsed.response).toMatchObject({ status: 405, headers: { Allow: 'GET, DELETE, PUT' }, body: { code: 'INVALID_REQUEST' } });
   });
 });
 

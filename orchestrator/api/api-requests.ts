@@ -36,7 +36,9 @@ export type ApiAction =
   | { kind: 'stop'; name: string; timeoutMs?: number }
   | { kind: 'kill'; name: string }
   | { kind: 'remove'; name: string; force: boolean }
-  | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number }
+  | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number; fromByte?: number }
+  | { kind: 'update'; name: string; definition: VmDefinition }
+  | { kind: 'host' }
   | { kind: 'chatPeers' }
   | { kind: 'chatSend'; to: string; data: Uint8Array; as?: string }
   | { kind: 'chatCall'; to: string; data: Uint8Array; timeoutMs: number; as?: string }
@@ -171,8 +173,26 @@ function parseRouteRequest(
       const parsed = logsQuerySchema.safeParse(query);
       const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
       if (problems.length || !parsed.success) return invalid(route, problems);
-      const { source, tailBytes } = parsed.data;
-      return ok(tailBytes === undefined ? { kind: 'logs', name, source } : { kind: 'logs', name, source, tailBytes });
+      const { source, tailBytes, fromByte } = parsed.data;
+      return ok({ kind: 'logs', name, source, ...(tailBytes === undefined ? {} : { tailBytes }), ...(fromByte === undefined ? {} : { fromByte }) });
+    }
+    case 'update': {
+      const queryProblems = checkQuery(noQuerySchema, query);
+      if (queryProblems.length) return invalid(route, queryProblems);
+      const body = parseJsonBody(bodyText, { required: true });
+      if (!body.ok) return body;
+      const parsed = vmDefinitionSchema.safeParse(body.value);
+      const problems = parsed.success ? [] : zodProblems(parsed.error);
+      if (parsed.success && parsed.data.name !== name) problems.push({ path: 'name', message: `is ${JSON.stringify(parsed.data.name)}, but the request updates ${name}: a VM cannot be renamed` });
+      if (!parsed.success || problems.length) {
+        return fail(errorResponse(400, 'INVALID_DEFINITION', `invalid VM definition: ${describeProblems(problems)}`, { problems }));
+      }
+      return ok({ kind: 'update', name, definition: parsed.data });
+    }
+    case 'host': {
+      const problems = [...checkQuery(noQuerySchema, query), ...checkNoBody(bodyText)];
+      if (problems.length) return invalid(route, problems);
+      return ok({ kind: 'host' });
     }
     case 'chatPeers': {
       const problems = [...checkQuery(noQuerySchema, query), ...checkNoBody(bodyText)];

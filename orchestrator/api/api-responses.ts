@@ -12,7 +12,7 @@ export interface ApiErrorBody {
 
 export type ApiResponse =
   | { status: number; kind: 'json'; body: unknown; headers?: Record<string, string> }
-  | { status: number; kind: 'text'; body: string }
+  | { status: number; kind: 'text'; body: string; headers?: Record<string, string> }
   | { status: 204; kind: 'empty' };
 
 export function jsonResponse(status: number, body: unknown, headers?: Record<string, string>): ApiResponse {

@@ -55,7 +55,7 @@ describe('matchRoute', () => {
   });
 
   it('answers method-not-allowed with every method the path takes', () => {
-    expect(matchRoute('PUT', '/v1/vms/a')).toEqual({ kind: 'method-not-allowed', path: '/v1/vms/a', method: 'PUT', allowed: ['GET', 'DELETE'] });
+    expect(matchRoute('PATCH', '/v1/vms/a')).toEqual({ kind: 'method-not-allowed', path: '/v1/vms/a', method: 'PATCH', allowed: ['GET', 'DELETE', 'PUT'] });
     expect(matchRoute('GET', '/v1/vms/a/start')).toMatchObject({ kind: 'method-not-allowed', allowed: ['POST'] });
     expect(matchRoute('DELETE', '/v1/vms')).toMatchObject({ kind: 'method-not-allowed', allowed: ['GET', 'POST'] });
   });

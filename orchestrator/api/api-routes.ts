@@ -21,12 +21,14 @@ export const API_ROUTE_IDS = [
   'events',
   'vm-stats',
   'stats',
+  'update',
+  'host',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
 export interface ApiRoute {
   id: ApiRouteId;
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Path segments; `:name` and `:id` capture one segment. */
   segments: readonly string[];
   /** The server hands the request over before reading its body (file transfers, no 1 MiB limit). */
@@ -55,6 +57,9 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'events', method: 'GET', segments: ['v1', 'events'], streaming: true },
   { id: 'vm-stats', method: 'GET', segments: ['v1', 'vms', ':name', 'stats'] },
   { id: 'stats', method: 'GET', segments: ['v1', 'stats'] },
+  /** Replaces the definition of a VM that is not running (body: the definition, checked as at create). */
+  { id: 'update', method: 'PUT', segments: ['v1', 'vms', ':name'] },
+  { id: 'host', method: 'GET', segments: ['v1', 'host'] },
 ];
 
 export interface RouteParams {

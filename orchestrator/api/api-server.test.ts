@@ -118,9 +118,9 @@ describe('startApiServer', () => {
 
     expect((await call(sock, 'POST', '/v1/vms', '{nope')).json()).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringMatching(/not valid JSON/) });
     expect((await call(sock, 'GET', '/v2/anything')).status).toBe(404);
-    const wrongMethod = await call(sock, 'PUT', '/v1/vms/a');
+    const wrongMethod = await call(sock, 'PATCH', '/v1/vms/a');
     expect(wrongMethod.status).toBe(405);
-    expect(wrongMethod.headers.allow).toBe('GET, DELETE');
+    expect(wrongMethod.headers.allow).toBe('GET, DELETE, PUT');
     expect(wrongMethod.json().code).toBe('INVALID_REQUEST');
   });
 

@@ -216,7 +216,7 @@ function writeResponse(res: ServerResponse, response: ApiResponse, log: CoreLogg
         res.writeHead(204).end();
         return;
       case 'text':
-        res.writeHead(response.status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(response.body);
+        res.writeHead(response.status, { ...response.headers, 'Content-Type': 'text/plain; charset=utf-8' }).end(response.body);
         return;
       case 'json': {
         const text = serializeJson(response.body) + '\n';

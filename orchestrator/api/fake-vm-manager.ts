@@ -3,7 +3,7 @@
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
-import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from '../daemon/vm-manager-api.js';
+import type { HostCopyOptions, HostInfo, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 
 export interface FakeVmManagerCall {
@@ -132,11 +132,23 @@ export class FakeVmManager implements VmManagerApi {
     return { vms: [...this.vms.values()].map((vm) => ({ name: vm.name, state: vm.state, intervalMs: 1000, policyEnabled: true, accepted: 0, refused: 0, host: null, share: null, samples: [] })) };
   }
 
-  async logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string> {
+  async logs(name: string, opts: { source: LogSource; tailBytes?: number; fromByte?: number }): Promise<{ text: string; endByte: number }> {
     this.#enter('logs', [name, opts]);
     this.#get(name);
-    const text = `${opts.source} log of ${name}\nline 2\n`;
-    return opts.tailBytes === undefined ? text : text.slice(-opts.tailBytes);
+    const all = `${opts.source} log of ${name}\nline 2\n`;
+    const text = opts.fromByte !== undefined ? all.slice(opts.fromByte) : opts.tailBytes === undefined ? all : all.slice(-opts.tailBytes);
+    return { text, endByte: all.length };
+  }
+
+  async update(name: string, definition: VmDefinition): Promise<VmDetails> {
+    this.#enter('update', [name, definition]);
+    this.#get(name);
+    throw new VmgmtError('INVALID_STATE', 'the fake manager does not update definitions', { name });
+  }
+
+  async host(): Promise<HostInfo> {
+    this.#enter('host', []);
+    return { kvmProbe: { cachePath: '/fake/kvm-probe.json', key: null, cached: null, problem: 'a fake manager' } };
   }
 
   async copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }> {

@@ -22,12 +22,15 @@ import {
   describeProblems,
   errorBodySchema,
   healthSchema,
+  hostInfoSchema,
+  LOG_END_HEADER,
   statsListSchema,
   vmDetailsSchema,
   vmListSchema,
   vmStatsSchema,
   type ErrorCode,
   type HealthInfo,
+  type HostInfo,
   type LogSource,
   type VmDetails,
   type VmList,
@@ -96,6 +99,11 @@ export interface ApiClient {
   kill(name: string): Promise<VmDetails>;
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts?: { source?: LogSource; tailBytes?: number }): Promise<string>;
+  /** A piece of a log (its tail, or from fromByte on) and the offset just past it, for `vm logs -f`. */
+  logChunk(name: string, opts: { source?: LogSource; tailBytes?: number; fromByte?: number }): Promise<{ text: string; endByte: number }>;
+  /** Replaces a stopped VM's definition (sent as is: the daemon validates it as at create). */
+  update(name: string, definition: unknown): Promise<VmDetails>;
+  host(): Promise<HostInfo>;
   /** The VM's stats series (newest `limit` samples), host figures and CPU share. */
   vmStats(name: string, opts?: { limit?: number }): Promise<VmStats>;
   /** Every VM with its newest sample. */
@@ -128,6 +136,7 @@ export interface RawReply {
   status: number;
   contentType: string;
   text: string;
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 export function createApiClient(opts: { socketPath: string }): ApiClient {
@@ -249,6 +258,21 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     start: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/start'), {}),
     stop: (name, o = {}) => json(vmDetailsSchema, 'POST', vmPath(name, '/stop'), o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
     kill: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/kill'), {}),
+    update: (name, definition) => json(vmDetailsSchema, 'PUT', vmPath(name), definition),
+    host: () => json(hostInfoSchema, 'GET', '/v1/host'),
+    async logChunk(name, o) {
+      const query = new URLSearchParams();
+      if (o.source !== undefined) query.set('source', o.source);
+      if (o.tailBytes !== undefined) query.set('tailBytes', String(o.tailBytes));
+      if (o.fromByte !== undefined) query.set('fromByte', String(o.fromByte));
+      const path = vmPath(name, `/logs?${query.toString()}`);
+      const reply = await call('GET', path);
+      const end = Number(reply.headers?.[LOG_END_HEADER]);
+      if (!Number.isSafeInteger(end) || end < 0) {
+        throw new ApiError(reply.status, 'BAD_RESPONSE', `the daemon answered GET ${path} without a valid ${LOG_END_HEADER} header (an older daemon?)`, {});
+      }
+      return { text: reply.text, endByte: end };
+    },
     async remove(name, o = {}) {
       await call('DELETE', vmPath(name, `?force=${o.force === true}`));
     },
@@ -299,6 +323,7 @@ function send(socketPath: string, method: string, path: string, bodyText: string
           status: res.statusCode ?? 0,
           contentType: String(res.headers['content-type'] ?? ''),
           text: Buffer.concat(chunks).toString('utf8'),
+          headers: res.headers,
         }),
       );
       res.on('error', (err) => reject(unavailable(socketPath, err, true)));

@@ -41,7 +41,7 @@ describe('parseCli', () => {
       globals: { json: true },
     });
     expect(parseCli(['cp', '--', '--odd-name', 'vm1:/x'], {})).toMatchObject({ ok: true, command: { localPath: '--odd-name' } });
-    expect(usage('cp ./f vm1:/x --force')).toBe('--force does not apply to `vmgmt cp`');
+    expect(usage('cp ./f vm1:/x --force')).toMatch(/^--force does not apply to `vmgmt cp`: it takes no options of its own/);
     expect(usage('cp ./f')).toMatch(/needs a source and a destination/);
     expect(parse('cp ./a ./b --json')).toMatchObject({ ok: false, group: 'cp', globals: { json: true } });
   });
@@ -69,7 +69,11 @@ describe('parseCli', () => {
   });
 
   it('answers help for -h, --help and help', () => {
-    for (const line of ['--help', '-h', 'help', 'vm start --help']) expect(parse(line)).toMatchObject({ ok: true, command: { kind: 'help' } });
+    for (const line of ['--help', '-h', 'help']) expect(parse(line)).toMatchObject({ ok: true, command: { kind: 'help', words: [] } });
+    expect(parse('vm start --help')).toMatchObject({ ok: true, command: { kind: 'help', words: ['vm', 'start'] } });
+    expect(parse('vm logs web --tail 5 -h')).toMatchObject({ ok: true, command: { kind: 'help', words: ['vm', 'logs', 'web'] } });
+    expect(parse('help vm create')).toMatchObject({ ok: true, command: { kind: 'help', words: ['vm', 'create'] } });
+    expect(parse('help definition')).toMatchObject({ ok: true, command: { kind: 'help', words: ['definition'] } });
   });
 
   it('reports usage errors that say what is wrong', () => {
@@ -81,12 +85,36 @@ describe('parseCli', () => {
     expect(usage('vm start a b')).toMatch(/unexpected "b"/);
     expect(usage('vm ls x')).toMatch(/takes no arguments/);
     expect(usage('vm create')).toMatch(/needs -f FILE/);
-    expect(usage('vm start a --force')).toBe('--force does not apply to `vmgmt vm start`');
+    expect(usage('vm start a --force')).toMatch(/^--force does not apply to `vmgmt vm start`: it takes no options of its own \(and --socket PATH, --json, --help\)$/);
     expect(usage('vm stop a --timeout soon')).toMatch(/--timeout takes milliseconds/);
     expect(usage('vm logs a --tail 0')).toMatch(/--tail takes a byte count/);
     expect(usage('vm logs a --source serial')).toMatch(/--source must be console, qemu or daemon/);
-    expect(usage('vm ls --bogus')).toMatch(/Unknown option '--bogus'/);
+    expect(usage('vm ls --bogus')).toBe('unknown option --bogus for `vmgmt vm ls`: it takes -q, --quiet (and --socket PATH, --json, --help)');
     expect(usage('daemon --force')).toMatch(/--force does not apply to `vmgmt daemon`/);
+  });
+
+  it('says what an option expected, also when its value starts with a dash', () => {
+    expect(usage('vm logs web --tail -5')).toBe('--tail takes a byte count as a whole number >= 1 (got "-5")');
+    expect(usage('vm stop web --timeout -1')).toBe('--timeout takes milliseconds as a whole number >= 0 (got "-1")');
+    expect(usage('vm logs web --tail')).toBe('--tail needs a value BYTES: the last BYTES of the log, a whole number >= 1 (default 65536)');
+    expect(usage('vm logs web --follow=yes')).toBe('--follow is a switch and takes no value (`vmgmt vm logs`)');
+    expect(usage('vm logs web --bogus')).toMatch(/^unknown option --bogus for `vmgmt vm logs`: it takes --source SOURCE, --tail BYTES, -f, --follow/);
+    // A dash value that is one of the command's options is still an option.
+    expect(usage('vm create -f --json')).toMatch(/-f needs a value FILE/);
+  });
+
+  it('parses the verbs added for issue 14', () => {
+    expect(parse('vm logs -f web')).toMatchObject({ ok: true, command: { kind: 'vm-logs', name: 'web', follow: true } });
+    expect(parse('vm logs web')).toMatchObject({ ok: true, command: { kind: 'vm-logs', name: 'web', follow: false } });
+    expect(parse('vm update web -f w.json')).toMatchObject({ ok: true, command: { kind: 'vm-update', name: 'web', file: 'w.json' } });
+    expect(usage('vm update web')).toMatch(/needs -f FILE/);
+    expect(parse('vm edit web')).toMatchObject({ ok: true, command: { kind: 'vm-edit', name: 'web' } });
+    expect(parse('vm ls -q')).toMatchObject({ ok: true, command: { kind: 'vm-ls', quiet: true } });
+    expect(parse('completion bash')).toMatchObject({ ok: true, command: { kind: 'completion', shell: 'bash' } });
+    expect(usage('completion zsh')).toMatch(/takes the shell: bash/);
+    expect(parse('host')).toMatchObject({ ok: true, command: { kind: 'host' } });
+    expect(parse('vm console web --linger 8000')).toMatchObject({ ok: true, command: { kind: 'vm-console', name: 'web', lingerMs: 8000 } });
+    expect(usage('vm console web --linger 0')).toBe('--linger takes milliseconds, 1..30000 (got "0")');
   });
 
   it('keeps --json for usage errors so they can be reported as JSON', () => {
@@ -119,7 +147,7 @@ describe('parseCli: chat', () => {
   it('says what is wrong', () => {
     expect(parse('chat')).toMatchObject({ ok: false, message: expect.stringContaining('needs a subcommand') });
     expect(parse('chat send bob')).toMatchObject({ ok: false, message: '`vmgmt chat send TARGET MESSAGE`: MESSAGE is missing' });
-    expect(parse('chat peers --as x')).toMatchObject({ ok: false, message: '--as does not apply to `vmgmt chat peers`' });
+    expect(parse('chat peers --as x')).toMatchObject({ ok: false, message: '--as does not apply to `vmgmt chat peers`: it takes --watch (and --socket PATH, --json, --help)' });
     expect(parse('chat listen --exec cat')).toMatchObject({ ok: false, message: expect.stringContaining('give --as NAME too') });
     expect(parse('chat call x y --timeout 300001')).toMatchObject({ ok: false });
     expect(parse('chat policy explain a b')).toMatchObject({ ok: false, message: expect.stringContaining('policy check FROM TO') });

@@ -1,19 +1,25 @@
 // Command line → a typed command, or a usage error that says what is wrong. Pure: argv and env in, value out.
 import { parseArgs } from 'node:util';
 import { DEFAULT_SOCKET_PATH } from './api-client.js';
+import { COMMAND_HELP, findCommandHelp, GLOBAL_FLAGS, longName, type CommandHelp, type FlagHelp } from './command-help.js';
 import { parseCpArgs, type CpCommand } from './cp-args.js';
 
 export type LogSourceArg = 'console' | 'qemu' | 'daemon';
 
 export type CliCommand =
-  | { kind: 'help' }
+  /** words: what help was asked for (`vm create`, `definition`); [] for the global page. */
+  | { kind: 'help'; words: string[] }
+  | { kind: 'completion'; shell: 'bash' }
+  | { kind: 'host' }
   | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }
   | { kind: 'vm-create'; file: string }
-  | { kind: 'vm-ls' }
-  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console'; name: string }
+  | { kind: 'vm-ls'; quiet: boolean }
+  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-edit'; name: string }
+  | { kind: 'vm-console'; name: string; lingerMs?: number }
+  | { kind: 'vm-update'; name: string; file: string }
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
-  | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
+  | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number; follow: boolean }
   | { kind: 'stats'; name?: string; watch: boolean }
   | CpCommand
   | ChatCommand;
@@ -33,72 +39,169 @@ export interface CliGlobals {
 
 export type ParsedCli =
   | { ok: true; command: CliCommand; globals: CliGlobals }
-  /** group: the command word (`vm`, `cp`, ...) when argv got that far. */
-  | { ok: false; message: string; globals: CliGlobals; group?: string };
+  /** group: the command word (`vm`, `cp`, ...) when argv got that far; helpFor: the command's words for the hint. */
+  | { ok: false; message: string; globals: CliGlobals; group?: string; helpFor?: string };
 
-const OPTIONS = {
-  socket: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  config: { type: 'string' },
-  'state-dir': { type: 'string' },
-  'runtime-dir': { type: 'string' },
-  file: { type: 'string', short: 'f' },
-  timeout: { type: 'string' },
-  force: { type: 'boolean' },
-  source: { type: 'string' },
-  tail: { type: 'string' },
-  watch: { type: 'boolean' },
-  as: { type: 'string' },
-  exec: { type: 'string' },
-} as const;
-type OptionName = keyof typeof OPTIONS;
+type OptionSpec = { type: 'string' | 'boolean'; short?: string };
+type OptionValues = Partial<Record<string, string | boolean>>;
 
-const GLOBAL_OPTIONS: readonly OptionName[] = ['socket', 'json', 'help'];
+/**
+ * A command's options as node:util parseArgs wants them, from its flags in the help table (command-help.ts):
+ * `-f, --file` with a value is `file: { type: 'string', short: 'f' }`. The table is the one list of flags.
+ */
+function optionSpecs(flags: readonly FlagHelp[]): Record<string, OptionSpec> {
+  const specs: Record<string, OptionSpec> = {};
+  for (const f of flags) {
+    const parts = f.flag.split(',').map((p) => p.trim());
+    const short = parts.find((p) => /^-[A-Za-z]$/.test(p));
+    specs[longName(f.flag)] = { type: f.value ? 'string' : 'boolean', ...(short ? { short: short.slice(1) } : {}) };
+  }
+  return specs;
+}
 
-/** Each vm subcommand: its positional arguments and the options it takes beyond the global ones. */
+/** Every long option of every command, each taking a value or not: enough to find the command words. */
+const ANY_COMMAND_OPTIONS: Record<string, { type: 'string' | 'boolean' }> = Object.fromEntries(
+  Object.entries(optionSpecs([...GLOBAL_FLAGS, ...COMMAND_HELP.flatMap((e) => e.flags ?? [])])).map(([name, spec]) => [name, { type: spec.type }]),
+);
+
+/** Each vm subcommand: its positional arguments (its options are its flags in command-help.ts). */
 const VM_COMMANDS = {
-  create: { names: 0, options: ['file'] },
-  ls: { names: 0, options: [] },
-  inspect: { names: 1, options: [] },
-  start: { names: 1, options: [] },
-  stop: { names: 1, options: ['timeout'] },
-  kill: { names: 1, options: [] },
-  rm: { names: 1, options: ['force'] },
-  logs: { names: 1, options: ['source', 'tail'] },
-  console: { names: 1, options: [] },
-} as const satisfies Record<string, { names: 0 | 1; options: readonly OptionName[] }>;
+  create: { names: 0 },
+  ls: { names: 0 },
+  inspect: { names: 1 },
+  start: { names: 1 },
+  stop: { names: 1 },
+  kill: { names: 1 },
+  rm: { names: 1 },
+  logs: { names: 1 },
+  console: { names: 1 },
+  update: { names: 1 },
+  edit: { names: 1 },
+} as const satisfies Record<string, { names: 0 | 1 }>;
 type VmSubcommand = keyof typeof VM_COMMANDS;
 
 const VM_ALIASES: Readonly<Record<string, VmSubcommand>> = { list: 'ls', remove: 'rm', delete: 'rm' };
 
+/** The positional words of argv, options (and the values of those known to take one) left out. */
+function commandWords(argv: readonly string[]): string[] {
+  try {
+    return parseArgs({ args: [...argv], options: ANY_COMMAND_OPTIONS, allowPositionals: true, strict: false }).positionals;
+  } catch {
+    return argv.filter((a) => !a.startsWith('-'));
+  }
+}
+
+/**
+ * `--tail -5`: parseArgs calls a value that starts with `-` ambiguous. When it is not one of the command's
+ * own options, it is the value, and the command's check then says what was expected (`--tail takes a byte
+ * count ... (got "-5")`).
+ */
+function joinDashValues(argv: readonly string[], specs: Record<string, OptionSpec>): string[] {
+  const valueFlags = new Set<string>();
+  const known = new Set<string>();
+  for (const [name, spec] of Object.entries(specs)) {
+    known.add(`--${name}`);
+    if (spec.short) known.add(`-${spec.short}`);
+    if (spec.type === 'string') {
+      valueFlags.add(`--${name}`);
+      if (spec.short) valueFlags.add(`-${spec.short}`);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (valueFlags.has(a) && next !== undefined && next.startsWith('-') && next !== '-' && next !== '--' && !known.has(next.split('=')[0]!)) {
+      out.push(`${a.startsWith('--') ? a : `--${longNameOfShort(a, specs)}`}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+function longNameOfShort(flag: string, specs: Record<string, OptionSpec>): string {
+  return Object.entries(specs).find(([, s]) => s.short === flag.slice(1))?.[0] ?? flag.replace(/^-+/, '');
+}
+
+function flagList(flags: readonly FlagHelp[]): string {
+  return flags.map((f) => (f.value ? `${f.flag} ${f.value}` : f.flag)).join(', ');
+}
+
+/** parseArgs' error, said in terms of the command: what it takes instead. */
+function optionError(err: unknown, entry: CommandHelp | undefined, argv: readonly string[]): string {
+  const e = err as Error & { code?: string };
+  const command = entry ? `\`vmgmt ${entry.path.join(' ')}\`` : '`vmgmt`';
+  const takes = entry?.flags?.length ? `it takes ${flagList(entry.flags)}` : 'it takes no options of its own';
+  // parseArgs quotes the option as given ('--bogus'), or as declared ('-f, --follow', '--tail <value>').
+  const declared = /'(-[^']+)'/.exec(e.message)?.[1]?.replace(/ <value>$/, '');
+  const quoted = declared?.split(',').map((p) => p.trim()).at(-1);
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && quoted) {
+    const name = quoted.replace(/^-+/, '').split('=')[0]!;
+    const elsewhere = quoted.startsWith('--') && Object.hasOwn(ANY_COMMAND_OPTIONS, name);
+    return `${elsewhere ? `--${name} does not apply to` : `unknown option ${quoted} for`} ${command}: ${takes} (and --socket PATH, --json, --help)`;
+  }
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && quoted) {
+    const flag = quoted;
+    const help = [...(entry?.flags ?? []), ...GLOBAL_FLAGS].find((f) => f.flag.split(',').map((p) => p.trim()).includes(flag));
+    if (/does not take an argument/.test(e.message)) return `${flag} is a switch and takes no value (${command})`;
+    return `${flag} needs a value${help?.value ? ` ${help.value}: ${help.text}` : ''}`;
+  }
+  void argv;
+  return e.message.split('\n')[0] ?? String(err);
+}
+
 export function parseCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedCli {
+  const words = commandWords(argv);
+  const beforeDashes = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
   const fallbackGlobals: CliGlobals = {
     socketPath: env.VMGMT_SOCKET || DEFAULT_SOCKET_PATH,
-    json: argv.includes('--json'),
+    json: beforeDashes.includes('--json'),
   };
-  let values: Partial<Record<OptionName, string | boolean>>;
+  // Help first: `vmgmt vm logs web --help` is the page of `vm logs`, whatever else the line holds.
+  if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) return { ok: true, command: { kind: 'help', words }, globals: fallbackGlobals };
+  if (words[0] === 'help') return { ok: true, command: { kind: 'help', words: words.slice(1) }, globals: fallbackGlobals };
+
+  const found = findCommandHelp(words);
+  const entry = found?.entry;
+  const specs = optionSpecs([...GLOBAL_FLAGS, ...(entry?.flags ?? [])]);
+  let values: OptionValues;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({ args: joinDashValues(argv, specs), options: specs, allowPositionals: true, strict: true }));
   } catch (err) {
-    return { ok: false, message: (err as Error).message.split('\n')[0] ?? String(err), globals: fallbackGlobals };
+    return { ok: false, message: optionError(err, entry, argv), globals: fallbackGlobals, ...(words[0] ? { group: words[0] } : {}), ...(entry ? { helpFor: entry.path.join(' ') } : {}) };
   }
   const socketFlag = values.socket as string | undefined;
   const globals: CliGlobals = { socketPath: socketFlag || fallbackGlobals.socketPath, json: values.json === true };
-  const usage = (message: string): ParsedCli =>
-    positionals[0] === undefined ? { ok: false, message, globals } : { ok: false, message, globals, group: positionals[0] };
+  const usage = (message: string): ParsedCli => ({
+    ok: false,
+    message,
+    globals,
+    ...(positionals[0] === undefined ? {} : { group: positionals[0] }),
+    ...(entry ? { helpFor: entry.path.join(' ') } : {}),
+  });
   const done = (command: CliCommand): ParsedCli => ({ ok: true, command, globals });
 
   if (socketFlag === '') return usage('--socket needs a path');
-  if (values.help === true || positionals[0] === 'help') return done({ kind: 'help' });
 
   const [group, sub, ...rest] = positionals;
   if (group === undefined) return usage('no command given');
 
+  if (group === 'completion') {
+    if (sub !== 'bash' || rest.length > 0) return usage(`\`vmgmt completion\` takes the shell: bash (got ${sub === undefined ? 'nothing' : JSON.stringify([sub, ...rest].join(' '))})`);
+    return done({ kind: 'completion', shell: 'bash' });
+  }
+
+  if (group === 'host') {
+    if (sub !== undefined) return usage(`\`vmgmt host\` takes no arguments (got ${JSON.stringify(sub)})`);
+    return done({ kind: 'host' });
+  }
+
   if (group === 'daemon') {
-    const extra = unexpectedOptions(values, ['config', 'state-dir', 'runtime-dir']);
-    if (extra) return usage(`${extra} does not apply to \`vmgmt daemon\``);
     if (sub !== undefined) return usage(`\`vmgmt daemon\` takes no arguments (got ${JSON.stringify(sub)})`);
     const configPath = values.config as string | undefined;
     if (configPath === '') return usage('--config needs a path');
@@ -115,8 +218,6 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   }
 
   if (group === 'cp') {
-    const extra = unexpectedOptions(values, []);
-    if (extra) return usage(`${extra} does not apply to \`vmgmt cp\``);
     const cp = parseCpArgs(positionals.slice(1));
     return cp.ok ? done(cp.command) : usage(cp.message);
   }
@@ -127,21 +228,20 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   }
 
   if (group === 'stats') {
-    const extra = unexpectedOptions(values, ['watch']);
-    if (extra) return usage(`${extra} does not apply to \`vmgmt stats\``);
     if (rest.length > 0) return usage(`\`vmgmt stats\` takes at most one VM name; unexpected ${JSON.stringify(rest[0])}`);
     return done({ kind: 'stats', ...(sub === undefined ? {} : { name: sub }), watch: values.watch === true });
   }
 
-  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\`, \`vmgmt chat ...\` or \`vmgmt stats\``);
+  if (group !== 'vm') {
+    const groups = [...new Set(COMMAND_HELP.map((e) => e.path[0]))].map((g) => `\`vmgmt ${g}\``).join(', ');
+    return usage(`unknown command ${JSON.stringify(group)}: use one of ${groups}`);
+  }
   if (sub === undefined) return usage(`\`vmgmt vm\` needs a subcommand: ${Object.keys(VM_COMMANDS).join(', ')}`);
   const subcommand = VM_ALIASES[sub] ?? sub;
   if (!isVmSubcommand(subcommand)) {
     return usage(`unknown command \`vmgmt vm ${sub}\`: use one of ${Object.keys(VM_COMMANDS).join(', ')}`);
   }
   const spec = VM_COMMANDS[subcommand];
-  const extra = unexpectedOptions(values, spec.options);
-  if (extra) return usage(`${extra} does not apply to \`vmgmt vm ${subcommand}\``);
   if (rest.length < spec.names) return usage(`\`vmgmt vm ${subcommand}\` needs a VM name`);
   if (rest.length > spec.names) {
     return usage(`\`vmgmt vm ${subcommand}\` takes ${spec.names === 0 ? 'no arguments' : 'one VM name'}; unexpected ${JSON.stringify(rest[spec.names])}`);
@@ -154,13 +254,24 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
       if (file === undefined || file === '') return usage('`vmgmt vm create` needs -f FILE (a JSON definition; - reads stdin)');
       return done({ kind: 'vm-create', file });
     }
+    case 'update': {
+      const file = values.file as string | undefined;
+      if (file === undefined || file === '') return usage('`vmgmt vm update NAME` needs -f FILE (the new JSON definition; - reads stdin)');
+      return done({ kind: 'vm-update', name, file });
+    }
     case 'ls':
-      return done({ kind: 'vm-ls' });
+      return done({ kind: 'vm-ls', quiet: values.quiet === true });
     case 'inspect':
     case 'start':
     case 'kill':
-    case 'console':
+    case 'edit':
       return done({ kind: `vm-${subcommand}`, name });
+    case 'console': {
+      if (values.linger === undefined) return done({ kind: 'vm-console', name });
+      const lingerMs = wholeNumber(values.linger as string, 1);
+      if (lingerMs === undefined || lingerMs > 30_000) return usage(`--linger takes milliseconds, 1..30000 (got ${JSON.stringify(values.linger)})`);
+      return done({ kind: 'vm-console', name, lingerMs });
+    }
     case 'stop': {
       if (values.timeout === undefined) return done({ kind: 'vm-stop', name });
       const timeoutMs = wholeNumber(values.timeout as string, 0);
@@ -170,7 +281,7 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     case 'rm':
       return done({ kind: 'vm-rm', name, force: values.force === true });
     case 'logs': {
-      const command: CliCommand & { kind: 'vm-logs' } = { kind: 'vm-logs', name };
+      const command: CliCommand & { kind: 'vm-logs' } = { kind: 'vm-logs', name, follow: values.follow === true };
       if (values.source !== undefined) {
         const source = values.source as string;
         if (source !== 'console' && source !== 'qemu' && source !== 'daemon') {
@@ -188,24 +299,23 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   }
 }
 
+/** Each chat subcommand's positional arguments (its options are its flags in command-help.ts). */
 const CHAT_COMMANDS = {
-  peers: { args: [], options: ['watch'] },
-  send: { args: ['TARGET', 'MESSAGE'], options: [] },
-  call: { args: ['TARGET', 'MESSAGE'], options: ['timeout'] },
-  listen: { args: [], options: ['as', 'exec'] },
-  policy: { args: ['check', 'FROM', 'TO'], options: [] },
-} as const satisfies Record<string, { args: readonly string[]; options: readonly OptionName[] }>;
+  peers: { args: [] },
+  send: { args: ['TARGET', 'MESSAGE'] },
+  call: { args: ['TARGET', 'MESSAGE'] },
+  listen: { args: [] },
+  policy: { args: ['check', 'FROM', 'TO'] },
+} as const satisfies Record<string, { args: readonly string[] }>;
 
 const CHAT_NAME = /^[a-z0-9._-]{1,64}$/;
 
-function parseChatArgs(args: string[], values: Partial<Record<OptionName, string | boolean>>): { ok: true; command: ChatCommand } | { ok: false; message: string } {
+function parseChatArgs(args: string[], values: OptionValues): { ok: true; command: ChatCommand } | { ok: false; message: string } {
   const [sub, ...rest] = args;
   const fail = (message: string) => ({ ok: false as const, message });
   if (sub === undefined) return fail(`\`vmgmt chat\` needs a subcommand: ${Object.keys(CHAT_COMMANDS).join(', ')}`);
   if (!Object.hasOwn(CHAT_COMMANDS, sub)) return fail(`unknown command \`vmgmt chat ${sub}\`: use one of ${Object.keys(CHAT_COMMANDS).join(', ')}`);
   const spec = CHAT_COMMANDS[sub as keyof typeof CHAT_COMMANDS];
-  const extra = unexpectedOptions(values, spec.options);
-  if (extra) return fail(`${extra} does not apply to \`vmgmt chat ${sub}\``);
   const want: readonly string[] = spec.args;
   const usageLine = `vmgmt chat ${sub}${want.length ? ' ' + want.join(' ') : ''}`;
   if (rest.length < want.length) return fail(`\`${usageLine}\`: ${want[rest.length]} is missing`);
@@ -241,15 +351,6 @@ function parseChatArgs(args: string[], values: Partial<Record<OptionName, string
 
 function isVmSubcommand(s: string): s is VmSubcommand {
   return Object.hasOwn(VM_COMMANDS, s);
-}
-
-/** The first option given that neither the command nor the global set takes, as `--name`. */
-function unexpectedOptions(values: Partial<Record<OptionName, unknown>>, allowed: readonly OptionName[]): string | undefined {
-  for (const key of Object.keys(values) as OptionName[]) {
-    if (values[key] === undefined || GLOBAL_OPTIONS.includes(key) || allowed.includes(key)) continue;
-    return `--${key}`;
-  }
-  return undefined;
 }
 
 function wholeNumber(text: string, min: number): number | undefined {

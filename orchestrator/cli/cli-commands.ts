@@ -1,10 +1,14 @@
 // One handler per `vmgmt vm ...` command: call the API, print the answer (JSON or human). Errors are thrown
 // and rendered by cli-main.ts.
-import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ApiError } from './api-client.js';
 import type { ApiClient } from './api-client.js';
 import type { ChatCommand, CliCommand } from './cli-args.js';
 import { CliError } from './cli-error.js';
-import { formatActionResult, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
+import { formatActionResult, formatErrorLines, formatHostInfo, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
 import { attachConsole, type ConsoleStdin } from './console-attach.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
@@ -15,9 +19,14 @@ export interface CommandContext {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   nowMs: () => number;
+  /** The environment ($VISUAL, $EDITOR for `vm edit`). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
-type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'daemon' } | { kind: 'cp' } | ChatCommand>;
+/** How often `vm logs -f` asks for what was added. */
+const FOLLOW_POLL_MS = 500;
+
+type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | ChatCommand>;
 
 export async function runVmCommand(command: VmCommand, ctx: CommandContext): Promise<ExitCode> {
   const { client, json } = ctx;
@@ -35,7 +44,23 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
     case 'vm-ls': {
       const listing = await client.list();
       if (json) doc(listing);
+      else if (command.quiet) out(listing.vms.map((vm) => `${vm.name}\n`).join(''));
       else out(formatVmTable(listing.vms, ctx.nowMs()));
+      return EXIT.OK;
+    }
+    case 'vm-update': {
+      const definition = await readDefinition(command.file, ctx.stdin);
+      const vm = await client.update(command.name, definition);
+      if (json) doc(vm);
+      else out(`updated vm ${vm.name}: the new definition applies from its next start\n`);
+      return EXIT.OK;
+    }
+    case 'vm-edit':
+      return editDefinition(command.name, ctx);
+    case 'host': {
+      const info = await client.host();
+      if (json) doc(info);
+      else out(formatHostInfo(info));
       return EXIT.OK;
     }
     case 'vm-inspect': {
@@ -45,12 +70,20 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
       return EXIT.OK;
     }
     case 'vm-start': {
+      const probing = await announceProbe(command.name, ctx);
       const vm = await client.start(command.name);
+      if (probing && vm.accel) ctx.stderr.write(`vmgmt: accelerator ${vm.accel}: ${vm.accelReason ?? 'no reason given'}\n`);
       if (json) doc(vm);
       else out(formatActionResult('started', vm));
       return EXIT.OK;
     }
     case 'vm-stop': {
+      // On a terminal, say what the wait is before it starts (the power button may be ignored for the whole timeout).
+      if ((ctx.stderr as NodeJS.WriteStream).isTTY && !json) {
+        const before = await client.inspect(command.name).catch(() => undefined);
+        const ms = command.timeoutMs ?? before?.definition.powerdownTimeoutMs;
+        if (ms !== undefined) ctx.stderr.write(`vmgmt: pressing the power button of vm ${command.name}; QEMU is told to quit if the guest has not powered off within ${ms} ms\n`);
+      }
       const vm = await client.stop(command.name, command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs });
       if (json) doc(vm);
       else out(formatActionResult('stopped', vm));
@@ -73,10 +106,27 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
         ...(command.source === undefined ? {} : { source: command.source }),
         ...(command.tailBytes === undefined ? {} : { tailBytes: command.tailBytes }),
       };
-      const text = await client.logs(command.name, opts);
-      if (json) doc({ name: command.name, source: command.source ?? 'console', text });
-      else out(text);
-      return EXIT.OK;
+      const source = command.source ?? 'console';
+      if (!command.follow) {
+        const text = await client.logs(command.name, opts);
+        if (json) doc({ name: command.name, source, text });
+        else out(text);
+        return EXIT.OK;
+      }
+      // -f: the tail, then what is added, until Ctrl-C (the CLI's default SIGINT ends the process).
+      // --json: one {"name","source","text"} line per piece.
+      const print = (text: string): void => {
+        if (text === '') return;
+        if (json) out(JSON.stringify({ name: command.name, source, text }) + '\n');
+        else out(text);
+      };
+      let chunk = await client.logChunk(command.name, opts);
+      print(chunk.text);
+      for (;;) {
+        await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        chunk = await client.logChunk(command.name, { source, fromByte: chunk.endByte });
+        print(chunk.text);
+      }
     }
     case 'stats': {
       const once = async (): Promise<void> => {
@@ -94,15 +144,89 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
     }
     case 'vm-console': {
       const vm = await client.inspect(command.name);
-      await attachConsole({
+      const end = await attachConsole({
         socketPath: vm.paths.consoleSocket,
         vmName: vm.name,
         stdin: ctx.stdin,
         stdout: ctx.stdout,
         stderr: ctx.stderr,
+        vmState: async () => (await client.inspect(command.name)).state,
+        ...(command.lingerMs === undefined ? {} : { lingerMs: command.lingerMs }),
       });
-      return EXIT.OK;
+      // A console QEMU dropped while the VM runs is a failure; a VM that stopped (e.g. `poweroff` sent) is not.
+      return end === 'closed' ? EXIT.ERROR : EXIT.OK;
     }
+  }
+}
+
+/**
+ * `vm start` of a VM with accel auto on a host whose KVM self-probe has no answer cached yet: say that the
+ * start will probe first (up to 20 s), so the wait is not silent. A daemon that cannot say is not asked twice.
+ */
+async function announceProbe(name: string, ctx: CommandContext): Promise<boolean> {
+  try {
+    const vm = await ctx.client.inspect(name);
+    if (vm.definition.accel !== 'auto') return false;
+    const { kvmProbe } = await ctx.client.host();
+    if (kvmProbe.cached || kvmProbe.problem) return false;
+    ctx.stderr.write(
+      `vmgmt: first start with accel auto on this host (${kvmProbe.stale ?? 'nothing cached'}): probing whether KVM runs guests, up to 20 s; ` +
+        `the answer is kept in ${kvmProbe.cachePath} for later starts (see \`vmgmt host\`)\n`,
+    );
+    return true;
+  } catch {
+    // The start itself reports what is wrong (no such VM, no daemon).
+    return false;
+  }
+}
+
+/**
+ * `vm edit NAME`: the definition in $VISUAL / $EDITOR (default vi), then `vm update`. A definition the daemon
+ * refuses is kept, with its problems printed, for another try with `vm update NAME -f FILE`.
+ */
+async function editDefinition(name: string, ctx: CommandContext): Promise<ExitCode> {
+  const vm = await ctx.client.inspect(name);
+  if (vm.state !== 'defined' && vm.state !== 'stopped' && vm.state !== 'crashed') {
+    throw new ApiError(409, 'INVALID_STATE', `VM ${name} is ${vm.state}: stop it first (\`vmgmt vm stop ${name}\`), then edit its definition`, { name, state: vm.state });
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), `vmgmt-edit-${name}-`));
+  const file = path.join(dir, `${name}.json`);
+  const before = JSON.stringify(vm.definition, null, 2) + '\n';
+  await writeFile(file, before, { mode: 0o600 });
+  const env = ctx.env ?? process.env;
+  const editor = env['VISUAL'] || env['EDITOR'] || 'vi';
+  const status = await new Promise<number | null>((resolve, reject) => {
+    // Through the shell: EDITOR may hold arguments ("code --wait").
+    const child = spawn(`${editor} "$VMGMT_EDIT_FILE"`, { shell: true, stdio: 'inherit', env: { ...env, VMGMT_EDIT_FILE: file } });
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code));
+  });
+  if (status !== 0) {
+    await rm(dir, { recursive: true, force: true });
+    throw new CliError('USAGE', `the editor (${editor}) exited with ${status ?? 'a signal'}: vm ${name} is unchanged`, { editor });
+  }
+  const after = await readFile(file, 'utf8');
+  if (after === before) {
+    await rm(dir, { recursive: true, force: true });
+    ctx.stdout.write(`vm ${name}: no change\n`);
+    return EXIT.OK;
+  }
+  try {
+    const updated = await ctx.client.update(name, await readDefinition(file, ctx.stdin));
+    await rm(dir, { recursive: true, force: true });
+    if (ctx.json) ctx.stdout.write(JSON.stringify(updated, null, 2) + '\n');
+    else ctx.stdout.write(`updated vm ${name}: the new definition applies from its next start\n`);
+    return EXIT.OK;
+  } catch (err) {
+    const code = err instanceof ApiError || err instanceof CliError ? err.code : '';
+    if (code === 'INVALID_DEFINITION') {
+      const e = err as ApiError;
+      ctx.stderr.write(formatErrorLines(e.message, e.details));
+      ctx.stderr.write(`vmgmt: your edit is kept in ${file}: fix it and run \`vmgmt vm update ${name} -f ${file}\`\n`);
+      return EXIT.INVALID_DEFINITION;
+    }
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
 }
 

@@ -121,6 +121,12 @@ describe('formatActionResult and formatErrorLines', () => {
     expect(formatActionResult('stopped', details({ lastExit: { exitCode: 0, signal: null, at: 't', reason: 'r' } }))).toBe(
       'stopped vm a (exit code 0)\n',
     );
+    expect(
+      formatActionResult('stopped', details({ lastExit: { exitCode: 0, signal: null, at: 't', reason: 'r', stoppedBy: 'quit', stopNote: 'the guest did not power off within 30000 ms; QEMU was told to quit' } })),
+    ).toBe('stopped vm a by QEMU quit (exit code 0)\n  the guest did not power off within 30000 ms; QEMU was told to quit\n');
+    expect(formatActionResult('stopped', details({ lastExit: { exitCode: 0, signal: null, at: 't', reason: 'r', stoppedBy: 'powerdown' } }))).toBe(
+      'stopped vm a by the power button (exit code 0)\n',
+    );
   });
 
   it('puts each field problem on its own line', () => {

@@ -1,5 +1,5 @@
 // Human output of the CLI: tables, key: value blocks, one-line results, error lines. Pure: values in, text out.
-import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatPresenceEventData, VmDefinition, VmDetails, VmExitInfo, VmStats, VmSummary } from '../api/api-contract.js';
+import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatPresenceEventData, HostInfo, VmDefinition, VmDetails, VmExitInfo, VmStats, VmSummary } from '../api/api-contract.js';
 
 /** `45s`, `3m05s`, `2h03m`, `4d07h`. */
 export function formatUptime(ms: number): string {
@@ -54,6 +54,7 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
     ['state', vm.stateReason ? `${vm.state} (${vm.stateReason})` : vm.state],
     ['pid', vm.pid === null ? '-' : String(vm.pid)],
     ['accel', vm.accel === null ? `- (wanted: ${d.accel})` : `${vm.accel} (wanted: ${d.accel})`],
+    ...(vm.accelReason ? [['accel reason', vm.accelReason] as [string, string]] : []),
     ['started', vm.startedAt === null ? '-' : LIVE_STATES.has(vm.state) ? `${vm.startedAt} (up ${vmUptime(vm, nowMs)})` : vm.startedAt],
     ['restarts', vm.restartGaveUpAt ? `${vm.restarts} (the on-failure policy gave up at ${vm.restartGaveUpAt})` : String(vm.restarts)],
     ['last exit', formatExit(vm.lastExit)],
@@ -87,7 +88,8 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
 export function formatExit(exit: VmExitInfo | null): string {
   if (exit === null) return '-';
   const lastConsole = exit.consoleTail?.split('\n').at(-1);
-  return `${exitHow(exit)} at ${exit.at}${exit.reason ? ` (${exit.reason})` : ''}${lastConsole ? `; console: ${lastConsole}` : ''}`;
+  const stop = exit.stoppedBy ? `; stopped by ${exit.stoppedBy === 'powerdown' ? 'the power button' : exit.stoppedBy}${exit.stopNote ? `: ${exit.stopNote}` : ''}` : '';
+  return `${exitHow(exit)} at ${exit.at}${exit.reason ? ` (${exit.reason})` : ''}${stop}${lastConsole ? `; console: ${lastConsole}` : ''}`;
 }
 
 /** `signal SIGKILL`, `exit code 0`, or `exit status unknown`. */
@@ -148,7 +150,12 @@ export function formatActionResult(action: VmAction, vm: VmDetails): string {
       return `created vm ${vm.name}\n`;
     case 'started':
       return `started vm ${vm.name}${vm.pid === null ? ` (${vm.state})` : ` (pid ${vm.pid})`}\n`;
-    case 'stopped':
+    case 'stopped': {
+      const e = vm.lastExit;
+      if (!e) return `stopped vm ${vm.name}\n`;
+      const how = e.stoppedBy === 'quit' ? 'by QEMU quit' : e.stoppedBy === 'kill' ? 'by SIGKILL' : e.stoppedBy === 'powerdown' ? 'by the power button' : '';
+      return `stopped vm ${vm.name} ${how ? `${how} ` : ''}(${exitHow(e)})\n${e.stopNote ? `  ${e.stopNote}\n` : ''}`;
+    }
     case 'killed':
       return `${action} vm ${vm.name}${vm.lastExit ? ` (${exitHow(vm.lastExit)})` : ''}\n`;
   }
@@ -241,4 +248,17 @@ export function formatStatsTable(vms: readonly VmStats[]): string {
     ];
   });
   return formatTable(['NAME', 'STATE', 'GUEST-CPU', 'STEAL', 'DEMAND', 'VCPU-HOST', 'RUN-WAIT', 'WEIGHT', 'WHY'], rows);
+}
+
+/** `vmgmt host`: the KVM self-probe's cached answer for this host, or why the next start probes. */
+export function formatHostInfo(info: HostInfo): string {
+  const p = info.kvmProbe;
+  const pairs: [string, string][] = [['kvm probe cache', p.cachePath]];
+  if (p.key) for (const [k, v] of Object.entries(p.key)) pairs.push([`  key ${k}`, String(v)]);
+  if (p.problem) pairs.push(['accel auto', p.problem]);
+  else if (p.cached) {
+    pairs.push(['accel auto', `${p.cached.accel} (probed ${p.cached.probedAt}, took ${p.cached.probeDurationMs} ms)`]);
+    pairs.push(['why', p.cached.reason]);
+  } else pairs.push(['accel auto', `not probed yet (${p.stale ?? 'no answer cached'})`]);
+  return formatKeyValues(pairs);
 }

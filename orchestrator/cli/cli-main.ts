@@ -10,7 +10,8 @@ import { CliError } from './cli-error.js';
 import { formatErrorLines } from './cli-format.js';
 import type { ConsoleStdin } from './console-attach.js';
 import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
-import { HELP_TEXT } from './help-text.js';
+import { bashCompletionScript } from './completion-bash.js';
+import { helpFor } from './help-text.js';
 
 export type RunDaemon = (opts: { configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
 
@@ -33,13 +34,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       message: parsed.message,
       details: {},
       exitCode: EXIT.USAGE,
-      hint: 'run `vmgmt --help` for usage',
+      hint: `run \`vmgmt ${parsed.helpFor ? `${parsed.helpFor} ` : ''}--help\` for usage`,
     }, parsed.group === 'cp' ? 'event' : 'document');
   }
   const { command, globals } = parsed;
   try {
     if (command.kind === 'help') {
-      io.stdout.write(HELP_TEXT);
+      const page = helpFor(command.words);
+      if (!page.ok) throw new CliError('USAGE', page.message, { words: command.words });
+      io.stdout.write(page.text);
+      return EXIT.OK;
+    }
+    if (command.kind === 'completion') {
+      io.stdout.write(bashCompletionScript());
       return EXIT.OK;
     }
     if (command.kind === 'daemon') return await runDaemonCommand(command, io);
@@ -50,10 +57,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       stdout: io.stdout,
       stderr: io.stderr,
       nowMs: io.nowMs ?? Date.now,
+      env: io.env,
     };
     if (command.kind === 'cp') return await runCpCommand(command, ctx);
     if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
-    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' }>, ctx);
+    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
     return report(io, json, describeError(err), command.kind === 'cp' ? 'event' : 'document');

@@ -182,7 +182,7 @@ describe('vmgmt vm ... against the API server', () => {
   });
 
   it('exits 2 on usage errors, as JSON with --json', async () => {
-    expect(await vmgmt('vm start')).toEqual({ code: 2, stdout: '', stderr: 'vmgmt: `vmgmt vm start` needs a VM name\nrun `vmgmt --help` for usage\n' });
+    expect(await vmgmt('vm start')).toEqual({ code: 2, stdout: '', stderr: 'vmgmt: `vmgmt vm start` needs a VM name\nrun `vmgmt vm start --help` for usage\n' });
     const json = await vmgmt('vm frob --json');
     expect(json.code).toBe(2);
     expect(JSON.parse(json.stdout)).toMatchObject({ code: 'USAGE', message: expect.stringMatching(/unknown command/) });

@@ -12,10 +12,21 @@ export const vmRecordSchema = z.object({
   pid: z.number().int().positive().nullable(),
   pidStartTime: z.string().nullable(),
   accel: z.enum(['tcg', 'kvm']).nullable(),
+  /** Why that accelerator (the KVM self-probe's answer); absent in records of older daemons. */
+  accelReason: z.string().nullable().optional(),
   startedAt: z.string().nullable(),
   restarts: z.number().int().min(0),
   lastExit: z
-    .object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), at: z.string(), reason: z.string(), consoleTail: z.string().optional() })
+    .object({
+      exitCode: z.number().int().nullable(),
+      signal: z.string().nullable(),
+      at: z.string(),
+      reason: z.string(),
+      consoleTail: z.string().optional(),
+      /** `vm stop`: by the power button, QEMU's quit, or a kill; stopNote says why it came to that. */
+      stoppedBy: z.enum(['powerdown', 'quit', 'kill']).optional(),
+      stopNote: z.string().optional(),
+    })
     .nullable(),
   /** When the on-failure policy stopped restarting the VM (maxRestarts reached); null after a manual start. */
   restartGaveUpAt: z.string().nullable().optional(),

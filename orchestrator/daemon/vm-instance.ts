@@ -52,6 +52,8 @@ export interface VmInstanceDeps {
 }
 
 const CONSOLE_TAIL_LINES = 15;
+/** After the power button's deadline: how long QEMU gets to `quit` before it is killed. */
+const QUIT_TIMEOUT_MS = 5_000;
 /** How long a copy waits for the agent of a VM that has booted (it may be re-claiming its channel). */
 const DEFAULT_AGENT_WAIT_MS = 20_000;
 const QMP_EVENTS = new Set(['STOP', 'RESUME', 'RESET', 'SHUTDOWN', 'POWERDOWN', 'GUEST_PANICKED']);
@@ -132,6 +134,7 @@ export class VmInstance {
       state: r.status.state,
       pid: r.pid,
       accel: r.accel,
+      accelReason: r.accelReason ?? null,
       startedAt: r.startedAt,
       restarts: r.restarts,
       lastExit: r.lastExit,
@@ -310,6 +313,7 @@ export class VmInstance {
       pid: qemu.pid,
       pidStartTime: processStartTime(qemu.pid) ?? null,
       accel: accel.accel,
+      accelReason: accel.reason,
       startedAt: new Date().toISOString(),
       deviceFds: await device.locateInQemu(qemu.pid),
     };
@@ -410,16 +414,33 @@ export class VmInstance {
       const qemu = this.qemu;
       if (!qemu) throw new VmgmtError('INTERNAL', `VM ${this.name} is ${this.state} but has no QEMU process attached`);
       const deadlineMs = opts.timeoutMs ?? this.definition.powerdownTimeoutMs;
+      // A guest still booting has no ACPI handler yet: it ignores the power button until the deadline.
+      const booting = !this.agentUp;
       await qemu.qmp.execute('system_powerdown').catch((err: unknown) => this.log.warn('system_powerdown failed', { error: (err as Error).message }));
       let deadline: NodeJS.Timeout | undefined;
       const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => (deadline = setTimeout(() => r(false), deadlineMs)))]);
       clearTimeout(deadline);
+      let stoppedBy: 'powerdown' | 'quit' | 'kill' = 'powerdown';
+      let stopNote = '';
       if (!exited) {
-        this.log.warn(`guest did not power off within ${deadlineMs} ms: quitting QEMU`);
-        await qemu.shutdown({ timeoutMs: 5_000 });
+        stopNote =
+          `the guest did not power off within ${deadlineMs} ms of the ACPI power button` +
+          (booting ? ' (it was still booting: its agent was not up, and a guest ignores the button until its ACPI handler is set up)' : '') +
+          '; QEMU was told to quit';
+        this.log.warn(stopNote);
+        await qemu.shutdown({ timeoutMs: QUIT_TIMEOUT_MS });
+        stoppedBy = 'quit';
       }
-      await qemu.exited;
+      const exit = await qemu.exited;
+      if (stoppedBy === 'quit' && exit.signal === 'SIGKILL') {
+        stoppedBy = 'kill';
+        stopNote += `, did not exit within ${QUIT_TIMEOUT_MS} ms and was killed (SIGKILL)`;
+      }
       await this.settled();
+      if (this.record.lastExit) {
+        this.record = { ...this.record, lastExit: { ...this.record.lastExit, stoppedBy, ...(stopNote ? { stopNote } : {}) } };
+        this.persist();
+      }
       return this.details();
     });
   }
@@ -479,6 +500,12 @@ export class VmInstance {
     this.watch(qemu);
     this.scheduleRestartCountReset();
     this.agentUp = true; // it booted under an earlier daemon; its agent re-claims its channel on its own
+  }
+
+  /** `vm update`: the record to carry over to the instance that replaces this one (the VM is not active). */
+  snapshotForReplace(): { record: VmRecord } {
+    clearTimeout(this.restartTimer);
+    return { record: this.record };
   }
 
   /** Daemon shutdown: let go of QEMU and the device without stopping the VM. */

@@ -1,11 +1,11 @@
 // What the control API needs from the daemon's VM manager. The API layer parses and validates, then
 // calls these; they throw VmgmtError.
-import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
+import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, HostInfo, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
 
 // The answers are the API contract's shapes (orchestrator/api/api-contract.ts), named here for the daemon.
 export { VM_STATES } from '../api/api-contract.js';
-export type { LogSource, StatsList, VmStats, VmDetails, VmDeviceInfo, VmExitInfo, VmPaths, VmStateName, VmSummary } from '../api/api-contract.js';
+export type { HostInfo, LogSource, StatsList, VmStats, VmDetails, VmDeviceInfo, VmExitInfo, VmPaths, VmStateName, VmSummary } from '../api/api-contract.js';
 
 export interface VmManagerApi {
   create(definition: VmDefinition): Promise<VmDetails>;
@@ -17,7 +17,12 @@ export interface VmManagerApi {
   kill(name: string): Promise<VmDetails>;
   /** Refuses a VM that is not stopped, crashed or defined unless force (which kills it first). */
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
-  logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string>;
+  /** The log's last tailBytes (default 64 KiB), or what it holds from fromByte on; endByte: where the text ends. */
+  logs(name: string, opts: { source: LogSource; tailBytes?: number; fromByte?: number }): Promise<LogChunk>;
+  /** Replaces the definition of a VM that is not active (defined, stopped, crashed), checked as at create. */
+  update(name: string, definition: VmDefinition): Promise<VmDetails>;
+  /** What the daemon decided about this host: the KVM self-probe's cache. */
+  host(): Promise<HostInfo>;
   /** Copies a host file (an fd the caller opened) to an absolute guest path through the guest agent. */
   copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }>;
   /**
@@ -29,6 +34,12 @@ export interface VmManagerApi {
   stats(name: string, opts?: { limit?: number }): VmStats;
   /** Every VM with its newest sample. */
   statsAll(): StatsList;
+}
+
+export interface LogChunk {
+  text: string;
+  /** The byte offset in the log just past `text`. */
+  endByte: number;
 }
 
 export interface HostCopyOptions {

@@ -12,9 +12,11 @@ import type { VmDefinition } from './vm-definition.js';
 import { describeProblems } from '../api/field-problems.js';
 import { BootGate } from './boot-gate.js';
 import { hostPathProblems } from './definition-paths.js';
-import { readTail } from './file-tail.js';
+import { readLogChunk } from './file-tail.js';
+import { MAX_LOG_CHUNK_BYTES } from '../api/api-contract.js';
+import { hostCacheDir, hostKvmProbeInfo } from '../qemu/accel-probe.js';
 import { newRecord, VmInstance } from './vm-instance.js';
-import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
+import type { HostCopyOptions, HostInfo, LogChunk, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
 import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
 import { CalcPrograms } from '../../device-backend/services/calc/calc-programs.js';
 import { calcLauncherPath } from '../../device-backend/services/calc/calc-launcher.js';
@@ -82,7 +84,7 @@ export class VmManager implements VmManagerApi {
     return new VmInstance(definition, record, {
       store: this.store,
       runtimeDir: this.opts.runtimeDir,
-      cacheDir: path.join(this.opts.stateDir, 'cache'),
+      cacheDir: hostCacheDir(),
       native: this.deviceNative,
       log: this.opts.log,
       get config() {
@@ -197,10 +199,34 @@ export class VmManager implements VmManagerApi {
     return { vms: this.list().map((vm) => this.stats(vm.name, { limit: 1 })) };
   }
 
-  async logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string> {
+  async logs(name: string, opts: { source: LogSource; tailBytes?: number; fromByte?: number }): Promise<LogChunk> {
     const vm = this.get(name);
     const file = opts.source === 'console' ? vm.paths.consoleLog : opts.source === 'qemu' ? vm.paths.qemuLog : path.join(this.store.vmDir(name), 'daemon.log');
-    return readTail(file, opts.tailBytes ?? DEFAULT_LOG_TAIL_BYTES);
+    return readLogChunk(file, {
+      tailBytes: Math.min(opts.tailBytes ?? DEFAULT_LOG_TAIL_BYTES, MAX_LOG_CHUNK_BYTES),
+      ...(opts.fromByte === undefined ? {} : { fromByte: opts.fromByte }),
+      maxBytes: MAX_LOG_CHUNK_BYTES,
+    });
+  }
+
+  async update(name: string, definition: VmDefinition): Promise<VmDetails> {
+    const vm = this.get(name);
+    if (definition.name !== name) throw new VmgmtError('INVALID_DEFINITION', `invalid VM definition: name: is ${definition.name}, but the VM is ${name}: a VM cannot be renamed`, { problems: [{ path: 'name', message: `must be ${name}` }] });
+    if (isActive(vm.state)) throw new VmgmtError('INVALID_STATE', `VM ${name} is ${vm.state}: stop it first (\`vmgmt vm stop ${name}\`), then update its definition`, { name, state: vm.state });
+    const problems = hostPathProblems(definition);
+    if (problems.length > 0) throw new VmgmtError('INVALID_DEFINITION', `invalid VM definition: ${describeProblems(problems)}`, { problems });
+    this.store.saveDefinition(definition);
+    const { record } = vm.snapshotForReplace();
+    vm.detach();
+    vm.log.close();
+    const next = this.instance(definition, record);
+    this.vms.set(name, next);
+    next.log.info('definition updated');
+    return next.details();
+  }
+
+  async host(): Promise<HostInfo> {
+    return { kvmProbe: await hostKvmProbeInfo({ cacheDir: hostCacheDir() }) };
   }
 }
 

@@ -1,14 +1,21 @@
-// The KVM self-probe result cache (<cacheDir>/kvm-probe.json). Pure: parses and encodes text.
+// The KVM self-probe result cache (<cacheDir>/kvm-probe.json, one per host: hostCacheDir in accel-probe.ts).
+// Pure: parses and encodes text.
 import { z } from 'zod';
 
 export const KVM_PROBE_CACHE_FILE = 'kvm-probe.json';
-export const KVM_PROBE_CACHE_VERSION = 1;
+export const KVM_PROBE_CACHE_VERSION = 2;
 
-/** A probe result stays valid while QEMU, the kernel path and the kernel file stay the same. */
+/**
+ * What decides whether KVM runs guests here, so a probe result stays valid while none of it changes: the
+ * host kernel's build (uname -r and -v), the QEMU version, and which /dev/kvm this is (its device number and
+ * inode: a reboot or a reloaded module makes a new one). Not the checkout or the guest image, so every
+ * daemon and checkout on the host shares one answer.
+ */
+export const KVM_PROBE_KEY_FIELDS = ['hostKernel', 'qemuVersion', 'kvmDevice'] as const;
 export const kvmProbeKeySchema = z.object({
+  hostKernel: z.string(),
   qemuVersion: z.string(),
-  kernelPath: z.string(),
-  kernelMtimeMs: z.number(),
+  kvmDevice: z.string(),
 });
 
 export const kvmProbeCacheEntrySchema = z.object({
@@ -36,7 +43,7 @@ export function lookupKvmProbeCache(text: string | undefined, key: KvmProbeKey):
   const parsed = kvmProbeCacheEntrySchema.safeParse(json);
   if (!parsed.success) return { hit: false, why: 'cache file has an unknown layout' };
   const cached = parsed.data.key;
-  for (const field of ['qemuVersion', 'kernelPath', 'kernelMtimeMs'] as const) {
+  for (const field of KVM_PROBE_KEY_FIELDS) {
     if (cached[field] !== key[field]) {
       return { hit: false, why: `${field} changed from ${JSON.stringify(cached[field])} to ${JSON.stringify(key[field])}` };
     }

@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { lookupKvmProbeCache } from './accel-probe-cache.js';
-import { resolveAccel, type AccelProbeIo, type KvmBootResult } from './accel-probe.js';
+import { hostCacheDir, hostKvmProbeInfo, resolveAccel, type AccelProbeIo, type KvmBootResult } from './accel-probe.js';
 
-function fakeIo(opts: { deviceProblem?: string; boot?: KvmBootResult; mtimeMs?: number } = {}) {
+function fakeIo(opts: { deviceProblem?: string; boot?: KvmBootResult; mtimeMs?: number; hostKernel?: string } = {}) {
   const files = new Map<string, string>();
   const calls = { boots: 0 };
   const io: AccelProbeIo = {
     kvmDeviceProblem: async () => opts.deviceProblem,
     qemuVersion: async () => 'QEMU emulator version 7.2.22',
     fileMtimeMs: async () => opts.mtimeMs ?? 1000,
+    hostKernel: async () => opts.hostKernel ?? '6.1.0-57-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3',
+    kvmDeviceIdentity: async () => 'rdev 10:232 ino 9',
     readCache: async (path) => {
       const text = files.get(path);
       if (text === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
@@ -55,12 +57,37 @@ describe('resolveAccel', () => {
     expect(calls.boots).toBe(1);
   });
 
-  it('chooses kvm when the probe succeeds and re-probes when the kernel changes', async () => {
+  it('chooses kvm when the probe succeeds, shares it across checkouts and re-probes when the host kernel changes', async () => {
     const { io, calls } = fakeIo({ boot: { ok: true, durationMs: 900 } });
-    expect(await resolveAccel('auto', probe, io)).toMatchObject({ accel: 'kvm', fromCache: false });
+    const told: string[] = [];
+    expect(await resolveAccel('auto', { ...probe, onProbing: (m) => told.push(m) }, io)).toMatchObject({ accel: 'kvm', fromCache: false });
+    expect(told).toEqual([expect.stringMatching(/^probing whether KVM runs guests on this host \(no cache file\): .* for up to 20000 ms; the answer is kept in \/var\/cache\/vmgmt\/kvm-probe.json/)]);
     expect(await resolveAccel('auto', probe, io)).toMatchObject({ accel: 'kvm', fromCache: true });
-    expect(await resolveAccel('auto', { ...probe, kernelPath: '/img/other' }, io)).toMatchObject({ fromCache: false });
+    // Another checkout: another guest kernel path, same host: the cached answer holds.
+    expect(await resolveAccel('auto', { ...probe, kernelPath: '/other/checkout/vmlinuz' }, io)).toMatchObject({ fromCache: true });
+    io.hostKernel = async () => '6.1.0-58-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.200-1';
+    const why: string[] = [];
+    expect(await resolveAccel('auto', { ...probe, onProbing: (m) => why.push(m) }, io)).toMatchObject({ fromCache: false });
+    expect(why[0]).toContain('hostKernel changed from');
     expect(calls.boots).toBe(2);
+  });
+
+  it('hostKvmProbeInfo reports the cached answer, or why the next start probes, without probing', async () => {
+    const { io, calls } = fakeIo({ boot: { ok: false, durationMs: 106, why: 'QEMU exited (SIGABRT)' } });
+    expect(await hostKvmProbeInfo({ cacheDir: '/c' }, io)).toMatchObject({ cachePath: '/c/kvm-probe.json', cached: null, stale: 'no cache file: the next start with accel auto probes' });
+    await resolveAccel('auto', { ...probe, cacheDir: '/c' }, io);
+    expect(await hostKvmProbeInfo({ cacheDir: '/c' }, io)).toMatchObject({
+      key: { hostKernel: expect.any(String), qemuVersion: 'QEMU emulator version 7.2.22', kvmDevice: 'rdev 10:232 ino 9' },
+      cached: { accel: 'tcg', reason: expect.stringContaining('QEMU exited (SIGABRT)'), probeDurationMs: 106 },
+    });
+    expect(calls.boots).toBe(1);
+    expect(await hostKvmProbeInfo({ cacheDir: '/c' }, { ...io, kvmDeviceProblem: async () => 'ENOENT' })).toMatchObject({ problem: expect.stringContaining('without probing') });
+  });
+
+  it('keeps the cache per host, not per checkout', () => {
+    expect(hostCacheDir({ VMGMT_CACHE_DIR: '/x' }, 1000)).toBe('/x');
+    expect(hostCacheDir({}, 0)).toBe('/var/cache/vmgmt');
+    expect(hostCacheDir({ XDG_CACHE_HOME: '/home/u/.c' }, 1000)).toBe('/home/u/.c/vmgmt');
   });
 
   it('throws PROBE_FAILED when the kernel is missing', async () => {
@@ -73,13 +100,13 @@ describe('resolveAccel', () => {
 });
 
 describe('lookupKvmProbeCache', () => {
-  const key = { qemuVersion: 'v7', kernelPath: '/k', kernelMtimeMs: 5 };
-  const entry = { version: 1, key, accel: 'tcg', reason: 'r', probedAt: 't', probeDurationMs: 1 };
+  const key = { hostKernel: '6.1 #1', qemuVersion: 'v7', kvmDevice: 'rdev 10:232 ino 5' };
+  const entry = { version: 2, key, accel: 'tcg', reason: 'r', probedAt: 't', probeDurationMs: 1 };
   it('hits only on an identical key and says what changed otherwise', () => {
     expect(lookupKvmProbeCache(JSON.stringify(entry), key).hit).toBe(true);
-    expect(lookupKvmProbeCache(JSON.stringify(entry), { ...key, kernelMtimeMs: 6 })).toEqual({
+    expect(lookupKvmProbeCache(JSON.stringify(entry), { ...key, kvmDevice: 'rdev 10:232 ino 6' })).toEqual({
       hit: false,
-      why: 'kernelMtimeMs changed from 5 to 6',
+      why: 'kvmDevice changed from "rdev 10:232 ino 5" to "rdev 10:232 ino 6"',
     });
     expect(lookupKvmProbeCache('{', key)).toEqual({ hit: false, why: 'cache file is not JSON' });
     expect(lookupKvmProbeCache(JSON.stringify({ ...entry, accel: 'hvf' }), key).hit).toBe(false);

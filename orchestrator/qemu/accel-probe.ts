@@ -3,7 +3,7 @@
 import { PROBE_CMDLINE_FLAG, PROBE_OK_MARKER } from '../guest-control/control-protocol.js';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, release, tmpdir, version } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -12,6 +12,7 @@ import {
   KVM_PROBE_CACHE_FILE,
   KVM_PROBE_CACHE_VERSION,
   lookupKvmProbeCache,
+  type KvmProbeCacheEntry,
   type KvmProbeKey,
 } from './accel-probe-cache.js';
 import { buildQemuArgs } from './qemu-args.js';
@@ -44,6 +45,19 @@ export interface AccelProbeOptions {
   /** How long the guest gets to print the probe marker. Default 20 s. */
   deadlineMs?: number;
   binary?: string;
+  /** Told before a probe boot starts (nothing cached for this host yet): what is happening and why. */
+  onProbing?: (message: string) => void;
+}
+
+/**
+ * Where the per-host cache lives: $VMGMT_CACHE_DIR, else /var/cache/vmgmt for root, else
+ * $XDG_CACHE_HOME/vmgmt or ~/.cache/vmgmt. Not under a daemon's state directory or a checkout, so they all
+ * share the probe's answer.
+ */
+export function hostCacheDir(env: Readonly<Record<string, string | undefined>> = process.env, uid: number = process.getuid?.() ?? -1): string {
+  if (env['VMGMT_CACHE_DIR']) return env['VMGMT_CACHE_DIR'];
+  if (uid === 0) return '/var/cache/vmgmt';
+  return join(env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'vmgmt');
 }
 
 export type KvmBootResult = { ok: true; durationMs: number } | { ok: false; durationMs: number; why: string };
@@ -53,7 +67,12 @@ export interface AccelProbeIo {
   /** undefined when /dev/kvm opens read-write, else why not. */
   kvmDeviceProblem(): Promise<string | undefined>;
   qemuVersion(binary: string): Promise<string>;
+  /** Throws when the file is missing (the probe's guest kernel). */
   fileMtimeMs(path: string): Promise<number>;
+  /** The running kernel's build: `uname -r` and `uname -v`. */
+  hostKernel(): Promise<string>;
+  /** Which /dev/kvm: device number and inode. */
+  kvmDeviceIdentity(): Promise<string>;
   readCache(path: string): Promise<string | undefined>;
   writeCache(path: string, text: string): Promise<void>;
   bootKvmProbe(opts: { binary: string; kernelPath: string; initrdPath: string; deadlineMs: number }): Promise<KvmBootResult>;
@@ -75,11 +94,8 @@ export async function resolveAccel(
   const binary = probe.binary ?? QEMU_DEFAULT_BINARY;
   let key: KvmProbeKey;
   try {
-    key = {
-      qemuVersion: await io.qemuVersion(binary),
-      kernelPath: probe.kernelPath,
-      kernelMtimeMs: await io.fileMtimeMs(probe.kernelPath),
-    };
+    key = await kvmProbeKey(binary, io);
+    await io.fileMtimeMs(probe.kernelPath);
   } catch (err) {
     throw new QemuError(
       'PROBE_FAILED',
@@ -103,6 +119,10 @@ export async function resolveAccel(
   }
 
   const deadlineMs = probe.deadlineMs ?? KVM_PROBE_DEFAULT_DEADLINE_MS;
+  probe.onProbing?.(
+    `probing whether KVM runs guests on this host (${lookup.why}): booting the test image under KVM for up to ${deadlineMs} ms; ` +
+      `the answer is kept in ${cachePath} for every later start and checkout`,
+  );
   const boot = await io.bootKvmProbe({ binary, kernelPath: probe.kernelPath, initrdPath: probe.initrdPath, deadlineMs });
   const accel: Accel = boot.ok ? 'kvm' : 'tcg';
   const reason = boot.ok
@@ -143,6 +163,13 @@ export const nodeAccelProbeIo: AccelProbeIo = {
   async fileMtimeMs(path) {
     return (await stat(path)).mtimeMs;
   },
+  async hostKernel() {
+    return `${release()} ${version()}`;
+  },
+  async kvmDeviceIdentity() {
+    const st = await stat(KVM_DEVICE);
+    return `rdev ${Math.floor(st.rdev / 256)}:${st.rdev % 256} ino ${st.ino}`;
+  },
   async readCache(path) {
     return readFile(path, 'utf8');
   },
@@ -154,6 +181,32 @@ export const nodeAccelProbeIo: AccelProbeIo = {
   },
   bootKvmProbe,
 };
+
+async function kvmProbeKey(binary: string, io: AccelProbeIo): Promise<KvmProbeKey> {
+  return { hostKernel: await io.hostKernel(), qemuVersion: await io.qemuVersion(binary), kvmDevice: await io.kvmDeviceIdentity() };
+}
+
+/** `vmgmt host`: the cache file, the key as of now, and the cached answer if it still holds. Never probes. */
+export async function hostKvmProbeInfo(
+  opts: { cacheDir: string; binary?: string },
+  io: AccelProbeIo = nodeAccelProbeIo,
+): Promise<{ cachePath: string; key: KvmProbeKey | null; cached: Omit<KvmProbeCacheEntry, 'version' | 'key'> | null; stale?: string; problem?: string }> {
+  const cachePath = join(opts.cacheDir, KVM_PROBE_CACHE_FILE);
+  const deviceProblem = await io.kvmDeviceProblem();
+  if (deviceProblem !== undefined) {
+    return { cachePath, key: null, cached: null, problem: `${KVM_DEVICE} cannot be opened read-write (${deviceProblem}): accel auto uses tcg without probing` };
+  }
+  let key: KvmProbeKey;
+  try {
+    key = await kvmProbeKey(opts.binary ?? QEMU_DEFAULT_BINARY, io);
+  } catch (err) {
+    return { cachePath, key: null, cached: null, problem: `cannot work out the probe's key: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const lookup = lookupKvmProbeCache(await io.readCache(cachePath).catch(() => undefined), key);
+  if (!lookup.hit) return { cachePath, key, cached: null, stale: `${lookup.why}: the next start with accel auto probes` };
+  const { accel, reason, probedAt, probeDurationMs } = lookup.entry;
+  return { cachePath, key, cached: { accel, reason, probedAt, probeDurationMs } };
+}
 
 /** Boots kernel+initrd under -accel kvm and waits for the guest's init to print the probe marker. */
 async function bootKvmProbe(opts: { binary: string; kernelPath: string; initrdPath: string; deadlineMs: number }): Promise<KvmBootResult> {

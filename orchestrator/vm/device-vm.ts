@@ -17,7 +17,7 @@ import type { ChatAttachment } from '../../device-backend/services/device-servic
 import type { ChatService } from '../../device-backend/services/chat/chat-service.js';
 import type { CalcCatalog } from '../../device-backend/services/calc/calc-programs.js';
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
-import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
+import { hostCacheDir, type AccelDecision, type AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
 import { launchVm, testImageBoot } from './launch-vm.js';
 
@@ -103,7 +103,7 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
           controlSocket: path.join(runDir, 'control.sock'),
           ivshmemSocket: path.join(runDir, 'ivshmem.sock'),
         },
-        cacheDir: opts.cacheDir ?? path.join(tmpdir(), 'vmgmt-cache'),
+        cacheDir: opts.cacheDir ?? hostCacheDir(),
       },
       { native: loadNative(), log, ...(opts.snapshots ? { snapshots: opts.snapshots } : {}) },
     );

@@ -93,7 +93,12 @@ export function testImageBoot(): VmBoot {
 /** Resolves the accelerator, serves the device, starts QEMU on it. On failure nothing is left running. */
 export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<LaunchedVm> {
   const image = testImage();
-  const accel = await resolveAccel(spec.accel, { kernelPath: image.kernelPath, initrdPath: image.initrdPath, cacheDir: spec.cacheDir });
+  const accel = await resolveAccel(spec.accel, {
+    kernelPath: image.kernelPath,
+    initrdPath: image.initrdPath,
+    cacheDir: spec.cacheDir,
+    onProbing: (message) => deps.log.info(message),
+  });
   if (spec.accel === 'auto') deps.log.info(`accelerator ${accel.accel}`, { reason: accel.reason });
   const services = vmServices(spec.files, deps, spec.chat, spec.stats, spec.calc);
   const device = ManagementDevice.start({
