@@ -143,6 +143,16 @@ export interface VmgmtNative {
    */
   pwrite(fd: number, source: Uint8Array, position: number): number;
   ftruncate(fd: number, sizeBytes: number): void;
+  /**
+   * On libuv's thread pool (off the event loop): preads until target is full or the file ends and resolves
+   * with the bytes read. target may be a view of a mapShared buffer: unmap() during the job detaches it at
+   * once and the munmap waits for the job. fd must stay open until the promise settles.
+   */
+  preadFull(fd: number, target: Uint8Array, position: number): Promise<number>;
+  /** On the thread pool: writes all of source at position; resolves with source.byteLength. As preadFull for views and fds. */
+  pwriteFull(fd: number, source: Uint8Array, position: number): Promise<number>;
+  /** fsync on the thread pool. */
+  fsyncAsync(fd: number): Promise<number>;
 }
 
 /** Shape of the errors thrown by failing syscalls in the addon. */
