@@ -18,7 +18,7 @@ import type { ChatService } from '../../device-backend/services/chat/chat-servic
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
-import { launchVm } from './launch-vm.js';
+import { launchVm, type VmBoot } from './launch-vm.js';
 
 export interface DeviceVmOptions {
   name: string;
@@ -38,6 +38,10 @@ export interface DeviceVmOptions {
   chat?: ChatAttachment;
   /** Where the services' snapshots go (as the daemon keeps them), for tests that re-attach a new core. */
   snapshots?: ServiceSnapshotStore;
+  /** Another image than the test image (the file-transfer benchmark's peer image). */
+  boot?: VmBoot;
+  /** More QEMU arguments (see VmLaunchSpec.extraArgs). */
+  extraArgs?: string[];
 }
 
 export interface DeviceVm {
@@ -86,6 +90,8 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
         ...(opts.chat ? { chat: opts.chat } : {}),
+        ...(opts.boot ? { boot: opts.boot } : {}),
+        ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
         paths: {
           runDir,
           qmpSocket: path.join(runDir, 'qmp.sock'),

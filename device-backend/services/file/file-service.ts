@@ -377,13 +377,16 @@ export class FileService implements MessageService {
     const h = this.lookup(ctx, req.handle);
     if (req.flags & ~FILE_CLOSE_FLAG.COMMIT) throw new Refusal(STATUS.RESERVED_NONZERO.code, `close flags ${req.flags}`);
     this.table(ctx.channel).delete(req.handle);
-    if (h.kind === 'write' && req.flags & FILE_CLOSE_FLAG.COMMIT) return this.commit(h);
+    if (h.kind === 'write' && req.flags & FILE_CLOSE_FLAG.COMMIT) return this.commit(h, ctx.channel);
     this.release(h);
     return undefined;
   }
 
-  /** Write handles between COMMIT and its end: their jobs finishing must not release them. */
-  private readonly committing = new Set<Handle>();
+  /**
+   * Write handles between COMMIT and its end (their jobs finishing must not release them), with their
+   * channel: a reset of it before the rename discards the put, as it would have before the COMMIT arrived.
+   */
+  private readonly committing = new Map<Handle, { channel: number; aborted: boolean }>();
 
   /**
    * Waits for writes still in flight (a guest that committed without waiting for their answers gets the file
@@ -391,9 +394,10 @@ export class FileService implements MessageService {
    * quota; then fsync, rename, fsync of the directory on the thread pool, and the accounting is undone if
    * one of them fails.
    */
-  private async commit(h: WriteHandle): Promise<void> {
+  private async commit(h: WriteHandle, channel: number): Promise<void> {
     h.closing = true;
-    this.committing.add(h);
+    const state = { channel, aborted: false };
+    this.committing.set(h, state);
     let accounted: { bytes: number; entries: number } | undefined;
     try {
       if (h.busy > 0) await new Promise<void>((wake) => h.idle.push(wake));
@@ -410,6 +414,7 @@ export class FileService implements MessageService {
       this.reservedBytes -= h.declaredBytes;
       this.reservedEntries -= h.reservedEntries;
       await this.n.fsyncAsync(h.fd);
+      if (state.aborted) throw new Refusal(STATUS.BAD_HANDLE.code, `channel ${channel} was reset during the commit of ${h.name}: discarded`);
       this.n.renameat(h.parentFd, h.tmpName, h.parentFd, h.name, false);
       h.tmpName = ''; // renamed: nothing left to remove
       await this.n.fsyncAsync(h.parentFd);
@@ -577,6 +582,7 @@ export class FileService implements MessageService {
 
   channelReset(channel: number): void {
     this.listings.channelReset(channel);
+    for (const c of this.committing.values()) if (c.channel === channel) c.aborted = true;
     const t = this.handles.get(channel);
     if (!t) return;
     for (const h of t.values()) this.release(h);
@@ -586,6 +592,7 @@ export class FileService implements MessageService {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const c of this.committing.values()) c.aborted = true;
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
     this.listings.clear();
     if (this.root) this.n.close(this.root.rootFd);
