@@ -665,6 +665,52 @@ static napi_value vn_recv_discard(napi_env env, napi_callback_info info) {
   }
 }
 
+static bool vn_arg_bytes(napi_env env, napi_value value, const char *fn, const char *name, uint8_t **data, size_t *len);
+
+/*
+ * pipe(): [readFd, writeFd], both close-on-exec; the read end non-blocking (readSome), the write end
+ * blocking (fs.write on the thread pool waits for room: back-pressure). F_SETPIPE_SZ asks for 1 MiB of
+ * room (best effort: the system's pipe-max-size decides).
+ */
+static napi_value vn_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return vn_throw_errno(env, errno, "pipe2", "O_CLOEXEC");
+  int flags = fcntl(fds[0], F_GETFL);
+  if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return vn_throw_errno(env, err, "fcntl", "F_SETFL O_NONBLOCK");
+  }
+  (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+  napi_value out, r, w;
+  if (napi_create_array_with_length(env, 2, &out) != napi_ok || napi_create_int32(env, fds[0], &r) != napi_ok ||
+      napi_create_int32(env, fds[1], &w) != napi_ok || napi_set_element(env, out, 0, r) != napi_ok || napi_set_element(env, out, 1, w) != napi_ok) {
+    close(fds[0]);
+    close(fds[1]);
+    vn_throw_napi(env, "creating the pipe's array");
+    return NULL;
+  }
+  return out;
+}
+
+/* readSome(fd, target): one read() into target; the byte count, 0 at end of file, -1 when nothing is pending. */
+static napi_value vn_read_some(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int fd;
+  uint8_t *data;
+  size_t len;
+  if (!vn_arg_fd(env, argv[0], "readSome", "fd", &fd) || !vn_arg_bytes(env, argv[1], "readSome", "target", &data, &len)) return NULL;
+  for (;;) {
+    ssize_t n = read(fd, data, len);
+    if (n >= 0) return vn_int(env, n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return vn_int(env, -1);
+    return vn_throw_errno(env, errno, "read", "fd %d, %zu bytes", fd, len);
+  }
+}
+
 static napi_value vn_close(napi_env env, napi_callback_info info) {
   VN_ARGS(1);
   int fd;
@@ -1534,6 +1580,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"sendInt64WithFd", NULL, vn_send_int64_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvInt64WithFd", NULL, vn_recv_int64_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvDiscard", NULL, vn_recv_discard, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pipe", NULL, vn_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readSome", NULL, vn_read_some, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, vn_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flockExclusive", NULL, vn_flock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchReadable", NULL, vn_watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
