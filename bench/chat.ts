@@ -124,11 +124,11 @@ async function main(): Promise<void> {
     console.log(`booting two TCG guests (1 vCPU, 256 MiB each) on one chat hub, joined by a socket netdev on 127.0.0.1:${port}...`);
     a = await startDeviceVm({
       name: 'bench-chat-a', accel: 'tcg', chat: { hub, group: 'bench' }, files: { root: roots[0]! },
-      extraQemuArgs: ['-netdev', `socket,id=bn0,listen=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:01'],
+      extraArgs: ['-netdev', `socket,id=bn0,listen=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:01'],
     });
     b = await startDeviceVm({
       name: 'bench-chat-b', accel: 'tcg', chat: { hub, group: 'bench' }, files: { root: roots[1]! },
-      extraQemuArgs: ['-netdev', `socket,id=bn0,connect=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:02'],
+      extraArgs: ['-netdev', `socket,id=bn0,connect=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:02'],
     });
     await bringUpNet(a, modules.files, '10.77.0.1');
     await bringUpNet(b, modules.files, '10.77.0.2');

@@ -12,6 +12,7 @@
 # Environment:
 #   VMGMT_KERNEL_PKG      kernel package to use instead of what linux-image-cloud-amd64 depends on
 #   VMGMT_IMAGE_EXTRA     "src:dst src2:dst2": extra files for the image (src relative to the repo root)
+#   VMGMT_IMAGE_MODULES   "mod1 mod2": more modules to include (with their deps; modprobe them in the guest)
 #
 # The first run downloads one ~27 MB .deb; later runs only rebuild the initramfs (seconds).
 set -euo pipefail
@@ -43,7 +44,7 @@ while [[ $# -gt 0 ]]; do
       shift
       ;;
     -h | --help)
-      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) die "unknown argument '$1' (usage: bash images/build-image.sh [--out DIR])" ;;
@@ -244,6 +245,8 @@ copy_module_dep() {
   pick_module "$name" required || die "modules.dep lists dependency $1, which has no modules.dep entry"
 }
 
+# shellcheck disable=SC2206 # a space-separated list of module names
+REQUIRED_MODULES+=(${VMGMT_IMAGE_MODULES:-})
 for m in "${REQUIRED_MODULES[@]}"; do
   pick_module "$m" required ||
     die "kernel $KREL has no module '$m' (neither in modules.dep nor modules.builtin); pick another kernel with VMGMT_KERNEL_PKG"

@@ -52,6 +52,7 @@ function listTree(dir: string): string[] {
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+const ASYNC_QUIESCE_MS = 10_000;
 const scratchBase = (): string => (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
 
 /** Runs one scenario; throws an Error listing what broke. */
@@ -236,7 +237,15 @@ export async function runScenario(scenario: Scenario, stats: RunStats): Promise<
 
     // Quiesce: async answers land, the shell runs, the guests take what is theirs. No doorbells beyond
     // what the protocol has a guest ring: a missing answer here is an answer that never comes.
+    // Answers that wait on the thread pool (the file mode's reads, writes and fsyncs) take real time, not
+    // turns: while any is in flight the turn waits on a timer, for up to ASYNC_QUIESCE_MS in all.
+    const asyncDeadline = performance.now() + ASYNC_QUIESCE_MS;
     for (let turn = 0; turn < 400; turn++) {
+      if (devices.some((d) => d.asyncInFlight > 0) && performance.now() < asyncDeadline) {
+        await new Promise<void>((r) => setTimeout(r, 1));
+        turn--;
+        continue;
+      }
       await nextTurn();
       for (const d of devices) d.runShell();
       for (const gg of good) gg.step();

@@ -282,6 +282,7 @@ export const STATUS = {
   TOO_MANY_ENTRIES: { code: 40, text: 'the VM\'s limit on files and directories in its host root would be exceeded' },
   HOST_NO_SPACE: { code: 41, text: 'the host file system under the VM\'s root is full (no quota decided this: free space on the host)' },
   GUEST_NO_SPACE: { code: 42, text: 'the guest\'s file system is out of space' },
+  STREAM_ORDER: { code: 43, text: 'this host transfer is streamed: it is read (or written) once, in file order, and has no hash' },
   CHAT_BAD_NAME: { code: 50, text: 'bad chat name: 1 to 64 bytes of a-z 0-9 . _ - (or a target that is not a name, host or @)' },
   CHAT_NAME_TAKEN: { code: 51, text: 'chat name already registered on this host (by this or another VM)' },
   CHAT_TOO_MANY_NAMES: { code: 52, text: 'this VM holds as many chat names as it may' },

@@ -80,6 +80,10 @@ export interface VmgmtNative {
   /** Reads and discards up to 4096 bytes; returns the count, 0 on EOF, -1 when nothing is pending. */
   recvDiscard(fd: number): number;
   close(fd: number): void;
+  /** pipe2(O_CLOEXEC): [readFd, writeFd]; the read end is non-blocking (readSome), the write end blocking; 1 MiB of room asked for. */
+  pipe(): [number, number];
+  /** One read() into target: the byte count, 0 at end of file, -1 when nothing is pending (a non-blocking fd). */
+  readSome(fd: number, target: Uint8Array): number;
   /** flock(LOCK_EX|LOCK_NB): true when this open file now holds the lock, false when another one holds it. */
   flockExclusive(fd: number): boolean;
   /** Calls onReadable on the event loop while fd is readable (level-triggered: the callback must drain it). */
@@ -143,6 +147,16 @@ export interface VmgmtNative {
    */
   pwrite(fd: number, source: Uint8Array, position: number): number;
   ftruncate(fd: number, sizeBytes: number): void;
+  /**
+   * On libuv's thread pool (off the event loop): preads until target is full or the file ends and resolves
+   * with the bytes read. target may be a view of a mapShared buffer: unmap() during the job detaches it at
+   * once and the munmap waits for the job. fd must stay open until the promise settles.
+   */
+  preadFull(fd: number, target: Uint8Array, position: number): Promise<number>;
+  /** On the thread pool: writes all of source at position; resolves with source.byteLength. As preadFull for views and fds. */
+  pwriteFull(fd: number, source: Uint8Array, position: number): Promise<number>;
+  /** fsync on the thread pool. */
+  fsyncAsync(fd: number): Promise<number>;
 }
 
 /** Shape of the errors thrown by failing syscalls in the addon. */

@@ -159,6 +159,53 @@ describe('shared memory', () => {
   });
 });
 
+describe('file I/O on the thread pool', () => {
+  const mapsOf = (name: string): number => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes(`memfd:${name}`)).length;
+
+  it('preadFull and pwriteFull move whole buffers between a file and a mapping', async () => {
+    const sizeBytes = 3 * 1024 * 1024 + 5;
+    const file = path.join(tmpDir, 'pool-io.bin');
+    const data = new Uint8Array(sizeBytes).map((_, i) => (i * 11) & 0xff);
+    writeFileSync(file, data);
+    const fd = track(openSync(file, 'r+'));
+    const memFd = track(native.memfdCreate('vmgmt-test-pool', 4 << 20));
+    const region = native.mapShared(memFd, 4 << 20);
+    const view = new Uint8Array(region, 4096, sizeBytes + 100);
+    const read = await native.preadFull(fd, view, 0);
+    expect(read).toBe(sizeBytes); // the file ended before the view was full
+    expect(Buffer.compare(view.subarray(0, sizeBytes), data)).toBe(0);
+    view[0] = 0xab;
+    expect(await native.pwriteFull(fd, view.subarray(0, 4096), sizeBytes)).toBe(4096);
+    expect(await native.fsyncAsync(fd)).toBe(0);
+    expect(statSync(file).size).toBe(sizeBytes + 4096);
+    expect(readFileSync(file)[sizeBytes]).toBe(0xab);
+    native.unmap(region);
+  });
+
+  it('rejects with the errno and the call; the bad fd is named', async () => {
+    const err = await native.preadFull(999_999, new Uint8Array(16), 0).catch((e: unknown) => e);
+    expect(isNativeSyscallError(err) && err.code).toBe('EBADF');
+    expect((err as Error).message).toMatch(/^pread\(fd 999999, 16 bytes at 0\): Bad file descriptor/);
+    await expect(native.fsyncAsync(999_999)).rejects.toThrow(/fsync/);
+    expect(() => native.pwriteFull(0, 'x' as unknown as Uint8Array, 0)).toThrow(/must be a Uint8Array/);
+  });
+
+  it('an unmap while a job copies into the mapping detaches at once and munmaps when the job ends', async () => {
+    const file = path.join(tmpDir, 'pool-unmap.bin');
+    writeFileSync(file, new Uint8Array(8 << 20).fill(5));
+    const fd = track(openSync(file, 'r'));
+    const memFd = track(native.memfdCreate('vmgmt-test-unmap', 8 << 20));
+    const region = native.mapShared(memFd, 8 << 20);
+    const job = native.preadFull(fd, new Uint8Array(region), 0);
+    // Its completion runs on this thread, so the job is still counted when unmap runs in the same turn.
+    native.unmap(region);
+    expect(region.byteLength).toBe(0);
+    expect(mapsOf('vmgmt-test-unmap')).toBe(1);
+    expect(await job).toBe(8 << 20);
+    expect(mapsOf('vmgmt-test-unmap')).toBe(0);
+  });
+});
+
 describe('errors', () => {
   it('carry code, errno, syscall and a message naming the call', () => {
     const socketPath = path.join(tmpDir, 'busy.sock');

@@ -263,6 +263,8 @@ typedef struct {
   void *addr;
   size_t len;
   bool unmapped;
+  unsigned inflight;    /* preadFull/pwriteFull/fsync jobs on the thread pool that use this mapping */
+  bool unmap_deferred;  /* unmap() ran while jobs were in flight: the last one to finish munmaps */
 } vn_mapping;
 
 static napi_value vn_memfd_create(napi_env env, napi_callback_info info) {
@@ -341,6 +343,8 @@ static napi_value vn_map_shared(napi_env env, napi_callback_info info) {
   m->addr = addr;
   m->len = (size_t)size;
   m->unmapped = false;
+  m->inflight = 0;
+  m->unmap_deferred = false;
 
   napi_value buf;
   if (napi_create_external_arraybuffer(env, addr, (size_t)size, NULL, NULL, &buf) != napi_ok) {
@@ -375,6 +379,10 @@ static napi_value vn_unmap(napi_env env, napi_callback_info info) {
   if (m->unmapped) return vn_undefined(env);
   VN_CALL(env, napi_detach_arraybuffer(env, argv[0]));
   m->unmapped = true;
+  if (m->inflight > 0) {
+    m->unmap_deferred = true; /* a thread-pool job still copies into or out of it (vn_io_complete munmaps) */
+    return vn_undefined(env);
+  }
   if (munmap(m->addr, m->len) != 0) return vn_throw_errno(env, errno, "munmap", "%p, %zu bytes", m->addr, m->len);
   return vn_undefined(env);
 }
@@ -654,6 +662,52 @@ static napi_value vn_recv_discard(napi_env env, napi_callback_info info) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return vn_int(env, -1);
     return vn_throw_errno(env, errno, "read", "fd %d", fd);
+  }
+}
+
+static bool vn_arg_bytes(napi_env env, napi_value value, const char *fn, const char *name, uint8_t **data, size_t *len);
+
+/*
+ * pipe(): [readFd, writeFd], both close-on-exec; the read end non-blocking (readSome), the write end
+ * blocking (fs.write on the thread pool waits for room: back-pressure). F_SETPIPE_SZ asks for 1 MiB of
+ * room (best effort: the system's pipe-max-size decides).
+ */
+static napi_value vn_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return vn_throw_errno(env, errno, "pipe2", "O_CLOEXEC");
+  int flags = fcntl(fds[0], F_GETFL);
+  if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return vn_throw_errno(env, err, "fcntl", "F_SETFL O_NONBLOCK");
+  }
+  (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+  napi_value out, r, w;
+  if (napi_create_array_with_length(env, 2, &out) != napi_ok || napi_create_int32(env, fds[0], &r) != napi_ok ||
+      napi_create_int32(env, fds[1], &w) != napi_ok || napi_set_element(env, out, 0, r) != napi_ok || napi_set_element(env, out, 1, w) != napi_ok) {
+    close(fds[0]);
+    close(fds[1]);
+    vn_throw_napi(env, "creating the pipe's array");
+    return NULL;
+  }
+  return out;
+}
+
+/* readSome(fd, target): one read() into target; the byte count, 0 at end of file, -1 when nothing is pending. */
+static napi_value vn_read_some(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int fd;
+  uint8_t *data;
+  size_t len;
+  if (!vn_arg_fd(env, argv[0], "readSome", "fd", &fd) || !vn_arg_bytes(env, argv[1], "readSome", "target", &data, &len)) return NULL;
+  for (;;) {
+    ssize_t n = read(fd, data, len);
+    if (n >= 0) return vn_int(env, n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return vn_int(env, -1);
+    return vn_throw_errno(env, errno, "read", "fd %d, %zu bytes", fd, len);
   }
 }
 
@@ -1356,6 +1410,148 @@ static napi_value vn_pwrite(napi_env env, napi_callback_info info) {
   return vn_int(env, (int64_t)done);
 }
 
+/* ---------------------------------------------------------------- file I/O on the thread pool */
+
+/*
+ * preadFull(fd, target, position) / pwriteFull(fd, source, position) / fsyncAsync(fd): the same calls run
+ * on libuv's thread pool, each returning a Promise (of the byte count: pread loops until target is full or
+ * the file ends, pwrite until all is written). The view is held by a reference until the job completes;
+ * when it is a view of a mapShared buffer, the mapping counts the job, and an unmap() meanwhile detaches
+ * the buffer at once but leaves the munmap to the last job that finishes, so a thread never copies into
+ * memory that is gone. The fd stays the caller's: it must not close it before the promise settles.
+ */
+typedef enum { VN_IO_READ, VN_IO_WRITE, VN_IO_FSYNC } vn_io_kind;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref view_ref;      /* NULL for fsync */
+  vn_mapping *mapping;    /* the mapShared mapping the view is part of, or NULL */
+  vn_io_kind kind;
+  int fd;
+  uint8_t *data;
+  size_t len;
+  int64_t position;
+  size_t done;
+  int err;
+} vn_io_job;
+
+static const char *vn_io_name(vn_io_kind kind) {
+  return kind == VN_IO_READ ? "pread" : kind == VN_IO_WRITE ? "pwrite" : "fsync";
+}
+
+static void vn_io_execute(napi_env env, void *data) {
+  (void)env;
+  vn_io_job *j = data;
+  if (j->kind == VN_IO_FSYNC) {
+    if (fsync(j->fd) != 0) j->err = errno;
+    return;
+  }
+  while (j->done < j->len) {
+    ssize_t n = j->kind == VN_IO_READ ? pread(j->fd, j->data + j->done, j->len - j->done, (off_t)j->position + (off_t)j->done)
+                                      : pwrite(j->fd, j->data + j->done, j->len - j->done, (off_t)j->position + (off_t)j->done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      j->err = errno;
+      return;
+    }
+    if (n == 0) {
+      if (j->kind == VN_IO_WRITE) j->err = EIO;
+      return; /* read: end of file */
+    }
+    j->done += (size_t)n;
+  }
+}
+
+static void vn_io_complete(napi_env env, napi_status status, void *data) {
+  vn_io_job *j = data;
+  if (j->mapping != NULL && --j->mapping->inflight == 0 && j->mapping->unmap_deferred) {
+    munmap(j->mapping->addr, j->mapping->len);
+    j->mapping->unmap_deferred = false;
+  }
+  napi_value result = NULL;
+  if (status == napi_ok && j->err == 0) {
+    napi_create_int64(env, (int64_t)j->done, &result);
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    char msg[640];
+    int err = status == napi_ok ? j->err : ECANCELED;
+    if (j->done > 0)
+      snprintf(msg, sizeof msg, "%s(fd %d, %zu bytes at %lld): %s after %zu bytes", vn_io_name(j->kind), j->fd, j->len, (long long)j->position, strerror(err), j->done);
+    else
+      snprintf(msg, sizeof msg, "%s(fd %d, %zu bytes at %lld): %s", vn_io_name(j->kind), j->fd, j->len, (long long)j->position, strerror(err));
+    result = vn_new_error(env, err, vn_io_name(j->kind), msg);
+    if (result == NULL) napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &result);
+    napi_reject_deferred(env, j->deferred, result);
+  }
+  if (j->view_ref != NULL) napi_delete_reference(env, j->view_ref);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+/* The mapShared mapping a Uint8Array is a view of, or NULL. */
+static bool vn_view_mapping(napi_env env, napi_value view, vn_mapping **out) {
+  napi_value arraybuffer;
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *ptr;
+  *out = NULL;
+  if (napi_get_typedarray_info(env, view, &type, &length, &ptr, &arraybuffer, &offset) != napi_ok) return false;
+  bool is_ours = false;
+  if (napi_check_object_type_tag(env, arraybuffer, &VN_MAPPING_TAG, &is_ours) != napi_ok) return false;
+  if (is_ours && napi_unwrap(env, arraybuffer, (void **)out) != napi_ok) return false;
+  return true;
+}
+
+static napi_value vn_io_start(napi_env env, napi_callback_info info, vn_io_kind kind, const char *fn) {
+  VN_ARGS(3);
+  vn_io_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return vn_throw_errno(env, ENOMEM, "malloc", "%zu", sizeof *j);
+  j->kind = kind;
+  bool ok = vn_arg_fd(env, argv[0], fn, "fd", &j->fd);
+  if (ok && kind != VN_IO_FSYNC)
+    ok = vn_arg_bytes(env, argv[1], fn, kind == VN_IO_READ ? "target" : "source", &j->data, &j->len) &&
+         vn_arg_int(env, argv[2], fn, "position", 0, VN_MAX_SAFE_INTEGER, &j->position);
+  if (!ok) {
+    free(j);
+    return NULL;
+  }
+  napi_value promise, name;
+  if ((kind != VN_IO_FSYNC && (!vn_view_mapping(env, argv[1], &j->mapping) || napi_create_reference(env, argv[1], 1, &j->view_ref) != napi_ok)) ||
+      napi_create_string_utf8(env, fn, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, vn_io_execute, vn_io_complete, j, &j->work) != napi_ok ||
+      napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    if (j->view_ref != NULL) napi_delete_reference(env, j->view_ref);
+    if (j->work != NULL) napi_delete_async_work(env, j->work);
+    free(j);
+    vn_throw_napi(env, "starting a thread-pool file job");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    /* The promise is never settled: reject it so no one waits forever. */
+    napi_value error = vn_new_error(env, EAGAIN, fn, "napi_queue_async_work failed");
+    napi_reject_deferred(env, j->deferred, error);
+    if (j->view_ref != NULL) napi_delete_reference(env, j->view_ref);
+    napi_delete_async_work(env, j->work);
+    free(j);
+    return promise;
+  }
+  if (j->mapping != NULL) j->mapping->inflight++;
+  return promise;
+}
+
+static napi_value vn_pread_full(napi_env env, napi_callback_info info) {
+  return vn_io_start(env, info, VN_IO_READ, "preadFull");
+}
+
+static napi_value vn_pwrite_full(napi_env env, napi_callback_info info) {
+  return vn_io_start(env, info, VN_IO_WRITE, "pwriteFull");
+}
+
+static napi_value vn_fsync_async(napi_env env, napi_callback_info info) {
+  return vn_io_start(env, info, VN_IO_FSYNC, "fsyncAsync");
+}
+
 static napi_value vn_ftruncate(napi_env env, napi_callback_info info) {
   VN_ARGS(2);
   int fd;
@@ -1384,6 +1580,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"sendInt64WithFd", NULL, vn_send_int64_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvInt64WithFd", NULL, vn_recv_int64_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvDiscard", NULL, vn_recv_discard, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pipe", NULL, vn_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readSome", NULL, vn_read_some, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, vn_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flockExclusive", NULL, vn_flock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchReadable", NULL, vn_watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1406,6 +1604,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"pread", NULL, vn_pread, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pwrite", NULL, vn_pwrite, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ftruncate", NULL, vn_ftruncate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"preadFull", NULL, vn_pread_full, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pwriteFull", NULL, vn_pwrite_full, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsyncAsync", NULL, vn_fsync_async, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
       !vn_define_constants(env, exports, "OPEN_FLAGS", VN_OPEN_FLAGS, sizeof VN_OPEN_FLAGS / sizeof VN_OPEN_FLAGS[0]) ||

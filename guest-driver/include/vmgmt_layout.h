@@ -152,6 +152,7 @@
 #define VMGMT_ST_TOO_MANY_ENTRIES 0x28
 #define VMGMT_ST_HOST_NO_SPACE 0x29
 #define VMGMT_ST_GUEST_NO_SPACE 0x2a
+#define VMGMT_ST_STREAM_ORDER 0x2b
 #define VMGMT_ST_CHAT_BAD_NAME 0x32
 #define VMGMT_ST_CHAT_NAME_TAKEN 0x33
 #define VMGMT_ST_CHAT_TOO_MANY_NAMES 0x34
@@ -863,6 +864,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 40: return "the VM's limit on files and directories in its host root would be exceeded";
     case 41: return "the host file system under the VM's root is full (no quota decided this: free space on the host)";
     case 42: return "the guest's file system is out of space";
+    case 43: return "this host transfer is streamed: it is read (or written) once, in file order, and has no hash";
     case 50: return "bad chat name: 1 to 64 bytes of a-z 0-9 . _ - (or a target that is not a name, host or @)";
     case 51: return "chat name already registered on this host (by this or another VM)";
     case 52: return "this VM holds as many chat names as it may";

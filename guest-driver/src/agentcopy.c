@@ -73,7 +73,7 @@ static struct agentcopy_result agentcopy_to_guest(struct fileop *f, const struct
         res.status = agentcopy_local(req, "cannot remove the stale", tmp, errno, "");
         goto close_handle;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)((info.mode & 0666u) | 0600u));
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)((info.mode & 0666u) | 0600u));
     if (fd < 0) {
         int err = errno;
         res.status = agentcopy_local(req, "cannot create", tmp, err, err == ENOENT ? " (the parent directory must exist)" : "");

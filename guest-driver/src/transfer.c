@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "filemap.h"
 #include "report.h"
 #include "signals.h"
 
@@ -36,6 +37,7 @@ struct transfer {
     uint64_t start_ns;
     uint64_t last_progress_ns;
     int local_errno;            /* errno of a failed local read or write in the data phase, 0 otherwise */
+    struct filemap map;         /* the local file mapped (filemap.h), or base NULL: read()/write() */
 };
 
 static int transfer_plan(struct transfer *t)
@@ -227,7 +229,13 @@ static int transfer_get_flush(struct transfer *t, int fd, const char *part, uint
             struct transfer_buf *b = &t->buf[i];
             if (!b->busy || !b->complete || b->file_offset != *written)
                 continue;
-            int err = transfer_pwrite_all(fd, slice_at(&t->f->slice, b->slice_offset), b->length, b->file_offset);
+            const uint8_t *src = slice_at(&t->f->slice, b->slice_offset);
+            int err = t->map.base ? filemap_store(&t->map, fd, b->file_offset, src, b->length) : transfer_pwrite_all(fd, src, b->length, b->file_offset);
+            if (err == -EFAULT && t->map.base) {
+                t->local_errno = EIO;
+                return report_error(REPORT_EXIT_SYSTEM, "writing %s: it was truncated by someone else while it was mapped (SIGBUS at byte %" PRIu64 "); run the transfer again",
+                                    part, b->file_offset);
+            }
             if (err)
                 return transfer_data_error(t, "writing", part, -err);
             *written += b->length;
@@ -250,9 +258,27 @@ static int transfer_get_flush(struct transfer *t, int fd, const char *part, uint
     return REPORT_EXIT_OK;
 }
 
+/* Maps fd as the target of [0, end) where it can be (filemap.h); elsewhere data goes through write(). */
+static void transfer_map_target(struct transfer *t, int fd, const char *name, uint64_t end)
+{
+    int why = 0;
+    if (!filemap_open_target(&t->map, fd, end, &why))
+        report_verbose(t->f->ch->dev->verbose, "%s: %s not mapped (%s): data path read()/write()", t->op, name, strerror(why));
+    else
+        report_verbose(t->f->ch->dev->verbose, "%s: data path %s", t->op, filemap_path_name(&t->map));
+}
+
+/* After a failed get the mapped target may have grown past what was stored: cut it back to the prefix. */
+static void transfer_cut_back(struct transfer *t, int fd, uint64_t written)
+{
+    if (t->map.base && ftruncate(fd, (off_t)written) < 0)
+        report_verbose(t->f->ch->dev->verbose, "%s: could not cut the local file back to its %" PRIu64 " stored bytes: %s", t->op, written, strerror(errno));
+}
+
 static int transfer_get_data(struct transfer *t, int fd, const char *part, uint64_t start, uint64_t end)
 {
     uint64_t written = start, next_req = start;
+    transfer_map_target(t, fd, part, end);
     int rc = transfer_get_flush(t, fd, part, &written, &next_req, end);
     while (!rc && written < end) {
         struct transfer_buf *b;
@@ -268,6 +294,9 @@ static int transfer_get_data(struct transfer *t, int fd, const char *part, uint6
         rc = transfer_get_flush(t, fd, part, &written, &next_req, end);
         transfer_progress(t, written, end, false);
     }
+    if (rc)
+        transfer_cut_back(t, fd, written);
+    filemap_close(&t->map);
     return rc;
 }
 
@@ -336,10 +365,11 @@ int transfer_get(struct fileop *f, const struct transfer_options *o)
     uint64_t start = 0;
     struct stat st;
     if (o->resume && stat(part, &st) == 0) {
-        start = (uint64_t)st.st_size;
-        if (start > info.size) {
+        /* A mapped get grows the file before it fills a buffer: after a kill -9 the last buffer may be unfilled. */
+        start = (uint64_t)st.st_size > FILEMAP_MAX_UNFILLED_BYTES ? (uint64_t)st.st_size - FILEMAP_MAX_UNFILLED_BYTES : 0;
+        if ((uint64_t)st.st_size > info.size) {
             rc = report_error(REPORT_EXIT_SYSTEM, "get --resume: %s is %" PRIu64 " bytes, larger than the %" PRIu64 "-byte host file %s: it is not a part of it; delete it or get without --resume",
-                              part, start, info.size, o->host_path);
+                              part, (uint64_t)st.st_size, info.size, o->host_path);
             goto close_handle;
         }
         report_verbose(f->ch->dev->verbose, "get: resuming %s at byte %" PRIu64 " of %" PRIu64, part, start, info.size);
@@ -348,6 +378,10 @@ int transfer_get(struct fileop *f, const struct transfer_options *o)
     if (fd < 0) {
         rc = transfer_local_error("cannot open", part, errno);
         goto close_handle;
+    }
+    if (start > 0 && ftruncate(fd, (off_t)start) < 0) {
+        rc = transfer_local_error("cannot cut back", part, errno);
+        goto close_fd;
     }
     rc = transfer_get_data(&t, fd, part, start, info.size);
     if (rc)
@@ -393,7 +427,21 @@ close_handle:
     return rc;
 }
 
+static int transfer_put_loop(struct transfer *t, int fd, uint64_t size);
+
 static int transfer_put_data(struct transfer *t, int fd, uint64_t size)
+{
+    int why = 0;
+    if (!filemap_open_source(&t->map, fd, size, &why))
+        report_verbose(t->f->ch->dev->verbose, "%s: %s not mapped (%s): data path read()/write()", t->op, t->o->local_path, strerror(why));
+    else
+        report_verbose(t->f->ch->dev->verbose, "%s: data path %s", t->op, filemap_path_name(&t->map));
+    int rc = transfer_put_loop(t, fd, size);
+    filemap_close(&t->map);
+    return rc;
+}
+
+static int transfer_put_loop(struct transfer *t, int fd, uint64_t size)
 {
     uint64_t next = 0, acked = 0;
     int rc = REPORT_EXIT_OK;
@@ -404,7 +452,13 @@ static int transfer_put_data(struct transfer *t, int fd, uint64_t size)
                 continue;
             uint64_t left = size - next;
             *b = (struct transfer_buf){ .slice_offset = b->slice_offset, .file_offset = next, .length = left < t->buf_bytes ? (uint32_t)left : t->buf_bytes };
-            int err = transfer_pread_all(fd, slice_at(&t->f->slice, b->slice_offset), b->length, next);
+            uint8_t *dst = slice_at(&t->f->slice, b->slice_offset);
+            int err = t->map.base ? filemap_load(&t->map, next, dst, b->length) : transfer_pread_all(fd, dst, b->length, next);
+            if (err == -EFAULT && t->map.base) {
+                t->local_errno = ENODATA;
+                return report_error(REPORT_EXIT_SYSTEM, "reading %s: it was cut below its size %" PRIu64 " while mapped (SIGBUS in the copy at byte %" PRIu64 "): it changed during the %s; run it again",
+                                    t->o->local_path, size, next, t->op);
+            }
             if (err == -ENODATA) {
                 t->local_errno = ENODATA;
                 return report_error(REPORT_EXIT_SYSTEM, "reading %s: it ended at byte %" PRIu64 ", before its size %" PRIu64 " when the put began: it changed during the put; run the put again",

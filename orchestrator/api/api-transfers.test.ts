@@ -85,12 +85,12 @@ const start = async (extra: { downloadTtlMs?: number; maxPullBytes?: number | ((
   (server = await startApiServer({ socketPath: sock, manager, log: quiet, transferDir, ...extra }));
 
 describe('POST /v1/vms/:name/files/push', () => {
-  it('stores the body in a 0600 transfer file, copies it in, answers NDJSON, removes the file', async () => {
+  it('streams the body through a pipe into the copy (no transfer file), answers NDJSON', async () => {
     await start();
-    const modes: number[] = [];
+    const modes: boolean[] = [];
     const copy = manager.copyToGuest.bind(manager);
     manager.copyToGuest = (name: string, opts: HostCopyOptions & { sizeBytes: number }) => {
-      modes.push(fstatSync(opts.hostFd).mode & 0o777);
+      modes.push(fstatSync(opts.hostFd).isFIFO());
       return copy(name, opts);
     };
     const data = randomBytes(3 * 1024 * 1024 + 5);
@@ -103,8 +103,8 @@ describe('POST /v1/vms/:name/files/push', () => {
     expect(evs.at(-2)).toEqual({ event: 'progress', stage: 'guest', bytes: data.length, totalBytes: data.length });
     expect(evs.at(-1)).toEqual({ event: 'done', bytes: data.length });
     expect(digest(manager.guestFiles.get('/tmp/a b+c'))).toBe(digest(data));
-    expect(modes).toEqual([0o600]);
-    expect(await readdir(transferDir)).toEqual([]);
+    expect(modes).toEqual([true]);
+    expect(existsSync(transferDir)).toBe(false);
   });
 
   it('throttles progress events to one per 100 ms per stage, plus the final one', async () => {
@@ -129,7 +129,7 @@ describe('POST /v1/vms/:name/files/push', () => {
       message: 'the guest agent could not copy /ro/x: read-only file system (status 30)',
       details: { status: 30 },
     });
-    expect(await readdir(transferDir)).toEqual([]);
+    expect(existsSync(transferDir)).toBe(false);
   });
 
   it('answers plain JSON errors before streaming: unknown VM, stopped VM, bad guestPath, chunked body', async () => {
@@ -288,6 +288,8 @@ describe('the transfer directory', () => {
     await start();
     expect(existsSync(transferDir)).toBe(false);
     await push('/x', Buffer.from('x'));
+    expect(existsSync(transferDir)).toBe(false); // a push streams: it stores nothing
+    await pull('/x');
     expect((await stat(transferDir)).mode & 0o777).toBe(0o700);
     await server?.close();
     const leftover = `vmgmt-pull-${'a'.repeat(32)}`;

@@ -1,9 +1,14 @@
-// The streaming routes: a pushed file is stored in the transfer directory, then copied into the guest; a
-// pulled file is copied out of the guest into the transfer directory, then fetched once by its download id.
+// The streaming routes: a pushed file streams through a pipe into the guest as it is received (no copy of it
+// is kept on the host: the guest agent's reads wait for the upload, and the pipe's room holds the upload
+// back when the guest is slower); a pulled file is copied out of the guest into the transfer directory,
+// then fetched once by its download id.
 // Push and pull answer with NDJSON events (transfer-events.ts) once they start; what fails before that
 // (unknown VM, VM not running) is an ordinary JSON error answer.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { write } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { loadNative } from '../../device-backend/native/index.js';
 import { pipeline } from 'node:stream/promises';
 import type { VmManagerApi } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
@@ -11,7 +16,7 @@ import type { StreamAction } from './api-requests.js';
 import { errorResponse, errorToResponse, type ApiErrorBody, type ApiResponse } from './api-responses.js';
 import { checkContract, describeProblems, NDJSON_CONTENT_TYPE, transferEventSchema, type TransferEvent, type TransferStage } from './api-contract.js';
 import { encodeTransferEvent, ProgressThrottle } from './transfer-events.js';
-import type { TempFile, TransferStore } from './transfer-store.js';
+import type { TransferStore } from './transfer-store.js';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 
 export interface TransferContext {
@@ -54,32 +59,64 @@ async function push(
   const refused = checkVmCanCopy(ctx.manager, action.name);
   if (refused) return refused;
   const { name, guestPath, sizeBytes } = action;
-  const temp = await ctx.store.createTemp('push');
+  const native = loadNative();
+  const [readFd, writeFd] = native.pipe();
+  let writeOpen = true;
+  const closeWrite = (): void => {
+    if (writeOpen) native.close(writeFd);
+    writeOpen = false;
+  };
   ctx.acceptBody();
+  const body = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const events = startEvents(res, ctx.nowMs, ctx.log);
   const startedMs = ctx.nowMs();
   try {
     events.progress('upload', 0, sizeBytes);
-    await receiveUpload(req, temp, sizeBytes, (received) => events.progress('upload', received, sizeBytes));
-    events.progress('upload', sizeBytes, sizeBytes, true);
-    const result = await ctx.manager.copyToGuest(name, {
-      guestPath,
-      hostFd: temp.handle.fd,
-      sizeBytes,
-      onProgress: (moved, total) => events.progress('guest', moved, total),
-    });
-    events.progress('guest', result.bytes, sizeBytes, true);
-    events.send({ event: 'done', bytes: result.bytes });
-    ctx.log.info('file pushed', { vm: name, guestPath, bytes: result.bytes, durationMs: Math.round(ctx.nowMs() - startedMs) });
+    // The guest copy starts at once and reads the pipe as the upload fills it. When the copy ends first
+    // (refused, failed) the read end closes, so an upload write waiting for room fails (EPIPE) instead of
+    // waiting for ever; when the upload fails first the write end closes and the guest sees the file end.
+    const copy = ctx.manager
+      .copyToGuest(name, { guestPath, hostFd: readFd, sizeBytes, onProgress: (moved, total) => events.progress('guest', moved, total) })
+      .finally(() => native.close(readFd));
+    const upload = receiveUpload(body, writeFd, sizeBytes, (received) => events.progress('upload', received, sizeBytes))
+      .then(() => events.progress('upload', sizeBytes, sizeBytes, true))
+      .finally(closeWrite);
+    const [copied, uploaded] = await Promise.allSettled([copy, upload]);
+    // The upload's failure explains a copy that saw the file end early; else the copy's own.
+    if (uploaded.status === 'rejected' && !(copied.status === 'rejected' && isBrokenPipe(uploaded.reason))) throw uploaded.reason;
+    if (copied.status === 'rejected') throw copied.reason;
+    // The two stages overlap: the guest's final figure goes last, whatever the throttle sent before.
+    events.send({ event: 'progress', stage: 'guest', bytes: copied.value.bytes, totalBytes: sizeBytes });
+    events.send({ event: 'done', bytes: copied.value.bytes });
+    ctx.log.info('file pushed', { vm: name, guestPath, bytes: copied.value.bytes, durationMs: Math.round(ctx.nowMs() - startedMs) });
   } catch (err) {
     events.fail(err, ctx.log, { vm: name, guestPath, direction: 'push' });
+    // Read what the client still sends before the answer ends: closing on unread data resets the
+    // connection, and the client would lose the error event.
+    await drainBody(req, body);
   } finally {
-    await temp.handle.close().catch(() => {});
-    await ctx.store.remove(temp.path);
+    closeWrite();
     events.end();
   }
   return { kind: 'streamed', status: 200 };
 }
+
+const DRAIN_BODY_MS = 30_000;
+
+/** Discards the rest of a request body (at most its Content-Length) through its iterator, for up to DRAIN_BODY_MS. */
+async function drainBody(req: IncomingMessage, body: AsyncIterator<Buffer>): Promise<void> {
+  if (req.complete || req.destroyed) return;
+  const timer = setTimeout(() => req.destroy(), DRAIN_BODY_MS);
+  try {
+    for (;;) if ((await body.next()).done) break;
+  } catch {
+    // the client went away: nothing left to read
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const isBrokenPipe = (err: unknown): boolean => (err as { cause?: { code?: string } }).cause?.code === 'EPIPE';
 
 async function pull(action: StreamAction & { kind: 'pull' }, res: ServerResponse, ctx: TransferContext): Promise<StreamOutcome> {
   const refused = checkVmCanCopy(ctx.manager, action.name);
@@ -181,10 +218,9 @@ function answer(response: ApiResponse): StreamOutcome {
   return { kind: 'answer', response };
 }
 
-/** Stores the request body in temp; throws VmgmtError when the body breaks off or cannot be stored. */
-async function receiveUpload(req: IncomingMessage, temp: TempFile, sizeBytes: number, onBytes: (received: number) => void): Promise<void> {
+/** Writes the request body into the pipe; throws VmgmtError when the body breaks off or the pipe is closed. */
+async function receiveUpload(iterator: AsyncIterator<Buffer>, writeFd: number, sizeBytes: number, onBytes: (received: number) => void): Promise<void> {
   let received = 0;
-  const iterator = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   for (;;) {
     let next: IteratorResult<Buffer>;
     try {
@@ -196,12 +232,13 @@ async function receiveUpload(req: IncomingMessage, temp: TempFile, sizeBytes: nu
       }, { cause: err });
     }
     if (next.done) break;
+    if (received + next.value.length > sizeBytes) {
+      throw new VmgmtError('INVALID_REQUEST', `the upload is longer than the ${sizeBytes} bytes it announced: send the file again`, { receivedBytes: received + next.value.length, sizeBytes });
+    }
     try {
-      await writeFully(temp, next.value, received);
+      await writeFully(writeFd, next.value);
     } catch (err) {
-      req.destroy();
-      throw new VmgmtError('INTERNAL', `cannot store the upload in ${temp.path}: ${(err as Error).message}: check free space in the transfer directory`, {
-        path: temp.path,
+      throw new VmgmtError('INTERNAL', `the guest copy stopped taking the upload after ${received} of ${sizeBytes} bytes (${(err as Error).message})`, {
         receivedBytes: received,
         sizeBytes,
       }, { cause: err });
@@ -217,12 +254,12 @@ async function receiveUpload(req: IncomingMessage, temp: TempFile, sizeBytes: nu
   }
 }
 
-async function writeFully(temp: TempFile, chunk: Buffer, position: number): Promise<void> {
+const writeAsync = promisify(write);
+
+/** Writes all of chunk to the pipe (a blocking fd: the thread pool waits for room). */
+async function writeFully(fd: number, chunk: Buffer): Promise<void> {
   let done = 0;
-  while (done < chunk.length) {
-    const { bytesWritten } = await temp.handle.write(chunk, done, chunk.length - done, position + done);
-    done += bytesWritten;
-  }
+  while (done < chunk.length) done += (await writeAsync(fd, chunk, done, chunk.length - done, null)).bytesWritten;
 }
 
 interface EventStream {

@@ -1,5 +1,6 @@
 // An in-memory VmManagerApi for tests of the API server and the CLI: no QEMU, same errors as the contract.
-// Copies move bytes between the caller's host fd and an in-memory guest file system (guestFiles).
+// Copies move bytes between the caller's host fd (a push: a pipe, read in order) and an in-memory guest file
+// system (guestFiles).
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
@@ -158,7 +159,15 @@ export class FakeVmManager implements VmManagerApi {
     let moved = 0;
     opts.onProgress?.(0, opts.sizeBytes);
     while (moved < opts.sizeBytes) {
-      const n = readSync(opts.hostFd, data, moved, Math.min(this.copyChunkBytes, opts.sizeBytes - moved), moved);
+      // The daemon streams a push through a non-blocking pipe: read in order, and wait when it is empty.
+      let n: number;
+      try {
+        n = readSync(opts.hostFd, data, moved, Math.min(this.copyChunkBytes, opts.sizeBytes - moved), null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
       if (n === 0) throw new VmgmtError('INTERNAL', `the host file ended after ${moved} of ${opts.sizeBytes} bytes (fake manager)`);
       moved += n;
       await this.#copyStep(moved, opts.sizeBytes, opts.onProgress);

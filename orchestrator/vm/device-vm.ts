@@ -19,7 +19,7 @@ import type { CalcCatalog } from '../../device-backend/services/calc/calc-progra
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import { hostCacheDir, type AccelDecision, type AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
-import { launchVm, testImageBoot } from './launch-vm.js';
+import { launchVm, type VmBoot } from './launch-vm.js';
 
 export interface DeviceVmOptions {
   name: string;
@@ -28,10 +28,6 @@ export interface DeviceVmOptions {
   /** Default: the launcher's (TCG_DEFAULT_CPU_MODEL under TCG). */
   cpuModel?: string;
   cpus?: number;
-  /** Appended to QEMU's command line as they are. */
-  extraQemuArgs?: string[];
-  /** The kernel command line instead of the test image's (benchmarks comparing command lines). */
-  append?: string;
   geometry?: Partial<GeometryOptions>;
   log?: CoreLogger;
   readyTimeoutMs?: number;
@@ -45,6 +41,10 @@ export interface DeviceVmOptions {
   snapshots?: ServiceSnapshotStore;
   /** What the VM may calculate (CalcPrograms.catalogFor); default the built-ins. */
   calc?: CalcCatalog;
+  /** Another image or kernel command line than the test image's (the benchmarks' peer images). */
+  boot?: VmBoot;
+  /** More QEMU arguments (see VmLaunchSpec.extraArgs). */
+  extraArgs?: string[];
 }
 
 export interface DeviceVm {
@@ -89,13 +89,13 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         accel: opts.accel ?? 'auto',
         memoryMiB: opts.memoryMiB ?? 256,
         ...(opts.cpuModel ? { cpuModel: opts.cpuModel } : {}),
-        ...(opts.extraQemuArgs ? { extraQemuArgs: opts.extraQemuArgs } : {}),
-        ...(opts.append !== undefined ? { boot: { ...testImageBoot(), append: opts.append } } : {}),
         cpus: opts.cpus ?? 1,
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
         ...(opts.chat ? { chat: opts.chat } : {}),
         ...(opts.calc ? { calc: opts.calc } : {}),
+        ...(opts.boot ? { boot: opts.boot } : {}),
+        ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
         paths: {
           runDir,
           qmpSocket: path.join(runDir, 'qmp.sock'),

@@ -57,8 +57,8 @@ export interface VmLaunchSpec {
   paths: VmLaunchPaths;
   /** Where the KVM self-probe caches its answer. */
   cacheDir: string;
-  /** Appended to QEMU's command line as they are (benchmarks: a socket netdev between two guests). */
-  extraQemuArgs?: string[];
+  /** More QEMU arguments (the benchmark's virtio-9p share and qemu-ga port); not part of a VM definition. */
+  extraArgs?: string[];
 }
 
 export interface VmLaunchDeps {
@@ -126,7 +126,7 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
         ...(spec.paths.consoleSocket ? { consoleSocketPath: spec.paths.consoleSocket } : {}),
         controlSocketPath: spec.paths.controlSocket,
         ivshmem: { serverSocketPath: spec.paths.ivshmemSocket, vectors: device.geometry.vectors },
-        ...(spec.extraQemuArgs ? { extraArgs: spec.extraQemuArgs } : {}),
+        ...(spec.extraArgs ? { extraArgs: spec.extraArgs } : {}),
       },
       { runDir: spec.paths.runDir, ...(spec.paths.qemuLog ? { logPath: spec.paths.qemuLog } : {}) },
     );

@@ -67,6 +67,39 @@ describe('file mode in a real guest', () => {
     expect(r.stdout).toMatch(/^get: bytes=3145735 /m);
   });
 
+  it('maps the local file where it can (get and put) and falls back to read()/write() for a pipe', async () => {
+    writeFileSync(path.join(root, 'mapped.bin'), new Uint8Array(5 * 1024 * 1024 + 3).map((_, i) => (i * 17) & 0xff));
+    const sum = sha256File(path.join(root, 'mapped.bin'));
+    const r = await sh(vm, 'vmgmt-guest file get mapped.bin /tmp/m --sha256 -q -v 2>&1 && vmgmt-guest file put /tmp/m mapped-back.bin --sha256 -q -v 2>&1 && ' +
+      'vmgmt-guest file get mapped.bin - -q -v 2>/tmp/pipe.log | sha256sum; cat /tmp/pipe.log; rm -f /tmp/m /tmp/pipe.log');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/get: data path mapped/);
+    expect(r.stdout).toMatch(/put: data path mapped/);
+    expect(r.stdout).toMatch(/get: stdout not mapped \(No such device\): data path read\(\)\/write\(\)/);
+    expect(r.stdout).toContain(`${sum}  -`);
+    expect(sha256File(path.join(root, 'mapped-back.bin'))).toBe(sum);
+    for (const n of ['mapped.bin', 'mapped-back.bin']) rmSync(path.join(root, n));
+  });
+
+  it('a source cut short under a mapped put is an error in words, not a crash, and nothing is committed', async () => {
+    const before = readdirSync(root).sort();
+    // Stop the put while it holds its channel, cut its source to 4 KiB, let it go on: the next mapped copy
+    // touches pages past the new end (SIGBUS), which the driver turns into an error.
+    const owns = '"$(vmgmt-guest info)" | grep -q "owner $pid (alive).*mode file"';
+    const r = await sh(
+      vm,
+      'for try in 1 2 3 4 5 6 7 8; do head -c 60000000 /dev/zero > /tmp/cut; vmgmt-guest file put /tmp/cut cut.bin -q & pid=$!; ' +
+        `until echo ${owns} || ! kill -0 $pid; do :; done; kill -STOP $pid 2>/dev/null; ` +
+        `if echo ${owns}; then truncate -s 4096 /tmp/cut; kill -CONT $pid; wait $pid; echo "rc=$?"; break; fi; ` +
+        'kill -CONT $pid 2>/dev/null; wait $pid; vmgmt-guest file rm cut.bin 2>/dev/null; done; rm -f /tmp/cut',
+    );
+    expect(r.stdout).toMatch(/reading \/tmp\/cut: it was cut below its size 60000000 while mapped \(SIGBUS in the copy at byte \d+\): it changed during the put; run it again/);
+    expect(r.stdout).toMatch(/rc=1\b/);
+    expect(r.stdout).not.toMatch(/Bus error/);
+    expect(readdirSync(root).sort()).toEqual(before);
+    expect(vm.files.usage).toMatchObject({ reservedBytes: 0, openFiles: 0 });
+  });
+
   it('resumes an interrupted get', async () => {
     writeFileSync(path.join(root, 'big.bin'), new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 31) & 0xff));
     // Interrupt once a few MB have arrived (the whole get takes a fraction of a second).
@@ -160,17 +193,22 @@ describe('file mode in a real guest', () => {
   it('a guest process killed mid-put leaks nothing: the agent reclaims its channel and the host drops the temp file', async () => {
     const before = readdirSync(root).sort();
     // Kill the put once its own channel is in file mode (a channel another command used and released stays
-    // in file mode until its next claim), i.e. while it transfers.
+    // in file mode until its next claim), i.e. while it transfers. The mapped put is fast enough to finish
+    // between the check and the kill, so it is stopped first and killed only if it still holds its channel
+    // (else its file is removed and it is tried again).
+    const owns = '"$(vmgmt-guest info)" | grep -q "owner $pid (alive).*mode file"';
     const r = await sh(
       vm,
-      'head -c 100000000 /dev/zero > /tmp/k && (vmgmt-guest file put /tmp/k killed.bin -q & pid=$!; ' +
-        'until vmgmt-guest info | grep -q "owner $pid (alive).*mode file" || ! kill -0 $pid; do :; done; kill -9 $pid; wait $pid; echo "rc=$?"); rm -f /tmp/k',
+      'head -c 100000000 /dev/zero > /tmp/k && for try in 1 2 3 4 5 6 7 8; do vmgmt-guest file put /tmp/k killed.bin -q & pid=$!; ' +
+        `until echo ${owns} || ! kill -0 $pid; do :; done; kill -STOP $pid 2>/dev/null; ` +
+        `if echo ${owns}; then kill -9 $pid; wait $pid; echo "rc=$?"; break; fi; ` +
+        'kill -CONT $pid 2>/dev/null; wait $pid; vmgmt-guest file rm killed.bin 2>/dev/null; done; rm -f /tmp/k',
     );
     expect(r.stdout).toMatch(/rc=137/);
     const deadline = Date.now() + 15_000;
     const reaped = (): boolean => /agent: reset channel \d+, left claimed by pid \d+, which is gone/.test(readFileSync(path.join(vm.runDir, 'console.log'), 'utf8'));
     while ((!reaped() || tempsIn(root).length > 0) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
-    expect(reaped()).toBe(true);
+    expect(reaped(), `${r.stdout}\n${readFileSync(path.join(vm.runDir, 'console.log'), 'utf8').slice(-2000)}`).toBe(true);
     expect(tempsIn(root)).toEqual([]);
     expect(readdirSync(root).sort()).toEqual(before);
     expect(vm.files.usage).toMatchObject({ reservedBytes: 0, openFiles: 0 });

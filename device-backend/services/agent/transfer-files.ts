@@ -1,6 +1,11 @@
 // The file-mode requests of the agent's channel: FILE_OPEN / READ / WRITE / CLOSE / HASH on the one-off
 // paths of host transfers, and nothing else in the host file system. A handle refers to its transfer, never
 // to the transfer's fd: the fd is looked up at each use, and the transfer's end drops every handle on it.
+//
+// A to-guest transfer whose fd is a pipe (the daemon streams `vmgmt cp`'s upload into it as it arrives) is
+// read in file order, once: reads are served one after the other with non-blocking read()s on the event
+// loop, waiting for the pipe to be readable when it is empty (the upload's pace, with the pipe's room as
+// the back-pressure). A read out of order or a hash of a pipe answers STREAM_ORDER.
 import { FILE_CLOSE_FLAG, FILE_OPEN_FLAG, FILE_TYPE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { ServiceContext } from '../../core/message-service.js';
 import { isNativeSyscallError, type VmgmtNative } from '../../native/index.js';
@@ -22,6 +27,8 @@ interface TransferHandle {
   readonly declaredBytes: number;
   busy: number;
   closing: boolean;
+  /** A to-guest transfer read from a pipe: where the next read must start, and the reads queued behind it. */
+  stream?: { next: number; tail: Promise<unknown>; wake?: () => void };
 }
 
 
@@ -119,7 +126,9 @@ export class TransferFiles {
     if (!t) throw new Refusal(STATUS.NOT_FOUND.code, 'no such host transfer (finished or cancelled)');
     if (this.openCount >= MAX_HANDLES) throw new Refusal(STATUS.TOO_MANY_OPEN.code, `${this.openCount} transfer handles open`);
     if (t.direction === 'to-guest' && flags === FILE_OPEN_FLAG.READ) {
-      const handle = this.add(ctx.channel, { kind: 'read', transfer: t, declaredBytes: 0, busy: 0, closing: false });
+      const fd = this.opts.transfers.fdOf(t);
+      const piped = fd !== undefined && this.opts.native.fstat(fd).type === 'fifo';
+      const handle = this.add(ctx.channel, { kind: 'read', transfer: t, declaredBytes: 0, busy: 0, closing: false, ...(piped ? { stream: { next: 0, tail: Promise.resolve() } } : {}) });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: t.totalBytes, mtimeNs: 0n, mode: 0o644 });
     }
     if (t.direction === 'from-guest' && flags === FILE_OPEN_FLAG.WRITE) {
@@ -141,11 +150,12 @@ export class TransferFiles {
     return id;
   }
 
-  private read(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
+  private read(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array | Promise<Uint8Array> {
     const h = this.lookup(ctx, req.handle);
     if (h.kind !== 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a write handle`);
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
+    if (h.stream) return this.readStream(h, h.stream, req.handle, view.bytes, req.fileOffset);
     const done = preadFully(this.opts.native, this.fdOf(h, req.handle), view.bytes, req.fileOffset);
     this.progress(h.transfer, done);
     return encodeIoResult(done);
@@ -162,6 +172,42 @@ export class TransferFiles {
     const written = this.opts.native.pwrite(this.fdOf(h, req.handle), view.bytes, req.fileOffset);
     this.progress(h.transfer, written);
     return encodeIoResult(written);
+  }
+
+  /** Queues a read of a piped transfer behind the ones before it; each fills its view or ends at end of file. */
+  private readStream(h: TransferHandle, s: NonNullable<TransferHandle['stream']>, handle: number, view: Uint8Array, offset: number): Promise<Uint8Array> {
+    const run = async (): Promise<Uint8Array> => {
+      if (offset !== s.next) throw new Refusal(STATUS.STREAM_ORDER.code, `handle ${handle}: read at ${offset}, but the stream is at ${s.next}`);
+      let done = 0;
+      while (done < view.byteLength) {
+        if (h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${handle} closed while it waited for the upload`);
+        const fd = this.fdOf(h, handle);
+        const n = this.opts.native.readSome(fd, view.subarray(done));
+        if (n === 0) break;
+        if (n > 0) {
+          done += n;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const watch = this.opts.native.watchReadable(fd, () => {
+            watch.stop();
+            s.wake = undefined;
+            resolve();
+          });
+          s.wake = () => {
+            watch.stop();
+            s.wake = undefined;
+            resolve();
+          };
+        });
+      }
+      s.next += done;
+      this.progress(h.transfer, done);
+      return encodeIoResult(done);
+    };
+    const answer = s.tail.then(run, run);
+    s.tail = answer.catch(() => undefined);
+    return answer;
   }
 
   private progress(t: HostTransfer, bytes: number): void {
@@ -181,6 +227,7 @@ export class TransferFiles {
   private release(h: TransferHandle): void {
     if (h.closing) return;
     h.closing = true;
+    h.stream?.wake?.();
     this.openCount--;
   }
 
@@ -188,6 +235,7 @@ export class TransferFiles {
   private async hash(ctx: ServiceContext, req: { handle: number; flags: number }): Promise<Uint8Array> {
     if (req.flags !== 0) throw new Refusal(STATUS.RESERVED_NONZERO.code, 'hash flags');
     const h = this.lookup(ctx, req.handle);
+    if (h.stream) throw new Refusal(STATUS.STREAM_ORDER.code, `handle ${req.handle}: a streamed transfer has no hash`);
     h.busy++;
     try {
       return await sha256InTurns(this.opts.native, () => {

@@ -1,6 +1,9 @@
 // The file mode: get, put, list, stat, mkdir, remove, hash for one VM, confined to its host root.
 // Bulk data moves between the file and the channel's data slice with pread/pwrite straight into guest
-// memory (one copy). Puts land whole or not at all: a temp file beside the target, renamed on commit.
+// memory (one copy), on libuv's thread pool (preadFull/pwriteFull): the guest keeps several buffers in
+// flight, so the host's reads for a get and writes for a put overlap with the guest's copy, and one VM's
+// slow disk never holds up the event loop the other VMs share. A handle's fd is closed only when no job
+// uses it (busy). Puts land whole or not at all: a temp file beside the target, fsynced and renamed on commit.
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from './file-root-config.js';
 import { FILE_CLOSE_FLAG, FILE_OPEN_FLAG, FILE_REMOVE_FLAG, FILE_TYPE, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
@@ -16,13 +19,16 @@ import {
 } from './file-codec.js';
 import { decodeCookie, DirListings, encodeCookie } from './dir-listings.js';
 import { decodeGuestPath, isTempName, splitGuestPath, TEMP_PREFIX, unsafeNameReason } from './file-path.js';
-import { need, preadFully, Refusal, sha256InTurns } from '../refusal.js';
+import { need, Refusal, sha256InTurns } from '../refusal.js';
 
 interface ReadHandle {
   kind: 'read';
   fd: number;
+  /** Thread-pool jobs and hashes using fd: it is closed when the last one ends. */
   busy: number;
   closing: boolean;
+  /** Called when busy drops to 0 (a commit waiting for the writes a hostile guest did not wait for). */
+  idle: (() => void)[];
 }
 
 interface WriteHandle {
@@ -36,6 +42,7 @@ interface WriteHandle {
   reservedEntries: number;
   busy: number;
   closing: boolean;
+  idle: (() => void)[];
 }
 
 type Handle = ReadHandle | WriteHandle;
@@ -166,12 +173,13 @@ export class FileService implements MessageService {
       case MSG_TYPE.FILE_OPEN:
         return ok(this.open(ctx, need(decodeOpen(req.payload))));
       case MSG_TYPE.FILE_READ:
-        return ok(this.read(ctx, need(decodeIo(req.payload))));
+        return this.read(ctx, need(decodeIo(req.payload))).then(ok);
       case MSG_TYPE.FILE_WRITE:
-        return ok(this.write(ctx, need(decodeIo(req.payload))));
-      case MSG_TYPE.FILE_CLOSE:
-        this.closeHandle(ctx, need(decodeHandle(req.payload)));
-        return ok();
+        return this.write(ctx, need(decodeIo(req.payload))).then(ok);
+      case MSG_TYPE.FILE_CLOSE: {
+        const closed = this.closeHandle(ctx, need(decodeHandle(req.payload)));
+        return closed ? closed.then(() => ok()) : ok();
+      }
       case MSG_TYPE.FILE_STAT:
         return ok(this.stat(ctx, need(decodePath(req.payload))));
       case MSG_TYPE.FILE_LIST:
@@ -271,7 +279,7 @@ export class FileService implements MessageService {
       if (st.type !== 'file') throw new Refusal(STATUS.NOT_REGULAR.code, `${path} is a ${st.type}`);
       this.singlyLinked(st, path);
       fd = this.reopen(pathFd, path);
-      const handle = this.addHandle(ctx.channel, { kind: 'read', fd, busy: 0, closing: false });
+      const handle = this.addHandle(ctx.channel, { kind: 'read', fd, busy: 0, closing: false, idle: [] });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: st.sizeBytes, mtimeNs: mtimeNs(st), mode: st.mode });
     } catch (err) {
       if (fd >= 0) this.n.close(fd);
@@ -315,7 +323,7 @@ export class FileService implements MessageService {
       this.n.fchmod(fd, fileMode);
       this.reservedBytes += sizeBytes;
       this.reservedEntries += newEntries;
-      const handle = this.addHandle(ctx.channel, { kind: 'write', fd, parentFd, tmpName, name, declaredBytes: sizeBytes, reservedEntries: newEntries, busy: 0, closing: false });
+      const handle = this.addHandle(ctx.channel, { kind: 'write', fd, parentFd, tmpName, name, declaredBytes: sizeBytes, reservedEntries: newEntries, busy: 0, closing: false, idle: [] });
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: fileMode });
     } catch (err) {
       if (fd >= 0) {
@@ -327,17 +335,31 @@ export class FileService implements MessageService {
     }
   }
 
-  private read(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
+  /** Runs a thread-pool job on h.fd, keeping the fd open until it ends (a close meanwhile is deferred). */
+  private async onPool(h: Handle, job: (fd: number) => Promise<number>): Promise<number> {
+    h.busy++;
+    try {
+      return await job(h.fd);
+    } finally {
+      h.busy--;
+      if (h.busy === 0) {
+        for (const wake of h.idle.splice(0)) wake();
+        if (h.closing && !this.committing.has(h)) this.release(h);
+      }
+    }
+  }
+
+  private async read(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Promise<Uint8Array> {
     const h = this.lookup(ctx, req.handle);
     if (h.kind !== 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a ${h.kind} handle`);
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    const done = preadFully(this.n, h.fd, view.bytes, req.fileOffset);
+    const done = await this.onPool(h, (fd) => this.n.preadFull(fd, view.bytes, req.fileOffset));
     this.counters.add('bytes_to_guest', done);
     return encodeIoResult(done);
   }
 
-  private write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
+  private async write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Promise<Uint8Array> {
     const h = this.lookup(ctx, req.handle);
     if (h.kind === 'read') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a read handle`);
     if (req.fileOffset + req.length > h.declaredBytes) {
@@ -345,24 +367,40 @@ export class FileService implements MessageService {
     }
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
-    const written = this.n.pwrite(h.fd, view.bytes, req.fileOffset);
+    const written = await this.onPool(h, (fd) => this.n.pwriteFull(fd, view.bytes, req.fileOffset));
     this.counters.add('bytes_from_guest', written);
     return encodeIoResult(written);
   }
 
-  private closeHandle(ctx: ServiceContext, req: { handle: number; flags: number }): void {
+  /** A commit returns a promise (its fsyncs run on the thread pool); a plain close is done at once. */
+  private closeHandle(ctx: ServiceContext, req: { handle: number; flags: number }): Promise<void> | undefined {
     const h = this.lookup(ctx, req.handle);
     if (req.flags & ~FILE_CLOSE_FLAG.COMMIT) throw new Refusal(STATUS.RESERVED_NONZERO.code, `close flags ${req.flags}`);
     this.table(ctx.channel).delete(req.handle);
-    if (h.kind === 'write' && req.flags & FILE_CLOSE_FLAG.COMMIT) {
-      this.commit(h);
-      return;
-    }
+    if (h.kind === 'write' && req.flags & FILE_CLOSE_FLAG.COMMIT) return this.commit(h, ctx.channel);
     this.release(h);
+    return undefined;
   }
 
-  private commit(h: WriteHandle): void {
+  /**
+   * Write handles between COMMIT and its end (their jobs finishing must not release them), with their
+   * channel: a reset of it before the rename discards the put, as it would have before the COMMIT arrived.
+   */
+  private readonly committing = new Map<Handle, { channel: number; aborted: boolean }>();
+
+  /**
+   * Waits for writes still in flight (a guest that committed without waiting for their answers gets the file
+   * as they leave it), then decides and accounts synchronously, so two commits at once cannot both pass the
+   * quota; then fsync, rename, fsync of the directory on the thread pool, and the accounting is undone if
+   * one of them fails.
+   */
+  private async commit(h: WriteHandle, channel: number): Promise<void> {
+    h.closing = true;
+    const state = { channel, aborted: false };
+    this.committing.set(h, state);
+    let accounted: { bytes: number; entries: number } | undefined;
     try {
+      if (h.busy > 0) await new Promise<void>((wake) => h.idle.push(wake));
       const st = this.n.fstat(h.fd);
       const old = this.statOrUndefined(h.parentFd, h.name);
       if (old) this.singlyLinked(old, h.name);
@@ -370,26 +408,45 @@ export class FileService implements MessageService {
       if (after > this.cfg.quotaBytes) throw new Refusal(STATUS.QUOTA_EXCEEDED.code, `${after} > ${this.cfg.quotaBytes} bytes`);
       const newEntries = old ? 0 : 1; // the name may have come or gone since the open
       this.entriesFit(newEntries, h.reservedEntries);
-      this.n.fsync(h.fd);
-      this.n.renameat(h.parentFd, h.tmpName, h.parentFd, h.name, false);
-      this.n.fsync(h.parentFd);
-      this.usedBytes += st.sizeBytes - (old?.type === 'file' ? old.sizeBytes : 0);
+      accounted = { bytes: st.sizeBytes - (old?.type === 'file' ? old.sizeBytes : 0), entries: newEntries };
+      this.usedBytes += accounted.bytes;
+      this.usedEntries += accounted.entries;
       this.reservedBytes -= h.declaredBytes;
-      this.usedEntries += newEntries;
       this.reservedEntries -= h.reservedEntries;
+      await this.n.fsyncAsync(h.fd);
+      if (state.aborted) throw new Refusal(STATUS.BAD_HANDLE.code, `channel ${channel} was reset during the commit of ${h.name}: discarded`);
+      this.n.renameat(h.parentFd, h.tmpName, h.parentFd, h.name, false);
+      h.tmpName = ''; // renamed: nothing left to remove
+      await this.n.fsyncAsync(h.parentFd);
       this.n.close(h.fd);
       this.n.close(h.parentFd);
       this.openCount--;
+      this.committing.delete(h);
     } catch (err) {
-      this.release(h);
+      this.committing.delete(h);
+      if (accounted && h.tmpName) {
+        this.usedBytes -= accounted.bytes;
+        this.usedEntries -= accounted.entries;
+        this.reservedBytes += h.declaredBytes;
+        this.reservedEntries += h.reservedEntries;
+      }
+      if (h.tmpName) this.release(h);
+      else this.closeCommitted(h);
       throw err;
     }
+  }
+
+  /** After the rename a failed directory fsync leaves the file in place: only the fds are closed. */
+  private closeCommitted(h: WriteHandle): void {
+    this.n.close(h.fd);
+    this.n.close(h.parentFd);
+    this.openCount--;
   }
 
   /** Closes a handle; an uncommitted write leaves nothing behind. Deferred while a hash runs on it. */
   private release(h: Handle): void {
     h.closing = true;
-    if (h.busy > 0) return;
+    if (h.busy > 0 || this.committing.has(h)) return;
     this.n.close(h.fd);
     if (h.kind === 'write') {
       this.unlinkQuietly(h.parentFd, h.tmpName);
@@ -525,6 +582,7 @@ export class FileService implements MessageService {
 
   channelReset(channel: number): void {
     this.listings.channelReset(channel);
+    for (const c of this.committing.values()) if (c.channel === channel) c.aborted = true;
     const t = this.handles.get(channel);
     if (!t) return;
     for (const h of t.values()) this.release(h);
@@ -534,6 +592,7 @@ export class FileService implements MessageService {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const c of this.committing.values()) c.aborted = true;
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
     this.listings.clear();
     if (this.root) this.n.close(this.root.rootFd);
