@@ -249,12 +249,22 @@ export const vmDeviceInfoSchema = z.object({
 });
 export type VmDeviceInfo = z.infer<typeof vmDeviceInfoSchema>;
 
+/** The VM's network as the daemon sets it up: the mode, the MAC in use, forwards or the tap interface. */
+export const vmNetworkInfoSchema = z.object({
+  mode: z.enum(['none', 'user', 'bridge', 'tap']),
+  mac: z.string().nullable(),
+  forwards: z.array(z.object({ protocol: z.enum(['tcp', 'udp']), hostAddress: z.string(), hostPort: count, guestPort: count })).optional(),
+  bridge: z.string().optional(),
+  ifname: z.string().optional(),
+});
+
 /** `GET /v1/vms/:name`, and the answer of create, start, stop and kill. */
 export const vmDetailsSchema = vmSummarySchema.extend({
   definition: vmDefinitionSchema,
   paths: vmPathsSchema,
   device: vmDeviceInfoSchema.nullable(),
   stateReason: z.string(),
+  network: vmNetworkInfoSchema.optional(),
 });
 export type VmDetails = z.infer<typeof vmDetailsSchema>;
 

@@ -15,6 +15,7 @@ import type { StatsHub } from '../../device-backend/services/stats/stats-hub.js'
 import type { StatsService } from '../../device-backend/services/stats/stats-service.js';
 import type { SchedTarget } from './scheduler/cpu-scheduler.js';
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
+import { networkInfo } from '../vm/vm-network.js';
 import { agentCopy } from './agent-copy.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { BootGate, ReleaseTurn } from './boot-gate.js';
@@ -143,6 +144,7 @@ export class VmInstance {
       definition: this.definition,
       paths: this.paths,
       stateReason: this.record.status.reason,
+      network: networkInfo(this.name, this.definition.network),
       device: d
         ? {
             attached: true,
@@ -275,6 +277,7 @@ export class VmInstance {
         ...(this.chat() ? { chat: this.chat()! } : {}),
         ...(this.deps.statsHub ? { stats: this.deps.statsHub } : {}),
         paths: this.paths,
+        network: def.network,
         cacheDir: this.deps.cacheDir,
       },
       { native: this.deps.native, log: this.log, snapshots: this.snapshots() },

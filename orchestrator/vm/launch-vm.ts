@@ -12,7 +12,9 @@ import type { StatsHub } from '../../device-backend/services/stats/stats-hub.js'
 import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
 import type { QemuVmSpec } from '../qemu/qemu-args.js';
 import { type QemuProcess, startQemu } from '../qemu/qemu-process.js';
+import { attachTapToBridge, checkBridge } from './bridge-attach.js';
 import { testImage } from './test-image.js';
+import { type NetworkDefinition, qemuNetwork } from './vm-network.js';
 
 export type VmBoot = Pick<QemuVmSpec, 'kernelPath' | 'initrdPath' | 'append' | 'disk'>;
 
@@ -52,6 +54,8 @@ export interface VmLaunchSpec {
   /** The daemon's stats hub; without it the VM has no stats mode. */
   stats?: StatsHub;
   paths: VmLaunchPaths;
+  /** The VM's NIC (vm-network.ts); default none. */
+  network?: NetworkDefinition;
   /** Where the KVM self-probe caches its answer. */
   cacheDir: string;
 }
@@ -90,6 +94,9 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
   const image = testImage();
   const accel = await resolveAccel(spec.accel, { kernelPath: image.kernelPath, initrdPath: image.initrdPath, cacheDir: spec.cacheDir });
   if (spec.accel === 'auto') deps.log.info(`accelerator ${accel.accel}`, { reason: accel.reason });
+  const network = spec.network ?? { mode: 'none' };
+  if (network.mode === 'bridge') checkBridge(network.bridge);
+  const nic = qemuNetwork(spec.name, network);
   const services = vmServices(spec.files, deps, spec.chat, spec.stats);
   const device = ManagementDevice.start({
     native: deps.native,
@@ -116,9 +123,18 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
         ...(spec.paths.consoleSocket ? { consoleSocketPath: spec.paths.consoleSocket } : {}),
         controlSocketPath: spec.paths.controlSocket,
         ivshmem: { serverSocketPath: spec.paths.ivshmemSocket, vectors: device.geometry.vectors },
+        ...(nic ? { network: nic } : {}),
       },
       { runDir: spec.paths.runDir, ...(spec.paths.qemuLog ? { logPath: spec.paths.qemuLog } : {}) },
     );
+    if (network.mode === 'bridge' && nic?.kind === 'tap') {
+      try {
+        await attachTapToBridge(nic.ifname, network.bridge);
+      } catch (err) {
+        await qemu.kill().catch(() => {});
+        throw err;
+      }
+    }
     return { accel, device, services, qemu, qemuStartedAtMs };
   } catch (err) {
     device.close(`VM ${spec.name} failed to start`);
