@@ -407,6 +407,8 @@ export const ANSWERS = {
   start: { kind: 'json', schema: vmDetailsSchema },
   stop: { kind: 'json', schema: vmDetailsSchema },
   kill: { kind: 'json', schema: vmDetailsSchema },
+  pause: { kind: 'json', schema: vmDetailsSchema },
+  resume: { kind: 'json', schema: vmDetailsSchema },
   remove: { kind: 'empty' },
   logs: { kind: 'text' },
   chatPeers: { kind: 'json', schema: chatPeersSchema },

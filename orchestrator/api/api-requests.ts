@@ -35,6 +35,7 @@ export type ApiAction =
   | { kind: 'start'; name: string }
   | { kind: 'stop'; name: string; timeoutMs?: number }
   | { kind: 'kill'; name: string }
+  | { kind: 'pause' | 'resume'; name: string }
   | { kind: 'remove'; name: string; force: boolean }
   | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number }
   | { kind: 'chatPeers' }
@@ -143,7 +144,9 @@ function parseRouteRequest(
       return ok({ kind: 'create', definition: parsed.data });
     }
     case 'start':
-    case 'kill': {
+    case 'kill':
+    case 'pause':
+    case 'resume': {
       const queryProblems = checkQuery(noQuerySchema, query);
       if (queryProblems.length) return invalid(route, queryProblems);
       const body = parseJsonBody(bodyText, { required: false });

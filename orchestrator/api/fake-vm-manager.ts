@@ -112,6 +112,22 @@ export class FakeVmManager implements VmManagerApi {
     return structuredClone(vm);
   }
 
+  async pause(name: string): Promise<VmDetails> {
+    this.#enter('pause', [name]);
+    const vm = this.#get(name);
+    if (vm.state !== 'running') throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}: only a running VM can be paused`, { name, state: vm.state });
+    vm.state = 'paused';
+    return structuredClone(vm);
+  }
+
+  async resume(name: string): Promise<VmDetails> {
+    this.#enter('resume', [name]);
+    const vm = this.#get(name);
+    if (vm.state !== 'paused') throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}: only a paused VM can be resumed`, { name, state: vm.state });
+    vm.state = 'running';
+    return structuredClone(vm);
+  }
+
   async remove(name: string, opts?: { force?: boolean }): Promise<void> {
     this.#enter('remove', [name, opts]);
     const vm = this.#get(name);

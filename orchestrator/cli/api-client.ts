@@ -94,6 +94,8 @@ export interface ApiClient {
   start(name: string): Promise<VmDetails>;
   stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails>;
   kill(name: string): Promise<VmDetails>;
+  pause(name: string): Promise<VmDetails>;
+  resume(name: string): Promise<VmDetails>;
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts?: { source?: LogSource; tailBytes?: number }): Promise<string>;
   /** The VM's stats series (newest `limit` samples), host figures and CPU share. */
@@ -249,6 +251,8 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     start: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/start'), {}),
     stop: (name, o = {}) => json(vmDetailsSchema, 'POST', vmPath(name, '/stop'), o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
     kill: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/kill'), {}),
+    pause: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/pause'), {}),
+    resume: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/resume'), {}),
     async remove(name, o = {}) {
       await call('DELETE', vmPath(name, `?force=${o.force === true}`));
     },

@@ -10,7 +10,7 @@ export type CliCommand =
   | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }
   | { kind: 'vm-create'; file: string }
   | { kind: 'vm-ls' }
-  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console'; name: string }
+  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console' | 'vm-pause' | 'vm-resume'; name: string }
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
@@ -67,6 +67,8 @@ const VM_COMMANDS = {
   rm: { names: 1, options: ['force'] },
   logs: { names: 1, options: ['source', 'tail'] },
   console: { names: 1, options: [] },
+  pause: { names: 1, options: [] },
+  resume: { names: 1, options: [] },
 } as const satisfies Record<string, { names: 0 | 1; options: readonly OptionName[] }>;
 type VmSubcommand = keyof typeof VM_COMMANDS;
 
@@ -160,6 +162,8 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     case 'start':
     case 'kill':
     case 'console':
+    case 'pause':
+    case 'resume':
       return done({ kind: `vm-${subcommand}`, name });
     case 'stop': {
       if (values.timeout === undefined) return done({ kind: 'vm-stop', name });

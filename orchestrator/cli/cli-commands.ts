@@ -56,6 +56,13 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
       else out(formatActionResult('stopped', vm));
       return EXIT.OK;
     }
+    case 'vm-pause':
+    case 'vm-resume': {
+      const vm = command.kind === 'vm-pause' ? await client.pause(command.name) : await client.resume(command.name);
+      if (json) doc(vm);
+      else out(formatActionResult(command.kind === 'vm-pause' ? 'paused' : 'resumed', vm));
+      return EXIT.OK;
+    }
     case 'vm-kill': {
       const vm = await client.kill(command.name);
       if (json) doc(vm);

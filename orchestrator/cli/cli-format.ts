@@ -154,7 +154,7 @@ export function formatNetwork(vm: VmDetails): string {
   return parts.join(', ');
 }
 
-export type VmAction = 'created' | 'started' | 'stopped' | 'killed';
+export type VmAction = 'created' | 'started' | 'stopped' | 'killed' | 'paused' | 'resumed';
 
 /** `started vm a (pid 1234)`, `stopped vm a (exit code 0)`, ... */
 export function formatActionResult(action: VmAction, vm: VmDetails): string {
@@ -163,6 +163,9 @@ export function formatActionResult(action: VmAction, vm: VmDetails): string {
       return `created vm ${vm.name}\n`;
     case 'started':
       return `started vm ${vm.name}${vm.pid === null ? ` (${vm.state})` : ` (pid ${vm.pid})`}\n`;
+    case 'paused':
+    case 'resumed':
+      return `${action} vm ${vm.name}\n`;
     case 'stopped':
     case 'killed':
       return `${action} vm ${vm.name}${vm.lastExit ? ` (${exitHow(vm.lastExit)})` : ''}\n`;

@@ -13,6 +13,9 @@ Usage:
   vmgmt vm start NAME                  start a VM
   vmgmt vm stop NAME [--timeout MS]    ACPI power-off; quit after MS, then SIGKILL
   vmgmt vm kill NAME                   SIGKILL the VM's QEMU
+  vmgmt vm pause NAME                  halt the VM's CPUs (QMP stop); cp, exec and chat to it
+                                       answer "vm NAME is paused" until it is resumed
+  vmgmt vm resume NAME                 let a paused VM run again (QMP cont)
   vmgmt vm rm NAME [--force]           remove a VM (--force kills a running one first)
   vmgmt vm logs NAME [--source console|qemu|daemon] [--tail BYTES]
                                        print a VM's log (default: the serial console)

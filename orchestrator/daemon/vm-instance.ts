@@ -213,7 +213,8 @@ export class VmInstance {
   /** `vmgmt cp` in either direction, through the guest agent. */
   copy(direction: 'to-guest' | 'from-guest', opts: HostCopyOptions & { sizeBytes?: number; maxBytes?: number }): Promise<{ bytes: number }> {
     const agent = this.agent;
-    if (!this.device || !agent || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
+    this.requireRunning('copies');
+    if (!this.device || !agent) throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
     this.log.info(`copy ${direction}`, { guestPath: opts.guestPath });
     return agentCopy(agent, {
       direction,
@@ -416,6 +417,38 @@ export class VmInstance {
       await this.settled();
       return this.details();
     });
+  }
+
+  /** QMP `stop`: the vCPUs halt, QEMU and the device stay up. The QMP STOP event says the same. */
+  pause(): Promise<VmDetails> {
+    return this.serialize(async () => {
+      if (this.state === 'paused') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is paused already`, { name: this.name, state: this.state });
+      if (this.state !== 'running') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is ${this.state}: only a running VM can be paused`, { name: this.name, state: this.state });
+      const qemu = this.qemu;
+      if (!qemu) throw new VmgmtError('INTERNAL', `VM ${this.name} is ${this.state} but has no QEMU process attached`);
+      await qemu.qmp.execute('stop');
+      // The event may still be on its way; the transition is the same either way.
+      if (this.state === 'running') this.apply({ type: 'qmp', event: 'STOP' });
+      return this.details();
+    });
+  }
+
+  /** QMP `cont`. */
+  resume(): Promise<VmDetails> {
+    return this.serialize(async () => {
+      if (this.state !== 'paused') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is ${this.state}: only a paused VM can be resumed`, { name: this.name, state: this.state });
+      const qemu = this.qemu;
+      if (!qemu) throw new VmgmtError('INTERNAL', `VM ${this.name} is ${this.state} but has no QEMU process attached`);
+      await qemu.qmp.execute('cont');
+      if (this.state === 'paused') this.apply({ type: 'qmp', event: 'RESUME' });
+      return this.details();
+    });
+  }
+
+  /** Refuses at once what needs the guest to run: `vm NAME is paused` (cp, exec, chat), else the state. */
+  requireRunning(what: string): void {
+    if (this.state === 'paused') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is paused: resume it first (vmgmt vm resume ${this.name})`, { name: this.name, state: this.state });
+    if (this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: ${what} need a running VM with its device`, { name: this.name, state: this.state });
   }
 
   kill(): Promise<VmDetails> {

@@ -15,6 +15,9 @@ export interface VmManagerApi {
   /** ACPI power button, then `quit` after the definition's deadline (or timeoutMs), then SIGKILL. */
   stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails>;
   kill(name: string): Promise<VmDetails>;
+  /** QMP stop / cont; refused unless running / paused. */
+  pause(name: string): Promise<VmDetails>;
+  resume(name: string): Promise<VmDetails>;
   /** Refuses a VM that is not stopped, crashed or defined unless force (which kills it first). */
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts: { source: LogSource; tailBytes?: number }): Promise<string>;

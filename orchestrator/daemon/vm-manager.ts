@@ -148,6 +148,14 @@ export class VmManager implements VmManagerApi {
     return this.get(name).kill();
   }
 
+  pause(name: string): Promise<VmDetails> {
+    return this.get(name).pause();
+  }
+
+  resume(name: string): Promise<VmDetails> {
+    return this.get(name).resume();
+  }
+
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const vm = this.get(name);
     if (isActive(vm.state)) {
