@@ -98,12 +98,10 @@ export class ChatControl implements ChatApi {
     return { party: { vm: null, name: as, group: undefined }, peer: l.peer };
   }
 
-  /** `vm NAME is paused` for a target VM/NAME whose VM is paused: its guest cannot take a message now. */
+  /** `vm NAME is paused` for a target name held in a paused VM: its guest cannot take a message now. */
   #refusePaused(to: string): void {
-    const slash = to.indexOf('/');
-    if (slash <= 0 || to.startsWith('@')) return;
-    const vm = to.slice(0, slash);
-    if (this.opts.vmState?.(vm) === 'paused') throw new VmgmtError('INVALID_STATE', `vm ${vm} is paused: resume it first (vmgmt vm resume ${vm})`, { name: vm, state: 'paused', to });
+    const vm = this.peers().find((p) => p.name === to)?.vm;
+    if (vm && this.opts.vmState?.(vm) === 'paused') throw new VmgmtError('INVALID_STATE', `vm ${vm} is paused: resume it first (vmgmt vm resume ${vm})`, { name: vm, state: 'paused', to });
   }
 
   async send(o: { to: string; data: Uint8Array; as?: string }) {

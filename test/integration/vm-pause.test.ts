@@ -27,6 +27,13 @@ describe('vm pause and resume', () => {
     if (d) expect(await d.cleanup()).toEqual([]);
   });
 
+  it('a chat name registers in the guest', async () => {
+    await d.guest(vm, 'vmgmt-guest chat register pausebob > /tmp/bob.out 2>/tmp/bob.err & echo started');
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !(await d.cli('chat', 'peers')).stdout.includes(`${vm}/pausebob`)) await new Promise((r) => setTimeout(r, 300));
+    expect((await d.cli('chat', 'peers')).stdout).toContain(`${vm}/pausebob`);
+  });
+
   it('pauses: QEMU reports paused, vm ls and vm inspect show it', async () => {
     const r = await d.cli('vm', 'pause', vm);
     expect(r.code, r.stderr).toBe(0);
@@ -48,7 +55,7 @@ describe('vm pause and resume', () => {
     for (const args of [
       ['cp', local, `${vm}:/tmp/f.txt`],
       ['cp', `${vm}:/etc/hostname`, path.join(d.baseDir, 'h')],
-      ['chat', 'send', `${vm}/echo`, 'hello'],
+      ['chat', 'send', 'pausebob', 'hello'],
     ]) {
       const t0 = Date.now();
       const r = await d.cli(...args);
