@@ -51,6 +51,8 @@ export type StreamAction =
   | { kind: 'push'; name: string; guestPath: string; sizeBytes: number }
   | { kind: 'pull'; name: string; guestPath: string }
   | { kind: 'download'; id: string }
+  /** `vmgmt vm exec`: the request line and stdin are in the body. */
+  | { kind: 'exec'; name: string }
   /** The event stream: the kinds asked for, and a host-side chat name to hold while it is open. */
   | { kind: 'events'; kinds: EventKind[]; as?: string };
 
@@ -227,6 +229,7 @@ function parseRouteRequest(
     case 'pull':
     case 'download':
     case 'events':
+    case 'exec':
       return fail(
         errorResponse(500, 'INTERNAL', `${route.method} /${route.segments.join('/')} is a streaming route and must not be read as a buffered request`, {
           route: route.id,
@@ -280,6 +283,11 @@ function parseStreamingRoute(
   const checked = checkName(params.name ?? '');
   if (!checked.ok) return checked;
   const { name } = checked;
+  if (route.id === 'exec') {
+    const problems = checkQuery(noQuerySchema, query.values);
+    if (problems.length) return invalid(route, problems);
+    return { ok: true, action: { kind: 'exec', name } };
+  }
   const parsedQuery = transferQuerySchema.safeParse(query.values);
   const queryProblems = parsedQuery.success ? [] : prefixProblems('query', zodProblems(parsedQuery.error));
 

@@ -11,6 +11,7 @@ export const API_ROUTE_IDS = [
   'kill',
   'pause',
   'resume',
+  'exec',
   'logs',
   'push',
   'pull',
@@ -46,6 +47,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'kill', method: 'POST', segments: ['v1', 'vms', ':name', 'kill'] },
   { id: 'pause', method: 'POST', segments: ['v1', 'vms', ':name', 'pause'] },
   { id: 'resume', method: 'POST', segments: ['v1', 'vms', ':name', 'resume'] },
+  /** One JSON line, then stdin; the answer streams exec frames (api-exec.ts). */
+  { id: 'exec', method: 'POST', segments: ['v1', 'vms', ':name', 'exec'], streaming: true },
   { id: 'logs', method: 'GET', segments: ['v1', 'vms', ':name', 'logs'] },
   { id: 'push', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'push'], streaming: true },
   { id: 'pull', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'pull'], streaming: true },

@@ -1,5 +1,6 @@
 // An in-memory VmManagerApi for tests of the API server and the CLI: no QEMU, same errors as the contract.
 // Copies move bytes between the caller's host fd and an in-memory guest file system (guestFiles).
+import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
@@ -110,6 +111,12 @@ export class FakeVmManager implements VmManagerApi {
     if (vm.state !== 'running') throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}, not running`, { name, state: vm.state });
     this.#exit(vm, null, 'SIGKILL', 'killed by request');
     return structuredClone(vm);
+  }
+
+  async exec(name: string, _opts: ExecOptions): Promise<ExecResult> {
+    this.#enter('exec', [name]);
+    const vm = this.#get(name);
+    throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}: the fake manager runs no commands`, { name, state: vm.state });
   }
 
   async pause(name: string): Promise<VmDetails> {

@@ -14,6 +14,7 @@ export type CliCommand =
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
+  | { kind: 'vm-exec'; name: string; argv: string[]; tty: boolean; timeoutMs?: number; env: string[]; cwd?: string }
   | { kind: 'stats'; name?: string; watch: boolean }
   | CpCommand
   | ChatCommand;
@@ -51,6 +52,9 @@ const OPTIONS = {
   watch: { type: 'boolean' },
   as: { type: 'string' },
   exec: { type: 'string' },
+  tty: { type: 'boolean' },
+  env: { type: 'string', multiple: true },
+  cwd: { type: 'string' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
@@ -69,6 +73,7 @@ const VM_COMMANDS = {
   console: { names: 1, options: [] },
   pause: { names: 1, options: [] },
   resume: { names: 1, options: [] },
+  exec: { names: 1, options: ['tty', 'timeout', 'env', 'cwd'] },
 } as const satisfies Record<string, { names: 0 | 1; options: readonly OptionName[] }>;
 type VmSubcommand = keyof typeof VM_COMMANDS;
 
@@ -79,10 +84,14 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     socketPath: env.VMGMT_SOCKET || DEFAULT_SOCKET_PATH,
     json: argv.includes('--json'),
   };
-  let values: Partial<Record<OptionName, string | boolean>>;
+  let values: Partial<Record<OptionName, string | boolean | string[]>>;
   let positionals: string[];
+  // `vmgmt vm exec NAME [options] -- CMD ARGS`: everything after the first -- is the guest command's own.
+  const dashes = argv.indexOf('--');
+  const execArgv = dashes >= 0 && argv.slice(0, dashes).includes('exec') ? argv.slice(dashes + 1) : undefined;
+  const ownArgv = execArgv ? argv.slice(0, dashes) : argv;
   try {
-    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({ args: [...ownArgv], options: OPTIONS, allowPositionals: true, strict: true }));
   } catch (err) {
     return { ok: false, message: (err as Error).message.split('\n')[0] ?? String(err), globals: fallbackGlobals };
   }
@@ -173,6 +182,21 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     }
     case 'rm':
       return done({ kind: 'vm-rm', name, force: values.force === true });
+    case 'exec': {
+      if (!execArgv || execArgv.length === 0) return usage('`vmgmt vm exec NAME -- CMD [ARGS]` needs the command after --');
+      const env = (values.env as string[] | undefined) ?? [];
+      const badEnv = env.find((e) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(e));
+      if (badEnv !== undefined) return usage(`--env takes NAME=VALUE (got ${JSON.stringify(badEnv)})`);
+      const cwd = values.cwd as string | undefined;
+      if (cwd !== undefined && !cwd.startsWith('/')) return usage(`--cwd takes an absolute guest path (got ${JSON.stringify(cwd)})`);
+      const command: CliCommand & { kind: 'vm-exec' } = { kind: 'vm-exec', name, argv: execArgv, tty: values.tty === true, env, ...(cwd !== undefined ? { cwd } : {}) };
+      if (values.timeout !== undefined) {
+        const timeoutMs = wholeNumber(values.timeout as string, 1);
+        if (timeoutMs === undefined) return usage(`--timeout takes milliseconds as a whole number >= 1 (got ${JSON.stringify(values.timeout)})`);
+        command.timeoutMs = timeoutMs;
+      }
+      return done(command);
+    }
     case 'logs': {
       const command: CliCommand & { kind: 'vm-logs' } = { kind: 'vm-logs', name };
       if (values.source !== undefined) {
@@ -202,7 +226,7 @@ const CHAT_COMMANDS = {
 
 const CHAT_NAME = /^[a-z0-9._-]{1,64}$/;
 
-function parseChatArgs(args: string[], values: Partial<Record<OptionName, string | boolean>>): { ok: true; command: ChatCommand } | { ok: false; message: string } {
+function parseChatArgs(args: string[], values: Partial<Record<OptionName, string | boolean | string[]>>): { ok: true; command: ChatCommand } | { ok: false; message: string } {
   const [sub, ...rest] = args;
   const fail = (message: string) => ({ ok: false as const, message });
   if (sub === undefined) return fail(`\`vmgmt chat\` needs a subcommand: ${Object.keys(CHAT_COMMANDS).join(', ')}`);

@@ -16,6 +16,12 @@ Usage:
   vmgmt vm pause NAME                  halt the VM's CPUs (QMP stop); cp, exec and chat to it
                                        answer "vm NAME is paused" until it is resumed
   vmgmt vm resume NAME                 let a paused VM run again (QMP cont)
+  vmgmt vm exec NAME [--tty] [--timeout MS] [--env K=V]... [--cwd DIR] -- CMD [ARGS]
+                                       run CMD in the guest through its agent: stdin forwarded,
+                                       stdout/stderr streamed, the CLI exits with CMD's exit code
+                                       (128+N: killed by signal N; 124: --timeout killed it);
+                                       --tty: a pseudo-terminal (vmgmt vm exec web --tty -- sh);
+                                       --json: NDJSON {"event":"output",...} lines, then {"event":"exit",...}
   vmgmt vm rm NAME [--force]           remove a VM (--force kills a running one first)
   vmgmt vm logs NAME [--source console|qemu|daemon] [--tail BYTES]
                                        print a VM's log (default: the serial console)

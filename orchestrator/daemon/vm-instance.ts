@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
+import type { ExecOptions, ExecResult, ExecService } from '../../device-backend/services/exec/exec-service.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
@@ -17,6 +18,7 @@ import type { SchedTarget } from './scheduler/cpu-scheduler.js';
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
 import { networkInfo } from '../vm/vm-network.js';
 import { agentCopy } from './agent-copy.js';
+import { vmExec } from './vm-exec.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { BootGate, ReleaseTurn } from './boot-gate.js';
 import { lastLines } from './file-tail.js';
@@ -71,6 +73,7 @@ export class VmInstance {
   private detached = false;
   /** The agent service of the device now served (a new one with each device). */
   private agent: AgentService | undefined;
+  private execService: ExecService | undefined;
   /** The stats service of the device now served. */
   private statsService: StatsService | undefined;
   readonly log: Logger;
@@ -206,6 +209,7 @@ export class VmInstance {
   private services(): MessageService[] {
     const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat(), this.deps.statsHub);
     this.agent = built.agent;
+    this.execService = built.exec;
     this.statsService = built.stats;
     return built.services;
   }
@@ -227,6 +231,16 @@ export class VmInstance {
       timeoutMs: opts.timeoutMs ?? 600_000,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
+  }
+
+  /** `vmgmt vm exec`: a command in the guest through the agent, its I/O streamed through opts.io. */
+  exec(opts: ExecOptions): Promise<ExecResult> {
+    this.requireRunning('commands');
+    const exec = this.execService;
+    if (!this.device || !exec) throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: commands need a running VM with its device`, { name: this.name });
+    this.log.info('exec', { argv0: opts.spec.argv[0], args: opts.spec.argv.length, tty: opts.spec.tty });
+    const agentWaitMs = this.agentUp ? DEFAULT_AGENT_WAIT_MS : Math.max(DEFAULT_AGENT_WAIT_MS, this.bootStartedAtMs + this.deps.config.boot.agentWaitMs - Date.now());
+    return vmExec(exec, { ...opts, agentWaitMs });
   }
 
   /** What the CPU scheduler needs of a running VM; undefined when it is not running with a QEMU process. */
@@ -285,6 +299,7 @@ export class VmInstance {
     );
     this.device = device;
     this.agent = services.agent;
+    this.execService = services.exec;
     this.statsService = services.stats;
     // The boot's turn ends when the agent is up (or the boot's deadline passes, or the VM goes away).
     const turn = this.bootTurn;

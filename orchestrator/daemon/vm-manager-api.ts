@@ -2,6 +2,7 @@
 // calls these; they throw VmgmtError.
 import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
+import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 
 // The answers are the API contract's shapes (orchestrator/api/api-contract.ts), named here for the daemon.
 export { VM_STATES } from '../api/api-contract.js';
@@ -15,6 +16,11 @@ export interface VmManagerApi {
   /** ACPI power button, then `quit` after the definition's deadline (or timeoutMs), then SIGKILL. */
   stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails>;
   kill(name: string): Promise<VmDetails>;
+  /**
+   * Runs a command in the guest through its agent (`vmgmt vm exec`): output goes to opts.io as it comes,
+   * each chunk taken only once the consumer has it. Refused at once ("vm NAME is paused") unless running.
+   */
+  exec(name: string, opts: ExecOptions): Promise<ExecResult>;
   /** QMP stop / cont; refused unless running / paused. */
   pause(name: string): Promise<VmDetails>;
   resume(name: string): Promise<VmDetails>;

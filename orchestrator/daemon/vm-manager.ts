@@ -16,6 +16,7 @@ import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
 import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
 import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
+import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
 import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
 import { isActive } from './vm-state-machine.js';
@@ -146,6 +147,10 @@ export class VmManager implements VmManagerApi {
 
   kill(name: string): Promise<VmDetails> {
     return this.get(name).kill();
+  }
+
+  exec(name: string, opts: ExecOptions): Promise<ExecResult> {
+    return this.get(name).exec(opts);
   }
 
   pause(name: string): Promise<VmDetails> {
