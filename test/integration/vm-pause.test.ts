@@ -49,12 +49,13 @@ describe('vm pause and resume', () => {
     expect(again.stderr).toContain(`vm ${vm} is paused already`);
   });
 
-  it('cp and chat to the paused VM answer "vm NAME is paused" at once', async () => {
+  it('cp, exec and chat to the paused VM answer "vm NAME is paused" at once', async () => {
     const local = path.join(d.baseDir, 'f.txt');
     writeFileSync(local, 'x');
     for (const args of [
       ['cp', local, `${vm}:/tmp/f.txt`],
       ['cp', `${vm}:/etc/hostname`, path.join(d.baseDir, 'h')],
+      ['vm', 'exec', vm, '--', 'true'],
       ['chat', 'send', 'pausebob', 'hello'],
     ]) {
       const t0 = Date.now();
