@@ -24,7 +24,8 @@ OUT_DIR="$SCRIPT_DIR/build"
 # Modules the guest loads at boot; busybox modprobe pulls in their deps from our modules.dep.
 REQUIRED_MODULES=(vfio vfio_iommu_type1 vfio-pci)
 # Missing ones only produce a warning: uio for the uio_pci_generic path, button+evdev for the ACPI power button.
-OPTIONAL_MODULES=(uio uio_pci_generic button evdev)
+# virtio_pci + virtio_net: the VM's NIC when its definition has a network (the init brings it up with DHCP).
+OPTIONAL_MODULES=(uio uio_pci_generic button evdev virtio_pci virtio_net)
 
 die() {
   echo "build-image: error: $*" >&2
@@ -163,6 +164,7 @@ done < <("$BUSYBOX" --list)
 
 install -m 0755 "$SCRIPT_DIR/init" "$STAGE/init"
 install -m 0755 "$SCRIPT_DIR/vmgmt-control.sh" "$STAGE/usr/sbin/vmgmt-control"
+install -D -m 0755 "$SCRIPT_DIR/udhcpc.script" "$STAGE/usr/share/udhcpc/default.script"
 echo "root:x:0:0:root:/root:/bin/sh" >"$STAGE/etc/passwd"
 echo "root:x:0:" >"$STAGE/etc/group"
 echo "vmgmt-guest" >"$STAGE/etc/hostname"

@@ -5,6 +5,7 @@ import {
   CHANNEL_LAYOUT, CHANNEL_STATE, DEVICE_STATUS, FEATURE, FILE_CLOSE_FLAG, FILE_HASH_RESP_BYTES,
   FILE_OPEN_FLAG, FILE_REMOVE_FLAG, FILE_TYPE, LIMITS, MAX_PATH_BYTES, MODE, MSG_RESPONSE_BIT, MSG_TYPE,
   PCI_IDS, STATUS, VECTOR, VMGMT_MAGIC, VMGMT_VERSION_MAJOR, VMGMT_VERSION_MINOR, WIRE_STRUCTS, STATS_LIMITS, STATS_PSI, STATS_SHARE_FLAG,
+  EXEC_FLAG, EXEC_LIMITS, EXEC_STREAM,
 } from './wire-layout.js';
 import type { FieldDef, StructDef } from './struct-def.js';
 
@@ -72,6 +73,9 @@ export function generateCHeader(): string {
     ...defines('VMGMT_CALC_LIMIT_', CALC_LIMITS),
     ...defines('VMGMT_CALC_KIND_', CALC_KIND),
     ...defines('VMGMT_STATS_LIMIT_', STATS_LIMITS),
+    ...defines('VMGMT_EXEC_LIMIT_', EXEC_LIMITS),
+    ...defines('VMGMT_EXEC_FLAG_', EXEC_FLAG),
+    ...defines('VMGMT_EXEC_STREAM_', EXEC_STREAM),
     ...defines('VMGMT_STATS_PSI_', STATS_PSI),
     ...defines('VMGMT_STATS_SHARE_', STATS_SHARE_FLAG),
     ...defines('VMGMT_ST_', statusDefs),

@@ -53,6 +53,8 @@ export const MODE = {
   CALC: 4,
   /** The resident guest agent: file-mode commands, plus requests the host starts (AGENT_COPY). */
   AGENT: 5,
+  /** One `vmgmt vm exec` process: the agent forks it on EXEC_START; it streams the command's I/O (exec.c). */
+  EXEC: 6,
 } as const;
 export type ModeName = keyof typeof MODE;
 export type Mode = (typeof MODE)[ModeName];
@@ -113,7 +115,40 @@ export const MSG_TYPE = {
   CALC_END: 0x0505,
   /** Payload struct vmgmt_calc_list: the functions this VM may call, vmgmt_calc_entry records into the data slice. */
   CALC_LIST: 0x0506,
+  /** Core -> agent request on the agent channel: fork an exec process for a session, struct vmgmt_exec_start. */
+  EXEC_START: 0x0601,
+  /** Exec mode (guest -> core). Payload struct vmgmt_exec_attach: this channel serves that session; the answer
+   * (vmgmt_exec_spec) says where the command line lies in the data slice. */
+  EXEC_ATTACH: 0x0602,
+  /** Payload struct vmgmt_exec_io: output bytes at buf_offset of the slice; answered once the host has taken
+   * them (the back-pressure: the guest reads its pipes only while it has answers). */
+  EXEC_OUTPUT: 0x0603,
+  /** Payload struct vmgmt_exec_io: ask for up to `length` stdin bytes at buf_offset; answered (vmgmt_exec_io_result)
+   * when the host has some, or at end of input. */
+  EXEC_INPUT: 0x0604,
+  /** Payload struct vmgmt_exec_exit: the command ended; the last request of a session. */
+  EXEC_EXIT: 0x0605,
+  /** Core -> guest push (request id 0): send a signal to the command (timeout, client gone), struct vmgmt_exec_signal. */
+  EXEC_SIGNAL: 0x0681,
+  /** Core -> guest push (request id 0): the client's terminal size changed (--tty), struct vmgmt_exec_resize. */
+  EXEC_RESIZE: 0x0682,
 } as const;
+
+/** Exec mode. */
+export const EXEC_LIMITS = {
+  /** Bytes of the command line (cwd, argv, env with their NULs) in the data slice. */
+  MAX_SPEC_BYTES: 256 * 1024,
+  MAX_ARGS: 4096,
+} as const;
+
+/** vmgmt_exec_start.flags and vmgmt_exec_spec.flags. */
+export const EXEC_FLAG = {
+  /** Run the command on a pseudo-terminal (stdout and stderr are one stream, stdout). */
+  TTY: 1,
+} as const;
+
+/** vmgmt_exec_io.stream. */
+export const EXEC_STREAM = { STDIN: 0, STDOUT: 1, STDERR: 2 } as const;
 
 /** Calculation mode limits. */
 export const CALC_LIMITS = {
@@ -305,6 +340,10 @@ export const STATUS = {
   STATS_BAD_VERSION: { code: 60, text: 'stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length' },
   STATS_OUT_OF_RANGE: { code: 61, text: 'stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)' },
   STATS_COUNTER_BACKWARDS: { code: 62, text: 'stats record has a counter (CPU time, uptime or sequence) that went backwards' },
+  EXEC_NO_SESSION: { code: 85, text: 'no exec session with this token on this host (it ended, timed out, or was never started)' },
+  EXEC_BAD_STEP: { code: 86, text: 'exec request not valid now (the channel has not attached to a session, attached already, or the command exited)' },
+  EXEC_SPAWN_FAILED: { code: 87, text: 'the guest agent could not start an exec process (fork failed, or no free channel)' },
+  EXEC_TOO_LARGE: { code: 88, text: 'exec command line larger than the data slice or EXEC_LIMITS allow' },
   STATS_TOO_FREQUENT: { code: 63, text: 'stats records come faster than this VM may send them (see the interval the host pushed)' },
 } as const;
 export type MsgTypeName = keyof typeof MSG_TYPE;
@@ -665,6 +704,54 @@ export const CALC_ENTRY = defineStruct('vmgmt_calc_entry', 'One CALC_LIST record
   ['reserved', 'u32', 'zero'],
 ]);
 
+export const EXEC_START_REQ = defineStruct('vmgmt_exec_start', 'EXEC_START request payload (on the agent channel).', 24, [
+  ['token', 'u8', 'the session: random bytes the exec process gives back in EXEC_ATTACH', 16],
+  ['flags', 'u32', 'EXEC_FLAG'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const EXEC_ATTACH_REQ = defineStruct('vmgmt_exec_attach', 'EXEC_ATTACH request payload.', 16, [
+  ['token', 'u8', 'the token of the EXEC_START that started this process', 16],
+]);
+
+export const EXEC_SPEC = defineStruct('vmgmt_exec_spec', 'EXEC_ATTACH answer: the command line is at offset 0 of the data slice: cwd NUL, argc args each NUL, envc NAME=VALUE each NUL.', 24, [
+  ['spec_bytes', 'u32', 'bytes of the command line in the slice, at most EXEC_LIMITS.MAX_SPEC_BYTES'],
+  ['argc', 'u32', '1..EXEC_LIMITS.MAX_ARGS'],
+  ['envc', 'u32', 'environment entries added to the agent\'s'],
+  ['flags', 'u32', 'EXEC_FLAG'],
+  ['rows', 'u16', '--tty: terminal rows (0: leave the default)'],
+  ['cols', 'u16', '--tty: terminal columns'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const EXEC_IO_REQ = defineStruct('vmgmt_exec_io', 'EXEC_OUTPUT and EXEC_INPUT request payload.', 16, [
+  ['stream', 'u32', 'EXEC_STREAM: STDOUT or STDERR for EXEC_OUTPUT, STDIN for EXEC_INPUT'],
+  ['length', 'u32', 'OUTPUT: bytes at buf_offset; INPUT: the most the host may put there'],
+  ['buf_offset', 'u32', 'where in the channel data slice'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const EXEC_IO_RESP = defineStruct('vmgmt_exec_io_result', 'EXEC_INPUT answer payload.', 8, [
+  ['bytes', 'u32', 'stdin bytes the host put at buf_offset'],
+  ['eof', 'u32', '1: the input ended (after these bytes)'],
+]);
+
+export const EXEC_EXIT_REQ = defineStruct('vmgmt_exec_exit', 'EXEC_EXIT request payload.', 8, [
+  ['exit_code', 'i32', 'the exit status (0..255), or -1 when a signal ended the command'],
+  ['signal', 'i32', 'the signal that ended it, or 0'],
+]);
+
+export const EXEC_SIGNAL_MSG = defineStruct('vmgmt_exec_signal', 'EXEC_SIGNAL push payload.', 8, [
+  ['signal', 'u32', 'a signal number (SIGTERM 15, SIGKILL 9, SIGINT 2, ...)'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const EXEC_RESIZE_MSG = defineStruct('vmgmt_exec_resize', 'EXEC_RESIZE push payload.', 8, [
+  ['rows', 'u16', 'terminal rows'],
+  ['cols', 'u16', 'terminal columns'],
+  ['reserved', 'u32', 'zero'],
+]);
+
 /** Every wire struct, in the order the C header declares them: the generator and the layout tests use this list. */
 export const WIRE_STRUCTS = [
   HEADER, CHANNEL, RING, MSG_HEADER, SET_MODE_REQ,
@@ -673,4 +760,5 @@ export const WIRE_STRUCTS = [
   CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX,
   STATS_RECORD, STATS_CONFIG_MSG, STATS_SHARE_MSG,
   CALC_BEGIN_REQ, CALC_JOB_REQ, CALC_IO_REQ, CALC_IO_RESP, CALC_RESULT, CALC_FAILURE, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_ENTRY,
+  EXEC_START_REQ, EXEC_ATTACH_REQ, EXEC_SPEC, EXEC_IO_REQ, EXEC_IO_RESP, EXEC_EXIT_REQ, EXEC_SIGNAL_MSG, EXEC_RESIZE_MSG,
 ] as const;

@@ -7,6 +7,7 @@ import type { VmgmtNative } from '../native/index.js';
 import { AgentService } from './agent/agent-service.js';
 import type { CalcCatalog } from './calc/calc-programs.js';
 import { CalcService } from './calc/calc-service.js';
+import { ExecService } from './exec/exec-service.js';
 import type { ChatHub } from './chat/chat-hub.js';
 import { ChatService } from './chat/chat-service.js';
 import type { StatsHub } from './stats/stats-hub.js';
@@ -38,6 +39,8 @@ export interface DeviceServices {
   /** Host-started copies through the guest agent (`vmgmt cp`). */
   agent: AgentService;
   calc: CalcService;
+  /** `vmgmt vm exec` through the guest agent. */
+  exec: ExecService;
   chat?: ChatService;
   stats?: StatsService;
 }
@@ -46,7 +49,8 @@ export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const files = new FileService({ native: opts.native, ...(opts.files ? { config: opts.files } : {}), log: opts.log });
   const agent = new AgentService({ native: opts.native, log: opts.log });
   const calc = new CalcService({ native: opts.native, log: opts.log, ...(opts.calc ? { catalog: opts.calc } : {}) });
-  const built: DeviceServices = { services: [pingService, files, agent, calc], files, agent, calc };
+  const exec = new ExecService({ agent, log: opts.log });
+  const built: DeviceServices = { services: [pingService, files, agent, calc, exec], files, agent, calc, exec };
   if (opts.chat) {
     built.chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
     built.services.push(built.chat);

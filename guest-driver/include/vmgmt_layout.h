@@ -33,6 +33,7 @@
 #define VMGMT_MODE_CHAT 0x3
 #define VMGMT_MODE_CALC 0x4
 #define VMGMT_MODE_AGENT 0x5
+#define VMGMT_MODE_EXEC 0x6
 #define VMGMT_MSG_PING 0x1
 #define VMGMT_MSG_SET_MODE 0x2
 #define VMGMT_MSG_FILE_OPEN 0x101
@@ -64,6 +65,13 @@
 #define VMGMT_MSG_CALC_OUTPUT 0x504
 #define VMGMT_MSG_CALC_END 0x505
 #define VMGMT_MSG_CALC_LIST 0x506
+#define VMGMT_MSG_EXEC_START 0x601
+#define VMGMT_MSG_EXEC_ATTACH 0x602
+#define VMGMT_MSG_EXEC_OUTPUT 0x603
+#define VMGMT_MSG_EXEC_INPUT 0x604
+#define VMGMT_MSG_EXEC_EXIT 0x605
+#define VMGMT_MSG_EXEC_SIGNAL 0x681
+#define VMGMT_MSG_EXEC_RESIZE 0x682
 #define VMGMT_FILE_OPEN_READ 0x1
 #define VMGMT_FILE_OPEN_WRITE 0x2
 #define VMGMT_FILE_CLOSE_COMMIT 0x1
@@ -109,6 +117,12 @@
 #define VMGMT_STATS_LIMIT_MIN_INTERVAL_MS 0x64
 #define VMGMT_STATS_LIMIT_MAX_INTERVAL_MS 0xea60
 #define VMGMT_STATS_LIMIT_DEFAULT_INTERVAL_MS 0x3e8
+#define VMGMT_EXEC_LIMIT_MAX_SPEC_BYTES 0x40000
+#define VMGMT_EXEC_LIMIT_MAX_ARGS 0x1000
+#define VMGMT_EXEC_FLAG_TTY 0x1
+#define VMGMT_EXEC_STREAM_STDIN 0x0
+#define VMGMT_EXEC_STREAM_STDOUT 0x1
+#define VMGMT_EXEC_STREAM_STDERR 0x2
 #define VMGMT_STATS_PSI_CPU 0x1
 #define VMGMT_STATS_PSI_MEMORY 0x2
 #define VMGMT_STATS_PSI_IO 0x4
@@ -175,6 +189,10 @@
 #define VMGMT_ST_STATS_BAD_VERSION 0x3c
 #define VMGMT_ST_STATS_OUT_OF_RANGE 0x3d
 #define VMGMT_ST_STATS_COUNTER_BACKWARDS 0x3e
+#define VMGMT_ST_EXEC_NO_SESSION 0x55
+#define VMGMT_ST_EXEC_BAD_STEP 0x56
+#define VMGMT_ST_EXEC_SPAWN_FAILED 0x57
+#define VMGMT_ST_EXEC_TOO_LARGE 0x58
 #define VMGMT_ST_STATS_TOO_FREQUENT 0x3f
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
@@ -810,6 +828,94 @@ _Static_assert(offsetof(struct vmgmt_calc_entry, kind) == 1, "struct vmgmt_calc_
 _Static_assert(offsetof(struct vmgmt_calc_entry, desc_len) == 2, "struct vmgmt_calc_entry.desc_len offset");
 _Static_assert(offsetof(struct vmgmt_calc_entry, reserved) == 4, "struct vmgmt_calc_entry.reserved offset");
 
+/* EXEC_START request payload (on the agent channel). */
+struct vmgmt_exec_start {
+    uint8_t token[16];                      /* @0: the session: random bytes the exec process gives back in EXEC_ATTACH */
+    uint32_t flags;                         /* @16: EXEC_FLAG */
+    uint32_t reserved;                      /* @20: zero */
+};
+_Static_assert(sizeof(struct vmgmt_exec_start) == 24, "struct vmgmt_exec_start size");
+_Static_assert(offsetof(struct vmgmt_exec_start, token) == 0, "struct vmgmt_exec_start.token offset");
+_Static_assert(offsetof(struct vmgmt_exec_start, flags) == 16, "struct vmgmt_exec_start.flags offset");
+_Static_assert(offsetof(struct vmgmt_exec_start, reserved) == 20, "struct vmgmt_exec_start.reserved offset");
+
+/* EXEC_ATTACH request payload. */
+struct vmgmt_exec_attach {
+    uint8_t token[16];                      /* @0: the token of the EXEC_START that started this process */
+};
+_Static_assert(sizeof(struct vmgmt_exec_attach) == 16, "struct vmgmt_exec_attach size");
+_Static_assert(offsetof(struct vmgmt_exec_attach, token) == 0, "struct vmgmt_exec_attach.token offset");
+
+/* EXEC_ATTACH answer: the command line is at offset 0 of the data slice: cwd NUL, argc args each NUL, envc NAME=VALUE each NUL. */
+struct vmgmt_exec_spec {
+    uint32_t spec_bytes;                    /* @0: bytes of the command line in the slice, at most EXEC_LIMITS.MAX_SPEC_BYTES */
+    uint32_t argc;                          /* @4: 1..EXEC_LIMITS.MAX_ARGS */
+    uint32_t envc;                          /* @8: environment entries added to the agent's */
+    uint32_t flags;                         /* @12: EXEC_FLAG */
+    uint16_t rows;                          /* @16: --tty: terminal rows (0: leave the default) */
+    uint16_t cols;                          /* @18: --tty: terminal columns */
+    uint32_t reserved;                      /* @20: zero */
+};
+_Static_assert(sizeof(struct vmgmt_exec_spec) == 24, "struct vmgmt_exec_spec size");
+_Static_assert(offsetof(struct vmgmt_exec_spec, spec_bytes) == 0, "struct vmgmt_exec_spec.spec_bytes offset");
+_Static_assert(offsetof(struct vmgmt_exec_spec, argc) == 4, "struct vmgmt_exec_spec.argc offset");
+_Static_assert(offsetof(struct vmgmt_exec_spec, envc) == 8, "struct vmgmt_exec_spec.envc offset");
+_Static_assert(offsetof(struct vmgmt_exec_spec, flags) == 12, "struct vmgmt_exec_spec.flags offset");
+_Static_assert(offsetof(struct vmgmt_exec_spec, rows) == 16, "struct vmgmt_exec_spec.rows offset");
+_Static_assert(offsetof(struct vmgmt_exec_spec, cols) == 18, "struct vmgmt_exec_spec.cols offset");
+_Static_assert(offsetof(struct vmgmt_exec_spec, reserved) == 20, "struct vmgmt_exec_spec.reserved offset");
+
+/* EXEC_OUTPUT and EXEC_INPUT request payload. */
+struct vmgmt_exec_io {
+    uint32_t stream;                        /* @0: EXEC_STREAM: STDOUT or STDERR for EXEC_OUTPUT, STDIN for EXEC_INPUT */
+    uint32_t length;                        /* @4: OUTPUT: bytes at buf_offset; INPUT: the most the host may put there */
+    uint32_t buf_offset;                    /* @8: where in the channel data slice */
+    uint32_t reserved;                      /* @12: zero */
+};
+_Static_assert(sizeof(struct vmgmt_exec_io) == 16, "struct vmgmt_exec_io size");
+_Static_assert(offsetof(struct vmgmt_exec_io, stream) == 0, "struct vmgmt_exec_io.stream offset");
+_Static_assert(offsetof(struct vmgmt_exec_io, length) == 4, "struct vmgmt_exec_io.length offset");
+_Static_assert(offsetof(struct vmgmt_exec_io, buf_offset) == 8, "struct vmgmt_exec_io.buf_offset offset");
+_Static_assert(offsetof(struct vmgmt_exec_io, reserved) == 12, "struct vmgmt_exec_io.reserved offset");
+
+/* EXEC_INPUT answer payload. */
+struct vmgmt_exec_io_result {
+    uint32_t bytes;                         /* @0: stdin bytes the host put at buf_offset */
+    uint32_t eof;                           /* @4: 1: the input ended (after these bytes) */
+};
+_Static_assert(sizeof(struct vmgmt_exec_io_result) == 8, "struct vmgmt_exec_io_result size");
+_Static_assert(offsetof(struct vmgmt_exec_io_result, bytes) == 0, "struct vmgmt_exec_io_result.bytes offset");
+_Static_assert(offsetof(struct vmgmt_exec_io_result, eof) == 4, "struct vmgmt_exec_io_result.eof offset");
+
+/* EXEC_EXIT request payload. */
+struct vmgmt_exec_exit {
+    int32_t exit_code;                      /* @0: the exit status (0..255), or -1 when a signal ended the command */
+    int32_t signal;                         /* @4: the signal that ended it, or 0 */
+};
+_Static_assert(sizeof(struct vmgmt_exec_exit) == 8, "struct vmgmt_exec_exit size");
+_Static_assert(offsetof(struct vmgmt_exec_exit, exit_code) == 0, "struct vmgmt_exec_exit.exit_code offset");
+_Static_assert(offsetof(struct vmgmt_exec_exit, signal) == 4, "struct vmgmt_exec_exit.signal offset");
+
+/* EXEC_SIGNAL push payload. */
+struct vmgmt_exec_signal {
+    uint32_t signal;                        /* @0: a signal number (SIGTERM 15, SIGKILL 9, SIGINT 2, ...) */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_exec_signal) == 8, "struct vmgmt_exec_signal size");
+_Static_assert(offsetof(struct vmgmt_exec_signal, signal) == 0, "struct vmgmt_exec_signal.signal offset");
+_Static_assert(offsetof(struct vmgmt_exec_signal, reserved) == 4, "struct vmgmt_exec_signal.reserved offset");
+
+/* EXEC_RESIZE push payload. */
+struct vmgmt_exec_resize {
+    uint16_t rows;                          /* @0: terminal rows */
+    uint16_t cols;                          /* @2: terminal columns */
+    uint32_t reserved;                      /* @4: zero */
+};
+_Static_assert(sizeof(struct vmgmt_exec_resize) == 8, "struct vmgmt_exec_resize size");
+_Static_assert(offsetof(struct vmgmt_exec_resize, rows) == 0, "struct vmgmt_exec_resize.rows offset");
+_Static_assert(offsetof(struct vmgmt_exec_resize, cols) == 2, "struct vmgmt_exec_resize.cols offset");
+_Static_assert(offsetof(struct vmgmt_exec_resize, reserved) == 4, "struct vmgmt_exec_resize.reserved offset");
+
 /* Offset of a channel, its rings and slot arrays inside BAR2, from the header geometry. */
 static inline uint64_t vmgmt_channel_offset(const struct vmgmt_header *h, uint32_t ch)
 { return (uint64_t)h->channels_offset + (uint64_t)ch * h->channel_stride; }
@@ -887,6 +993,10 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 60: return "stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length";
     case 61: return "stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)";
     case 62: return "stats record has a counter (CPU time, uptime or sequence) that went backwards";
+    case 85: return "no exec session with this token on this host (it ended, timed out, or was never started)";
+    case 86: return "exec request not valid now (the channel has not attached to a session, attached already, or the command exited)";
+    case 87: return "the guest agent could not start an exec process (fork failed, or no free channel)";
+    case 88: return "exec command line larger than the data slice or EXEC_LIMITS allow";
     case 63: return "stats records come faster than this VM may send them (see the interval the host pushed)";
     default: return "unknown status (driver older than the core?)";
     }
@@ -927,6 +1037,13 @@ static inline const char *vmgmt_msg_type_name(uint16_t type)
     case 0x504: return "CALC_OUTPUT";
     case 0x505: return "CALC_END";
     case 0x506: return "CALC_LIST";
+    case 0x601: return "EXEC_START";
+    case 0x602: return "EXEC_ATTACH";
+    case 0x603: return "EXEC_OUTPUT";
+    case 0x604: return "EXEC_INPUT";
+    case 0x605: return "EXEC_EXIT";
+    case 0x681: return "EXEC_SIGNAL";
+    case 0x682: return "EXEC_RESIZE";
     default: return "unknown";
     }
 }

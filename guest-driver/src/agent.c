@@ -18,6 +18,7 @@
 #include "channel.h"
 #include "cli.h"
 #include "clock.h"
+#include "exec.h"
 #include "fileop.h"
 #include "relay.h"
 #include "report.h"
@@ -143,6 +144,10 @@ static bool agent_flush_deferred(struct agent *a)
 static void agent_on_request(void *arg, const struct vmgmt_msg *msg, const uint8_t *payload)
 {
     struct agent *a = arg;
+    if (msg->type == VMGMT_MSG_EXEC_START) { /* `vmgmt vm exec`: forks an exec process (exec.c), answers at once */
+        agent_refuse(a, msg->request_id, msg->type, exec_spawn(&a->common, msg, payload));
+        return;
+    }
     if (msg->type != VMGMT_MSG_AGENT_COPY) {
         /* The core decodes answers too and counts one of a type it does not know as our protocol error. */
         fprintf(stderr, "agent: ignored request %u of unknown type 0x%04x: the agent serves AGENT_COPY (0x0201) only, and an answer of an unknown type would count as a protocol error against this channel\n",

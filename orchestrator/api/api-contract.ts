@@ -281,12 +281,22 @@ export const vmDeviceInfoSchema = z.object({
 });
 export type VmDeviceInfo = z.infer<typeof vmDeviceInfoSchema>;
 
+/** The VM's network as the daemon sets it up: the mode, the MAC in use, forwards or the tap interface. */
+export const vmNetworkInfoSchema = z.object({
+  mode: z.enum(['none', 'user', 'bridge', 'tap']),
+  mac: z.string().nullable(),
+  forwards: z.array(z.object({ protocol: z.enum(['tcp', 'udp']), hostAddress: z.string(), hostPort: count, guestPort: count })).optional(),
+  bridge: z.string().optional(),
+  ifname: z.string().optional(),
+});
+
 /** `GET /v1/vms/:name`, and the answer of create, start, stop and kill. */
 export const vmDetailsSchema = vmSummarySchema.extend({
   definition: vmDefinitionSchema,
   paths: vmPathsSchema,
   device: vmDeviceInfoSchema.nullable(),
   stateReason: z.string(),
+  network: vmNetworkInfoSchema.optional(),
 });
 export type VmDetails = z.infer<typeof vmDetailsSchema>;
 
@@ -429,6 +439,8 @@ export const ANSWERS = {
   start: { kind: 'json', schema: vmDetailsSchema },
   stop: { kind: 'json', schema: vmDetailsSchema },
   kill: { kind: 'json', schema: vmDetailsSchema },
+  pause: { kind: 'json', schema: vmDetailsSchema },
+  resume: { kind: 'json', schema: vmDetailsSchema },
   remove: { kind: 'empty' },
   logs: { kind: 'text' },
   update: { kind: 'json', schema: vmDetailsSchema },
@@ -442,6 +454,42 @@ export const ANSWERS = {
   stats: { kind: 'json', schema: statsListSchema },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
+
+// ---- vm exec (POST /v1/vms/:name/exec) -------------------------------------------------------------------
+
+/**
+ * The first line of an exec request's body (JSON, then a newline); the rest of the body is the command's
+ * stdin, to its end. The answer is a stream of exec frames (exec-frames.ts).
+ */
+export const execRequestSchema = z
+  .object({
+    argv: z.array(z.string().max(65_536)).min(1).max(4096),
+    /** NAME=VALUE entries added to the guest agent's environment. */
+    env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=VALUE')).max(4096).default([]),
+    cwd: z.string().startsWith('/', 'must be an absolute guest path').max(4096).optional(),
+    /** A pseudo-terminal: stdout and stderr are one stream. */
+    tty: z.boolean().default(false),
+    rows: z.number().int().min(0).max(65_535).default(0),
+    cols: z.number().int().min(0).max(65_535).default(0),
+    /** SIGKILL after this long; the exit frame says timedOut. */
+    timeoutMs: z.number().int().min(1).max(7 * 24 * 3_600_000).optional(),
+  })
+  .strict();
+export type ExecRequest = z.infer<typeof execRequestSchema>;
+export type ExecRequestInput = z.input<typeof execRequestSchema>;
+
+export const EXEC_FRAMES_CONTENT_TYPE = 'application/vnd.vmgmt.exec-frames';
+
+/** The exit frame's JSON: how the command ended. */
+export const execExitSchema = z.object({
+  exitCode: z.number().int().min(0).max(255).nullable(),
+  signal: z.number().int().min(1).max(64).nullable(),
+  timedOut: z.boolean(),
+  stdoutBytes: count,
+  stderrBytes: count,
+  durationMs: z.number().min(0),
+});
+export type ExecExit = z.infer<typeof execExitSchema>;
 
 // ---- Transfer events (NDJSON lines of push and pull) ---------------------------------------------------
 

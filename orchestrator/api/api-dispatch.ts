@@ -86,6 +86,10 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
       );
     case 'kill':
       return jsonResponse(200, await manager.kill(action.name));
+    case 'pause':
+      return jsonResponse(200, await manager.pause(action.name));
+    case 'resume':
+      return jsonResponse(200, await manager.resume(action.name));
     case 'remove':
       await manager.remove(action.name, { force: action.force });
       return { status: 204, kind: 'empty' };

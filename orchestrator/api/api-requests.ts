@@ -35,6 +35,7 @@ export type ApiAction =
   | { kind: 'start'; name: string }
   | { kind: 'stop'; name: string; timeoutMs?: number }
   | { kind: 'kill'; name: string }
+  | { kind: 'pause' | 'resume'; name: string }
   | { kind: 'remove'; name: string; force: boolean }
   | { kind: 'logs'; name: string; source: LogSource; tailBytes?: number; fromByte?: number }
   | { kind: 'update'; name: string; definition: VmDefinition }
@@ -52,6 +53,8 @@ export type StreamAction =
   | { kind: 'push'; name: string; guestPath: string; sizeBytes: number }
   | { kind: 'pull'; name: string; guestPath: string }
   | { kind: 'download'; id: string }
+  /** `vmgmt vm exec`: the request line and stdin are in the body. */
+  | { kind: 'exec'; name: string }
   /** The event stream: the kinds asked for, and a host-side chat name to hold while it is open. */
   | { kind: 'events'; kinds: EventKind[]; as?: string };
 
@@ -145,7 +148,9 @@ function parseRouteRequest(
       return ok({ kind: 'create', definition: parsed.data });
     }
     case 'start':
-    case 'kill': {
+    case 'kill':
+    case 'pause':
+    case 'resume': {
       const queryProblems = checkQuery(noQuerySchema, query);
       if (queryProblems.length) return invalid(route, queryProblems);
       const body = parseJsonBody(bodyText, { required: false });
@@ -244,6 +249,7 @@ function parseRouteRequest(
     case 'pull':
     case 'download':
     case 'events':
+    case 'exec':
       return fail(
         errorResponse(500, 'INTERNAL', `${route.method} /${route.segments.join('/')} is a streaming route and must not be read as a buffered request`, {
           route: route.id,
@@ -297,6 +303,11 @@ function parseStreamingRoute(
   const checked = checkName(params.name ?? '');
   if (!checked.ok) return checked;
   const { name } = checked;
+  if (route.id === 'exec') {
+    const problems = checkQuery(noQuerySchema, query.values);
+    if (problems.length) return invalid(route, problems);
+    return { ok: true, action: { kind: 'exec', name } };
+  }
   const parsedQuery = transferQuerySchema.safeParse(query.values);
   const queryProblems = parsedQuery.success ? [] : prefixProblems('query', zodProblems(parsedQuery.error));
 

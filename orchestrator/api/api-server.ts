@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import path from 'node:path';
 import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
 import { handleEventStream } from './api-events.js';
+import { handleExec } from './api-exec.js';
 import { ApiEventHub } from './event-hub.js';
 import { findRepoRoot } from '../vm/repo-root.js';
 import { dispatchApiRequest } from './api-dispatch.js';
@@ -95,7 +96,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
             ? { kind: 'answer' as const, response: head.response }
             : head.action.kind === 'events'
               ? handleEventStream(head.action, req, res, { events, log, ...(opts.chat ? { chat: opts.chat } : {}) })
-              : await handleStreamAction(head.action, req, res, {
+              : head.action.kind === 'exec'
+                ? await handleExec(head.action.name, req, res, { manager, log })
+                : await handleStreamAction(head.action, req, res, {
                 manager,
                 store,
                 log,

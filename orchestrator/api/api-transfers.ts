@@ -32,7 +32,7 @@ export interface TransferContext {
 export type StreamOutcome = { kind: 'answer'; response: ApiResponse } | { kind: 'streamed'; status: number };
 
 /** The streaming routes of file transfers (the event stream is api-events.ts's). */
-export type TransferAction = Exclude<StreamAction, { kind: 'events' }>;
+export type TransferAction = Exclude<StreamAction, { kind: 'events' } | { kind: 'exec' }>;
 
 export async function handleStreamAction(
   action: TransferAction,

@@ -1,6 +1,7 @@
 // An in-memory VmManagerApi for tests of the API server and the CLI: no QEMU, same errors as the contract.
 // Copies move bytes between the caller's host fd (a push: a pipe, read in order) and an in-memory guest file
 // system (guestFiles).
+import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
@@ -110,6 +111,28 @@ export class FakeVmManager implements VmManagerApi {
     const vm = this.#get(name);
     if (vm.state !== 'running') throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}, not running`, { name, state: vm.state });
     this.#exit(vm, null, 'SIGKILL', 'killed by request');
+    return structuredClone(vm);
+  }
+
+  async exec(name: string, _opts: ExecOptions): Promise<ExecResult> {
+    this.#enter('exec', [name]);
+    const vm = this.#get(name);
+    throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}: the fake manager runs no commands`, { name, state: vm.state });
+  }
+
+  async pause(name: string): Promise<VmDetails> {
+    this.#enter('pause', [name]);
+    const vm = this.#get(name);
+    if (vm.state !== 'running') throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}: only a running VM can be paused`, { name, state: vm.state });
+    vm.state = 'paused';
+    return structuredClone(vm);
+  }
+
+  async resume(name: string): Promise<VmDetails> {
+    this.#enter('resume', [name]);
+    const vm = this.#get(name);
+    if (vm.state !== 'paused') throw new VmgmtError('INVALID_STATE', `vm ${name} is ${vm.state}: only a paused VM can be resumed`, { name, state: vm.state });
+    vm.state = 'running';
     return structuredClone(vm);
   }
 

@@ -97,6 +97,8 @@ export interface ApiClient {
   start(name: string): Promise<VmDetails>;
   stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails>;
   kill(name: string): Promise<VmDetails>;
+  pause(name: string): Promise<VmDetails>;
+  resume(name: string): Promise<VmDetails>;
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts?: { source?: LogSource; tailBytes?: number }): Promise<string>;
   /** A piece of a log (its tail, or from fromByte on) and the offset just past it, for `vm logs -f`. */
@@ -273,6 +275,8 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
       }
       return { text: reply.text, endByte: end };
     },
+    pause: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/pause'), {}),
+    resume: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/resume'), {}),
     async remove(name, o = {}) {
       await call('DELETE', vmPath(name, `?force=${o.force === true}`));
     },

@@ -14,12 +14,13 @@ export type CliCommand =
   | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }
   | { kind: 'vm-create'; file: string }
   | { kind: 'vm-ls'; quiet: boolean }
-  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-edit'; name: string }
+  | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-edit' | 'vm-pause' | 'vm-resume'; name: string }
   | { kind: 'vm-console'; name: string; lingerMs?: number }
   | { kind: 'vm-update'; name: string; file: string }
   | { kind: 'vm-stop'; name: string; timeoutMs?: number }
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number; follow: boolean }
+  | { kind: 'vm-exec'; name: string; argv: string[]; tty: boolean; timeoutMs?: number; env: string[]; cwd?: string }
   | { kind: 'stats'; name?: string; watch: boolean }
   | CpCommand
   | ChatCommand;
@@ -42,8 +43,8 @@ export type ParsedCli =
   /** group: the command word (`vm`, `cp`, ...) when argv got that far; helpFor: the command's words for the hint. */
   | { ok: false; message: string; globals: CliGlobals; group?: string; helpFor?: string };
 
-type OptionSpec = { type: 'string' | 'boolean'; short?: string };
-type OptionValues = Partial<Record<string, string | boolean>>;
+type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
+type OptionValues = Partial<Record<string, string | boolean | (string | boolean)[]>>;
 
 /**
  * A command's options as node:util parseArgs wants them, from its flags in the help table (command-help.ts):
@@ -54,7 +55,7 @@ function optionSpecs(flags: readonly FlagHelp[]): Record<string, OptionSpec> {
   for (const f of flags) {
     const parts = f.flag.split(',').map((p) => p.trim());
     const short = parts.find((p) => /^-[A-Za-z]$/.test(p));
-    specs[longName(f.flag)] = { type: f.value ? 'string' : 'boolean', ...(short ? { short: short.slice(1) } : {}) };
+    specs[longName(f.flag)] = { type: f.value ? 'string' : 'boolean', ...(short ? { short: short.slice(1) } : {}), ...(f.repeats ? { multiple: true } : {}) };
   }
   return specs;
 }
@@ -77,6 +78,9 @@ const VM_COMMANDS = {
   console: { names: 1 },
   update: { names: 1 },
   edit: { names: 1 },
+  pause: { names: 1 },
+  resume: { names: 1 },
+  exec: { names: 1 },
 } as const satisfies Record<string, { names: 0 | 1 }>;
 type VmSubcommand = keyof typeof VM_COMMANDS;
 
@@ -155,7 +159,11 @@ function optionError(err: unknown, entry: CommandHelp | undefined, argv: readonl
 }
 
 export function parseCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedCli {
-  const words = commandWords(argv);
+  // `vmgmt vm exec NAME [options] -- CMD ARGS`: everything after the first -- is the guest command's own.
+  const dashes = argv.indexOf('--');
+  const execArgv = dashes >= 0 && argv.slice(0, dashes).includes('exec') ? argv.slice(dashes + 1) : undefined;
+  const ownArgv = execArgv ? argv.slice(0, dashes) : argv;
+  const words = commandWords(ownArgv);
   const beforeDashes = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
   const fallbackGlobals: CliGlobals = {
     socketPath: env.VMGMT_SOCKET || DEFAULT_SOCKET_PATH,
@@ -171,7 +179,7 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   let values: OptionValues;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: joinDashValues(argv, specs), options: specs, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({ args: joinDashValues(ownArgv, specs), options: specs, allowPositionals: true, strict: true }));
   } catch (err) {
     return { ok: false, message: optionError(err, entry, argv), globals: fallbackGlobals, ...(words[0] ? { group: words[0] } : {}), ...(entry ? { helpFor: entry.path.join(' ') } : {}) };
   }
@@ -265,6 +273,8 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     case 'start':
     case 'kill':
     case 'edit':
+    case 'pause':
+    case 'resume':
       return done({ kind: `vm-${subcommand}`, name });
     case 'console': {
       if (values.linger === undefined) return done({ kind: 'vm-console', name });
@@ -280,6 +290,21 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     }
     case 'rm':
       return done({ kind: 'vm-rm', name, force: values.force === true });
+    case 'exec': {
+      if (!execArgv || execArgv.length === 0) return usage('`vmgmt vm exec NAME -- CMD [ARGS]` needs the command after --');
+      const env = (values.env as string[] | undefined) ?? [];
+      const badEnv = env.find((e) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(e));
+      if (badEnv !== undefined) return usage(`--env takes NAME=VALUE (got ${JSON.stringify(badEnv)})`);
+      const cwd = values.cwd as string | undefined;
+      if (cwd !== undefined && !cwd.startsWith('/')) return usage(`--cwd takes an absolute guest path (got ${JSON.stringify(cwd)})`);
+      const command: CliCommand & { kind: 'vm-exec' } = { kind: 'vm-exec', name, argv: execArgv, tty: values.tty === true, env, ...(cwd !== undefined ? { cwd } : {}) };
+      if (values.timeout !== undefined) {
+        const timeoutMs = wholeNumber(values.timeout as string, 1);
+        if (timeoutMs === undefined) return usage(`--timeout takes milliseconds as a whole number >= 1 (got ${JSON.stringify(values.timeout)})`);
+        command.timeoutMs = timeoutMs;
+      }
+      return done(command);
+    }
     case 'logs': {
       const command: CliCommand & { kind: 'vm-logs' } = { kind: 'vm-logs', name, follow: values.follow === true };
       if (values.source !== undefined) {

@@ -26,7 +26,7 @@ export interface CommandContext {
 /** How often `vm logs -f` asks for what was added. */
 const FOLLOW_POLL_MS = 500;
 
-type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | ChatCommand>;
+type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'vm-exec' } | ChatCommand>;
 
 export async function runVmCommand(command: VmCommand, ctx: CommandContext): Promise<ExitCode> {
   const { client, json } = ctx;
@@ -87,6 +87,13 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
       const vm = await client.stop(command.name, command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs });
       if (json) doc(vm);
       else out(formatActionResult('stopped', vm));
+      return EXIT.OK;
+    }
+    case 'vm-pause':
+    case 'vm-resume': {
+      const vm = command.kind === 'vm-pause' ? await client.pause(command.name) : await client.resume(command.name);
+      if (json) doc(vm);
+      else out(formatActionResult(command.kind === 'vm-pause' ? 'paused' : 'resumed', vm));
       return EXIT.OK;
     }
     case 'vm-kill': {

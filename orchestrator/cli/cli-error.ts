@@ -9,7 +9,9 @@ export type CliErrorCode =
   | 'FILE_UNWRITABLE'
   | 'INVALID_DEFINITION'
   | 'CONSOLE_UNAVAILABLE'
-  | 'DAEMON_NOT_BUILT';
+  | 'DAEMON_NOT_BUILT'
+  /** The daemon's streamed answer (vm exec) broke its framing or ended without the command's exit. */
+  | 'BAD_RESPONSE';
 
 const EXIT_FOR: Readonly<Record<CliErrorCode, ExitCode>> = {
   USAGE: EXIT.USAGE,
@@ -18,6 +20,7 @@ const EXIT_FOR: Readonly<Record<CliErrorCode, ExitCode>> = {
   INVALID_DEFINITION: EXIT.INVALID_DEFINITION,
   CONSOLE_UNAVAILABLE: EXIT.CONFLICT,
   DAEMON_NOT_BUILT: EXIT.ERROR,
+  BAD_RESPONSE: EXIT.ERROR,
 };
 
 export class CliError extends CodedError<CliErrorCode> {

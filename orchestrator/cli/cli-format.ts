@@ -69,6 +69,7 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
     ...formatServiceCounters(vm),
     ['files', d.files ? `${d.files.root}${d.files.readOnly ? ' (read-only)' : ''}` : '-'],
     ['chat group', d.chatGroup ?? '-'],
+    ['network', formatNetwork(vm)],
     [
       'restart',
       d.restart.policy === 'never' ? 'never' : `${d.restart.policy} (max ${d.restart.maxRestarts}, backoff ${d.restart.backoffMs} ms)`,
@@ -141,7 +142,21 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-export type VmAction = 'created' | 'started' | 'stopped' | 'killed';
+/** `user, mac 52:54:00:…, tcp 127.0.0.1:8080 -> guest 80`; `none`. */
+export function formatNetwork(vm: VmDetails): string {
+  const n = vm.network;
+  if (!n || n.mode === 'none') return 'none';
+  const parts = [n.mode, `mac ${n.mac ?? '-'}`];
+  if (n.mode === 'user') {
+    parts.push('guest reaches the host at 10.0.2.2');
+    for (const f of n.forwards ?? []) parts.push(`${f.protocol} ${f.hostAddress}:${f.hostPort} -> guest ${f.guestPort}`);
+  }
+  if (n.bridge) parts.push(`bridge ${n.bridge}`);
+  if (n.ifname) parts.push(`tap ${n.ifname}`);
+  return parts.join(', ');
+}
+
+export type VmAction = 'created' | 'started' | 'stopped' | 'killed' | 'paused' | 'resumed';
 
 /** `started vm a (pid 1234)`, `stopped vm a (exit code 0)`, ... */
 export function formatActionResult(action: VmAction, vm: VmDetails): string {
@@ -150,6 +165,9 @@ export function formatActionResult(action: VmAction, vm: VmDetails): string {
       return `created vm ${vm.name}\n`;
     case 'started':
       return `started vm ${vm.name}${vm.pid === null ? ` (${vm.state})` : ` (pid ${vm.pid})`}\n`;
+    case 'paused':
+    case 'resumed':
+      return `${action} vm ${vm.name}\n`;
     case 'stopped': {
       const e = vm.lastExit;
       if (!e) return `stopped vm ${vm.name}\n`;

@@ -6,6 +6,7 @@ import { parseCli, type ChatCommand, type CliCommand } from './cli-args.js';
 import { runChatCommand } from './chat-command.js';
 import { runVmCommand, type CommandContext } from './cli-commands.js';
 import { runCpCommand } from './cp-command.js';
+import { runExecCommand } from './exec-command.js';
 import { CliError } from './cli-error.js';
 import { formatErrorLines } from './cli-format.js';
 import type { ConsoleStdin } from './console-attach.js';
@@ -60,8 +61,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       env: io.env,
     };
     if (command.kind === 'cp') return await runCpCommand(command, ctx);
+    if (command.kind === 'vm-exec') return await runExecCommand(command, { ...ctx, socketPath: globals.socketPath });
     if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
-    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' }>, ctx);
+    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' | 'vm-exec' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
     return report(io, json, describeError(err), command.kind === 'cp' ? 'event' : 'document');

@@ -13,6 +13,8 @@ export interface FlagHelp {
   text: string;
   /** Values the shell may complete (`console qemu daemon`). */
   choices?: readonly string[];
+  /** The flag may be given more than once (`--env A=1 --env B=2`). */
+  repeats?: boolean;
 }
 
 /** What a positional argument completes to: VM names, local files, or fixed words. */
@@ -159,6 +161,35 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
       "With stdin a terminal, keys go to the guest raw. Piped stdin is sent to its end; then what the guest answers is printed until its shell prompt is back, or it has sent nothing for --linger ms (at most 30 s), and the command exits. If the VM stops meanwhile, that is said (exit 0); a console QEMU drops while the VM runs exits 1.",
     flags: [{ flag: '--linger', value: 'MS', text: 'piped input: how long the guest may be quiet before the answer counts as done, 1..30000 (default 3000)' }],
     examples: ['vmgmt vm console web', "printf 'uname -a\\n' | vmgmt vm console web", "printf 'sleep 5; date\\n' | vmgmt vm console web --linger 8000"],
+    complete: ['vm'],
+  },
+  {
+    path: ['vm', 'pause'],
+    args: 'NAME',
+    summary: "halt the VM's CPUs (QMP stop); cp, exec and chat to it answer \"vm NAME is paused\" until it is resumed",
+    examples: ['vmgmt vm pause web', 'vmgmt vm resume web'],
+    complete: ['vm'],
+  },
+  {
+    path: ['vm', 'resume'],
+    args: 'NAME',
+    summary: 'let a paused VM run again (QMP cont)',
+    examples: ['vmgmt vm resume web'],
+    complete: ['vm'],
+  },
+  {
+    path: ['vm', 'exec'],
+    args: 'NAME [--tty] [--timeout MS] [--env K=V]... [--cwd DIR] -- CMD [ARGS]',
+    summary: 'run a command in the guest through its agent; the CLI exits with its exit code',
+    description:
+      "stdin is forwarded, stdout and stderr are streamed as they come (no size cap), and the CLI exits with CMD's exit code (128+N: killed by signal N; 124: --timeout killed it). With --json: NDJSON {\"event\":\"output\",...} lines, then {\"event\":\"exit\",...}.",
+    flags: [
+      { flag: '--tty', text: 'run CMD on a pseudo-terminal (an interactive shell: --tty -- sh)' },
+      TIMEOUT_MS('kill CMD after MS milliseconds (exit 124)'),
+      { flag: '--env', value: 'K=V', text: 'add NAME=VALUE to the environment; repeat for more', repeats: true },
+      { flag: '--cwd', value: 'DIR', text: 'the absolute guest directory to run in' },
+    ],
+    examples: ['vmgmt vm exec web -- uname -a', 'vmgmt vm exec web --tty -- sh', 'tar c src | vmgmt vm exec web -- tar x -C /tmp'],
     complete: ['vm'],
   },
   {

@@ -18,6 +18,8 @@ export interface ChatControlOptions {
   log: CoreLogger;
   /** A VM's chatGroup; `exists: false` for no such VM. */
   vmGroup(vm: string): { exists: boolean; group?: string | undefined };
+  /** A VM's lifecycle state (undefined: no such VM): a send or call to a paused VM is refused at once. */
+  vmState?(vm: string): string | undefined;
 }
 
 const PRESENCE_REASON_WORDS: Record<number, ChatPresenceEventData['reason']> = {
@@ -96,7 +98,14 @@ export class ChatControl implements ChatApi {
     return { party: { vm: null, name: as, group: undefined }, peer: l.peer };
   }
 
+  /** `vm NAME is paused` for a target name held in a paused VM: its guest cannot take a message now. */
+  #refusePaused(to: string): void {
+    const vm = this.peers().find((p) => p.name === to)?.vm;
+    if (vm && this.opts.vmState?.(vm) === 'paused') throw new VmgmtError('INVALID_STATE', `vm ${vm} is paused: resume it first (vmgmt vm resume ${vm})`, { name: vm, state: 'paused', to });
+  }
+
   async send(o: { to: string; data: Uint8Array; as?: string }) {
+    this.#refusePaused(o.to);
     const { party, peer } = this.#sender(o.as);
     const r = peer ? await peer.send(o.to, o.data) : await this.opts.hub.send(party, o.to, o.data);
     if (!r.ok) throw refusalError(r, { to: o.to, as: party.name });
@@ -105,6 +114,7 @@ export class ChatControl implements ChatApi {
 
   async call(o: { to: string; data: Uint8Array; timeoutMs: number; as?: string }) {
     if (o.timeoutMs < 1 || o.timeoutMs > CHAT_LIMITS.MAX_CALL_TIMEOUT_MS) throw new VmgmtError('INVALID_REQUEST', `timeoutMs must be 1..${CHAT_LIMITS.MAX_CALL_TIMEOUT_MS}`, { timeoutMs: o.timeoutMs });
+    this.#refusePaused(o.to);
     const { party, peer } = this.#sender(o.as);
     const r = peer ? await peer.call(o.to, o.data, o.timeoutMs) : await this.opts.hub.call(party, o.to, o.data, o.timeoutMs);
     if (!r.ok) throw refusalError(r, { to: o.to, as: party.name });

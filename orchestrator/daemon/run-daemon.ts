@@ -74,6 +74,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
         const found = vms.list().some((v) => v.name === vm);
         return found ? { exists: true, group: vms.inspect(vm).definition.chatGroup } : { exists: false };
       },
+      vmState: (vm) => vms.list().find((v) => v.name === vm)?.state,
     });
     api = await startApiServer({
       events,

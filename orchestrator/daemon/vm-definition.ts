@@ -5,6 +5,7 @@ import { computeGeometry, DEFAULT_GEOMETRY, type GeometryOptions } from '../../d
 import { LIMITS } from '../../device-backend/layout/wire-layout.js';
 import { DEFAULT_FILE_LIMITS } from '../../device-backend/services/file/file-root-config.js';
 import { type FieldProblem, zodProblems } from '../api/field-problems.js';
+import { IFNAME_PATTERN, MAC_PATTERN } from '../vm/vm-network.js';
 
 export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
@@ -122,6 +123,51 @@ export const cpuSchema = z
   })
   .strict();
 
+const IPV4_PATTERN = /^(25[0-5]|2[0-4][0-9]|1?[0-9]{1,2})(\.(25[0-5]|2[0-4][0-9]|1?[0-9]{1,2})){3}$/;
+const port = z.number().int().min(1).max(65_535);
+const macField = z
+  .string()
+  .regex(MAC_PATTERN, 'a MAC like 52:54:00:12:34:56 (lower-case hex)')
+  .refine((mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0, 'must be a unicast MAC (the first byte even)')
+  .optional()
+  .describe('default: 52:54:00 and three bytes of a hash of the VM name (stable across restarts)');
+const ifname = z.string().regex(IFNAME_PATTERN, 'a Linux interface name: 1-15 of letters, digits, _ . -');
+
+/** One host port forwarded to the guest under user-mode networking (QEMU hostfwd). */
+export const portForwardSchema = z
+  .object({
+    protocol: z.enum(['tcp', 'udp']).default('tcp'),
+    /** 127.0.0.1 by default: only the host reaches it. 0.0.0.0 opens it to the host's networks. */
+    hostAddress: z.string().regex(IPV4_PATTERN, 'an IPv4 address like 127.0.0.1').default('127.0.0.1'),
+    hostPort: port,
+    guestPort: port,
+  })
+  .strict();
+
+/**
+ * The VM's network (docs/decisions/network.md). none: no NIC. user: QEMU's user-mode network (NAT; the
+ * guest reaches the host's loopback at 10.0.2.2) with port forwards. bridge: a tap QEMU creates, put on an
+ * existing host bridge by the daemon. tap: an existing tap interface.
+ */
+export const networkSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('none') }).strict(),
+  z
+    .object({ mode: z.literal('user'), forwards: z.array(portForwardSchema).max(32).default([]), mac: macField })
+    .strict()
+    .superRefine((net, ctx) => {
+      const seen = new Set<string>();
+      net.forwards.forEach((f, i) => {
+        const key = `${f.protocol}:${f.hostAddress}:${f.hostPort}`;
+        if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['forwards', i, 'hostPort'], message: `${key} is forwarded twice` });
+        seen.add(key);
+      });
+    }),
+  z.object({ mode: z.literal('bridge'), bridge: ifname, mac: macField }).strict(),
+  z.object({ mode: z.literal('tap'), ifname, mac: macField }).strict(),
+]);
+
+export type NetworkDefinitionInput = z.input<typeof networkSchema>;
+
 export const vmDefinitionSchema = z
   .object({
     name: z.string().regex(VM_NAME_PATTERN, 'use 1-32 characters: lower-case letters, digits, - and _, starting with a letter or digit'),
@@ -140,6 +186,7 @@ export const vmDefinitionSchema = z
     restart: restartSchema.default(restartSchema.parse({})),
     cpu: cpuSchema.default(cpuSchema.parse({})),
     powerdownTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
+    network: networkSchema.default({ mode: 'none' }),
   })
   .strict();
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
+import type { ExecOptions, ExecResult, ExecService } from '../../device-backend/services/exec/exec-service.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
@@ -16,7 +17,9 @@ import type { CalcCatalog, CalcPrograms } from '../../device-backend/services/ca
 import type { StatsService } from '../../device-backend/services/stats/stats-service.js';
 import type { SchedTarget } from './scheduler/cpu-scheduler.js';
 import { launchVm, testImageBoot, type VmBoot, vmServices } from '../vm/launch-vm.js';
+import { networkInfo } from '../vm/vm-network.js';
 import { agentCopy } from './agent-copy.js';
+import { vmExec } from './vm-exec.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { BootGate, ReleaseTurn } from './boot-gate.js';
 import { lastLines } from './file-tail.js';
@@ -75,6 +78,7 @@ export class VmInstance {
   private detached = false;
   /** The agent service of the device now served (a new one with each device). */
   private agent: AgentService | undefined;
+  private execService: ExecService | undefined;
   /** The stats service of the device now served. */
   private statsService: StatsService | undefined;
   readonly log: Logger;
@@ -149,6 +153,7 @@ export class VmInstance {
       definition: this.definition,
       paths: this.paths,
       stateReason: this.record.status.reason,
+      network: networkInfo(this.name, this.definition.network),
       device: d
         ? {
             attached: true,
@@ -215,6 +220,7 @@ export class VmInstance {
   private services(): MessageService[] {
     const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat(), this.deps.statsHub, this.calc());
     this.agent = built.agent;
+    this.execService = built.exec;
     this.statsService = built.stats;
     return built.services;
   }
@@ -222,7 +228,8 @@ export class VmInstance {
   /** `vmgmt cp` in either direction, through the guest agent. */
   copy(direction: 'to-guest' | 'from-guest', opts: HostCopyOptions & { sizeBytes?: number; maxBytes?: number }): Promise<{ bytes: number }> {
     const agent = this.agent;
-    if (!this.device || !agent || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
+    this.requireRunning('copies');
+    if (!this.device || !agent) throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
     this.log.info(`copy ${direction}`, { guestPath: opts.guestPath });
     return agentCopy(agent, {
       direction,
@@ -235,6 +242,16 @@ export class VmInstance {
       timeoutMs: opts.timeoutMs ?? 600_000,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
+  }
+
+  /** `vmgmt vm exec`: a command in the guest through the agent, its I/O streamed through opts.io. */
+  exec(opts: ExecOptions): Promise<ExecResult> {
+    this.requireRunning('commands');
+    const exec = this.execService;
+    if (!this.device || !exec) throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: commands need a running VM with its device`, { name: this.name });
+    this.log.info('exec', { argv0: opts.spec.argv[0], args: opts.spec.argv.length, tty: opts.spec.tty });
+    const agentWaitMs = this.agentUp ? DEFAULT_AGENT_WAIT_MS : Math.max(DEFAULT_AGENT_WAIT_MS, this.bootStartedAtMs + this.deps.config.boot.agentWaitMs - Date.now());
+    return vmExec(exec, { ...opts, agentWaitMs });
   }
 
   /** What the CPU scheduler needs of a running VM; undefined when it is not running with a QEMU process. */
@@ -287,12 +304,14 @@ export class VmInstance {
         ...(this.deps.statsHub ? { stats: this.deps.statsHub } : {}),
         ...(this.calc() ? { calc: this.calc()! } : {}),
         paths: this.paths,
+        network: def.network,
         cacheDir: this.deps.cacheDir,
       },
       { native: this.deps.native, log: this.log, snapshots: this.snapshots() },
     );
     this.device = device;
     this.agent = services.agent;
+    this.execService = services.exec;
     this.statsService = services.stats;
     // The boot's turn ends when the agent is up (or the boot's deadline passes, or the VM goes away).
     const turn = this.bootTurn;
@@ -443,6 +462,38 @@ export class VmInstance {
       }
       return this.details();
     });
+  }
+
+  /** QMP `stop`: the vCPUs halt, QEMU and the device stay up. The QMP STOP event says the same. */
+  pause(): Promise<VmDetails> {
+    return this.serialize(async () => {
+      if (this.state === 'paused') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is paused already`, { name: this.name, state: this.state });
+      if (this.state !== 'running') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is ${this.state}: only a running VM can be paused`, { name: this.name, state: this.state });
+      const qemu = this.qemu;
+      if (!qemu) throw new VmgmtError('INTERNAL', `VM ${this.name} is ${this.state} but has no QEMU process attached`);
+      await qemu.qmp.execute('stop');
+      // The event may still be on its way; the transition is the same either way.
+      if (this.state === 'running') this.apply({ type: 'qmp', event: 'STOP' });
+      return this.details();
+    });
+  }
+
+  /** QMP `cont`. */
+  resume(): Promise<VmDetails> {
+    return this.serialize(async () => {
+      if (this.state !== 'paused') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is ${this.state}: only a paused VM can be resumed`, { name: this.name, state: this.state });
+      const qemu = this.qemu;
+      if (!qemu) throw new VmgmtError('INTERNAL', `VM ${this.name} is ${this.state} but has no QEMU process attached`);
+      await qemu.qmp.execute('cont');
+      if (this.state === 'paused') this.apply({ type: 'qmp', event: 'RESUME' });
+      return this.details();
+    });
+  }
+
+  /** Refuses at once what needs the guest to run: `vm NAME is paused` (cp, exec, chat), else the state. */
+  requireRunning(what: string): void {
+    if (this.state === 'paused') throw new VmgmtError('INVALID_STATE', `vm ${this.name} is paused: resume it first (vmgmt vm resume ${this.name})`, { name: this.name, state: this.state });
+    if (this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: ${what} need a running VM with its device`, { name: this.name, state: this.state });
   }
 
   kill(): Promise<VmDetails> {

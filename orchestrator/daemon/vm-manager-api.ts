@@ -2,6 +2,7 @@
 // calls these; they throw VmgmtError.
 import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, HostInfo, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
+import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 
 // The answers are the API contract's shapes (orchestrator/api/api-contract.ts), named here for the daemon.
 export { VM_STATES } from '../api/api-contract.js';
@@ -15,6 +16,14 @@ export interface VmManagerApi {
   /** ACPI power button, then `quit` after the definition's deadline (or timeoutMs), then SIGKILL. */
   stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails>;
   kill(name: string): Promise<VmDetails>;
+  /**
+   * Runs a command in the guest through its agent (`vmgmt vm exec`): output goes to opts.io as it comes,
+   * each chunk taken only once the consumer has it. Refused at once ("vm NAME is paused") unless running.
+   */
+  exec(name: string, opts: ExecOptions): Promise<ExecResult>;
+  /** QMP stop / cont; refused unless running / paused. */
+  pause(name: string): Promise<VmDetails>;
+  resume(name: string): Promise<VmDetails>;
   /** Refuses a VM that is not stopped, crashed or defined unless force (which kills it first). */
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   /** The log's last tailBytes (default 64 KiB), or what it holds from fromByte on; endByte: where the text ends. */

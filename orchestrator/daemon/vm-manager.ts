@@ -20,6 +20,7 @@ import type { HostCopyOptions, HostInfo, LogChunk, LogSource, StatsList, VmDetai
 import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
 import { CalcPrograms } from '../../device-backend/services/calc/calc-programs.js';
 import { calcLauncherPath } from '../../device-backend/services/calc/calc-launcher.js';
+import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
 import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
 import { isActive } from './vm-state-machine.js';
@@ -154,6 +155,18 @@ export class VmManager implements VmManagerApi {
 
   kill(name: string): Promise<VmDetails> {
     return this.get(name).kill();
+  }
+
+  exec(name: string, opts: ExecOptions): Promise<ExecResult> {
+    return this.get(name).exec(opts);
+  }
+
+  pause(name: string): Promise<VmDetails> {
+    return this.get(name).pause();
+  }
+
+  resume(name: string): Promise<VmDetails> {
+    return this.get(name).resume();
   }
 
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {

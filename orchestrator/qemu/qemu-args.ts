@@ -1,4 +1,5 @@
 // Builds the qemu-system-x86_64 argv for one VM. Pure: no I/O.
+import { IFNAME_PATTERN, MAC_PATTERN, qemuNetworkArgs, type QemuNetwork } from '../vm/vm-network.js';
 import { QemuError } from './qemu-error.js';
 
 export interface QemuVmSpec {
@@ -22,6 +23,8 @@ export interface QemuVmSpec {
   /** ttyS1 of the guest, served by QEMU as a listening UNIX socket. */
   controlSocketPath?: string;
   ivshmem?: { serverSocketPath: string; vectors: number };
+  /** One virtio-net NIC; none without it. */
+  network?: QemuNetwork;
   /** seccomp sandbox; default true. */
   sandbox?: boolean;
   extraArgs?: string[];
@@ -82,6 +85,7 @@ export function buildQemuArgs(spec: QemuVmSpec): string[] {
       '-device', `ivshmem-doorbell,chardev=${QEMU_IVSHMEM_CHARDEV_ID},vectors=${spec.ivshmem.vectors}`,
     );
   }
+  if (spec.network) args.push(...qemuNetworkArgs(spec.network));
   args.push(...(spec.extraArgs ?? []));
   return args;
 }
@@ -119,6 +123,17 @@ function validateSpec(spec: QemuVmSpec): void {
     const { vectors } = spec.ivshmem;
     if (!Number.isInteger(vectors) || vectors < 1 || vectors > QEMU_MAX_IVSHMEM_VECTORS) {
       fail('ivshmem.vectors', vectors, `must be an integer in 1..${QEMU_MAX_IVSHMEM_VECTORS}`);
+    }
+  }
+  const net = spec.network;
+  if (net) {
+    if (!MAC_PATTERN.test(net.mac)) fail('network.mac', net.mac, 'must be a MAC like 52:54:00:12:34:56');
+    if (net.kind === 'tap' && !IFNAME_PATTERN.test(net.ifname)) fail('network.ifname', net.ifname, 'must be 1-15 of [A-Za-z0-9_.-]');
+    if (net.kind === 'user') {
+      for (const f of net.forwards) {
+        if (!/^[0-9.]+$/.test(f.hostAddress)) fail('network.forwards.hostAddress', f.hostAddress, 'must be an IPv4 address');
+        for (const p of [f.hostPort, f.guestPort]) if (!Number.isInteger(p) || p < 1 || p > 65_535) fail('network.forwards port', p, 'must be in 1..65535');
+      }
     }
   }
   if (spec.append?.includes('\n')) fail('append', spec.append, 'must not contain a newline');

@@ -13,7 +13,9 @@ import type { CalcCatalog } from '../../device-backend/services/calc/calc-progra
 import { type AccelDecision, type AccelRequest, resolveAccel } from '../qemu/accel-probe.js';
 import type { QemuVmSpec } from '../qemu/qemu-args.js';
 import { type QemuProcess, startQemu } from '../qemu/qemu-process.js';
+import { attachTapToBridge, checkBridge } from './bridge-attach.js';
 import { testImage } from './test-image.js';
+import { type NetworkDefinition, qemuNetwork } from './vm-network.js';
 
 export type VmBoot = Pick<QemuVmSpec, 'kernelPath' | 'initrdPath' | 'append' | 'disk'>;
 
@@ -55,6 +57,8 @@ export interface VmLaunchSpec {
   /** The calculation functions this VM may call (the daemon's programs for it); default the built-ins. */
   calc?: CalcCatalog;
   paths: VmLaunchPaths;
+  /** The VM's NIC (vm-network.ts); default none. */
+  network?: NetworkDefinition;
   /** Where the KVM self-probe caches its answer. */
   cacheDir: string;
   /** More QEMU arguments (the benchmark's virtio-9p share and qemu-ga port); not part of a VM definition. */
@@ -100,6 +104,9 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
     onProbing: (message) => deps.log.info(message),
   });
   if (spec.accel === 'auto') deps.log.info(`accelerator ${accel.accel}`, { reason: accel.reason });
+  const network = spec.network ?? { mode: 'none' };
+  if (network.mode === 'bridge') checkBridge(network.bridge);
+  const nic = qemuNetwork(spec.name, network);
   const services = vmServices(spec.files, deps, spec.chat, spec.stats, spec.calc);
   const device = ManagementDevice.start({
     native: deps.native,
@@ -127,9 +134,18 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
         controlSocketPath: spec.paths.controlSocket,
         ivshmem: { serverSocketPath: spec.paths.ivshmemSocket, vectors: device.geometry.vectors },
         ...(spec.extraArgs ? { extraArgs: spec.extraArgs } : {}),
+        ...(nic ? { network: nic } : {}),
       },
       { runDir: spec.paths.runDir, ...(spec.paths.qemuLog ? { logPath: spec.paths.qemuLog } : {}) },
     );
+    if (network.mode === 'bridge' && nic?.kind === 'tap') {
+      try {
+        await attachTapToBridge(nic.ifname, network.bridge);
+      } catch (err) {
+        await qemu.kill().catch(() => {});
+        throw err;
+      }
+    }
     return { accel, device, services, qemu, qemuStartedAtMs };
   } catch (err) {
     device.close(`VM ${spec.name} failed to start`);

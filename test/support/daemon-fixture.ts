@@ -30,8 +30,9 @@ export class DaemonFixture {
   }
 
   /** With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads). */
-  static async start(opts: { config?: unknown; readyTimeoutMs?: number } = {}): Promise<DaemonFixture> {
+  static async start(opts: { config?: unknown; readyTimeoutMs?: number; netns?: string } = {}): Promise<DaemonFixture> {
     const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));
+    if (opts.netns !== undefined) d.netns = opts.netns;
     if (opts.config !== undefined) d.writeConfig(opts.config);
     if (opts.readyTimeoutMs !== undefined) d.readyTimeoutMs = opts.readyTimeoutMs;
     await d.startDaemon();
@@ -39,6 +40,8 @@ export class DaemonFixture {
   }
 
   private configPath: string | undefined;
+  /** The daemon (and so its QEMUs) runs in this network namespace (`ip netns exec`), for bridge tests. */
+  private netns: string | undefined;
   private readyTimeoutMs = 20_000;
 
   /** Writes the daemon's config file (used by the next start; a running daemon reads it on SIGHUP). */
@@ -77,7 +80,12 @@ export class DaemonFixture {
     this.previousOutput += this.output;
     this.output = '';
     const config = this.configPath === undefined ? [] : ['--config', this.configPath];
-    const child = spawn(process.execPath, [this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir];
+    // ip netns exec execs the daemon in place: the child's pid is the daemon's.
+    const child =
+      this.netns === undefined
+        ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('ip', ['netns', 'exec', this.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));
     this.child = child;

@@ -138,6 +138,22 @@ export class AgentService implements MessageService {
     }
   }
 
+  /**
+   * A host request of another mode's on the agent's channel (EXEC_START: the agent forks an exec process),
+   * waiting up to waitMs for an agent that is still coming up. Rejects with AgentError.
+   */
+  async hostRequest(type: number, payload: Uint8Array, opts: { waitMs: number; timeoutMs: number; signal?: AbortSignal }): Promise<Message> {
+    const port = await this.agentPort(opts.waitMs, opts.signal);
+    const timeout = AbortSignal.timeout(opts.timeoutMs);
+    try {
+      return await port.request(type, payload, { signal: opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout });
+    } catch (err) {
+      if (timeout.aborted) throw new AgentError('TIMEOUT', `the guest agent did not answer within ${opts.timeoutMs} ms`, { timeoutMs: opts.timeoutMs }, { cause: err });
+      if (opts.signal?.aborted) throw new AgentError('CANCELLED', 'the request was cancelled', {}, { cause: err });
+      throw new AgentError('AGENT_UNAVAILABLE', `the guest agent went away: ${(err as Error).message}`, {}, { cause: err });
+    }
+  }
+
   /** `vmgmt cp` in either direction. The transfer ends however the copy ends, before the caller closes its fd. */
   async copy(opts: AgentCopyOptions): Promise<{ bytes: number }> {
     if (!opts.guestPath.startsWith('/')) throw new AgentError('INVALID_REQUEST', `guest path ${opts.guestPath} must be absolute`, { guestPath: opts.guestPath });
