@@ -1,7 +1,7 @@
 // Command line → a typed command, or a usage error that says what is wrong. Pure: argv and env in, value out.
 import { parseArgs } from 'node:util';
 import { DEFAULT_SOCKET_PATH } from './api-client.js';
-import { COMMAND_HELP, findCommandHelp, GLOBAL_FLAGS, longName, type CommandHelp, type FlagHelp } from './command-help.js';
+import { COMMAND_HELP, findCommandHelp, GLOBAL_FLAGS, groupCommands, longName, type CommandHelp, type FlagHelp } from './command-help.js';
 import { parseCpArgs, type CpCommand } from './cp-args.js';
 
 export type LogSourceArg = 'console' | 'qemu' | 'daemon';
@@ -190,7 +190,8 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     message,
     globals,
     ...(positionals[0] === undefined ? {} : { group: positionals[0] }),
-    ...(entry ? { helpFor: entry.path.join(' ') } : {}),
+    // The hint names the command's page, else its group's (`vmgmt vm --help` for an unknown vm verb).
+    ...(entry ? { helpFor: entry.path.join(' ') } : positionals[0] && groupCommands(positionals[0]).length > 0 ? { helpFor: positionals[0] } : {}),
   });
   const done = (command: CliCommand): ParsedCli => ({ ok: true, command, globals });
 
