@@ -21,6 +21,8 @@ export const API_ROUTE_IDS = [
   'events',
   'vm-stats',
   'stats',
+  'figures',
+  'dashboard',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -55,6 +57,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'events', method: 'GET', segments: ['v1', 'events'], streaming: true },
   { id: 'vm-stats', method: 'GET', segments: ['v1', 'vms', ':name', 'stats'] },
   { id: 'stats', method: 'GET', segments: ['v1', 'stats'] },
+  /** What the daemon sees of each VM now: `vmgmt top` and the dashboard. */
+  { id: 'figures', method: 'GET', segments: ['v1', 'figures'] },
+  /** The dashboard's address and token: `vmgmt dashboard`. */
+  { id: 'dashboard', method: 'GET', segments: ['v1', 'dashboard'] },
 ];
 
 export interface RouteParams {

@@ -52,6 +52,7 @@ describe('daemon config file', () => {
       stats: { intervalMs: 1000 },
       scheduling: { enabled: true, periodMs: 1000 },
       devices: { prefaultRegions: false },
+      metrics: { enabled: true, host: '127.0.0.1', port: 9479, auth: 'token', tokenFile: '/var/lib/vmgmt/dashboard.token' },
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -75,6 +76,7 @@ describe('daemon config file', () => {
       stats: { intervalMs: 500 },
       scheduling: { enabled: false, periodMs: 1000 },
       devices: { prefaultRegions: true },
+      metrics: { enabled: true, host: '127.0.0.1', port: 9479, auth: 'token', tokenFile: '/s/dashboard.token' },
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
@@ -103,10 +105,17 @@ describe('daemon config file', () => {
   });
 
   it('refuses the sections reserved for later by name', () => {
-    expect(problemsOf(JSON.stringify({ functions: {}, metrics: { listen: ':9100' }, logLevel: 'warn' }))).toEqual([
+    expect(problemsOf(JSON.stringify({ functions: {}, logLevel: 'warn' }))).toEqual([
       { path: 'functions', message: expect.stringMatching(/^reserved for host calculation functions .*does not read it yet/) },
-      { path: 'metrics', message: expect.stringMatching(/^reserved for the metrics and dashboard listener/) },
     ]);
+  });
+
+  it('reads the metrics listener: loopback only, the token on by default', () => {
+    write({ metrics: { port: 0, auth: 'none', tokenFile: '/etc/vmgmt/token' } });
+    expect(loadDaemonConfig(explicit()).metrics).toEqual({ enabled: true, host: '127.0.0.1', port: 0, auth: 'none', tokenFile: '/etc/vmgmt/token' });
+    const byPath = Object.fromEntries(problemsOf(JSON.stringify({ metrics: { host: '0.0.0.0', port: 70000, auth: 'maybe' } })).map((p) => [p.path, p.message]));
+    expect(byPath['metrics.host']).toMatch(/must be a loopback address: 127.0.0.1, ::1, localhost/);
+    expect(Object.keys(byPath).sort()).toEqual(['metrics.auth', 'metrics.host', 'metrics.port']);
   });
 
   it('reads the chat policy: ordered rules in the documented shape', () => {
@@ -176,6 +185,8 @@ describe('config reload (SIGHUP)', () => {
     expect(warned).toEqual([
       'config: stateDir changed; it takes effect when the daemon restarts',
       'config: transfers.transferDir changed; it takes effect when the daemon restarts',
+      // The token file's default is under the state directory.
+      'config: metrics.tokenFile changed; it takes effect when the daemon restarts',
     ]);
     expect(log.entries.at(-1)).toMatchObject({
       level: 'info',

@@ -4,7 +4,7 @@
 // (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
 //
 // On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes, the
-// boot section, chat.rules, stats, scheduling and devices.prefaultRegions take effect at once (the chat policy is evaluated per send; prefaulting applies to devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
+// boot section, chat.rules, stats, scheduling and devices.prefaultRegions take effect at once (the metrics section needs a restart) (the chat policy is evaluated per send; prefaulting applies to devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
 // logged as needing a restart. A file that no longer parses leaves the running config as it was.
 //
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
@@ -28,7 +28,6 @@ export { DEFAULT_MAX_PULL_BYTES };
 /** Top-level sections later versions will read, and what for. */
 export const RESERVED_SECTIONS = {
   functions: 'host calculation functions offered to guests',
-  metrics: 'the metrics and dashboard listener',
   cluster: 'running several hosts as one',
 } as const;
 
@@ -106,6 +105,23 @@ export const devicesConfigSchema = z
   })
   .strict();
 
+/** Loopback addresses the metrics and dashboard listener may bind: guests and other hosts reach none of them directly. */
+export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'] as const;
+export const DEFAULT_METRICS_PORT = 9479;
+
+export const metricsConfigSchema = z
+  .object({
+    /** The HTTP listener for /metrics and the dashboard (orchestrator/observe/). */
+    enabled: z.boolean().default(true),
+    host: z.enum(LOOPBACK_HOSTS, { message: `must be a loopback address: ${LOOPBACK_HOSTS.join(', ')}` }).default('127.0.0.1'),
+    /** 0: any free port (`vmgmt dashboard` prints the one taken). */
+    port: z.number().int().min(0).max(65535).default(DEFAULT_METRICS_PORT),
+    /** Whether /metrics needs the bearer token; "none" leaves it open to anyone on the host. The dashboard always needs it. */
+    auth: z.enum(['token', 'none']).default('token'),
+    tokenFile: absolutePath.optional().describe('default: <stateDir>/dashboard.token'),
+  })
+  .strict();
+
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
   .object({
@@ -119,6 +135,7 @@ export const daemonConfigFileSchema = z
     stats: statsConfigSchema.default(statsConfigSchema.parse({})),
     scheduling: schedulingConfigSchema.default(schedulingConfigSchema.parse({})),
     devices: devicesConfigSchema.default(devicesConfigSchema.parse({})),
+    metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -150,6 +167,13 @@ export interface DaemonConfig {
   devices: {
     /** Read when a device maps its region (VM start, re-attach). */
     prefaultRegions: boolean;
+  };
+  metrics: {
+    enabled: boolean;
+    host: (typeof LOOPBACK_HOSTS)[number];
+    port: number;
+    auth: 'token' | 'none';
+    tokenFile: string;
   };
 }
 
@@ -212,6 +236,7 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
     stats: { ...file.stats },
     scheduling: { ...file.scheduling },
     devices: { prefaultRegions: file.devices.prefaultRegions },
+    metrics: { ...file.metrics, tokenFile: file.metrics.tokenFile ?? path.join(stateDir, 'dashboard.token') },
   };
 }
 
@@ -259,7 +284,7 @@ export interface ReloadPlan {
 }
 
 const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs', 'devices.prefaultRegions'] as const;
-const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
+const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir', 'metrics.enabled', 'metrics.host', 'metrics.port', 'metrics.auth', 'metrics.tokenFile'] as const;
 
 /** What a reload changes. Pure. */
 export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPlan {

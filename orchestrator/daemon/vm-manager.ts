@@ -15,6 +15,7 @@ import { hostPathProblems } from './definition-paths.js';
 import { readTail } from './file-tail.js';
 import { newRecord, VmInstance } from './vm-instance.js';
 import type { HostCopyOptions, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
+import type { TransferNoticeData, VmStateEventData } from '../api/api-contract.js';
 import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
 import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
 import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
@@ -30,6 +31,10 @@ export interface VmManagerOptions {
   config: { readonly current: DaemonConfig };
   /** What guests send to `host` (the daemon publishes it on the API's event stream); default: logged. */
   onHostChatMessage?: HostMessageHandler;
+  /** VMs created, removed and changing state (the event stream's `vm.state`). */
+  onLifecycle?: (change: VmStateEventData) => void;
+  /** Copies between host and guest starting and ending (the event stream's `transfer`). */
+  onTransfer?: (notice: TransferNoticeData) => void;
 }
 
 const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
@@ -86,6 +91,7 @@ export class VmManager implements VmManagerApi {
       chatHub: this.chatHub,
       bootGate: this.bootGate,
       statsHub: this.statsHub,
+      ...(this.opts.onLifecycle ? { onStateChange: this.opts.onLifecycle } : {}),
     });
   }
 
@@ -124,6 +130,7 @@ export class VmManager implements VmManagerApi {
     const vm = this.instance(definition, record);
     this.vms.set(definition.name, vm);
     vm.log.info('defined');
+    this.opts.onLifecycle?.({ vm: definition.name, state: vm.state, previous: null, reason: 'defined' });
     return vm.details();
   }
 
@@ -161,14 +168,35 @@ export class VmManager implements VmManagerApi {
     this.statsHub.forget(name);
     rmSync(vm.paths.runDir, { recursive: true, force: true });
     this.opts.log.info('removed', { vm: name });
+    this.opts.onLifecycle?.({ vm: name, state: 'removed', previous: vm.state, reason: 'removed' });
   }
 
   copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }> {
-    return this.get(name).copy('to-guest', opts);
+    return this.noticed(name, 'to-guest', opts.guestPath, () => this.get(name).copy('to-guest', opts));
   }
 
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
-    return this.get(name).copy('from-guest', opts);
+    return this.noticed(name, 'from-guest', opts.guestPath, () => this.get(name).copy('from-guest', opts));
+  }
+
+  private transfersStarted = 0;
+
+  /** A copy, told to onTransfer when it starts and when it ends (a copy refused at once is not told). */
+  private async noticed(name: string, direction: 'to-guest' | 'from-guest', guestPath: string, copy: () => Promise<{ bytes: number }>): Promise<{ bytes: number }> {
+    const started = copy();
+    const notify = this.opts.onTransfer;
+    if (!notify) return started;
+    const transferId = ++this.transfersStarted;
+    const base = { vm: name, transferId, direction, guestPath };
+    notify({ ...base, phase: 'started', bytes: 0, error: null });
+    try {
+      const done = await started;
+      notify({ ...base, phase: 'done', bytes: done.bytes, error: null });
+      return done;
+    } catch (err) {
+      notify({ ...base, phase: 'failed', bytes: 0, error: (err as Error).message });
+      throw err;
+    }
   }
 
   stats(name: string, opts: { limit?: number } = {}): VmStats {
