@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_SOCKET_PATH } from './api-client.js';
 import { parseCpArgs, type CpCommand } from './cp-args.js';
+import { VM_NAME_PATTERN } from '../api/api-contract.js';
 
 export type LogSourceArg = 'console' | 'qemu' | 'daemon';
 
@@ -15,8 +16,12 @@ export type CliCommand =
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
   | { kind: 'stats'; name?: string; watch: boolean }
+  | ObserveCommand
   | CpCommand
   | ChatCommand;
+
+/** `vmgmt events`, `vmgmt dashboard`, `vmgmt top` (orchestrator/cli/observe-command.ts). */
+export type ObserveCommand = { kind: 'events'; vm?: string } | { kind: 'dashboard' } | { kind: 'top'; once: boolean };
 
 /** `vmgmt chat ...`: MESSAGE `-` reads stdin. */
 export type ChatCommand =
@@ -51,6 +56,8 @@ const OPTIONS = {
   watch: { type: 'boolean' },
   as: { type: 'string' },
   exec: { type: 'string' },
+  vm: { type: 'string' },
+  once: { type: 'boolean' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
@@ -131,6 +138,20 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     if (extra) return usage(`${extra} does not apply to \`vmgmt stats\``);
     if (rest.length > 0) return usage(`\`vmgmt stats\` takes at most one VM name; unexpected ${JSON.stringify(rest[0])}`);
     return done({ kind: 'stats', ...(sub === undefined ? {} : { name: sub }), watch: values.watch === true });
+  }
+
+  if (group === 'events' || group === 'dashboard' || group === 'top') {
+    const extra = unexpectedOptions(values, group === 'events' ? ['vm'] : group === 'top' ? ['once'] : []);
+    if (extra) return usage(`${extra} does not apply to \`vmgmt ${group}\``);
+    if (sub !== undefined) return usage(`\`vmgmt ${group}\` takes no arguments (got ${JSON.stringify(sub)})`);
+    if (group === 'dashboard') return done({ kind: 'dashboard' });
+    if (group === 'top') {
+      if (globals.json && values.once !== true) return usage('`vmgmt top --json` needs --once (one JSON document)');
+      return done({ kind: 'top', once: values.once === true });
+    }
+    const vm = values.vm as string | undefined;
+    if (vm !== undefined && !VM_NAME_PATTERN.test(vm)) return usage(`--vm ${JSON.stringify(vm)} is not a VM name`);
+    return done({ kind: 'events', ...(vm === undefined ? {} : { vm }) });
   }
 
   if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\`, \`vmgmt chat ...\` or \`vmgmt stats\``);

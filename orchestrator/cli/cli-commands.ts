@@ -2,7 +2,7 @@
 // and rendered by cli-main.ts.
 import { readFile } from 'node:fs/promises';
 import type { ApiClient } from './api-client.js';
-import type { ChatCommand, CliCommand } from './cli-args.js';
+import type { ChatCommand, CliCommand, ObserveCommand } from './cli-args.js';
 import { CliError } from './cli-error.js';
 import { formatActionResult, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
 import { attachConsole, type ConsoleStdin } from './console-attach.js';
@@ -17,7 +17,7 @@ export interface CommandContext {
   nowMs: () => number;
 }
 
-type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'daemon' } | { kind: 'cp' } | ChatCommand>;
+type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'daemon' } | { kind: 'cp' } | ChatCommand | ObserveCommand>;
 
 export async function runVmCommand(command: VmCommand, ctx: CommandContext): Promise<ExitCode> {
   const { client, json } = ctx;

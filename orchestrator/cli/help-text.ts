@@ -21,6 +21,10 @@ Usage:
   vmgmt cp VM:/PATH FILE|DIR           copy a file out of a running VM (written atomically)
   vmgmt stats [NAME] [--watch]        guest CPU, steal, declared demand, host vCPU use and the CPU share now (and why)
                                        a local name with a colon is written ./a:b
+  vmgmt events [--vm NAME]             follow the daemon's events (VM state, stats records, copies,
+                                       chat); reconnects where it left off (Last-Event-ID)
+  vmgmt top [--once]                   live table like docker stats (q quits); --once --json for scripts
+  vmgmt dashboard                      the web dashboard's address with its token, and the metrics endpoint
   vmgmt chat peers [--watch]           chat names the host may talk to (VM/NAME, @host/NAME);
                                        --watch then prints join/leave lines until Ctrl-C
   vmgmt chat send TARGET MESSAGE|-     send as host (- reads stdin, up to 64 KiB)
