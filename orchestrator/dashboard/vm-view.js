@@ -42,7 +42,7 @@ export function renderVm(main, store, api, name) {
     el('div', { class: 'grid' }, el('div', { class: 'card' }, cpuChart), el('div', { class: 'card' }, shareChart), el('div', { class: 'card' }, msgChart)),
     el('div', { class: 'grid' }, el('div', { class: 'card' }, el('h2', {}, 'Device'), counters), el('div', { class: 'card' }, el('h2', {}, 'Files'), files), el('div', { class: 'card' }, el('h2', {}, 'Chat'), chatLog, form)),
   );
-  const charts = [lineChart(cpuChart, 'Guest CPU % (busy, steal) and demand', ['busy', 'steal', 'demand'], { yMax: 100 }), lineChart(shareChart, 'CPU share (weight) and host vCPU %', ['weight', 'vCPU %']), lineChart(msgChart, 'Device messages/s and QEMU CPU %', ['messages/s', 'QEMU CPU %'])];
+  const charts = [lineChart(cpuChart, 'Guest CPU % and demand', ['busy', 'steal', 'demand'], { yMax: 100 }), lineChart(shareChart, 'CPU share and host vCPU %', ['weight', 'vCPU %']), lineChart(msgChart, 'Messages/s, QEMU CPU %', ['messages/s', 'QEMU CPU %'])];
 
   const ACTIONS = { start: 'Start', stop: 'Stop', kill: 'Kill' };
   function drawActions() {
@@ -96,11 +96,11 @@ export function renderVm(main, store, api, name) {
     const rows = dev
       ? [['doorbells', dev.doorbells], ['messages', dev.messages], ['protocol errors', dev.protocolErrors], ['channel resets', dev.channelResets ?? 0], ['device resets', dev.deviceResets ?? 0], ['service failures', dev.serviceFailures ?? 0]]
       : [['device', 'not attached (the VM is not running)']];
-    for (const [service, counts] of Object.entries(dev?.services ?? {})) for (const [k, n] of Object.entries(counts)) rows.push([`${service} ${k.replaceAll('_', ' ')}`, n]);
+    for (const [service, counts] of Object.entries(dev?.services ?? {})) for (const [k, n] of Object.entries(counts)) rows.push([`${service}: ${k.replaceAll('_', ' ')}`, n]);
     counters.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
     const answers = (dev?.answers ?? []).filter((a) => a.type.startsWith('file_'));
-    if (answers.length && files.dataset.filled !== 'log') {
-      files.replaceChildren(...answers.map((a) => el('li', { class: 'meta' }, `${a.type} ${a.status}: ${a.count}`)));
+    if (files.dataset.filled !== 'log') {
+      files.replaceChildren(...(answers.length ? answers.map((a) => el('li', { class: 'meta' }, `${a.type.replace('file_', '')} ${a.status}: ${a.count}`)) : [el('li', { class: 'meta' }, 'no copies or file requests yet')]));
     }
   }
 
