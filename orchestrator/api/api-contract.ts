@@ -507,10 +507,10 @@ export function decodeTransferEvent(line: string): DecodedTransferEvent {
 // ---- The event stream (`GET /v1/events`, server-sent events) -------------------------------------------
 //
 // One envelope for every kind: `{ id, kind, at, data }`, sent as an SSE frame `id: ID`, `event: KIND`,
-// `data: ENVELOPE-JSON`. `id` counts up per daemon process (it starts again after a restart); `kind` says
-// what `data` is. The stream opens with `stream.open`; a client that falls behind by more than the server's
+// `data: ENVELOPE-JSON`. `id` counts up (the daemon starts at its start time in µs, so ids grow across
+// restarts); `kind` says what `data` is. The stream opens with `stream.open`; a client that falls behind by more than the server's
 // buffer is sent `stream.dropped` and closed (reconnect and list again); a stopping daemon sends
-// `stream.end`. Later kinds (VM state changes, metrics) are new `kind`s in the same envelope; a client
+// `stream.end`. Later kinds are new `kind`s in the same envelope; a client
 // skips kinds it does not know (decodeEvent says `unknown-kind`), so an older CLI keeps working.
 
 /** Kinds a client may ask for with `?kinds=`; the stream.* kinds are always sent. */
