@@ -154,7 +154,7 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     return done({ kind: 'events', ...(vm === undefined ? {} : { vm }) });
   }
 
-  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\`, \`vmgmt chat ...\` or \`vmgmt stats\``);
+  if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\`, \`vmgmt chat ...\`, \`vmgmt stats\`, \`vmgmt events\`, \`vmgmt top\` or \`vmgmt dashboard\``);
   if (sub === undefined) return usage(`\`vmgmt vm\` needs a subcommand: ${Object.keys(VM_COMMANDS).join(', ')}`);
   const subcommand = VM_ALIASES[sub] ?? sub;
   if (!isVmSubcommand(subcommand)) {
