@@ -43,6 +43,10 @@ if (!token) {
 
   function onEvent(e) {
     switch (e.kind) {
+      case 'stream.open':
+        // Back after a break the daemon could not fully make up for (its buffer moved on, or it restarted).
+        if (e.data.resume && !e.data.resume.complete) void loadList().then(() => route());
+        return;
       case 'vm.state': {
         const vm = store.vms.get(e.data.vm);
         if (!vm || e.data.state === 'removed' || e.data.previous === null) void loadList().then(() => route());
