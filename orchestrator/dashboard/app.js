@@ -52,6 +52,7 @@ if (!token) {
         if (!vm || e.data.state === 'removed' || e.data.previous === null) void loadList().then(() => route());
         else {
           vm.summary = { ...vm.summary, state: e.data.state };
+          if (e.data.state !== 'running') vm.figures = null; // its QEMU figures are gone with it; the next poll says
           store.changed({ kind: 'list' });
         }
         return;
