@@ -46,6 +46,8 @@ async function followEvents(command: ObserveCommand & { kind: 'events' }, ctx: C
   const onEvent = (e: ApiEvent): void => {
     if (e.kind === 'stream.open') {
       if (e.data.resume && !e.data.resume.complete) ctx.stderr.write(`events: the daemon no longer holds every event since ${e.data.resume.afterId}: some were missed\n`);
+      // Its id counts with the events: a stream that saw none yet resumes from its own start.
+      if (lastId === undefined || e.id > lastId) lastId = e.id;
       return;
     }
     if (e.kind.startsWith('stream.')) return;

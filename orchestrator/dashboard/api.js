@@ -61,7 +61,8 @@ export function createApi(token) {
               } catch {
                 continue;
               }
-              if (!event.kind.startsWith('stream.')) lastId = event.id;
+              // stream.open's id counts with the events: a stream that saw none yet resumes from its own start.
+              if (!event.kind.startsWith('stream.') || event.kind === 'stream.open') lastId = Math.max(lastId ?? 0, event.id);
               onEvent(event);
             }
           }

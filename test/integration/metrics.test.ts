@@ -2,7 +2,8 @@
 // scraped, parsed as Prometheus text, and agrees with the control API (`vm inspect`, `vmgmt stats`) and
 // /proc for both VMs; a request without the token or with another Host is refused; the event stream
 // delivers lifecycle changes, stats records and copies, and a client that reconnects with Last-Event-ID
-// gets exactly what it missed; `vmgmt events --vm` and `vmgmt top --once --json` show the same.
+// gets exactly what it missed; `vmgmt events --vm` and `vmgmt top --once --json` show the same, and
+// `vmgmt events` reconnects by itself after a daemon restart (kill -9) and says what it could not get back.
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -205,5 +206,26 @@ describe('metrics and the event stream of a daemon with two guests', () => {
     expect((await d.api('POST', `/v1/vms/${A}/kill`)).status).toBe(200);
     await resumed.waitFor('A killed, live', (e) => e.kind === 'vm.state' && e.data.vm === A && e.data.previous === 'stopping');
     resumed.close();
+  });
+
+  it('vmgmt events reconnects after a daemon restart and says what it could not get back', async () => {
+    let out = '';
+    const streams = async (): Promise<number> => promValue(await scrape(), 'vmgmt_event_streams')!;
+    const before = await streams();
+    const follow = d.cliStreaming(['events', '--json'], (all) => (out = all));
+    await waitFor('vmgmt events connected', async () => ((await streams()) === before + 1 ? true : undefined), 30_000);
+    await d.kill9();
+    await d.startDaemon();
+    const C = `it-mx-c-${suffix}`;
+    expect((await d.api('POST', '/v1/vms', { name: C, accel: 'tcg' })).status).toBe(201);
+    await waitFor('the new VM in vmgmt events', async () => (out.includes(`"vm":"${C}"`) ? true : undefined), 30_000);
+    follow.child.kill('SIGINT');
+    const done = await follow.done;
+    expect(done.code).toBe(0);
+    expect(done.stderr).toMatch(/reconnecting/);
+    // Ids of the new daemon are greater than the old one's, and it cannot replay what the old one held.
+    expect(done.stderr).toMatch(/some were missed/);
+    const created = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ApiEvent).find((e) => e.kind === 'vm.state' && e.data.vm === C)!;
+    expect(created.data).toMatchObject({ state: 'defined', previous: null });
   });
 });

@@ -36,6 +36,7 @@ export function openEventStream(target: { socketPath: string } | { url: string; 
       return;
     }
     const parser = new SseParser();
+    res.on('error', () => {}); // the daemon went away: the stream just ends
     res.on('data', (chunk: Buffer) => {
       for (const f of parser.push(chunk)) {
         const d = decodeEvent(f.data);
