@@ -9,7 +9,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density fuzz clean
+.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density bench-observe fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -89,6 +89,10 @@ bench-scheduling: build
 # Idle host CPU of one guest (no agent, polling agent, agent on MSI-X with its relay) and ping wait=poll vs relay.
 bench-idle: build
 	node dist/bench/idle.js
+
+# What looking costs: a /metrics scrape vs the JSON answers, event publishing vs serialising (no guests).
+bench-observe: build
+	node dist/bench/observe.js
 
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 

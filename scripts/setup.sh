@@ -19,6 +19,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The dashboard's browser tests drive Debian's chromium headless (playwright-core downloads no browser).
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed'; then
+  [[ $(id -u) -eq 0 ]] || die "missing Debian package: chromium (the dashboard's browser tests); run as root or: sudo apt-get install chromium"
+  say "installing chromium"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 command -v node >/dev/null || die "node is not installed: vmgmt needs Node.js 20 or newer"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
   die "Node.js $(node --version) is too old: vmgmt needs 20 or newer"

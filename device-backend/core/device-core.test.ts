@@ -4,7 +4,7 @@ import { CHANNEL_STATE, HEADER, MODE, MSG_RESPONSE_BIT, MSG_TYPE, STATUS, VMGMT_
 import { GuestMemory } from '../memory/guest-memory.js';
 import { FakeGuest } from '../testing/fake-guest.js';
 import { silentLogger } from './core-logger.js';
-import { DeviceCore, type DeviceCoreOptions } from './device-core.js';
+import { ANSWER_OTHER, DeviceCore, type DeviceCoreOptions } from './device-core.js';
 import { checkHeaderGeometry } from './region-header.js';
 import { pingService } from './ping-service.js';
 
@@ -71,6 +71,19 @@ describe('DeviceCore', () => {
     expect(guest.receiveAll()).toEqual([{ type: 0x0777 | MSG_RESPONSE_BIT, requestId: 3, status: STATUS.UNKNOWN_TYPE.code, payload: new Uint8Array() }]);
     expect(guest.readChannel('error_count')).toBe(1);
     expect(guest.readChannel('last_status')).toBe(STATUS.UNKNOWN_TYPE.code);
+  });
+
+  it('counts answers by mode, request type and status', () => {
+    const { core, guest } = setup();
+    guest.send(ping(1));
+    guest.send(ping(2));
+    guest.send({ type: 0x0777, requestId: 3, status: 0, payload: new Uint8Array() });
+    core.process();
+    expect(guest.receiveAll()).toHaveLength(3);
+    expect(core.answerCounters().sort((a, b) => b.type - a.type)).toEqual([
+      { mode: MODE.NONE, type: MSG_TYPE.PING, status: STATUS.OK.code, count: 2 },
+      { mode: MODE.NONE, type: ANSWER_OTHER, status: STATUS.UNKNOWN_TYPE.code, count: 1 },
+    ]);
   });
 
   it('answers a garbage length with BAD_LENGTH', () => {

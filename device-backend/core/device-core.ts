@@ -98,6 +98,19 @@ interface Outstanding {
   reject(e: Error): void;
 }
 
+/** The type or status of answers counted whose value the wire layout does not name. */
+export const ANSWER_OTHER = -1;
+const KNOWN_TYPES: ReadonlySet<number> = new Set(Object.values(MSG_TYPE));
+const KNOWN_STATUSES: ReadonlySet<number> = new Set(Object.values(STATUS).map((s) => s.code));
+
+/** How many answers of one request type, in one mode, had one status. */
+export interface AnswerCount {
+  mode: number;
+  type: number;
+  status: number;
+  count: number;
+}
+
 export type CoreRequestErrorCode = 'CHANNEL_RESET' | 'NOT_READY' | 'BUSY' | 'ABORTED' | 'CLOSED';
 
 export class CoreRequestError extends CodedError<CoreRequestErrorCode> {
@@ -117,6 +130,8 @@ export class DeviceCore {
   private readonly pushQueueLimit: number;
   private readonly ports = new Map<MessageService, ChannelPort[]>();
   private readonly serviceCounts = new Map<string, Map<string, number>>();
+  /** Answers sent to the guest's requests, by `mode/type/status` (the channel's mode when answered). */
+  private readonly answerCounts = new Map<string, AnswerCount>();
   private closed = false;
 
   private constructor(private readonly opts: DeviceCoreOptions) {
@@ -217,6 +232,23 @@ export class DeviceCore {
       }
     }
     return out;
+  }
+
+  /** Answers sent, by mode, request type and status. */
+  answerCounters(): AnswerCount[] {
+    return [...this.answerCounts.values()].map((a) => ({ ...a }));
+  }
+
+  private countAnswer(ch: ChannelEnd, answer: Message): void {
+    // A guest picks the types it sends and a callee the status of its reply: fold values the wire layout
+    // does not know into one bucket each (ANSWER_OTHER), so what is counted stays bounded.
+    const rawType = answer.type & ~MSG_RESPONSE_BIT;
+    const type = KNOWN_TYPES.has(rawType) ? rawType : ANSWER_OTHER;
+    const status = KNOWN_STATUSES.has(answer.status) ? answer.status : ANSWER_OTHER;
+    const key = `${ch.mode}/${type}/${answer.status}`;
+    const entry = this.answerCounts.get(key);
+    if (entry) entry.count++;
+    else this.answerCounts.set(key, { mode: ch.mode, type, status, count: 1 });
   }
 
   /** What each service counted, by service name. */
@@ -357,6 +389,7 @@ export class DeviceCore {
           (err: unknown) => this.complete(ch, epoch, handled.request, handled.service, this.serviceFailed(ch, handled.service, handled.request, err)),
         );
       } else if (handled.kind === 'sync') {
+        this.countAnswer(ch, handled.answer);
         ch.c2g.push(encodeMessage(handled.answer, this.opts.geometry.slotSizeBytes));
         responded = true;
       }
@@ -401,7 +434,9 @@ export class DeviceCore {
   private complete(ch: ChannelEnd, epoch: number, request: Message, service: string, response: Message): void {
     if (ch.epoch !== epoch) return; // the channel was reset meanwhile
     ch.inFlight--;
-    ch.answers.push(this.checkedAnswer(ch, service, request, response));
+    const answer = this.checkedAnswer(ch, service, request, response);
+    this.countAnswer(ch, answer);
+    ch.answers.push(answer);
     this.opts.onWorkPending?.();
   }
 

@@ -36,6 +36,10 @@ export const ERROR_CODES = [
   'GUEST_REFUSED',
   /** The chat hub refused a send, call or reply: details.refusal is the chat code (NOT_ALLOWED, QUEUE_FULL, ...). */
   'CHAT_REFUSED',
+  /** The dashboard listener: no token, or not this daemon's. */
+  'UNAUTHORIZED',
+  /** The dashboard listener: a Host or Origin that is not the listener's own (DNS rebinding, another site). */
+  'FORBIDDEN',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -52,6 +56,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   AGENT_UNAVAILABLE: 503,
   GUEST_REFUSED: 422,
   CHAT_REFUSED: 409,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   INTERNAL: 500,
 };
 
@@ -180,13 +186,17 @@ export type ChatReplyBody = z.infer<typeof chatReplyBodySchema>;
 const partySpec = z.string().min(1, 'is empty: give VM/NAME, @host/NAME, VM or a registered chat name').max(200);
 export const chatPolicyQuerySchema = z.object({ from: partySpec, to: partySpec }).strict();
 
-/** `GET /v1/events?kinds=&as=`. */
+/** `GET /v1/events?kinds=&as=&vm=&after=`. */
 export const eventsQuerySchema = z
   .object({
     /** Comma-separated EVENT_KINDS; default all. */
     kinds: z.string().optional(),
     /** Registers this host-side chat name for as long as the stream is open: its messages come on it. */
     as: chatName.optional(),
+    /** Comma-separated VM names: only events about these VMs (events about no VM are left out too). */
+    vm: z.string().optional(),
+    /** Resume after this event id (as the `Last-Event-ID` header does): buffered events after it come first. */
+    after: z.string().regex(/^[0-9]{1,16}$/, 'must be an event id (a whole number)').optional(),
   })
   .strict();
 
@@ -278,6 +288,11 @@ export const vmDeviceInfoSchema = z.object({
   serviceFailures: count.optional(),
   /** What each service counted (service → name → count): copies, bytes, refusals, claims. */
   services: z.record(z.string(), z.record(z.string(), count)).optional(),
+  /** Channel resets the guest asked for, and device resets. */
+  channelResets: count.optional(),
+  deviceResets: count.optional(),
+  /** Answers sent to the guest's requests by mode, type and status (wire names in lower case; `other` for values the layout does not name). */
+  answers: z.array(z.object({ mode: z.string(), type: z.string(), status: z.string(), count })).optional(),
 });
 export type VmDeviceInfo = z.infer<typeof vmDeviceInfoSchema>;
 
@@ -430,6 +445,53 @@ export type VmStats = z.infer<typeof vmStatsSchema>;
 export const statsListSchema = z.object({ vms: z.array(vmStatsSchema) });
 export type StatsList = z.infer<typeof statsListSchema>;
 
+// ---- What the daemon sees of each VM now (`vmgmt top`, the dashboard; the metrics read the same) ------
+
+/** One VM's figures now: cumulative counters (a client takes rates between two answers) and the newest sample. */
+export const vmFiguresSchema = z.object({
+  name: z.string().regex(VM_NAME_PATTERN),
+  state: z.enum(VM_STATES),
+  restarts: count,
+  pid: z.number().int().positive().nullable(),
+  /** The QEMU process: user + system CPU seconds of all its threads, and resident memory. */
+  process: z.object({ cpuSeconds: z.number().min(0), rssBytes: count }).nullable(),
+  /** The guest's newest stats record. */
+  guest: z
+    .object({
+      atMs: z.number().int(),
+      cpuBusyPercent: percent.nullable(),
+      stealPercent: percent.nullable(),
+      demand: z.number().int().min(0).max(100).nullable(),
+      memTotalKiB: count,
+      memAvailableKiB: count,
+    })
+    .nullable(),
+  /** The scheduler's share now. */
+  share: z.object({ weight: z.number().int().min(1), baseWeight: z.number().int().min(1), capPercent: z.number().int().min(1).nullable() }).nullable(),
+  /** The vCPU threads' CPU over the scheduler's last period, percent of one host CPU. */
+  hostVcpuPercent: z.number().min(0).nullable(),
+  /** The management device: messages and doorbells, and bytes its services moved (file, agent copies, chat, calc). */
+  device: z.object({ messages: count, doorbells: count, protocolErrors: count, bytes: count }).nullable(),
+});
+export type VmFigures = z.infer<typeof vmFiguresSchema>;
+
+/** `GET /v1/figures`. */
+export const vmFiguresListSchema = z.object({ atMs: z.number().int(), vms: z.array(vmFiguresSchema) });
+export type VmFiguresList = z.infer<typeof vmFiguresListSchema>;
+
+/** `GET /v1/dashboard`: where the dashboard and the metrics listen, and the token they need. */
+export const dashboardInfoSchema = z.object({
+  /** Open this: the token rides in the fragment, which the browser never sends. */
+  url: z.string(),
+  metricsUrl: z.string(),
+  /** The file the token is in (mode 0600): Prometheus' `authorization.credentials_file`. */
+  tokenFile: z.string(),
+  token: z.string(),
+  /** Whether /metrics needs the token (metrics.auth "token") or not ("none"). */
+  metricsAuth: z.enum(['token', 'none']),
+});
+export type DashboardInfo = z.infer<typeof dashboardInfoSchema>;
+
 /** What each buffered route answers with on success: a JSON body, plain text, or nothing (204). */
 export const ANSWERS = {
   health: { kind: 'json', schema: healthSchema },
@@ -452,6 +514,8 @@ export const ANSWERS = {
   chatPolicyCheck: { kind: 'json', schema: chatPolicyCheckSchema },
   'vm-stats': { kind: 'json', schema: vmStatsSchema },
   stats: { kind: 'json', schema: statsListSchema },
+  figures: { kind: 'json', schema: vmFiguresListSchema },
+  dashboard: { kind: 'json', schema: dashboardInfoSchema },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
 
@@ -525,14 +589,14 @@ export function decodeTransferEvent(line: string): DecodedTransferEvent {
 // ---- The event stream (`GET /v1/events`, server-sent events) -------------------------------------------
 //
 // One envelope for every kind: `{ id, kind, at, data }`, sent as an SSE frame `id: ID`, `event: KIND`,
-// `data: ENVELOPE-JSON`. `id` counts up per daemon process (it starts again after a restart); `kind` says
-// what `data` is. The stream opens with `stream.open`; a client that falls behind by more than the server's
+// `data: ENVELOPE-JSON`. `id` counts up (the daemon starts at its start time in µs, so ids grow across
+// restarts); `kind` says what `data` is. The stream opens with `stream.open`; a client that falls behind by more than the server's
 // buffer is sent `stream.dropped` and closed (reconnect and list again); a stopping daemon sends
-// `stream.end`. Later kinds (VM state changes, metrics) are new `kind`s in the same envelope; a client
+// `stream.end`. Later kinds are new `kind`s in the same envelope; a client
 // skips kinds it does not know (decodeEvent says `unknown-kind`), so an older CLI keeps working.
 
 /** Kinds a client may ask for with `?kinds=`; the stream.* kinds are always sent. */
-export const EVENT_KINDS = ['chat.presence', 'chat.message'] as const;
+export const EVENT_KINDS = ['chat.presence', 'chat.message', 'vm.state', 'stats.record', 'transfer'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 export const SSE_CONTENT_TYPE = 'text/event-stream';
 
@@ -555,15 +619,57 @@ export const chatMessageEventSchema = chatDataSchema.extend({
 });
 export type ChatMessageEventData = z.infer<typeof chatMessageEventSchema>;
 
+/** A VM's lifecycle changed: created (previous null), a state transition, or removed. */
+export const vmStateEventSchema = z.object({
+  vm: z.string(),
+  state: z.enum([...VM_STATES, 'removed']),
+  previous: z.enum(VM_STATES).nullable(),
+  reason: z.string(),
+});
+export type VmStateEventData = z.infer<typeof vmStateEventSchema>;
+
+/** A guest's stats record the hub accepted, with the VM's share and host figures as of now. */
+export const statsRecordEventSchema = z.object({
+  vm: z.string(),
+  sample: statsSampleSchema,
+  share: shareInfoSchema.nullable(),
+  host: hostFiguresSchema.nullable(),
+});
+export type StatsRecordEventData = z.infer<typeof statsRecordEventSchema>;
+
+/** A copy between host and guest (`vmgmt cp`) started, finished or failed. */
+export const transferNoticeSchema = z.object({
+  vm: z.string(),
+  /** Counts up per daemon process: the started and the finished event of one copy share it. */
+  transferId: z.number().int().min(1),
+  direction: z.enum(['to-guest', 'from-guest']),
+  guestPath: z.string(),
+  phase: z.enum(['started', 'done', 'failed']),
+  bytes: count,
+  error: z.string().nullable(),
+});
+export type TransferNoticeData = z.infer<typeof transferNoticeSchema>;
+
+/** How a stream that asked to resume (Last-Event-ID or ?after=) was served. */
+export const resumeInfoSchema = z.object({
+  afterId: count,
+  replayed: count,
+  /** False when events after afterId were already gone from the buffer (or came from another daemon process): list again. */
+  complete: z.boolean(),
+});
+
 const envelope = <K extends string, D extends z.ZodType>(kind: K, data: D) =>
   z.object({ id: count, kind: z.literal(kind), at: z.string(), data });
 
 export const apiEventSchema = z.discriminatedUnion('kind', [
-  envelope('stream.open', z.object({ kinds: z.array(z.string()), as: z.string().nullable(), maxBufferedBytes: count })),
+  envelope('stream.open', z.object({ kinds: z.array(z.string()), as: z.string().nullable(), maxBufferedBytes: count, vms: z.array(z.string()).nullable().optional(), resume: resumeInfoSchema.nullable().optional() })),
   envelope('stream.dropped', z.object({ reason: z.string(), bufferedBytes: count, maxBufferedBytes: count })),
   envelope('stream.end', z.object({ reason: z.string() })),
   envelope('chat.presence', chatPresenceEventSchema),
   envelope('chat.message', chatMessageEventSchema),
+  envelope('vm.state', vmStateEventSchema),
+  envelope('stats.record', statsRecordEventSchema),
+  envelope('transfer', transferNoticeSchema),
 ]);
 export type ApiEvent = z.infer<typeof apiEventSchema>;
 export type ApiEventKind = ApiEvent['kind'];

@@ -3,7 +3,7 @@
 // request path is testable with a fake manager.
 import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
-import { ANSWERS, LOG_END_HEADER, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type FieldProblem } from './api-contract.js';
+import { ANSWERS, LOG_END_HEADER, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type DashboardInfo, type FieldProblem, type VmFiguresList } from './api-contract.js';
 import { parseApiRequest, type ApiAction, type RawApiRequest } from './api-requests.js';
 import { errorResponse, errorToResponse, jsonResponse, type ApiResponse } from './api-responses.js';
 
@@ -18,6 +18,10 @@ export interface DispatchOptions {
   version: string;
   /** The daemon's chat hub, host side; without it the chat routes answer NOT_FOUND. */
   chat?: ChatApi;
+  /** What the daemon sees of each VM now (`GET /v1/figures`); without it the route answers NOT_FOUND. */
+  figures?: () => VmFiguresList;
+  /** The dashboard's address and token (`GET /v1/dashboard`); without it (metrics.enabled false) NOT_FOUND. */
+  dashboard?: () => DashboardInfo;
 }
 
 export async function dispatchApiRequest(
@@ -124,5 +128,11 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
       return jsonResponse(200, manager.stats(action.name, action.limit === undefined ? {} : { limit: action.limit }));
     case 'stats':
       return jsonResponse(200, manager.statsAll());
+    case 'figures':
+      if (!opts.figures) throw new VmgmtError('NOT_FOUND', 'this daemon serves no figures', {});
+      return jsonResponse(200, opts.figures());
+    case 'dashboard':
+      if (!opts.dashboard) throw new VmgmtError('NOT_FOUND', 'the dashboard is off (metrics.enabled is false in the daemon config): turn it on and restart the daemon', {});
+      return jsonResponse(200, opts.dashboard());
   }
 }

@@ -31,7 +31,15 @@ export function handleEventStream(action: StreamAction & { kind: 'events' }, req
   }
   res.writeHead(200, { 'Content-Type': SSE_CONTENT_TYPE, 'Cache-Control': 'no-cache', Connection: 'close', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
-  const stream = ctx.events.subscribe(action.kinds, { write: (f) => void res.write(f), bufferedBytes: () => res.writableLength, end: () => res.end() }, action.as);
+  const stream = ctx.events.subscribe(
+    action.kinds,
+    { write: (f) => void res.write(f), bufferedBytes: () => res.writableLength, end: () => res.end() },
+    {
+      ...(action.as === undefined ? {} : { as: action.as }),
+      ...(action.vms === undefined ? {} : { vms: action.vms }),
+      ...(action.afterId === undefined ? {} : { afterId: action.afterId }),
+    },
+  );
   sub = stream;
   stream.onClose((reason) => {
     held?.close();

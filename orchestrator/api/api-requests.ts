@@ -46,7 +46,9 @@ export type ApiAction =
   | { kind: 'chatReply'; as: string; callId: number; status: number; data: Uint8Array }
   | { kind: 'chatPolicyCheck'; from: string; to: string }
   | { kind: 'vm-stats'; name: string; limit?: number }
-  | { kind: 'stats' };
+  | { kind: 'stats' }
+  | { kind: 'figures' }
+  | { kind: 'dashboard' };
 
 /** Actions of the streaming routes: the server hands these over before reading the request body. */
 export type StreamAction =
@@ -56,7 +58,7 @@ export type StreamAction =
   /** `vmgmt vm exec`: the request line and stdin are in the body. */
   | { kind: 'exec'; name: string }
   /** The event stream: the kinds asked for, and a host-side chat name to hold while it is open. */
-  | { kind: 'events'; kinds: EventKind[]; as?: string };
+  | { kind: 'events'; kinds: EventKind[]; as?: string; vms?: string[]; afterId?: number };
 
 /** What the server knows of a request before reading its body. */
 export interface RawRequestHead {
@@ -66,6 +68,8 @@ export interface RawRequestHead {
   contentLength?: string | undefined;
   /** The Transfer-Encoding header as sent, if any. */
   transferEncoding?: string | undefined;
+  /** The Last-Event-ID header (an event stream that resumes), if any. */
+  lastEventId?: string | undefined;
 }
 
 export type ParsedStreamingRequest =
@@ -245,6 +249,12 @@ function parseRouteRequest(
       if (problems.length) return invalid(route, problems);
       return ok({ kind: 'stats' });
     }
+    case 'figures':
+    case 'dashboard': {
+      const problems = [...checkQuery(noQuerySchema, query), ...checkNoBody(bodyText)];
+      if (problems.length) return invalid(route, problems);
+      return ok({ kind: route.id });
+    }
     case 'push':
     case 'pull':
     case 'download':
@@ -287,7 +297,22 @@ function parseStreamingRoute(
     if (problems.length || !parsed.success) return invalid(route, problems);
     const kinds = parseEventKinds(parsed.data.kinds);
     if (!kinds.ok) return invalid(route, [{ path: 'query.kinds', message: kinds.message }]);
-    return { ok: true, action: { kind: 'events', kinds: kinds.kinds, ...(parsed.data.as === undefined ? {} : { as: parsed.data.as }) } };
+    const vms = parsed.data.vm === undefined ? undefined : parsed.data.vm.split(',');
+    const badVm = vms?.find((v) => !VM_NAME_PATTERN.test(v));
+    if (badVm !== undefined) return invalid(route, [{ path: 'query.vm', message: `${JSON.stringify(badVm)} is not a VM name` }]);
+    // The header is what a reconnecting EventSource sends; ?after= is the same for clients that cannot set it.
+    const after = parsed.data.after ?? head.lastEventId;
+    if (after !== undefined && !/^[0-9]{1,16}$/.test(after)) return invalid(route, [{ path: 'header.Last-Event-ID', message: `must be an event id (a whole number), got ${JSON.stringify(after.slice(0, 40))}` }]);
+    return {
+      ok: true,
+      action: {
+        kind: 'events',
+        kinds: kinds.kinds,
+        ...(parsed.data.as === undefined ? {} : { as: parsed.data.as }),
+        ...(vms === undefined ? {} : { vms }),
+        ...(after === undefined ? {} : { afterId: Number(after) }),
+      },
+    };
   }
 
   if (route.id === 'download') {

@@ -26,6 +26,8 @@ export const API_ROUTE_IDS = [
   'stats',
   'update',
   'host',
+  'figures',
+  'dashboard',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -67,6 +69,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
   /** Replaces the definition of a VM that is not running (body: the definition, checked as at create). */
   { id: 'update', method: 'PUT', segments: ['v1', 'vms', ':name'] },
   { id: 'host', method: 'GET', segments: ['v1', 'host'] },
+  /** What the daemon sees of each VM now: `vmgmt top` and the dashboard. */
+  { id: 'figures', method: 'GET', segments: ['v1', 'figures'] },
+  /** The dashboard's address and token: `vmgmt dashboard`. */
+  { id: 'dashboard', method: 'GET', segments: ['v1', 'dashboard'] },
 ];
 
 export interface RouteParams {

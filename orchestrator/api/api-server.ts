@@ -17,6 +17,7 @@ import { bindUnixSocket, unlinkBoundSocket } from './api-socket.js';
 import { handleStreamAction } from './api-transfers.js';
 import { DEFAULT_DOWNLOAD_TTL_MS, TransferStore } from './transfer-store.js';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
+import type { DashboardInfo, VmFiguresList } from './api-contract.js';
 
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_SOCKET_MODE = 0o660;
@@ -48,6 +49,9 @@ export interface ApiServerOptions {
   events?: ApiEventHub;
   /** How often idle event streams get a keepalive comment; default 15000. */
   keepaliveMs?: number;
+  /** `GET /v1/figures` and `GET /v1/dashboard` (orchestrator/observe/). */
+  figures?: () => VmFiguresList;
+  dashboard?: () => DashboardInfo;
 }
 
 export interface ApiServer {
@@ -89,6 +93,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         url,
         contentLength: req.headers['content-length'],
         transferEncoding: req.headers['transfer-encoding'],
+        lastEventId: headerValue(req.headers['last-event-id']),
       });
       if (head.kind !== 'buffered') {
         const outcome =
@@ -128,7 +133,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         );
         res.setHeader('Connection', 'close');
       } else {
-        const result = await dispatchApiRequest(manager, { method, url, bodyText: body.text }, { version, ...(opts.chat ? { chat: opts.chat } : {}) });
+        const result = await dispatchApiRequest(manager, { method, url, bodyText: body.text }, {
+          version,
+          ...(opts.chat ? { chat: opts.chat } : {}),
+          ...(opts.figures ? { figures: opts.figures } : {}),
+          ...(opts.dashboard ? { dashboard: opts.dashboard } : {}),
+        });
         response = result.response;
         if (result.unexpectedError !== undefined) {
           const err = result.unexpectedError;
@@ -239,11 +249,16 @@ function writeResponse(res: ServerResponse, response: ApiResponse, log: CoreLogg
   }
 }
 
-function packageVersion(): string {
+/** package.json's version (GET /v1/health). */
+export function packageVersion(): string {
   try {
     const pkg = JSON.parse(readFileSync(path.join(findRepoRoot(), 'package.json'), 'utf8')) as { version?: unknown };
     return typeof pkg.version === 'string' ? pkg.version : 'unknown';
   } catch {
     return 'unknown';
   }
+}
+
+function headerValue(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h[0] : h;
 }

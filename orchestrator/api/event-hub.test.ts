@@ -46,7 +46,7 @@ describe('ApiEventHub', () => {
     expect(got[1]).toEqual({ id: 3, kind: 'chat.presence', at: '2026-12-01T00:00:00.000Z', data: presence });
     expect(all.frames[1]).toBe(`id: 3\nevent: chat.presence\ndata: ${JSON.stringify(got[1])}\n\n`);
     expect(events(onlyMessages.frames).map((e) => e.kind)).toEqual(['stream.open']);
-    expect(events(onlyMessages.frames)[0]!.data).toEqual({ kinds: ['chat.message'], as: 'ops', maxBufferedBytes: 1024 * 1024 });
+    expect(events(onlyMessages.frames)[0]!.data).toEqual({ kinds: ['chat.message'], as: 'ops', maxBufferedBytes: 1024 * 1024, vms: null, resume: null });
   });
 
   it('drops a client that falls behind with a final stream.dropped, and never buffers past the bound', () => {
@@ -80,7 +80,72 @@ describe('ApiEventHub', () => {
   });
 
   it('a client skips kinds it does not know', () => {
-    expect(decodeEvent(JSON.stringify({ id: 1, kind: 'vm.state', at: 'x', data: {} }))).toMatchObject({ ok: false, kind: 'unknown-kind' });
+    expect(decodeEvent(JSON.stringify({ id: 1, kind: 'vm.future', at: 'x', data: {} }))).toMatchObject({ ok: false, kind: 'unknown-kind' });
     expect(decodeEvent(JSON.stringify({ id: 1, kind: 'chat.message', at: 'x', data: {} }))).toMatchObject({ ok: false, kind: 'invalid' });
+  });
+
+  const state = (vm: string, to: 'running' | 'stopped') => ({ vm, state: to, previous: to === 'running' ? ('starting' as const) : ('stopping' as const), reason: 'test' });
+
+  it('sends only the VMs a stream asked for', () => {
+    const hub = new ApiEventHub();
+    const onlyA = sink();
+    hub.subscribe(['vm.state', 'chat.presence'], onlyA, { vms: ['a'] });
+    hub.publish('vm.state', state('a', 'running'));
+    hub.publish('vm.state', state('b', 'running'));
+    hub.publish('chat.presence', { ...presence, peer: { vm: null, name: 'ops' } });
+    hub.publish('chat.presence', presence);
+    expect(events(onlyA.frames).map((e) => [e.kind, e.kind === 'vm.state' ? e.data.vm : e.kind === 'chat.presence' ? e.data.peer.vm : null])).toEqual([
+      ['stream.open', null],
+      ['vm.state', 'a'],
+      ['chat.presence', 'a'],
+    ]);
+  });
+
+  it('a stream that resumes after the last id it saw gets what it missed, then what is new', () => {
+    const hub = new ApiEventHub({ firstId: 1000 });
+    const first = sink();
+    const sub = hub.subscribe(['vm.state'], first);
+    hub.publish('vm.state', state('a', 'running'));
+    const lastSeen = events(first.frames).at(-1)!.id;
+    sub.close();
+    hub.publish('vm.state', state('a', 'stopped'));
+    hub.publish('vm.state', state('b', 'running'));
+    const again = sink();
+    hub.subscribe(['vm.state'], again, { afterId: lastSeen, vms: ['a'] });
+    hub.publish('vm.state', state('a', 'running'));
+    const got = events(again.frames);
+    expect(got[0]).toMatchObject({ kind: 'stream.open', data: { resume: { afterId: lastSeen, replayed: 1, complete: true } } });
+    expect(got.slice(1).map((e) => (e.kind === 'vm.state' ? `${e.data.vm} ${e.data.state}` : e.kind))).toEqual(['a stopped', 'a running']);
+    expect(got.slice(1).every((e) => e.id > lastSeen)).toBe(true);
+  });
+
+  it('the replay buffer is bounded, and a resume past what it still holds says it is not complete', () => {
+    const hub = new ApiEventHub({ replayEvents: 5 });
+    for (let i = 0; i < 20; i++) hub.publish('vm.state', state('a', i % 2 ? 'running' : 'stopped'));
+    expect(hub.replayCount).toBe(5);
+    const late = sink();
+    hub.subscribe(['vm.state'], late, { afterId: 3 });
+    const got = events(late.frames);
+    expect(got[0]).toMatchObject({ data: { resume: { afterId: 3, replayed: 5, complete: false } } });
+    expect(got.slice(1).map((e) => e.id)).toEqual([16, 17, 18, 19, 20]);
+    // An id this hub never gave (another daemon process's) cannot be resumed either.
+    const other = sink();
+    hub.subscribe(['vm.state'], other, { afterId: 9_999_999 });
+    expect(events(other.frames)[0]).toMatchObject({ data: { resume: { replayed: 0, complete: false } } });
+    const byBytes = new ApiEventHub({ replayBytes: 1000 });
+    for (let i = 0; i < 50; i++) byBytes.publish('vm.state', state('a', 'running'));
+    expect(byBytes.replayCount).toBeLessThan(10);
+  });
+
+  it('replays a message to host only to streams without a name of their own', () => {
+    const hub = new ApiEventHub();
+    const msg = { from: { vm: 'a', name: 'x' }, to: 'host', broadcast: false, callId: null, text: 'hi', dataBase64: 'aGk=' };
+    hub.publish('chat.message', msg, (s) => s.as === undefined);
+    const named = sink();
+    hub.subscribe(['chat.message'], named, { as: 'ops', afterId: 0 });
+    const plain = sink();
+    hub.subscribe(['chat.message'], plain, { afterId: 0 });
+    expect(events(named.frames).map((e) => e.kind)).toEqual(['stream.open']);
+    expect(events(plain.frames).map((e) => e.kind)).toEqual(['stream.open', 'chat.message']);
   });
 });

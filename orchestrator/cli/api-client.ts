@@ -28,6 +28,10 @@ import {
   vmDetailsSchema,
   vmListSchema,
   vmStatsSchema,
+  dashboardInfoSchema,
+  vmFiguresListSchema,
+  type DashboardInfo,
+  type VmFiguresList,
   type ErrorCode,
   type HealthInfo,
   type HostInfo,
@@ -116,7 +120,11 @@ export interface ApiClient {
   chatReply(body: { as: string; callId: number; status: number; text?: string; dataBase64?: string }): Promise<{ callId: number; replied: true }>;
   chatPolicyCheck(from: string, to: string): Promise<ChatPolicyCheck>;
   /** Follows `GET /v1/events`; each event checked against the contract (kinds this CLI does not know are skipped). */
-  events(opts: { kinds?: readonly EventKind[]; as?: string }, onEvent: (event: ApiEvent) => void): EventStream;
+  events(opts: { kinds?: readonly EventKind[]; as?: string; vms?: readonly string[]; afterId?: number }, onEvent: (event: ApiEvent) => void): EventStream;
+  /** What the daemon sees of each VM now (`vmgmt top`). */
+  figures(): Promise<VmFiguresList>;
+  /** The dashboard's address and token (`vmgmt dashboard`). */
+  dashboard(): Promise<DashboardInfo>;
 }
 
 export interface ChatMessageBody {
@@ -172,10 +180,11 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     );
   }
 
-  function events(o: { kinds?: readonly EventKind[]; as?: string }, onEvent: (event: ApiEvent) => void): EventStream {
+  function events(o: { kinds?: readonly EventKind[]; as?: string; vms?: readonly string[]; afterId?: number }, onEvent: (event: ApiEvent) => void): EventStream {
     const query = new URLSearchParams();
     if (o.kinds) query.set('kinds', o.kinds.join(','));
     if (o.as !== undefined) query.set('as', o.as);
+    if (o.vms !== undefined) query.set('vm', o.vms.join(','));
     const path = `/v1/events${query.size ? `?${query}` : ''}`;
     let req: ClientRequest | undefined;
     let closedByUs = false;
@@ -186,7 +195,8 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     opened.catch(() => {});
     let connected = false;
     let last: Awaited<EventStream['done']> | undefined;
-    req = request({ socketPath, method: 'GET', path, headers: { Accept: 'text/event-stream' } }, (res) => {
+    const headers: Record<string, string> = { Accept: 'text/event-stream', ...(o.afterId === undefined ? {} : { 'Last-Event-ID': String(o.afterId) }) };
+    req = request({ socketPath, method: 'GET', path, headers }, (res) => {
       if ((res.statusCode ?? 0) !== 200) {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -282,6 +292,8 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     },
     vmStats: (name, o = {}) => json(vmStatsSchema, 'GET', vmPath(name, `/stats${o.limit === undefined ? '' : `?limit=${o.limit}`}`)),
     stats: () => json(statsListSchema, 'GET', '/v1/stats'),
+    figures: () => json(vmFiguresListSchema, 'GET', '/v1/figures'),
+    dashboard: () => json(dashboardInfoSchema, 'GET', '/v1/dashboard'),
     async logs(name, o = {}) {
       const query = new URLSearchParams();
       if (o.source !== undefined) query.set('source', o.source);

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_SOCKET_PATH } from './api-client.js';
 import { COMMAND_HELP, findCommandHelp, GLOBAL_FLAGS, groupCommands, longName, type CommandHelp, type FlagHelp } from './command-help.js';
 import { parseCpArgs, type CpCommand } from './cp-args.js';
+import { VM_NAME_PATTERN } from '../api/api-contract.js';
 
 export type LogSourceArg = 'console' | 'qemu' | 'daemon';
 
@@ -22,8 +23,12 @@ export type CliCommand =
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number; follow: boolean }
   | { kind: 'vm-exec'; name: string; argv: string[]; tty: boolean; timeoutMs?: number; env: string[]; cwd?: string }
   | { kind: 'stats'; name?: string; watch: boolean }
+  | ObserveCommand
   | CpCommand
   | ChatCommand;
+
+/** `vmgmt events`, `vmgmt dashboard`, `vmgmt top` (orchestrator/cli/observe-command.ts). */
+export type ObserveCommand = { kind: 'events'; vm?: string } | { kind: 'dashboard' } | { kind: 'top'; once: boolean };
 
 /** `vmgmt chat ...`: MESSAGE `-` reads stdin. */
 export type ChatCommand =
@@ -239,6 +244,18 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   if (group === 'stats') {
     if (rest.length > 0) return usage(`\`vmgmt stats\` takes at most one VM name; unexpected ${JSON.stringify(rest[0])}`);
     return done({ kind: 'stats', ...(sub === undefined ? {} : { name: sub }), watch: values.watch === true });
+  }
+
+  if (group === 'events' || group === 'dashboard' || group === 'top') {
+    if (sub !== undefined) return usage(`\`vmgmt ${group}\` takes no arguments (got ${JSON.stringify(sub)})`);
+    if (group === 'dashboard') return done({ kind: 'dashboard' });
+    if (group === 'top') {
+      if (globals.json && values.once !== true) return usage('`vmgmt top --json` needs --once (one JSON document)');
+      return done({ kind: 'top', once: values.once === true });
+    }
+    const vm = values.vm as string | undefined;
+    if (vm !== undefined && !VM_NAME_PATTERN.test(vm)) return usage(`--vm ${JSON.stringify(vm)} is not a VM name`);
+    return done({ kind: 'events', ...(vm === undefined ? {} : { vm }) });
   }
 
   if (group !== 'vm') {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApiError } from './api-client.js';
 import type { ApiClient } from './api-client.js';
-import type { ChatCommand, CliCommand } from './cli-args.js';
+import type { ChatCommand, CliCommand, ObserveCommand } from './cli-args.js';
 import { CliError } from './cli-error.js';
 import { formatActionResult, formatErrorLines, formatHostInfo, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
 import { attachConsole, type ConsoleStdin } from './console-attach.js';
@@ -26,7 +26,7 @@ export interface CommandContext {
 /** How often `vm logs -f` asks for what was added. */
 const FOLLOW_POLL_MS = 500;
 
-type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'vm-exec' } | ChatCommand>;
+type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'vm-exec' } | ChatCommand | ObserveCommand>;
 
 export async function runVmCommand(command: VmCommand, ctx: CommandContext): Promise<ExitCode> {
   const { client, json } = ctx;

@@ -2,7 +2,8 @@
 // know the daemon only through the API contract (orchestrator/api/api-contract.ts); `vmgmt daemon` loads the
 // daemon's code when it is asked to run it.
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
-import { parseCli, type ChatCommand, type CliCommand } from './cli-args.js';
+import { parseCli, type ChatCommand, type CliCommand, type ObserveCommand } from './cli-args.js';
+import { runObserveCommand } from './observe-command.js';
 import { runChatCommand } from './chat-command.js';
 import { runVmCommand, type CommandContext } from './cli-commands.js';
 import { runCpCommand } from './cp-command.js';
@@ -63,7 +64,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     if (command.kind === 'cp') return await runCpCommand(command, ctx);
     if (command.kind === 'vm-exec') return await runExecCommand(command, { ...ctx, socketPath: globals.socketPath });
     if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
-    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' | 'vm-exec' }>, ctx);
+    if (command.kind === 'events' || command.kind === 'dashboard' || command.kind === 'top') return await runObserveCommand(command, ctx);
+    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | ObserveCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' | 'vm-exec' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
     return report(io, json, describeError(err), command.kind === 'cp' ? 'event' : 'document');

@@ -53,6 +53,7 @@ describe('daemon config file', () => {
       scheduling: { enabled: true, periodMs: 1000 },
       devices: { prefaultRegions: false },
       calc: { outputBudgetBytes: 1024 ** 3, programs: [] },
+      metrics: { enabled: true, host: '127.0.0.1', port: 9479, auth: 'token', tokenFile: '/var/lib/vmgmt/dashboard.token' },
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -77,6 +78,7 @@ describe('daemon config file', () => {
       scheduling: { enabled: false, periodMs: 1000 },
       devices: { prefaultRegions: true },
       calc: { outputBudgetBytes: 1024 ** 3, programs: [] },
+      metrics: { enabled: true, host: '127.0.0.1', port: 9479, auth: 'token', tokenFile: '/s/dashboard.token' },
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
@@ -109,6 +111,14 @@ describe('daemon config file', () => {
       { path: 'metrics', message: expect.stringMatching(/^reserved for the metrics and dashboard listener/) },
       { path: 'cluster', message: expect.stringMatching(/^reserved for running several hosts as one; .*does not read it yet/) },
     ]);
+  });
+
+  it('reads the metrics listener: loopback only, the token on by default', () => {
+    write({ metrics: { port: 0, auth: 'none', tokenFile: '/etc/vmgmt/token' } });
+    expect(loadDaemonConfig(explicit()).metrics).toEqual({ enabled: true, host: '127.0.0.1', port: 0, auth: 'none', tokenFile: '/etc/vmgmt/token' });
+    const byPath = Object.fromEntries(problemsOf(JSON.stringify({ metrics: { host: '0.0.0.0', port: 70000, auth: 'maybe' } })).map((p) => [p.path, p.message]));
+    expect(byPath['metrics.host']).toMatch(/must be a loopback address: 127.0.0.1, ::1, localhost/);
+    expect(Object.keys(byPath).sort()).toEqual(['metrics.auth', 'metrics.host', 'metrics.port']);
   });
 
   it('reads the chat policy: ordered rules in the documented shape', () => {
@@ -178,6 +188,8 @@ describe('config reload (SIGHUP)', () => {
     expect(warned).toEqual([
       'config: stateDir changed; it takes effect when the daemon restarts',
       'config: transfers.transferDir changed; it takes effect when the daemon restarts',
+      // The token file's default is under the state directory.
+      'config: metrics.tokenFile changed; it takes effect when the daemon restarts',
     ]);
     expect(log.entries.at(-1)).toMatchObject({
       level: 'info',

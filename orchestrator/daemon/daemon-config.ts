@@ -4,7 +4,7 @@
 // (--state-dir, --runtime-dir, --socket or $VMGMT_SOCKET) override the file.
 //
 // On SIGHUP the daemon reads the file again (LiveDaemonConfig.reload): logLevel, transfers.maxPullBytes, the
-// boot section, chat.rules, stats, scheduling, devices.prefaultRegions and the calc section take effect at once (the chat policy is evaluated per send; prefaulting applies to devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
+// boot section, chat.rules, stats, scheduling, devices.prefaultRegions and the calc section take effect at once (the metrics section needs a restart; the chat policy is evaluated per send; prefaulting applies to devices mapped after the reload); the other fields are in use (directories, the bound socket) and a change to them is
 // logged as needing a restart. A file that no longer parses leaves the running config as it was.
 //
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
@@ -29,7 +29,6 @@ export { DEFAULT_MAX_PULL_BYTES };
 
 /** Top-level sections later versions will read, and what for. */
 export const RESERVED_SECTIONS = {
-  metrics: 'the metrics and dashboard listener',
   cluster: 'running several hosts as one',
 } as const;
 
@@ -107,6 +106,23 @@ export const devicesConfigSchema = z
   })
   .strict();
 
+/** Loopback addresses the metrics and dashboard listener may bind: guests and other hosts reach none of them directly. */
+export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'] as const;
+export const DEFAULT_METRICS_PORT = 9479;
+
+export const metricsConfigSchema = z
+  .object({
+    /** The HTTP listener for /metrics and the dashboard (orchestrator/observe/). */
+    enabled: z.boolean().default(true),
+    host: z.enum(LOOPBACK_HOSTS, { message: `must be a loopback address: ${LOOPBACK_HOSTS.join(', ')}` }).default('127.0.0.1'),
+    /** 0: any free port (`vmgmt dashboard` prints the one taken). */
+    port: z.number().int().min(0).max(65535).default(DEFAULT_METRICS_PORT),
+    /** Whether /metrics needs the bearer token; "none" leaves it open to anyone on the host. The dashboard always needs it. */
+    auth: z.enum(['token', 'none']).default('token'),
+    tokenFile: absolutePath.optional().describe('default: <stateDir>/dashboard.token'),
+  })
+  .strict();
+
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
   .object({
@@ -122,6 +138,7 @@ export const daemonConfigFileSchema = z
     devices: devicesConfigSchema.default(devicesConfigSchema.parse({})),
     /** Host programs as calculation functions, and the per-VM output budget (calc-config.ts). */
     calc: calcConfigSchema.default(calcConfigSchema.parse({})),
+    metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -156,6 +173,13 @@ export interface DaemonConfig {
   };
   /** Read at each CALC_BEGIN and CALC_LIST. */
   calc: CalcSettings;
+  metrics: {
+    enabled: boolean;
+    host: (typeof LOOPBACK_HOSTS)[number];
+    port: number;
+    auth: 'token' | 'none';
+    tokenFile: string;
+  };
 }
 
 /** Flags of `vmgmt daemon`: relative paths are taken from the working directory. */
@@ -218,6 +242,7 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
     scheduling: { ...file.scheduling },
     devices: { prefaultRegions: file.devices.prefaultRegions },
     calc: resolveCalcConfig(file.calc),
+    metrics: { ...file.metrics, tokenFile: file.metrics.tokenFile ?? path.join(stateDir, 'dashboard.token') },
   };
 }
 
@@ -265,7 +290,7 @@ export interface ReloadPlan {
 }
 
 const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs', 'devices.prefaultRegions', 'calc'] as const;
-const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir'] as const;
+const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir', 'metrics.enabled', 'metrics.host', 'metrics.port', 'metrics.auth', 'metrics.tokenFile'] as const;
 
 /** What a reload changes. Pure. */
 export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPlan {

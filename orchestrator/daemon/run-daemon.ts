@@ -11,6 +11,13 @@ import { createLogger, type Logger } from './logger.js';
 import { lockStateDir } from './state-lock.js';
 import { VmManager } from './vm-manager.js';
 
+import { startObserve } from '../observe/start-observe.js';
+import type { ObserveServer } from '../observe/observe-server.js';
+import { feedStatsRecords } from '../observe/stats-feed.js';
+import { figuresList, managerSource } from '../observe/vm-figures.js';
+import type { DashboardInfo } from '../api/api-contract.js';
+import { VmgmtError } from './vmgmt-error.js';
+
 export { DEFAULT_CONFIG_PATH, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR } from './daemon-config.js';
 
 export interface DaemonOptions {
@@ -60,12 +67,26 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   let manager: VmManager | undefined;
   let chat: ChatControl | undefined;
   let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
+  let observe: ObserveServer | undefined;
+  let stopStatsFeed: (() => void) | undefined;
   const onHangup = (): void => void config.reload(log);
   try {
-    // The API's event stream: chat presence and messages to `host` (later VM state changes and metrics).
-    const events = new ApiEventHub();
-    manager = new VmManager({ stateDir, runtimeDir, native, log, config, onHostChatMessage: ChatControl.hostMessageHandler(events) });
+    // The API's event stream: chat presence and messages to `host`, VM state changes, stats records,
+    // copies. Ids start at the start time in µs, so they grow across daemon restarts (a resume with an id
+    // of an earlier daemon is told it missed events).
+    const events = new ApiEventHub({ firstId: Date.now() * 1000 });
+    manager = new VmManager({
+      stateDir,
+      runtimeDir,
+      native,
+      log,
+      config,
+      onHostChatMessage: ChatControl.hostMessageHandler(events),
+      onLifecycle: (change) => events.publish('vm.state', change),
+      onTransfer: (notice) => events.publish('transfer', notice),
+    });
     const vms = manager;
+    stopStatsFeed = feedStatsRecords(vms.statsHub, vms, events);
     chat = new ChatControl({
       hub: vms.chatHub,
       events,
@@ -76,6 +97,15 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
       },
       vmState: (vm) => vms.list().find((v) => v.name === vm)?.state,
     });
+    // The metrics and dashboard listener (config metrics): a port that cannot be bound is logged and the
+    // daemon runs without it; `vmgmt dashboard` says why.
+    const figures = managerSource(manager);
+    const observeUp = await startObserve({ config: config.current, manager, chat, events, figures, log });
+    observe = observeUp.server;
+    const dashboardInfo = (): DashboardInfo => {
+      if (observeUp.server) return observeUp.server.info();
+      throw new VmgmtError('NOT_FOUND', observeUp.why, {});
+    };
     api = await startApiServer({
       events,
       chat,
@@ -84,6 +114,8 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
       log,
       transferDir: transfers.transferDir,
       maxPullBytes: () => config.current.transfers.maxPullBytes,
+      figures: () => figuresList(figures),
+      dashboard: dashboardInfo,
     });
     log.info('vmgmt daemon started', {
       pid: process.pid,
@@ -103,6 +135,8 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   } finally {
     process.off('SIGHUP', onHangup);
     await api?.close();
+    await observe?.close();
+    stopStatsFeed?.();
     chat?.close();
     manager?.scheduler.stop();
     manager?.detachAll();

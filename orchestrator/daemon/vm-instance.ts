@@ -30,8 +30,10 @@ import { checkProcessIdentity, processStartTime } from './process-identity.js';
 import type { StateStore, VmRecord } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
 import type { HostCopyOptions, VmDetails, VmPaths, VmSummary } from './vm-manager-api.js';
+import type { VmStateEventData } from '../api/api-contract.js';
 import { initialStatus, isActive, restartDelayMs, transition, type VmEvent, wantsRestart } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
+import { namedAnswerCounts } from '../observe/wire-names.js';
 
 export interface VmInstanceDeps {
   store: StateStore;
@@ -52,6 +54,8 @@ export interface VmInstanceDeps {
   statsHub?: StatsHub;
   /** The daemon's declared calculation programs (config calc), shared by every VM. */
   calcPrograms?: CalcPrograms;
+  /** Told of every state change (the API's event stream publishes it as `vm.state`). */
+  onStateChange?: (change: VmStateEventData) => void;
 }
 
 const CONSOLE_TAIL_LINES = 15;
@@ -121,9 +125,11 @@ export class VmInstance {
   private apply(event: VmEvent): void {
     const t = transition(this.record.status, event);
     if (!t.ok) throw new VmgmtError('INVALID_STATE', `VM ${this.name}: ${t.reason}`, { name: this.name, state: this.state });
-    if (t.status.state !== this.record.status.state) this.log.info(`state ${this.record.status.state} -> ${t.status.state}`, { reason: t.status.reason });
+    const previous = this.record.status.state;
+    if (t.status.state !== previous) this.log.info(`state ${previous} -> ${t.status.state}`, { reason: t.status.reason });
     this.record = { ...this.record, status: t.status };
     this.persist();
+    if (t.status.state !== previous) this.deps.onStateChange?.({ vm: this.name, state: t.status.state, previous, reason: t.status.reason });
   }
 
   private persist(): void {
@@ -164,6 +170,9 @@ export class VmInstance {
             doorbells: d.core.counters.doorbells,
             serviceFailures: d.core.counters.serviceFailures,
             services: d.core.serviceCounters(),
+            channelResets: d.core.counters.channelResets,
+            deviceResets: d.core.counters.deviceResets,
+            answers: namedAnswerCounts(d.core.answerCounters()),
           }
         : null,
     };

@@ -17,6 +17,7 @@ import { MAX_LOG_CHUNK_BYTES } from '../api/api-contract.js';
 import { hostCacheDir, hostKvmProbeInfo } from '../qemu/accel-probe.js';
 import { newRecord, VmInstance } from './vm-instance.js';
 import type { HostCopyOptions, HostInfo, LogChunk, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from './vm-manager-api.js';
+import type { TransferNoticeData, VmStateEventData } from '../api/api-contract.js';
 import { StatsHub } from '../../device-backend/services/stats/stats-hub.js';
 import { CalcPrograms } from '../../device-backend/services/calc/calc-programs.js';
 import { calcLauncherPath } from '../../device-backend/services/calc/calc-launcher.js';
@@ -35,6 +36,10 @@ export interface VmManagerOptions {
   config: { readonly current: DaemonConfig };
   /** What guests send to `host` (the daemon publishes it on the API's event stream); default: logged. */
   onHostChatMessage?: HostMessageHandler;
+  /** VMs created, removed and changing state (the event stream's `vm.state`). */
+  onLifecycle?: (change: VmStateEventData) => void;
+  /** Copies between host and guest starting and ending (the event stream's `transfer`). */
+  onTransfer?: (notice: TransferNoticeData) => void;
 }
 
 const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
@@ -95,6 +100,7 @@ export class VmManager implements VmManagerApi {
       bootGate: this.bootGate,
       statsHub: this.statsHub,
       calcPrograms: this.calcPrograms,
+      ...(this.opts.onLifecycle ? { onStateChange: this.opts.onLifecycle } : {}),
     });
   }
 
@@ -133,6 +139,7 @@ export class VmManager implements VmManagerApi {
     const vm = this.instance(definition, record);
     this.vms.set(definition.name, vm);
     vm.log.info('defined');
+    this.opts.onLifecycle?.({ vm: definition.name, state: vm.state, previous: null, reason: 'defined' });
     return vm.details();
   }
 
@@ -182,14 +189,35 @@ export class VmManager implements VmManagerApi {
     this.statsHub.forget(name);
     rmSync(vm.paths.runDir, { recursive: true, force: true });
     this.opts.log.info('removed', { vm: name });
+    this.opts.onLifecycle?.({ vm: name, state: 'removed', previous: vm.state, reason: 'removed' });
   }
 
   copyToGuest(name: string, opts: HostCopyOptions & { sizeBytes: number }): Promise<{ bytes: number }> {
-    return this.get(name).copy('to-guest', opts);
+    return this.noticed(name, 'to-guest', opts.guestPath, () => this.get(name).copy('to-guest', opts));
   }
 
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
-    return this.get(name).copy('from-guest', opts);
+    return this.noticed(name, 'from-guest', opts.guestPath, () => this.get(name).copy('from-guest', opts));
+  }
+
+  private transfersStarted = 0;
+
+  /** A copy, told to onTransfer when it starts and when it ends (a copy refused at once is not told). */
+  private async noticed(name: string, direction: 'to-guest' | 'from-guest', guestPath: string, copy: () => Promise<{ bytes: number }>): Promise<{ bytes: number }> {
+    const started = copy();
+    const notify = this.opts.onTransfer;
+    if (!notify) return started;
+    const transferId = ++this.transfersStarted;
+    const base = { vm: name, transferId, direction, guestPath };
+    notify({ ...base, phase: 'started', bytes: 0, error: null });
+    try {
+      const done = await started;
+      notify({ ...base, phase: 'done', bytes: done.bytes, error: null });
+      return done;
+    } catch (err) {
+      notify({ ...base, phase: 'failed', bytes: 0, error: (err as Error).message });
+      throw err;
+    }
   }
 
   stats(name: string, opts: { limit?: number } = {}): VmStats {
