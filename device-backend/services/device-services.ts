@@ -5,6 +5,7 @@ import type { MessageService } from '../core/message-service.js';
 import { pingService } from '../core/ping-service.js';
 import type { VmgmtNative } from '../native/index.js';
 import { AgentService } from './agent/agent-service.js';
+import { AgentUpdateService } from './agent/agent-update.js';
 import { CalcService } from './calc/calc-service.js';
 import type { ChatHub } from './chat/chat-hub.js';
 import { ChatService } from './chat/chat-service.js';
@@ -34,6 +35,8 @@ export interface DeviceServices {
   files: FileService;
   /** Host-started copies through the guest agent (`vmgmt cp`). */
   agent: AgentService;
+  /** The agent's version (AGENT_HELLO) and the driver update in place. */
+  agentUpdate: AgentUpdateService;
   calc: CalcService;
   chat?: ChatService;
   stats?: StatsService;
@@ -43,7 +46,8 @@ export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const files = new FileService({ native: opts.native, ...(opts.files ? { config: opts.files } : {}), log: opts.log });
   const agent = new AgentService({ native: opts.native, log: opts.log });
   const calc = new CalcService({ native: opts.native, log: opts.log });
-  const built: DeviceServices = { services: [pingService, files, agent, calc], files, agent, calc };
+  const agentUpdate = new AgentUpdateService({ agent, log: opts.log });
+  const built: DeviceServices = { services: [pingService, files, agent, calc, agentUpdate], files, agent, agentUpdate, calc };
   if (opts.chat) {
     built.chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
     built.services.push(built.chat);

@@ -17,6 +17,7 @@
 #include "session.h"
 #include "signals.h"
 #include "stats.h"
+#include "update.h"
 
 #define MAIN_MAX_PINGS 10000000u
 
@@ -78,6 +79,7 @@ static const char main_usage[] =
     "  bench memcpy [--mib N] [--reps R]   memcpy throughput guest RAM -> the channel's data slice and back\n"
     "                                      (default 64 MiB, 3 reps after a warm-up); prints\n"
     "                                      memcpy: to_bar_MBps=X from_bar_MBps=Y bytes=N\n"
+    "  --version                           print \"vmgmt-guest VERSION\" (the driver update checks it)\n"
     "  help                                this text\n"
     "\n"
     "options for every command:\n"
@@ -185,6 +187,10 @@ static int main_run(const struct main_options *o)
 int main(int argc, char **argv)
 {
     int rc;
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("vmgmt-guest %s\n", update_version());
+        return REPORT_EXIT_OK;
+    }
     if (argc >= 2 && strcmp(argv[1], "file") == 0) {
         rc = filecmd_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "debug") == 0) {

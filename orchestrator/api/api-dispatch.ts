@@ -118,5 +118,9 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
       return jsonResponse(200, manager.stats(action.name, action.limit === undefined ? {} : { limit: action.limit }));
     case 'stats':
       return jsonResponse(200, manager.statsAll());
+    case 'agentUpdate': {
+      const { kind: _kind, name, ...opts } = action;
+      return jsonResponse(200, await manager.agentUpdate(name, opts));
+    }
   }
 }

@@ -21,6 +21,7 @@ export const API_ROUTE_IDS = [
   'events',
   'vm-stats',
   'stats',
+  'agentUpdate',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -55,6 +56,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'events', method: 'GET', segments: ['v1', 'events'], streaming: true },
   { id: 'vm-stats', method: 'GET', segments: ['v1', 'vms', ':name', 'stats'] },
   { id: 'stats', method: 'GET', segments: ['v1', 'stats'] },
+  { id: 'agentUpdate', method: 'POST', segments: ['v1', 'vms', ':name', 'agent', 'update'] },
 ];
 
 export interface RouteParams {

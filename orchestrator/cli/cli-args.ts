@@ -15,6 +15,8 @@ export type CliCommand =
   | { kind: 'vm-rm'; name: string; force: boolean }
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
   | { kind: 'stats'; name?: string; watch: boolean }
+  /** `vmgmt agent update VM|--all [--binary PATH]`: names empty with all. */
+  | { kind: 'agent-update'; names: string[]; all: boolean; binary?: string }
   | CpCommand
   | ChatCommand;
 
@@ -51,6 +53,8 @@ const OPTIONS = {
   watch: { type: 'boolean' },
   as: { type: 'string' },
   exec: { type: 'string' },
+  all: { type: 'boolean' },
+  binary: { type: 'string' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
@@ -131,6 +135,18 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     if (extra) return usage(`${extra} does not apply to \`vmgmt stats\``);
     if (rest.length > 0) return usage(`\`vmgmt stats\` takes at most one VM name; unexpected ${JSON.stringify(rest[0])}`);
     return done({ kind: 'stats', ...(sub === undefined ? {} : { name: sub }), watch: values.watch === true });
+  }
+
+  if (group === 'agent') {
+    const extra = unexpectedOptions(values, ['all', 'binary']);
+    if (extra) return usage(`${extra} does not apply to \`vmgmt agent\``);
+    if (sub !== 'update') return usage(`\`vmgmt agent\` needs a subcommand: update`);
+    const all = values.all === true;
+    if (all && rest.length > 0) return usage('`vmgmt agent update --all` takes no VM names');
+    if (!all && rest.length === 0) return usage('`vmgmt agent update` needs VM names, or --all for every running VM');
+    const binary = values.binary as string | undefined;
+    if (binary === '') return usage('--binary needs a path');
+    return done({ kind: 'agent-update', names: rest, all, ...(binary === undefined ? {} : { binary }) });
   }
 
   if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\`, \`vmgmt chat ...\` or \`vmgmt stats\``);

@@ -6,6 +6,9 @@ import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
+import type { AgentUpdateService } from '../../device-backend/services/agent/agent-update.js';
+import type { AgentUpdateResult } from '../api/api-contract.js';
+import { agentUpdate } from './agent-update.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
@@ -72,6 +75,8 @@ export class VmInstance {
   private agent: AgentService | undefined;
   /** The stats service of the device now served. */
   private statsService: StatsService | undefined;
+  /** The agent's version and the driver update, of the device now served. */
+  private agentUpdater: AgentUpdateService | undefined;
   readonly log: Logger;
   readonly paths: VmPaths;
 
@@ -155,7 +160,23 @@ export class VmInstance {
             services: d.core.serviceCounters(),
           }
         : null,
+      agent: this.agentInfo(),
     };
+  }
+
+  private agentInfo(): VmDetails['agent'] {
+    const u = this.device ? this.agentUpdater : undefined;
+    const now = u?.current;
+    if (!u || !now) return null;
+    return { ...now, lastUpdate: u.last ?? null };
+  }
+
+  /** `vmgmt agent update`: a new vmgmt-guest replaces the running agent in place. */
+  updateAgent(opts: { binary?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+    const updater = this.agentUpdater;
+    if (!this.device || !updater || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: an agent update needs a running VM with its device`, { name: this.name });
+    this.log.info('agent update', { binary: opts.binary ?? '(the daemon\'s build)' });
+    return agentUpdate(this.name, updater, { ...opts, tempDir: this.paths.runDir }, this.log);
   }
 
   start(opts: { resetRestarts?: boolean } = {}): Promise<VmDetails> {
@@ -205,6 +226,7 @@ export class VmInstance {
     const built = vmServices(this.definition.files, { native: this.deps.native, log: this.log }, this.chat(), this.deps.statsHub);
     this.agent = built.agent;
     this.statsService = built.stats;
+    this.agentUpdater = built.agentUpdate;
     return built.services;
   }
 
@@ -282,6 +304,7 @@ export class VmInstance {
     this.device = device;
     this.agent = services.agent;
     this.statsService = services.stats;
+    this.agentUpdater = services.agentUpdate;
     // The boot's turn ends when the agent is up (or the boot's deadline passes, or the VM goes away).
     const turn = this.bootTurn;
     const agentWaitMs = this.deps.config.boot.agentWaitMs;

@@ -20,6 +20,7 @@ import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
 import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
 import { isActive } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
+import type { AgentUpdateResult } from '../api/api-contract.js';
 
 export interface VmManagerOptions {
   stateDir: string;
@@ -169,6 +170,10 @@ export class VmManager implements VmManagerApi {
 
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
     return this.get(name).copy('from-guest', opts);
+  }
+
+  agentUpdate(name: string, opts: { binary?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+    return this.get(name).updateAgent(opts);
   }
 
   stats(name: string, opts: { limit?: number } = {}): VmStats {
