@@ -204,8 +204,14 @@ static int update_run_version(int bin_fd, char *out, size_t cap, char *why, size
     }
     close(pipefd[0]);
     out[used] = 0;
+    /* EOF on the pipe comes a moment before the child is a zombie: wait for it up to the deadline. */
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == 0) {
+    pid_t r;
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && clock_now_ns() < deadline) {
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    if (r != pid) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
         snprintf(why, why_cap, "`--version` did not finish within %u ms", UPDATE_VERSION_RUN_MS);

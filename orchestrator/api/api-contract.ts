@@ -414,6 +414,12 @@ export type StatsList = z.infer<typeof statsListSchema>;
 export const agentUpdateBodySchema = z
   .object({
     binary: z.string().startsWith('/').max(4096).optional(),
+    /**
+     * The sha256 the guest must find in what it received (e.g. from a release manifest). Without it, the
+     * digest of the file as the daemon read it. The daemon does not compare it itself: the guest's check
+     * covers the whole way, file, copy and staging.
+     */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
     /** How long the new agent has to report in before the old one is restored. */
     reportInMs: z.number().int().min(1).max(120_000).optional(),
     /** After reporting in, a crash within this long still rolls back. */

@@ -131,7 +131,7 @@ export class FakeVmManager implements VmManagerApi {
   /** Versions the fake agents run (agentUpdate moves a VM to the next). */
   readonly agentVersions = new Map<string, string>();
 
-  async agentUpdate(name: string, opts: { binary?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+  async agentUpdate(name: string, opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
     this.#enter('agentUpdate', [name, opts]);
     const vm = this.#get(name);
     if (vm.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${name} is ${vm.state}: an agent update needs a running VM`, { name });

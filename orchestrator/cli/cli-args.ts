@@ -16,7 +16,7 @@ export type CliCommand =
   | { kind: 'vm-logs'; name: string; source?: LogSourceArg; tailBytes?: number }
   | { kind: 'stats'; name?: string; watch: boolean }
   /** `vmgmt agent update VM|--all [--binary PATH]`: names empty with all. */
-  | { kind: 'agent-update'; names: string[]; all: boolean; binary?: string }
+  | { kind: 'agent-update'; names: string[]; all: boolean; binary?: string; sha256?: string }
   | CpCommand
   | ChatCommand;
 
@@ -55,6 +55,7 @@ const OPTIONS = {
   exec: { type: 'string' },
   all: { type: 'boolean' },
   binary: { type: 'string' },
+  sha256: { type: 'string' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
@@ -138,7 +139,7 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   }
 
   if (group === 'agent') {
-    const extra = unexpectedOptions(values, ['all', 'binary']);
+    const extra = unexpectedOptions(values, ['all', 'binary', 'sha256']);
     if (extra) return usage(`${extra} does not apply to \`vmgmt agent\``);
     if (sub !== 'update') return usage(`\`vmgmt agent\` needs a subcommand: update`);
     const all = values.all === true;
@@ -146,7 +147,9 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     if (!all && rest.length === 0) return usage('`vmgmt agent update` needs VM names, or --all for every running VM');
     const binary = values.binary as string | undefined;
     if (binary === '') return usage('--binary needs a path');
-    return done({ kind: 'agent-update', names: rest, all, ...(binary === undefined ? {} : { binary }) });
+    const sha256 = values.sha256 as string | undefined;
+    if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) return usage('--sha256 takes 64 lowercase hex digits');
+    return done({ kind: 'agent-update', names: rest, all, ...(binary === undefined ? {} : { binary }), ...(sha256 === undefined ? {} : { sha256 }) });
   }
 
   if (group !== 'vm') return usage(`unknown command ${JSON.stringify(group)}: use \`vmgmt daemon\`, \`vmgmt vm ...\`, \`vmgmt cp\`, \`vmgmt chat ...\` or \`vmgmt stats\``);

@@ -29,7 +29,10 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
   switch (command.kind) {
     case 'agent-update': {
       // The daemon reads the binary: a relative path is the caller's, made absolute here.
-      const binary = command.binary === undefined ? {} : { binary: path.resolve(command.binary) };
+      const binary = {
+        ...(command.binary === undefined ? {} : { binary: path.resolve(command.binary) }),
+        ...(command.sha256 === undefined ? {} : { sha256: command.sha256 }),
+      };
       const names = command.all ? (await client.list()).vms.filter((v) => v.state === 'running').map((v) => v.name) : command.names;
       const rows: { name: string; result?: AgentUpdateResult; error?: string }[] = [];
       for (const name of names) {

@@ -32,10 +32,11 @@ Usage:
                                        exit status: the reply status)
   vmgmt chat policy check FROM TO      which chat rule decides, and why; FROM/TO: VM/NAME,
                                        @host/NAME, VM, or a registered chat name
-  vmgmt agent update NAME... [--binary PATH]
-  vmgmt agent update --all [--binary PATH]
+  vmgmt agent update NAME... [--binary PATH] [--sha256 HEX]
+  vmgmt agent update --all [--binary PATH] [--sha256 HEX]
                                        replace the guest agent (vmgmt-guest) in place, with rollback
-                                       (default: the daemon's build of guest-driver/)
+                                       (default: the daemon's build of guest-driver/); --sha256: the
+                                       digest the guest must find (default: the file's)
 
 Options for every command:
   --socket PATH   the daemon's socket (default $VMGMT_SOCKET, else /run/vmgmt/vmgmt.sock)

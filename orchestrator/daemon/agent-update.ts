@@ -46,7 +46,7 @@ async function readBinary(file: string): Promise<Uint8Array> {
 export async function agentUpdate(
   name: string,
   updater: AgentUpdateService,
-  opts: { binary?: string; reportInMs?: number; probationMs?: number; tempDir: string },
+  opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number; tempDir: string },
   log: Logger,
 ): Promise<AgentUpdateResult> {
   const file = opts.binary ?? defaultGuestBinary();
@@ -55,6 +55,7 @@ export async function agentUpdate(
     const r = await updater.update({
       binary,
       tempDir: opts.tempDir,
+      ...(opts.sha256 !== undefined ? { sha256: Buffer.from(opts.sha256, 'hex') } : {}),
       ...(opts.reportInMs !== undefined ? { reportInMs: opts.reportInMs } : {}),
       ...(opts.probationMs !== undefined ? { probationMs: opts.probationMs } : {}),
     });

@@ -172,7 +172,7 @@ export class VmInstance {
   }
 
   /** `vmgmt agent update`: a new vmgmt-guest replaces the running agent in place. */
-  updateAgent(opts: { binary?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+  updateAgent(opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
     const updater = this.agentUpdater;
     if (!this.device || !updater || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: an agent update needs a running VM with its device`, { name: this.name });
     this.log.info('agent update', { binary: opts.binary ?? '(the daemon\'s build)' });

@@ -35,7 +35,7 @@ export interface VmManagerApi {
    * INVALID_REQUEST (not a vmgmt-guest), GUEST_REFUSED (details.outcome refused or rolled-back), TIMEOUT,
    * AGENT_UNAVAILABLE, INVALID_STATE (not running, or an update in progress).
    */
-  agentUpdate(name: string, opts: { binary?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult>;
+  agentUpdate(name: string, opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult>;
 }
 
 export interface HostCopyOptions {

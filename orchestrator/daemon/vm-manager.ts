@@ -172,7 +172,7 @@ export class VmManager implements VmManagerApi {
     return this.get(name).copy('from-guest', opts);
   }
 
-  agentUpdate(name: string, opts: { binary?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+  agentUpdate(name: string, opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
     return this.get(name).updateAgent(opts);
   }
 

@@ -49,6 +49,8 @@ export interface LastUpdate {
 
 export interface AgentUpdateOptions {
   binary: Uint8Array;
+  /** The digest the guest must find; default: the binary's. Not compared here: the guest checks what it got. */
+  sha256?: Uint8Array;
   /** A host directory for the staging file (the daemon's runtime directory). */
   tempDir: string;
   reportInMs?: number;
@@ -141,7 +143,8 @@ export class AgentUpdateService implements MessageService {
     if (!v.ok) throw new AgentUpdateError('INVALID_REQUEST', `the binary cannot be sent as the guest driver: ${v.reason}`);
     const reportInMs = o.reportInMs ?? DEFAULT_REPORT_IN_MS;
     const probationMs = o.probationMs ?? DEFAULT_PROBATION_MS;
-    const digest = createHash('sha256').update(o.binary).digest();
+    const digest = o.sha256 ? Buffer.from(o.sha256) : createHash('sha256').update(o.binary).digest();
+    if (digest.byteLength !== 32) throw new AgentUpdateError('INVALID_REQUEST', 'sha256 must be 32 bytes');
     const sha256 = digest.toString('hex');
     const started = performance.now();
     let outcome: LastUpdate = { at: new Date().toISOString(), toVersion: v.version, outcome: 'failed' };
