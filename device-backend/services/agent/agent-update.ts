@@ -74,6 +74,8 @@ export interface AgentUpdateOutcome {
   totalMs: number;
 }
 
+export type AgentEvent = { kind: 'hello'; channel: number; atMs: number; version: string } | { kind: 'gone'; channel: number; atMs: number };
+
 interface Pending {
   version: string;
   onHello(h: AgentHello): void;
@@ -91,6 +93,7 @@ export class AgentUpdateService implements MessageService {
   private readonly agents = new Map<number, AgentInfo>();
   private pending: Pending | undefined;
   private closed = false;
+  private readonly watchers = new Set<(e: AgentEvent) => void>();
   last: LastUpdate | undefined;
 
   constructor(private readonly opts: { agent: AgentService; log: CoreLogger }) {}
@@ -115,6 +118,7 @@ export class AgentUpdateService implements MessageService {
       }
       const info: AgentInfo = { version: d.value.version, pid: d.value.pid, channel: port.channel, since: new Date().toISOString(), takeover: d.value.takeover };
       this.agents.set(port.channel, info);
+      for (const w of this.watchers) w({ kind: 'hello', channel: port.channel, atMs: performance.now(), version: info.version });
       this.host?.counters.add('agent_hellos');
       this.opts.log.info('guest agent reported in', { ...info, ...(d.value.takeover ? { prevPid: d.value.prevPid, gapUs: d.value.gapUs } : {}) });
       this.pending?.onHello(d.value);
@@ -128,7 +132,13 @@ export class AgentUpdateService implements MessageService {
   }
 
   channelReset(channel: number): void {
-    this.agents.delete(channel);
+    if (this.agents.delete(channel)) for (const w of this.watchers) w({ kind: 'gone', channel, atMs: performance.now() });
+  }
+
+  /** Agents reporting in and going away, as they happen (the benchmark measures its windows with it). */
+  watch(listener: (e: AgentEvent) => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
   }
 
   close(): void {
