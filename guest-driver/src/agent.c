@@ -594,6 +594,12 @@ int agent_main(int argc, char **argv)
     fprintf(stderr, "agent: version %s is a test build that crashes at start (VMGMT_GUEST_CRASH_AT_START)\n", update_version());
     abort();
 #endif
+#ifdef VMGMT_GUEST_CRASH_UNLESS_TAKEOVER
+    if (a->takeover_fd < 0) {
+        fprintf(stderr, "agent: version %s is a test build that crashes unless it takes over in an update (VMGMT_GUEST_CRASH_UNLESS_TAKEOVER)\n", update_version());
+        abort();
+    }
+#endif
     update_init(&a->up, a->installed_as, a->common.verbose, a->no_stats);
     if (a->takeover_fd >= 0) {
         rc = update_takeover_begin(a->takeover_fd, &a->adopt);

@@ -13,6 +13,7 @@ import { DaemonFixture } from '../support/daemon-fixture.js';
 const VM = 'it-upd';
 const GOOD = '1.0.1-it';
 const CRASH = '1.0.2-crash';
+const LATE = '1.0.3-late';
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const repo = path.resolve(import.meta.dirname, '../..');
 
@@ -30,6 +31,7 @@ describe('vmgmt agent update', () => {
   let d: DaemonFixture;
   let good: string;
   let crash: string;
+  let late: string;
   const vmgmt = (...args: string[]) => d.cli(...args);
   const inspect = async () => (await d.api('GET', `/v1/vms/${VM}`)).body;
 
@@ -37,10 +39,13 @@ describe('vmgmt agent update', () => {
     d = await DaemonFixture.start();
     good = path.join(d.baseDir, 'vmgmt-guest-good');
     crash = path.join(d.baseDir, 'vmgmt-guest-crash');
+    late = path.join(d.baseDir, 'vmgmt-guest-late');
     // The same sources, other versions embedded; one that aborts as soon as it starts as the agent.
     await Promise.all([
       execa('make', ['-s', '-C', path.join(repo, 'guest-driver'), 'variant', `VERSION=${GOOD}`, `OUT=${good}`]),
       execa('make', ['-s', '-C', path.join(repo, 'guest-driver'), 'variant', `VERSION=${CRASH}`, `OUT=${crash}`, 'CRASH_AT_START=1']),
+      // Takes over and passes its probation, but crashes whenever the supervisor starts it.
+      execa('make', ['-s', '-C', path.join(repo, 'guest-driver'), 'variant', `VERSION=${LATE}`, `OUT=${late}`, 'CRASH_UNLESS_TAKEOVER=1']),
     ]);
     expect((await d.api('POST', '/v1/vms', { name: VM, accel: 'tcg', memoryMiB: 512 })).status).toBe(201);
     expect((await d.api('POST', `/v1/vms/${VM}/start`)).status).toBe(200);
@@ -145,5 +150,28 @@ describe('vmgmt agent update', () => {
     await waitFor('the new binary installed', async () =>
       (await d.guest(VM, 'vmgmt-guest --version')).stdout.trim() === `vmgmt-guest ${GOOD}` ? true : undefined,
     );
+  });
+
+  it('an installed driver that keeps crashing when the supervisor starts it is replaced by the one before, not respawned for ever', async () => {
+    const up = await vmgmt('agent', 'update', VM, '--binary', late);
+    expect(up.code, up.stderr + up.stdout).toBe(0);
+    const serving = await inspect();
+    expect(serving.agent).toMatchObject({ version: LATE, takeover: true });
+    // The agent dies; its parents (the agents it replaced, waiting for it) exit with it, and init starts the
+    // installed 1.0.3-late, which aborts at once: three times, then init restores 1.0.1-it.
+    await d.guest(VM, `kill -9 ${serving.agent.pid}`);
+    const back = await waitFor('the previous driver to serve again', async () => {
+      const vm = await inspect();
+      return vm.agent && vm.agent.version === GOOD && !vm.agent.takeover ? vm : undefined;
+    }, 120_000);
+    expect(back.agent.pid).not.toBe(serving.agent.pid);
+    expect((await d.guest(VM, 'vmgmt-guest --version')).stdout.trim()).toBe(`vmgmt-guest ${GOOD}`);
+    const log = (await vmgmt('vm', 'logs', VM)).stdout;
+    expect(log).toMatch(/failed 3 times within 10 s of starting: restoring the driver the last update replaced \(vmgmt-guest 1\.0\.1-it\)/);
+    const data = randomBytes(50_000);
+    const local = path.join(d.baseDir, 'after-restore.bin');
+    writeFileSync(local, data);
+    expect((await vmgmt('cp', local, `${VM}:/tmp/after-restore.bin`)).code).toBe(0);
+    expect((await d.guest(VM, 'sha256sum /tmp/after-restore.bin')).stdout.split(' ')[0]).toBe(sha(data));
   });
 });
