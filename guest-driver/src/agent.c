@@ -639,6 +639,15 @@ int agent_main(int argc, char **argv)
         }
         uint64_t since = clock_now_ns();
         enum agent_outcome out = agent_serve(a);
+        if (out == AGENT_LOST && a->handing_over)
+            out = AGENT_HANDED; /* the new agent serves already: our channel went a moment early */
+        if (out == AGENT_LOST && a->up.phase != UPDATE_IDLE) {
+            /* Never leave a half-done handover behind a reconnect (it would reopen vfio under the new agent). */
+            snprintf(a->up.reason, sizeof(a->up.reason), "the old agent lost its channel during the update, before the new one had reported in");
+            struct update_agent ag = agent_update_view(a);
+            update_resume(&a->up, &ag);
+            a->rollback_to_report = true;
+        }
         if (out == AGENT_HANDED) {
             int code;
             if (agent_hand_over(a, &code)) {

@@ -286,6 +286,8 @@ static int32_t update_start_trial(struct update *u, char *why, size_t why_cap)
         return VMGMT_ST_UPDATE_FAILED;
     }
     pid_t parent = getpid();
+    char fdtext[16];
+    snprintf(fdtext, sizeof(fdtext), "%d", pair[1]);
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(why, why_cap, "fork() failed: %s", strerror(errno));
@@ -300,8 +302,6 @@ static int32_t update_start_trial(struct update *u, char *why, size_t why_cap)
         close(pair[0]);
         int flags = fcntl(pair[1], F_GETFD);
         fcntl(pair[1], F_SETFD, flags & ~FD_CLOEXEC);
-        char fdtext[16];
-        snprintf(fdtext, sizeof(fdtext), "%d", pair[1]);
         char *argv[10];
         int n = 0;
         argv[n++] = "vmgmt-guest";

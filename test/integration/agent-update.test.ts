@@ -100,7 +100,7 @@ describe('vmgmt agent update', () => {
     expect((await d.guest(VM, 'vmgmt-guest --version')).stdout.trim()).toBe('vmgmt-guest 1.0.0');
   });
 
-  it('an update in the middle of a chat conversation keeps the name registered and every message', async () => {
+  it('an update in the middle of a chat conversation and of copies keeps the name registered, every message and every copy', async () => {
     const started = await d.guest(VM, 'vmgmt-guest chat register bob >> /tmp/bob.out 2> /tmp/bob.err & echo ok');
     expect(started.exitCode).toBe(0);
     const peers = async (): Promise<string> => (await vmgmt('chat', 'peers')).stdout;
@@ -119,9 +119,23 @@ describe('vmgmt agent update', () => {
         if (!updating && sent.length >= 10) break;
       }
     })();
+    // And copies into the guest go on through the update: each lands whole, whichever agent served it.
+    const copied: Array<{ file: string; sha: string }> = [];
+    const copying = (async () => {
+      for (let i = 0; updating || i < 2; i++) {
+        const data = randomBytes(64 * 1024 + i);
+        const local = path.join(d.baseDir, `during-${i}.bin`);
+        writeFileSync(local, data);
+        const cp = await vmgmt('cp', local, `${VM}:/tmp/during-${i}.bin`);
+        expect(cp.code, cp.stderr).toBe(0);
+        copied.push({ file: `/tmp/during-${i}.bin`, sha: sha(data) });
+      }
+    })();
     const update = await vmgmt('agent', 'update', '--all', '--binary', good);
     updating = false;
-    await talk;
+    await Promise.all([talk, copying]);
+    const sums = (await d.guest(VM, `sha256sum ${copied.map((c) => c.file).join(' ')}`)).stdout.trim().split('\n');
+    expect(sums.map((l) => l.split(/\s+/)[0])).toEqual(copied.map((c) => c.sha));
     expect(update.code, update.stderr + update.stdout).toBe(0);
     expect(update.stdout).toMatch(new RegExp(`${VM}\\s+1\\.0\\.0\\s+${GOOD.replace(/\./g, '\\.')}\\s+[0-9.]+\\s+\\d+\\s+updated`));
 

@@ -158,6 +158,7 @@ export class AgentUpdateService implements MessageService {
     const sha256 = digest.toString('hex');
     const started = performance.now();
     let outcome: LastUpdate = { at: new Date().toISOString(), toVersion: v.version, outcome: 'failed' };
+    let cancel = (): void => {};
     this.pending = { version: v.version, onHello: () => {}, onResult: () => {}, onClose: () => {} };
     try {
       await this.stage(o);
@@ -166,7 +167,8 @@ export class AgentUpdateService implements MessageService {
       const port = before && this.host?.port(before.channel);
       if (!before || !port) throw new AgentUpdateError('AGENT_UNAVAILABLE', 'the guest agent has not reported its version (AGENT_HELLO): it is too old to be updated in place, or it went away; restart it in the guest');
       const waiting = this.awaitOutcome(v.version, reportInMs, probationMs);
-      waiting.catch(() => {});
+      cancel = waiting.cancel;
+      waiting.outcome.catch(() => {});
       const switchStarted = performance.now();
       let answer: Message;
       try {
@@ -180,7 +182,7 @@ export class AgentUpdateService implements MessageService {
       }
       let hello: AgentHello;
       try {
-        hello = await waiting;
+        hello = await waiting.outcome;
       } catch (err) {
         if (err instanceof AgentUpdateError && err.code === 'ROLLED_BACK') outcome = { ...outcome, outcome: 'rolled-back', reason: err.message };
         throw err;
@@ -193,6 +195,7 @@ export class AgentUpdateService implements MessageService {
       if (outcome.outcome === 'failed') outcome = { ...outcome, reason: (err as Error).message };
       throw err;
     } finally {
+      cancel();
       this.pending = undefined;
       this.last = outcome;
     }
@@ -213,24 +216,34 @@ export class AgentUpdateService implements MessageService {
     }
   }
 
-  /** Resolves with the new agent's hello once it survived its probation; rejects on a rollback or the deadline. */
-  private awaitOutcome(version: string, reportInMs: number, probationMs: number): Promise<AgentHello> {
-    return new Promise<AgentHello>((resolve, reject) => {
+  /**
+   * The outcome: the new agent's hello once it survived its probation; a rollback or the deadline rejects.
+   * cancel() ends the wait (its timer and its hooks) when the update fails before the outcome matters.
+   */
+  private awaitOutcome(version: string, reportInMs: number, probationMs: number): { outcome: Promise<AgentHello>; cancel: () => void } {
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    let mine: Pending | undefined;
+    const stop = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      if (mine && this.pending === mine) this.pending = { version, onHello: () => {}, onResult: () => {}, onClose: () => {} };
+    };
+    const outcome = new Promise<AgentHello>((resolve, reject) => {
       let hello: AgentHello | undefined;
-      let timer: NodeJS.Timeout;
       const finish = (fn: () => void): void => {
-        clearTimeout(timer);
-        if (this.pending) this.pending = { version, onHello: () => {}, onResult: () => {}, onClose: () => {} };
+        if (settled) return;
+        stop();
         fn();
       };
       const deadline = (ms: number, what: string): void => {
         clearTimeout(timer);
         timer = setTimeout(() => (hello && what === 'probation' ? finish(() => resolve(hello!)) : finish(() => reject(new AgentUpdateError('TIMEOUT', what, { reportInMs })))), ms);
       };
+      if (this.closed) return reject(new AgentUpdateError('AGENT_UNAVAILABLE', 'the VM\'s device closed'));
       // The agent checks the binary before the trial starts; its answer comes first, the deadline covers both.
       deadline(CHECK_TIMEOUT_MS + reportInMs + 5_000, `no new agent ${version} reported in and the old one reported no rollback within ${reportInMs} ms of the check: look at the VM's console log`);
-      if (this.closed) return reject(new AgentUpdateError('AGENT_UNAVAILABLE', 'the VM\'s device closed'));
-      this.pending = {
+      mine = {
         version,
         onHello: (h) => {
           if (!h.takeover || h.version !== version || hello) return;
@@ -241,6 +254,8 @@ export class AgentUpdateService implements MessageService {
         onResult: (r) => finish(() => reject(new AgentUpdateError('ROLLED_BACK', `the update to ${version} was rolled back, the old agent keeps serving: ${r.reason}`, { status: r.status }))),
         onClose: (reason) => finish(() => reject(new AgentUpdateError('AGENT_UNAVAILABLE', `${reason} during the update to ${version}`))),
       };
+      this.pending = mine;
     });
+    return { outcome, cancel: stop };
   }
 }
