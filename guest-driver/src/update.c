@@ -483,7 +483,20 @@ enum update_event update_step(struct update *u, struct update_agent *ag)
         return update_rollback(u, ag, paused, why);
     }
     if (n == 0) {
-        snprintf(why, sizeof(why), "the new agent closed the handover socket before it reported in");
+        /* EOF: the new agent is most likely dying; say how it ended if it does so within a second. */
+        pid_t r = 0;
+        for (int i = 0; i < 200 && (r = waitpid(u->child, &status, WNOHANG)) == 0; i++) {
+            struct timespec ts = { .tv_sec = 0, .tv_nsec = 5000000L };
+            nanosleep(&ts, NULL);
+        }
+        if (r == u->child) {
+            char words[96];
+            update_exit_words(status, words, sizeof(words));
+            u->child = 0;
+            snprintf(why, sizeof(why), "the new agent %s %s", words, paused ? "after it got the fds, before the host had its hello" : "before it reported in");
+        } else {
+            snprintf(why, sizeof(why), "the new agent closed the handover socket before it reported in");
+        }
         return update_rollback(u, ag, paused, why);
     }
     if (clock_now_ns() >= u->deadline_ns) {

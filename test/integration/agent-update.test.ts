@@ -188,4 +188,14 @@ describe('vmgmt agent update', () => {
     expect((await vmgmt('cp', local, `${VM}:/tmp/after-restore.bin`)).code).toBe(0);
     expect((await d.guest(VM, 'sha256sum /tmp/after-restore.bin')).stdout.split(' ')[0]).toBe(sha(data));
   });
+
+  it('without --binary the daemon sends its own build (the test image\'s driver), as JSON with --json', async () => {
+    const r = await vmgmt('agent', 'update', VM, '--json');
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const doc = JSON.parse(r.stdout) as { updates: Array<{ name: string; result: { fromVersion: string; toVersion: string; gapMs: number } }> };
+    expect(doc.updates).toHaveLength(1);
+    expect(doc.updates[0]).toMatchObject({ name: VM, result: { fromVersion: GOOD, toVersion: '1.0.0' } });
+    expect(doc.updates[0]!.result.gapMs).toBeGreaterThan(0);
+    expect((await inspect()).agent).toMatchObject({ version: '1.0.0', takeover: true });
+  });
 });
