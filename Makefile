@@ -9,7 +9,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density bench-observe fuzz clean
+.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-agent-update bench-density bench-observe fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -85,6 +85,10 @@ bench-chat: build
 
 bench-scheduling: build
 	node dist/bench/scheduling.js
+
+# The guest agent's disruption window: driver update in place vs a plain restart, one TCG guest (about 2 min).
+bench-agent-update: build
+	node dist/bench/agent-update.js
 
 # Idle host CPU of one guest (no agent, polling agent, agent on MSI-X with its relay) and ping wait=poll vs relay.
 bench-idle: build

@@ -77,6 +77,13 @@ export const MSG_TYPE = {
   FILE_HASH: 0x0109,
   /** Core -> agent request (on c2g; the answer comes back on g2c): copy a file between host and guest. */
   AGENT_COPY: 0x0201,
+  /** Core -> agent request: check a staged new driver binary (sha256, the version it reports) and start it;
+   * the agent answers once it has checked, then the new agent reports in with AGENT_HELLO (takeover). */
+  AGENT_UPDATE: 0x0202,
+  /** Agent -> core request, after every claim: struct vmgmt_agent_hello + the agent's version. */
+  AGENT_HELLO: 0x0203,
+  /** Agent -> core request: an update the agent started was rolled back, struct vmgmt_agent_update_result + reason. */
+  AGENT_UPDATE_RESULT: 0x0204,
   /** Chat mode (guest -> core requests). Payload struct vmgmt_chat_name: add a name to this channel. */
   CHAT_REGISTER: 0x0301,
   /** Payload struct vmgmt_chat_name: remove a name of this channel. */
@@ -173,6 +180,22 @@ export const AGENT_COPY_DIRECTION = {
   TO_GUEST: 1,
   /** Read guest_path in the guest, write host_path with FILE_OPEN WRITE + COMMIT. */
   FROM_GUEST: 2,
+} as const;
+
+/** AGENT_HELLO flags. */
+export const AGENT_HELLO_FLAG = {
+  /** This agent took the channels and interrupts over from an older one during an AGENT_UPDATE. */
+  TAKEOVER: 0x1,
+} as const;
+
+/** Limits of the driver update (AGENT_UPDATE). */
+export const AGENT_UPDATE_LIMITS = {
+  MAX_VERSION_BYTES: 64,
+  MAX_REASON_BYTES: 200,
+  /** The largest driver binary the agent takes. */
+  MAX_BINARY_BYTES: 64 * 1024 * 1024,
+  /** report_in_ms and probation_ms: at most this. */
+  MAX_DEADLINE_MS: 120000,
 } as const;
 
 /** Host paths an AGENT_COPY names start with this; they exist only for that copy. */
@@ -345,6 +368,11 @@ export const STATUS = {
   EXEC_SPAWN_FAILED: { code: 87, text: 'the guest agent could not start an exec process (fork failed, or no free channel)' },
   EXEC_TOO_LARGE: { code: 88, text: 'exec command line larger than the data slice or EXEC_LIMITS allow' },
   STATS_TOO_FREQUENT: { code: 63, text: 'stats records come faster than this VM may send them (see the interval the host pushed)' },
+  UPDATE_BAD_DIGEST: { code: 80, text: 'the new driver binary in the guest does not have the sha256 the host sent (a corrupt or incomplete copy): nothing was changed' },
+  UPDATE_BAD_VERSION: { code: 81, text: 'the new driver binary did not run with --version, or reported another version than the host expects: nothing was changed' },
+  UPDATE_BUSY: { code: 82, text: 'an update of the guest agent is in progress already: wait for its outcome' },
+  UPDATE_ROLLED_BACK: { code: 83, text: 'the new guest agent crashed or did not report in within its deadline: the old agent was restored and keeps serving' },
+  UPDATE_FAILED: { code: 84, text: 'the guest could not carry out the update (bad request, staging, handover or install failed): the old agent keeps serving' },
 } as const;
 export type MsgTypeName = keyof typeof MSG_TYPE;
 export type MsgType = (typeof MSG_TYPE)[MsgTypeName];
@@ -456,6 +484,30 @@ export const AGENT_COPY_REQ = defineStruct('vmgmt_agent_copy', 'AGENT_COPY reque
   ['direction', 'u32', 'AGENT_COPY_DIRECTION'],
   ['host_path_len', 'u32', 'bytes of the host path (starts with HOST_TRANSFER_PREFIX) after this struct'],
   ['guest_path_len', 'u32', 'bytes of the absolute guest path after the host path'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const AGENT_UPDATE_REQ = defineStruct('vmgmt_agent_update', 'AGENT_UPDATE request payload; version_len bytes of the expected version, then path_len bytes of the staged binary\'s absolute guest path follow it.', 48, [
+  ['sha256', 'u8', 'sha256 of the staged binary', 32],
+  ['report_in_ms', 'u32', 'how long the new agent has to report in (AGENT_HELLO answered) before the old one is restored, 1..AGENT_UPDATE_LIMITS.MAX_DEADLINE_MS'],
+  ['probation_ms', 'u32', 'after reporting in, a crash of the new agent within this long still rolls back, 0..MAX_DEADLINE_MS'],
+  ['version_len', 'u32', 'bytes of the version the binary must report, 1..MAX_VERSION_BYTES'],
+  ['path_len', 'u32', 'bytes of the staged binary\'s absolute path, 1..MAX_PATH_BYTES'],
+]);
+
+export const AGENT_HELLO_REQ = defineStruct('vmgmt_agent_hello', 'AGENT_HELLO request payload; version_len bytes of the agent\'s version follow it.', 24, [
+  ['pid', 'u32', 'the agent\'s process id in the guest'],
+  ['flags', 'u32', 'AGENT_HELLO_FLAG'],
+  ['prev_pid', 'u32', 'TAKEOVER: the old agent\'s pid; else 0'],
+  ['gap_us', 'u32', 'TAKEOVER: microseconds from the old agent stopping its interrupt relay to this hello; else 0'],
+  ['version_len', 'u32', 'bytes of version, 1..AGENT_UPDATE_LIMITS.MAX_VERSION_BYTES'],
+  ['reserved', 'u32', 'zero'],
+]);
+
+export const AGENT_UPDATE_RESULT_REQ = defineStruct('vmgmt_agent_update_result', 'AGENT_UPDATE_RESULT request payload; reason_len bytes of reason (UTF-8) follow it.', 16, [
+  ['status', 'i32', 'STATUS code of the outcome: UPDATE_ROLLED_BACK or UPDATE_FAILED'],
+  ['new_pid', 'u32', 'the new agent\'s pid (0 if it never started)'],
+  ['reason_len', 'u32', 'bytes of reason, 0..AGENT_UPDATE_LIMITS.MAX_REASON_BYTES'],
   ['reserved', 'u32', 'zero'],
 ]);
 
@@ -757,6 +809,7 @@ export const WIRE_STRUCTS = [
   HEADER, CHANNEL, RING, MSG_HEADER, SET_MODE_REQ,
   FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT,
   AGENT_COPY_REQ,
+  AGENT_UPDATE_REQ, AGENT_HELLO_REQ, AGENT_UPDATE_RESULT_REQ,
   CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX,
   STATS_RECORD, STATS_CONFIG_MSG, STATS_SHARE_MSG,
   CALC_BEGIN_REQ, CALC_JOB_REQ, CALC_IO_REQ, CALC_IO_RESP, CALC_RESULT, CALC_FAILURE, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_ENTRY,

@@ -6,6 +6,7 @@ import { pingService } from '../core/ping-service.js';
 import type { VmgmtNative } from '../native/index.js';
 import { AgentService } from './agent/agent-service.js';
 import type { CalcCatalog } from './calc/calc-programs.js';
+import { AgentUpdateService } from './agent/agent-update.js';
 import { CalcService } from './calc/calc-service.js';
 import { ExecService } from './exec/exec-service.js';
 import type { ChatHub } from './chat/chat-hub.js';
@@ -38,6 +39,8 @@ export interface DeviceServices {
   files: FileService;
   /** Host-started copies through the guest agent (`vmgmt cp`). */
   agent: AgentService;
+  /** The agent's version (AGENT_HELLO) and the driver update in place. */
+  agentUpdate: AgentUpdateService;
   calc: CalcService;
   /** `vmgmt vm exec` through the guest agent. */
   exec: ExecService;
@@ -50,7 +53,8 @@ export function deviceServices(opts: DeviceServicesOptions): DeviceServices {
   const agent = new AgentService({ native: opts.native, log: opts.log });
   const calc = new CalcService({ native: opts.native, log: opts.log, ...(opts.calc ? { catalog: opts.calc } : {}) });
   const exec = new ExecService({ agent, log: opts.log });
-  const built: DeviceServices = { services: [pingService, files, agent, calc, exec], files, agent, calc, exec };
+  const agentUpdate = new AgentUpdateService({ agent, log: opts.log });
+  const built: DeviceServices = { services: [pingService, files, agent, calc, exec, agentUpdate], files, agent, agentUpdate, calc, exec };
   if (opts.chat) {
     built.chat = new ChatService({ hub: opts.chat.hub, ...(opts.chat.group !== undefined ? { group: opts.chat.group } : {}) });
     built.services.push(built.chat);

@@ -46,6 +46,9 @@
 #define VMGMT_MSG_FILE_REMOVE 0x108
 #define VMGMT_MSG_FILE_HASH 0x109
 #define VMGMT_MSG_AGENT_COPY 0x201
+#define VMGMT_MSG_AGENT_UPDATE 0x202
+#define VMGMT_MSG_AGENT_HELLO 0x203
+#define VMGMT_MSG_AGENT_UPDATE_RESULT 0x204
 #define VMGMT_MSG_CHAT_REGISTER 0x301
 #define VMGMT_MSG_CHAT_UNREGISTER 0x302
 #define VMGMT_MSG_CHAT_SEND 0x303
@@ -83,6 +86,11 @@
 #define VMGMT_MAX_PATH_BYTES 4096
 #define VMGMT_AGENT_COPY_TO_GUEST 0x1
 #define VMGMT_AGENT_COPY_FROM_GUEST 0x2
+#define VMGMT_AGENT_HELLO_FLAG_TAKEOVER 0x1
+#define VMGMT_AGENT_UPDATE_LIMIT_MAX_VERSION_BYTES 0x40
+#define VMGMT_AGENT_UPDATE_LIMIT_MAX_REASON_BYTES 0xc8
+#define VMGMT_AGENT_UPDATE_LIMIT_MAX_BINARY_BYTES 0x4000000
+#define VMGMT_AGENT_UPDATE_LIMIT_MAX_DEADLINE_MS 0x1d4c0
 #define VMGMT_HOST_TRANSFER_PREFIX "/@vmgmt-transfer/"
 #define VMGMT_FILE_HASH_BYTES 32
 #define VMGMT_CHAT_FLAG_IN_SLICE 0x1
@@ -194,6 +202,11 @@
 #define VMGMT_ST_EXEC_SPAWN_FAILED 0x57
 #define VMGMT_ST_EXEC_TOO_LARGE 0x58
 #define VMGMT_ST_STATS_TOO_FREQUENT 0x3f
+#define VMGMT_ST_UPDATE_BAD_DIGEST 0x50
+#define VMGMT_ST_UPDATE_BAD_VERSION 0x51
+#define VMGMT_ST_UPDATE_BUSY 0x52
+#define VMGMT_ST_UPDATE_ROLLED_BACK 0x53
+#define VMGMT_ST_UPDATE_FAILED 0x54
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
 #define VMGMT_CHANNEL_LAYOUT_RING_C2G 0xc0
@@ -453,6 +466,51 @@ _Static_assert(offsetof(struct vmgmt_agent_copy, direction) == 0, "struct vmgmt_
 _Static_assert(offsetof(struct vmgmt_agent_copy, host_path_len) == 4, "struct vmgmt_agent_copy.host_path_len offset");
 _Static_assert(offsetof(struct vmgmt_agent_copy, guest_path_len) == 8, "struct vmgmt_agent_copy.guest_path_len offset");
 _Static_assert(offsetof(struct vmgmt_agent_copy, reserved) == 12, "struct vmgmt_agent_copy.reserved offset");
+
+/* AGENT_UPDATE request payload; version_len bytes of the expected version, then path_len bytes of the staged binary's absolute guest path follow it. */
+struct vmgmt_agent_update {
+    uint8_t sha256[32];                     /* @0: sha256 of the staged binary */
+    uint32_t report_in_ms;                  /* @32: how long the new agent has to report in (AGENT_HELLO answered) before the old one is restored, 1..AGENT_UPDATE_LIMITS.MAX_DEADLINE_MS */
+    uint32_t probation_ms;                  /* @36: after reporting in, a crash of the new agent within this long still rolls back, 0..MAX_DEADLINE_MS */
+    uint32_t version_len;                   /* @40: bytes of the version the binary must report, 1..MAX_VERSION_BYTES */
+    uint32_t path_len;                      /* @44: bytes of the staged binary's absolute path, 1..MAX_PATH_BYTES */
+};
+_Static_assert(sizeof(struct vmgmt_agent_update) == 48, "struct vmgmt_agent_update size");
+_Static_assert(offsetof(struct vmgmt_agent_update, sha256) == 0, "struct vmgmt_agent_update.sha256 offset");
+_Static_assert(offsetof(struct vmgmt_agent_update, report_in_ms) == 32, "struct vmgmt_agent_update.report_in_ms offset");
+_Static_assert(offsetof(struct vmgmt_agent_update, probation_ms) == 36, "struct vmgmt_agent_update.probation_ms offset");
+_Static_assert(offsetof(struct vmgmt_agent_update, version_len) == 40, "struct vmgmt_agent_update.version_len offset");
+_Static_assert(offsetof(struct vmgmt_agent_update, path_len) == 44, "struct vmgmt_agent_update.path_len offset");
+
+/* AGENT_HELLO request payload; version_len bytes of the agent's version follow it. */
+struct vmgmt_agent_hello {
+    uint32_t pid;                           /* @0: the agent's process id in the guest */
+    uint32_t flags;                         /* @4: AGENT_HELLO_FLAG */
+    uint32_t prev_pid;                      /* @8: TAKEOVER: the old agent's pid; else 0 */
+    uint32_t gap_us;                        /* @12: TAKEOVER: microseconds from the old agent stopping its interrupt relay to this hello; else 0 */
+    uint32_t version_len;                   /* @16: bytes of version, 1..AGENT_UPDATE_LIMITS.MAX_VERSION_BYTES */
+    uint32_t reserved;                      /* @20: zero */
+};
+_Static_assert(sizeof(struct vmgmt_agent_hello) == 24, "struct vmgmt_agent_hello size");
+_Static_assert(offsetof(struct vmgmt_agent_hello, pid) == 0, "struct vmgmt_agent_hello.pid offset");
+_Static_assert(offsetof(struct vmgmt_agent_hello, flags) == 4, "struct vmgmt_agent_hello.flags offset");
+_Static_assert(offsetof(struct vmgmt_agent_hello, prev_pid) == 8, "struct vmgmt_agent_hello.prev_pid offset");
+_Static_assert(offsetof(struct vmgmt_agent_hello, gap_us) == 12, "struct vmgmt_agent_hello.gap_us offset");
+_Static_assert(offsetof(struct vmgmt_agent_hello, version_len) == 16, "struct vmgmt_agent_hello.version_len offset");
+_Static_assert(offsetof(struct vmgmt_agent_hello, reserved) == 20, "struct vmgmt_agent_hello.reserved offset");
+
+/* AGENT_UPDATE_RESULT request payload; reason_len bytes of reason (UTF-8) follow it. */
+struct vmgmt_agent_update_result {
+    int32_t status;                         /* @0: STATUS code of the outcome: UPDATE_ROLLED_BACK or UPDATE_FAILED */
+    uint32_t new_pid;                       /* @4: the new agent's pid (0 if it never started) */
+    uint32_t reason_len;                    /* @8: bytes of reason, 0..AGENT_UPDATE_LIMITS.MAX_REASON_BYTES */
+    uint32_t reserved;                      /* @12: zero */
+};
+_Static_assert(sizeof(struct vmgmt_agent_update_result) == 16, "struct vmgmt_agent_update_result size");
+_Static_assert(offsetof(struct vmgmt_agent_update_result, status) == 0, "struct vmgmt_agent_update_result.status offset");
+_Static_assert(offsetof(struct vmgmt_agent_update_result, new_pid) == 4, "struct vmgmt_agent_update_result.new_pid offset");
+_Static_assert(offsetof(struct vmgmt_agent_update_result, reason_len) == 8, "struct vmgmt_agent_update_result.reason_len offset");
+_Static_assert(offsetof(struct vmgmt_agent_update_result, reserved) == 12, "struct vmgmt_agent_update_result.reserved offset");
 
 /* CHAT_REGISTER and CHAT_UNREGISTER payload; name_len bytes of name follow. */
 struct vmgmt_chat_name {
@@ -998,6 +1056,11 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 87: return "the guest agent could not start an exec process (fork failed, or no free channel)";
     case 88: return "exec command line larger than the data slice or EXEC_LIMITS allow";
     case 63: return "stats records come faster than this VM may send them (see the interval the host pushed)";
+    case 80: return "the new driver binary in the guest does not have the sha256 the host sent (a corrupt or incomplete copy): nothing was changed";
+    case 81: return "the new driver binary did not run with --version, or reported another version than the host expects: nothing was changed";
+    case 82: return "an update of the guest agent is in progress already: wait for its outcome";
+    case 83: return "the new guest agent crashed or did not report in within its deadline: the old agent was restored and keeps serving";
+    case 84: return "the guest could not carry out the update (bad request, staging, handover or install failed): the old agent keeps serving";
     default: return "unknown status (driver older than the core?)";
     }
 }
@@ -1018,6 +1081,9 @@ static inline const char *vmgmt_msg_type_name(uint16_t type)
     case 0x108: return "FILE_REMOVE";
     case 0x109: return "FILE_HASH";
     case 0x201: return "AGENT_COPY";
+    case 0x202: return "AGENT_UPDATE";
+    case 0x203: return "AGENT_HELLO";
+    case 0x204: return "AGENT_UPDATE_RESULT";
     case 0x301: return "CHAT_REGISTER";
     case 0x302: return "CHAT_UNREGISTER";
     case 0x303: return "CHAT_SEND";

@@ -25,6 +25,7 @@
 #include "session.h"
 #include "signals.h"
 #include "stats.h"
+#include "update.h"
 #include "wait.h"
 
 #define AGENT_DEFAULT_TIMEOUT_MS 30000u
@@ -62,9 +63,16 @@ struct agent {
     uint32_t deferred_count;
     struct agentmsg_copy scratch;              /* decode target when the queue is full */
     uint8_t payload[VMGMT_LIMIT_MAX_SLOT_BYTES];
+    /* Driver update (src/update.h): this agent's side as the old one, and as the new one. */
+    struct update up;
+    int takeover_fd;                           /* --takeover-fd: started by an old agent to take over; -1 */
+    const char *installed_as;                  /* --installed-as */
+    struct update_adopt adopt;                 /* what the old agent handed over */
+    bool handing_over;                         /* the new agent reported in: serve what is queued, then hand over */
+    bool rollback_to_report;                   /* rolled back, the channel lost meanwhile: report after the next claim */
 };
 
-enum agent_outcome { AGENT_LOST, AGENT_STOP };
+enum agent_outcome { AGENT_LOST, AGENT_STOP, AGENT_HANDED };
 
 static int agent_parse(int argc, char **argv, struct agent *a)
 {
@@ -73,9 +81,11 @@ static int agent_parse(int argc, char **argv, struct agent *a)
     static const struct option longopts[] = {
         { "device", required_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },       { "timeout", required_argument, NULL, 't' },
         { "wait", required_argument, NULL, 'w' },   { "spin-us", required_argument, NULL, 's' }, { "poll-ms", required_argument, NULL, 'p' },
-        { "idle-poll-ms", required_argument, NULL, 'i' }, { "no-stats", no_argument, NULL, 'S' }, { NULL, 0, NULL, 0 },
+        { "idle-poll-ms", required_argument, NULL, 'i' }, { "no-stats", no_argument, NULL, 'S' },
+        { "takeover-fd", required_argument, NULL, 'T' }, { "installed-as", required_argument, NULL, 'A' }, { NULL, 0, NULL, 0 },
     };
     *o = (struct cli_common){ .wait = CLI_WAIT_AUTO, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = AGENT_DEFAULT_TIMEOUT_MS, .owns_interrupts = true };
+    a->takeover_fd = -1;
     optind = 2;
     opterr = 0;
     int c;
@@ -90,6 +100,13 @@ static int agent_parse(int argc, char **argv, struct agent *a)
         case 'p': rc = cli_parse_u32(optarg, "poll interval --poll-ms (milliseconds)", 1, 1000, &poll_ms); break;
         case 'i': rc = cli_parse_u32(optarg, "idle poll interval --idle-poll-ms (milliseconds)", 1, 10000, &idle_poll_ms); break;
         case 'S': a->no_stats = true; break;
+        case 'T': {
+            uint32_t fd;
+            rc = cli_parse_u32(optarg, "--takeover-fd (an fd the old agent passed)", 3, 1023, &fd);
+            a->takeover_fd = (int)fd;
+            break;
+        }
+        case 'A': a->installed_as = optarg; break;
         case ':': return cli_usage_error("option %s needs a value", argv[optind - 1]);
         default: return cli_usage_error("unknown option '%s' for agent", argv[optind - 1]);
         }
@@ -146,6 +163,15 @@ static void agent_on_request(void *arg, const struct vmgmt_msg *msg, const uint8
     struct agent *a = arg;
     if (msg->type == VMGMT_MSG_EXEC_START) { /* `vmgmt vm exec`: forks an exec process (exec.c), answers at once */
         agent_refuse(a, msg->request_id, msg->type, exec_spawn(&a->common, msg, payload));
+        return;
+    }
+    if (msg->type == VMGMT_MSG_AGENT_UPDATE) {
+        const char *why = "";
+        int32_t st = update_take_request(&a->up, msg, payload, &why);
+        if (st != VMGMT_ST_OK) {
+            fprintf(stderr, "agent: refused AGENT_UPDATE %u: %s status=%d\n", msg->request_id, why, st);
+            agent_refuse(a, msg->request_id, msg->type, st);
+        }
         return;
     }
     if (msg->type != VMGMT_MSG_AGENT_COPY) {
@@ -231,7 +257,7 @@ static void agent_reap(struct agent *a)
 static bool agent_wakeable(void *arg)
 {
     struct agent *a = arg;
-    if (ring_can_consume(&a->s.ch.c2g) || agent_loss(a) != NULL)
+    if (ring_can_consume(&a->s.ch.c2g) || agent_loss(a) != NULL || update_ready(&a->up))
         return true;
     uint64_t now = clock_now_ns();
     if (now - a->last_reap_look_ns < AGENT_REAP_LOOK_NS)
@@ -244,6 +270,26 @@ static bool agent_wakeable(void *arg)
             return true;
     }
     return false;
+}
+
+/* AGENT_HELLO after every claim: the host learns this agent's version (and, taking over, the handover gap). */
+static int agent_say_hello(struct agent *a)
+{
+    bool takeover = a->takeover_fd >= 0;
+    uint64_t gap_ns = takeover ? clock_now_ns() - a->adopt.stop_ns : 0;
+    int rc = update_hello(&a->f.table, takeover ? VMGMT_AGENT_HELLO_FLAG_TAKEOVER : 0u, takeover ? a->adopt.old_pid : 0u,
+                          (uint32_t)(gap_ns / 1000u > UINT32_MAX ? UINT32_MAX : gap_ns / 1000u));
+    if (rc && takeover) {
+        session_close(&a->s);
+        a->connected = false;
+        return rc;
+    }
+    if (rc)
+        fprintf(stderr, "agent: the host did not take AGENT_HELLO (exit code %d); serving without reporting the version %s\n", rc, update_version());
+    if (takeover)
+        fprintf(stderr, "agent: version %s took over from pid %u: %" PRIu64 " us from the old agent pausing its relay to this hello\n", update_version(),
+                a->adopt.old_pid, gap_ns / 1000u);
+    return REPORT_EXIT_OK;
 }
 
 static int agent_connect(struct agent *a)
@@ -263,7 +309,7 @@ static int agent_connect(struct agent *a)
     a->queue_head = a->queue_count = a->deferred_count = 0;
     a->last_active_ns = clock_now_ns();
     a->connected = true;
-    return REPORT_EXIT_OK;
+    return agent_say_hello(a);
 }
 
 /* agent_connect with stderr captured in a memfd: what it said is shown only when the outcome differs from
@@ -350,6 +396,25 @@ static bool agent_drain(struct agent *a)
     return true;
 }
 
+static void agent_start_stats(struct agent *a);
+static void agent_stop_stats(struct agent *a);
+static void agent_stats_on(void *arg)
+{
+    struct agent *a = arg;
+    if (!a->no_stats && a->stats_pid <= 0)
+        agent_start_stats(a);
+}
+static void agent_stats_off(void *arg)
+{
+    agent_stop_stats(arg);
+}
+
+static struct update_agent agent_update_view(struct agent *a)
+{
+    return (struct update_agent){ .s = &a->s, .table = &a->f.table, .timeout_ms = a->common.timeout_ms, .stop_stats = agent_stats_off,
+                                  .start_stats = agent_stats_on, .arg = a };
+}
+
 static enum agent_outcome agent_serve(struct agent *a)
 {
     struct vmgmt_dev *dev = &a->s.dev;
@@ -365,6 +430,20 @@ static enum agent_outcome agent_serve(struct agent *a)
             a->queue_count--;
             if (!ok)
                 return signals_stop_requested() ? AGENT_STOP : AGENT_LOST;
+            continue;
+        }
+        if (a->handing_over) {
+            /* What the host put on our ring before the new agent's hello is served here, then it is the new one's. */
+            if (!agent_drain(a))
+                return signals_stop_requested() ? AGENT_STOP : AGENT_LOST;
+            if (a->queue_count == 0 && a->deferred_count == 0)
+                return AGENT_HANDED;
+            continue;
+        }
+        if (update_ready(&a->up)) {
+            struct update_agent ag = agent_update_view(a);
+            if (update_step(&a->up, &ag) == UPDATE_EV_HANDED_OVER)
+                a->handing_over = true;
             continue;
         }
         const char *loss = agent_loss(a);
@@ -396,6 +475,8 @@ static enum agent_outcome agent_serve(struct agent *a)
         }
         if (dev->wait == DEV_WAIT_POLL && strstr(dev->wait_why, "is busy") && deadline > a->last_vfio_try_ns + AGENT_VFIO_RETRY_NS)
             deadline = a->last_vfio_try_ns + AGENT_VFIO_RETRY_NS;
+        if (deadline - now > update_wait_cap_ns(&a->up))
+            deadline = now + update_wait_cap_ns(&a->up); /* an update trial: look at the new agent often */
         enum wait_result r = wait_until(dev, agent_wakeable, a, &ch->c2g.ring->need_wakeup, deadline);
         dev->backoff_max_ns = DEV_DEFAULT_BACKOFF_MAX_NS;
         if (r == WAIT_INTERRUPTED)
@@ -461,6 +542,47 @@ static void agent_stop_stats(struct agent *a)
     a->stats_pid = 0;
 }
 
+/* The new agent reported in and our ring is empty: reset and release our channel (the core drops it from
+ * agent mode; the host sends to the new agent since its hello), then watch the new agent on probation.
+ * True: committed, *code is the exit code to leave with (we were the new agent's parent until it ended).
+ * False: rolled back, serving again (or reconnecting, reporting once a channel is ours again). */
+static bool agent_hand_over(struct agent *a, int *code)
+{
+    a->handing_over = false;
+    a->s.dev.ignore_stop = true;
+    if (channel_reset(&a->s.ch, AGENT_RELEASE_TIMEOUT_MS) != REPORT_EXIT_OK)
+        fprintf(stderr, "agent: could not reset channel %u while handing over; releasing it as it is\n", a->s.ch.index);
+    a->s.dev.ignore_stop = false;
+    channel_release(&a->s.ch);
+    a->connected = false;
+    struct update_agent ag = agent_update_view(a);
+    if (update_watch(&a->up, &ag, code))
+        return true;
+    update_resume(&a->up, &ag);
+    /* The device is still open (vfio, BARs, relay): claim a channel on it again. */
+    int rc = channel_claim(&a->s.dev, &a->s.ch, a->common.timeout_ms);
+    if (rc == REPORT_EXIT_OK) {
+        agent_reap(a);
+        rc = fileop_start_in_mode(&a->f, &a->s.ch, a->common.timeout_ms, VMGMT_MODE_AGENT, "agent");
+        if (rc)
+            channel_release(&a->s.ch);
+    }
+    if (rc == REPORT_EXIT_OK) {
+        a->f.table.on_request = agent_on_request;
+        a->f.table.on_request_arg = a;
+        a->core_generation = __atomic_load_n(&a->s.dev.hdr->core_generation, __ATOMIC_ACQUIRE);
+        a->queue_head = a->queue_count = a->deferred_count = 0;
+        a->last_active_ns = clock_now_ns();
+        a->connected = true;
+        agent_say_hello(a);
+        fprintf(stderr, "agent: serving host copies on channel %u of %s again (pid %d)\n", a->s.ch.index, a->s.dev.bdf, (int)getpid());
+    } else {
+        session_close(&a->s);
+    }
+    a->rollback_to_report = true;
+    return false;
+}
+
 int agent_main(int argc, char **argv)
 {
     struct agent *a = calloc(1, sizeof(*a));
@@ -473,16 +595,72 @@ int agent_main(int argc, char **argv)
     }
     signals_install();
     signal(SIGHUP, SIG_IGN);
-    if (!a->no_stats)
+#ifdef VMGMT_GUEST_CRASH_AT_START
+    fprintf(stderr, "agent: version %s is a test build that crashes at start (VMGMT_GUEST_CRASH_AT_START)\n", update_version());
+    abort();
+#endif
+#ifdef VMGMT_GUEST_CRASH_UNLESS_TAKEOVER
+    if (a->takeover_fd < 0) {
+        fprintf(stderr, "agent: version %s is a test build that crashes unless it takes over in an update (VMGMT_GUEST_CRASH_UNLESS_TAKEOVER)\n", update_version());
+        abort();
+    }
+#endif
+    update_init(&a->up, a->installed_as, a->common.verbose, a->no_stats);
+    if (a->takeover_fd >= 0) {
+        rc = update_takeover_begin(a->takeover_fd, &a->adopt);
+        if (rc) {
+            free(a);
+            return rc;
+        }
+        a->common.adopt = &a->adopt;
+        if (a->adopt.bdf[0])
+            a->common.bdf = a->adopt.bdf;
+    } else if (!a->no_stats) {
         agent_start_stats(a);
+    }
     int last_rc = -1;
     while (!signals_stop_requested()) {
-        if (agent_connect_logged(a, &last_rc)) {
+        if (!a->connected && agent_connect_logged(a, &last_rc)) {
+            if (a->takeover_fd >= 0) {
+                /* The old agent sees us exit and rolls back. */
+                rc = last_rc;
+                free(a);
+                return rc;
+            }
             agent_sleep_ms(AGENT_RETRY_MS);
             continue;
         }
+        if (a->takeover_fd >= 0) {
+            update_takeover_done(a->takeover_fd);
+            a->takeover_fd = -1;
+            a->common.adopt = NULL;
+            if (!a->no_stats)
+                agent_start_stats(a);
+        }
+        if (a->rollback_to_report) {
+            struct update_agent ag = agent_update_view(a);
+            update_report_rollback(&a->up, &ag);
+            a->rollback_to_report = false;
+        }
         uint64_t since = clock_now_ns();
         enum agent_outcome out = agent_serve(a);
+        if (out == AGENT_LOST && a->handing_over)
+            out = AGENT_HANDED; /* the new agent serves already: our channel went a moment early */
+        if (out == AGENT_LOST && a->up.phase != UPDATE_IDLE) {
+            /* Never leave a half-done handover behind a reconnect (it would reopen vfio under the new agent). */
+            snprintf(a->up.reason, sizeof(a->up.reason), "the old agent lost its channel during the update, before the new one had reported in");
+            struct update_agent ag = agent_update_view(a);
+            update_resume(&a->up, &ag);
+            a->rollback_to_report = true;
+        }
+        if (out == AGENT_HANDED) {
+            int code;
+            if (agent_hand_over(a, &code)) {
+                free(a);
+                return code;
+            }
+            continue;
+        }
         agent_disconnect(a, out == AGENT_STOP);
         if (out == AGENT_STOP)
             break;

@@ -12,6 +12,8 @@
  * relay: the agent's relay or fail. poll: never block on an interrupt. */
 enum cli_wait_choice { CLI_WAIT_AUTO, CLI_WAIT_MSIX, CLI_WAIT_POLL, CLI_WAIT_RELAY };
 
+struct update_adopt;
+
 /* What every command that opens the device needs. */
 struct cli_common {
     const char *bdf;              /* -d: NULL = the first device */
@@ -20,6 +22,7 @@ struct cli_common {
     uint32_t spin_us;             /* --spin-us */
     uint32_t timeout_ms;          /* -t: per answer of the core */
     bool owns_interrupts;         /* the agent: takes vfio under auto and serves the wake-up relay */
+    const struct update_adopt *adopt; /* a new agent during a driver update: vfio and the relay handed over (src/update.h) */
 };
 
 /* Prints "vmgmt-guest: <fmt with value> (see vmgmt-guest help)"; returns REPORT_EXIT_USAGE. */

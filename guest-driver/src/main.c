@@ -17,6 +17,7 @@
 #include "session.h"
 #include "signals.h"
 #include "stats.h"
+#include "update.h"
 
 #define MAIN_MAX_PINGS 10000000u
 
@@ -87,6 +88,7 @@ static const char main_usage[] =
     "  bench tcp-rtt HOST[:PORT] [--size B] [-n N]\n"
     "                                      N round trips of B bytes (default 64) to a tcp-echo; prints\n"
     "                                      tcp-rtt: n=N bytes=B min_us=.. median_us=.. p99_us=.. max_us=..\n"
+    "  --version                           print \"vmgmt-guest VERSION\" (the driver update checks it)\n"
     "  help                                this text\n"
     "\n"
     "options for every command:\n"
@@ -194,6 +196,10 @@ static int main_run(const struct main_options *o)
 int main(int argc, char **argv)
 {
     int rc;
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("vmgmt-guest %s\n", update_version());
+        return REPORT_EXIT_OK;
+    }
     if (argc >= 2 && strcmp(argv[1], "file") == 0) {
         rc = filecmd_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "debug") == 0) {

@@ -126,11 +126,26 @@ static void *relay_thread(void *arg)
     return NULL;
 }
 
+/* Starts the relay thread on s (signals blocked in it: SIGINT/SIGTERM must interrupt the main thread's
+ * waits, never land here). */
+static int relay_spawn(struct relay_server *s, char *why, size_t why_cap)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    int err = pthread_create(&s->thread, NULL, relay_thread, s);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (err)
+        return relay_fail(why, why_cap, "cannot start the relay thread: %s", strerror(err));
+    s->running = true;
+    return 0;
+}
+
 int relay_server_start(struct relay_server *s, const char *dir, const char *bdf, int irq_fd, int *self_fd, char *why, size_t why_cap)
 {
     memset(s, 0, sizeof(*s));
     s->irq_fd = irq_fd;
-    s->listen_fd = s->stop_fd = -1;
+    s->listen_fd = s->stop_fd = s->self_sub_fd = -1;
     *self_fd = -1;
     if (relay_socket_path(dir, bdf, s->path, sizeof(s->path)))
         return relay_fail(why, why_cap, "the relay socket path %s/wake-%s.sock is too long", dir, bdf);
@@ -162,18 +177,11 @@ int relay_server_start(struct relay_server *s, const char *dir, const char *bdf,
     }
     if (stat(s->path, &st) == 0)
         s->path_ino = st.st_ino;
-    /* SIGINT/SIGTERM must interrupt the main thread's waits, never land here. */
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &saved);
-    int err = pthread_create(&s->thread, NULL, relay_thread, s);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    if (err) {
-        relay_fail(why, why_cap, "cannot start the relay thread: %s", strerror(err));
+    if (relay_spawn(s, why, why_cap) != 0) {
         unlink(s->path);
         goto fail;
     }
-    s->running = true;
+    s->self_sub_fd = pair[0];
     *self_fd = pair[1];
     return 0;
 fail:
@@ -188,7 +196,7 @@ fail:
     return -1;
 }
 
-void relay_server_stop(struct relay_server *s)
+void relay_server_pause(struct relay_server *s)
 {
     if (!s->running)
         return;
@@ -198,6 +206,78 @@ void relay_server_stop(struct relay_server *s)
     }
     pthread_join(s->thread, NULL);
     s->running = false;
+    uint64_t drained;
+    if (read(s->stop_fd, &drained, sizeof(drained)) < 0) {
+        /* EAGAIN: nothing to drain */
+    }
+}
+
+int relay_server_resume(struct relay_server *s, char *why, size_t why_cap)
+{
+    if (s->running)
+        return 0;
+    if (s->listen_fd < 0)
+        return relay_fail(why, why_cap, "the relay was stopped, not paused");
+    return relay_spawn(s, why, why_cap);
+}
+
+int relay_server_adopt(struct relay_server *s, const char *path, uint64_t path_ino, int listen_fd, const int *subs, unsigned sub_count, int irq_fd,
+                       int *self_fd, char *why, size_t why_cap)
+{
+    memset(s, 0, sizeof(*s));
+    s->irq_fd = irq_fd;
+    s->listen_fd = s->stop_fd = s->self_sub_fd = -1;
+    *self_fd = -1;
+    if (strlen(path) >= sizeof(s->path) || sub_count >= RELAY_MAX_SUBSCRIBERS)
+        return relay_fail(why, why_cap, "cannot adopt a relay with path %s and %u subscribers", path, sub_count);
+    snprintf(s->path, sizeof(s->path), "%s", path);
+    s->path_ino = path_ino;
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0)
+        return relay_fail(why, why_cap, "socketpair() failed: %s", strerror(errno));
+    s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->stop_fd < 0) {
+        close(pair[0]);
+        close(pair[1]);
+        return relay_fail(why, why_cap, "eventfd() failed: %s", strerror(errno));
+    }
+    s->subs[s->sub_count++] = pair[0];
+    for (unsigned i = 0; i < sub_count; i++)
+        s->subs[s->sub_count++] = subs[i];
+    s->listen_fd = listen_fd;
+    if (relay_spawn(s, why, why_cap) != 0) {
+        close(s->stop_fd);
+        close(pair[0]);
+        close(pair[1]);
+        s->stop_fd = s->listen_fd = -1;
+        s->sub_count = 0;
+        return -1; /* the adopted fds stay the caller's */
+    }
+    s->self_sub_fd = pair[0];
+    *self_fd = pair[1];
+    /* An interrupt that came while no relay thread ran is still counted in the eventfd: the thread reads
+     * it at once and every subscriber looks again. */
+    return 0;
+}
+
+void relay_server_forget(struct relay_server *s)
+{
+    relay_server_pause(s);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    s->listen_fd = s->stop_fd = -1;
+    for (unsigned i = 0; i < s->sub_count; i++)
+        close(s->subs[i]);
+    s->sub_count = 0;
+}
+
+void relay_server_stop(struct relay_server *s)
+{
+    relay_server_pause(s);
+    if (s->listen_fd < 0)
+        return;
     struct stat st;
     if (stat(s->path, &st) == 0 && st.st_ino == s->path_ino)
         unlink(s->path);

@@ -32,6 +32,7 @@ struct relay_server {
     bool running;
     char path[108];
     uint64_t path_ino;                       /* the socket file we bound, so we unlink only our own */
+    int self_sub_fd;                         /* subs[] entry that is the agent's own subscription (not handed over) */
     /* Counters, written by the relay thread only (read with __atomic loads). */
     uint64_t interrupts;                     /* eventfd reads that returned a count */
     uint64_t sent;                           /* bytes sent to subscribers */
@@ -55,6 +56,17 @@ int relay_server_start(struct relay_server *s, const char *dir, const char *bdf,
 
 /* Stops the thread, unlinks the socket (if it is still ours), closes every subscriber: they see EOF. */
 void relay_server_stop(struct relay_server *s);
+
+/* Driver update (src/update.h). pause: stops the thread, keeps the socket and the subscribers (they see
+ * no EOF), so the fds can be handed to a new agent; resume: starts the thread again on them (0, or -1 with
+ * why). adopt: a relay on a listen socket and subscribers another agent handed over (they become ours; the
+ * socket file stays where it is); the caller is subscribed as with start. forget: closes our copies of
+ * every fd without unlinking the socket (the new agent serves it now). */
+void relay_server_pause(struct relay_server *s);
+int relay_server_resume(struct relay_server *s, char *why, size_t why_cap);
+int relay_server_adopt(struct relay_server *s, const char *path, uint64_t path_ino, int listen_fd, const int *subs, unsigned sub_count, int irq_fd,
+                       int *self_fd, char *why, size_t why_cap);
+void relay_server_forget(struct relay_server *s);
 
 /* Connects to the relay of device bdf: *fd non-blocking. 0, or -1 with the reason in why (no agent relay,
  * the agent that served it is gone, ...). */

@@ -12,6 +12,7 @@
 #include "pci.h"
 #include "relay.h"
 #include "report.h"
+#include "update.h"
 #include "vfio.h"
 #include "wait.h"
 
@@ -68,6 +69,8 @@ static int session_setup_wait(struct vmgmt_dev *dev, const struct cli_common *o)
     enum cli_wait_choice choice = o->wait;
     if (choice == CLI_WAIT_POLL)
         return REPORT_EXIT_OK;
+    if (o->owns_interrupts && o->adopt)
+        return update_adopt_wait(dev, o->adopt);
     if (o->owns_interrupts)
         return session_setup_agent_wait(dev, choice);
     char why[256];

@@ -304,6 +304,25 @@ export const vmNetworkInfoSchema = z.object({
   bridge: z.string().optional(),
   ifname: z.string().optional(),
 });
+/** The guest agent as it reported in (AGENT_HELLO), and the outcome of the last driver update. */
+export const vmAgentInfoSchema = z.object({
+  version: z.string(),
+  pid: count,
+  channel: count,
+  since: z.string(),
+  /** It took over from an older agent in an update. */
+  takeover: z.boolean(),
+  lastUpdate: z
+    .object({
+      at: z.string(),
+      toVersion: z.string(),
+      outcome: z.enum(['updated', 'refused', 'rolled-back', 'failed']),
+      reason: z.string().optional(),
+      gapMs: z.number().min(0).optional(),
+    })
+    .nullable(),
+});
+export type VmAgentInfo = z.infer<typeof vmAgentInfoSchema>;
 
 /** `GET /v1/vms/:name`, and the answer of create, start, stop and kill. */
 export const vmDetailsSchema = vmSummarySchema.extend({
@@ -312,6 +331,8 @@ export const vmDetailsSchema = vmSummarySchema.extend({
   device: vmDeviceInfoSchema.nullable(),
   stateReason: z.string(),
   network: vmNetworkInfoSchema.optional(),
+  /** Null while no agent has reported in (booting, or an agent older than AGENT_HELLO). */
+  agent: vmAgentInfoSchema.nullable().optional(),
 });
 export type VmDetails = z.infer<typeof vmDetailsSchema>;
 
@@ -491,6 +512,38 @@ export const dashboardInfoSchema = z.object({
   metricsAuth: z.enum(['token', 'none']),
 });
 export type DashboardInfo = z.infer<typeof dashboardInfoSchema>;
+/** `POST /v1/vms/:name/agent/update`: the new vmgmt-guest (a host path the daemon reads; default: its own build). */
+export const agentUpdateBodySchema = z
+  .object({
+    binary: z.string().startsWith('/').max(4096).optional(),
+    /**
+     * The sha256 the guest must find in what it received (e.g. from a release manifest). Without it, the
+     * digest of the file as the daemon read it. The daemon does not compare it itself: the guest's check
+     * covers the whole way, file, copy and staging.
+     */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
+    /** How long the new agent has to report in before the old one is restored. */
+    reportInMs: z.number().int().min(1).max(120_000).optional(),
+    /** After reporting in, a crash within this long still rolls back. */
+    probationMs: z.number().int().min(0).max(120_000).optional(),
+  })
+  .strict();
+export type AgentUpdateBody = z.infer<typeof agentUpdateBodySchema>;
+
+export const agentUpdateResultSchema = z.object({
+  name: z.string(),
+  fromVersion: z.string().nullable(),
+  toVersion: z.string(),
+  pid: count,
+  sha256: z.string(),
+  bytes: count,
+  /** ms from the old agent pausing its interrupt relay to the new agent's hello, measured in the guest. */
+  gapMs: z.number().min(0),
+  stageMs: z.number().min(0),
+  switchMs: z.number().min(0),
+  totalMs: z.number().min(0),
+});
+export type AgentUpdateResult = z.infer<typeof agentUpdateResultSchema>;
 
 /** What each buffered route answers with on success: a JSON body, plain text, or nothing (204). */
 export const ANSWERS = {
@@ -516,6 +569,7 @@ export const ANSWERS = {
   stats: { kind: 'json', schema: statsListSchema },
   figures: { kind: 'json', schema: vmFiguresListSchema },
   dashboard: { kind: 'json', schema: dashboardInfoSchema },
+  agentUpdate: { kind: 'json', schema: agentUpdateResultSchema },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
 

@@ -134,5 +134,9 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
     case 'dashboard':
       if (!opts.dashboard) throw new VmgmtError('NOT_FOUND', 'the dashboard is off (metrics.enabled is false in the daemon config): turn it on and restart the daemon', {});
       return jsonResponse(200, opts.dashboard());
+    case 'agentUpdate': {
+      const { kind: _kind, name, ...opts } = action;
+      return jsonResponse(200, await manager.agentUpdate(name, opts));
+    }
   }
 }

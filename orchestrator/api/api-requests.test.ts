@@ -165,3 +165,21 @@ describe('parseStreamingRequest', () => {
     expect(failure(req('POST', '/v1/vms/a/files/push?guestPath=/x', 'data'))).toMatchObject({ status: 500, body: { code: 'INTERNAL' } });
   });
 });
+
+describe('parseApiRequest: agent update', () => {
+  it('takes no body, or binary, sha256 and deadlines', () => {
+    expect(req('POST', '/v1/vms/a/agent/update')).toEqual({ ok: true, action: { kind: 'agentUpdate', name: 'a' } });
+    const sha256 = 'cd'.repeat(32);
+    expect(req('POST', '/v1/vms/a/agent/update', JSON.stringify({ binary: '/opt/vg', sha256, reportInMs: 5000, probationMs: 0 }))).toEqual({
+      ok: true,
+      action: { kind: 'agentUpdate', name: 'a', binary: '/opt/vg', sha256, reportInMs: 5000, probationMs: 0 },
+    });
+  });
+  it('refuses a relative binary, a bad digest and unknown fields, naming each', () => {
+    const f = failure(req('POST', '/v1/vms/a/agent/update', JSON.stringify({ binary: 'vg', sha256: 'AB', force: true })));
+    expect(f.status).toBe(400);
+    expect(f.body.message).toMatch(/binary/);
+    expect(f.body.message).toMatch(/sha256/);
+    expect(f.body.message).toMatch(/force/);
+  });
+});

@@ -3,6 +3,7 @@
 // refused, with the schemas of the API contract (api-contract.ts). No I/O.
 import type { z } from 'zod';
 import {
+  agentUpdateBodySchema,
   chatCallBodySchema,
   chatPolicyQuerySchema,
   chatReplyBodySchema,
@@ -48,7 +49,9 @@ export type ApiAction =
   | { kind: 'vm-stats'; name: string; limit?: number }
   | { kind: 'stats' }
   | { kind: 'figures' }
-  | { kind: 'dashboard' };
+  | { kind: 'dashboard' }
+
+  | { kind: 'agentUpdate'; name: string; binary?: string; reportInMs?: number; probationMs?: number };
 
 /** Actions of the streaming routes: the server hands these over before reading the request body. */
 export type StreamAction =
@@ -254,6 +257,15 @@ function parseRouteRequest(
       const problems = [...checkQuery(noQuerySchema, query), ...checkNoBody(bodyText)];
       if (problems.length) return invalid(route, problems);
       return ok({ kind: route.id });
+    }
+    case 'agentUpdate': {
+      const queryProblems = checkQuery(noQuerySchema, query);
+      if (queryProblems.length) return invalid(route, queryProblems);
+      const body = parseJsonBody(bodyText, { required: false });
+      if (!body.ok) return body;
+      const parsed = agentUpdateBodySchema.safeParse(body.value ?? {});
+      if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
+      return ok({ kind: 'agentUpdate', name, ...parsed.data });
     }
     case 'push':
     case 'pull':

@@ -28,6 +28,7 @@ export const API_ROUTE_IDS = [
   'host',
   'figures',
   'dashboard',
+  'agentUpdate',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -73,6 +74,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'figures', method: 'GET', segments: ['v1', 'figures'] },
   /** The dashboard's address and token: `vmgmt dashboard`. */
   { id: 'dashboard', method: 'GET', segments: ['v1', 'dashboard'] },
+  { id: 'agentUpdate', method: 'POST', segments: ['v1', 'vms', ':name', 'agent', 'update'] },
 ];
 
 export interface RouteParams {

@@ -5,6 +5,7 @@ import type { ExecOptions, ExecResult } from '../../device-backend/services/exec
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
+import type { AgentUpdateResult } from './api-contract.js';
 import type { HostCopyOptions, HostInfo, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 
@@ -149,6 +150,19 @@ export class FakeVmManager implements VmManagerApi {
     this.#enter('stats', [name, opts]);
     const vm = this.#get(name);
     return { name, state: vm.state, intervalMs: 1000, policyEnabled: true, accepted: 0, refused: 0, host: null, share: null, samples: [] };
+  }
+
+  /** Versions the fake agents run (agentUpdate moves a VM to the next). */
+  readonly agentVersions = new Map<string, string>();
+
+  async agentUpdate(name: string, opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+    this.#enter('agentUpdate', [name, opts]);
+    const vm = this.#get(name);
+    if (vm.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${name} is ${vm.state}: an agent update needs a running VM`, { name });
+    const fromVersion = this.agentVersions.get(name) ?? null;
+    const toVersion = `fake-${(Number(fromVersion?.slice(5) ?? 0) || 0) + 1}`;
+    this.agentVersions.set(name, toVersion);
+    return { name, fromVersion, toVersion, pid: this.#nextPid++, sha256: '0'.repeat(64), bytes: 0, gapMs: 1, stageMs: 1, switchMs: 1, totalMs: 3 };
   }
 
   statsAll(): StatsList {

@@ -6,6 +6,9 @@ import { request, type ClientRequest } from 'node:http';
 import { SseParser } from './sse-parser.js';
 import type { z } from 'zod';
 import {
+  agentUpdateResultSchema,
+  type AgentUpdateBody,
+  type AgentUpdateResult,
   chatCallResultSchema,
   chatPeersSchema,
   chatPolicyCheckSchema,
@@ -114,6 +117,8 @@ export interface ApiClient {
   vmStats(name: string, opts?: { limit?: number }): Promise<VmStats>;
   /** Every VM with its newest sample. */
   stats(): Promise<StatsList>;
+  /** Replaces the VM's guest agent in place with a new vmgmt-guest. */
+  agentUpdate(name: string, body: AgentUpdateBody): Promise<AgentUpdateResult>;
   chatPeers(): Promise<ChatPeers>;
   chatSend(body: ChatMessageBody): Promise<ChatSendResult>;
   chatCall(body: ChatMessageBody & { timeoutMs?: number }): Promise<ChatCallResult>;
@@ -294,6 +299,7 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     stats: () => json(statsListSchema, 'GET', '/v1/stats'),
     figures: () => json(vmFiguresListSchema, 'GET', '/v1/figures'),
     dashboard: () => json(dashboardInfoSchema, 'GET', '/v1/dashboard'),
+    agentUpdate: (name, body) => json(agentUpdateResultSchema, 'POST', vmPath(name, '/agent/update'), body),
     async logs(name, o = {}) {
       const query = new URLSearchParams();
       if (o.source !== undefined) query.set('source', o.source);

@@ -153,3 +153,18 @@ describe('parseCli: chat', () => {
     expect(parse('chat policy explain a b')).toMatchObject({ ok: false, message: expect.stringContaining('policy check FROM TO') });
   });
 });
+
+describe('parseCli: agent update', () => {
+  const parse = (line: string) => parseCli(line.split(' '), {});
+  it('takes VM names or --all, with --binary and --sha256', () => {
+    expect(parse('agent update a b --binary ./vg')).toMatchObject({ ok: true, command: { kind: 'agent-update', names: ['a', 'b'], all: false, binary: './vg' } });
+    expect(parse(`agent update --all --sha256 ${'ab'.repeat(32)}`)).toMatchObject({ ok: true, command: { kind: 'agent-update', names: [], all: true, sha256: 'ab'.repeat(32) } });
+  });
+  it('says what is wrong', () => {
+    expect(parse('agent')).toMatchObject({ ok: false, message: expect.stringContaining('needs a subcommand: update') });
+    expect(parse('agent update')).toMatchObject({ ok: false, message: expect.stringContaining('or --all') });
+    expect(parse('agent update --all a')).toMatchObject({ ok: false, message: expect.stringContaining('takes no VM names') });
+    expect(parse('agent update a --sha256 xyz')).toMatchObject({ ok: false, message: expect.stringContaining('64 lowercase hex') });
+    expect(parse('agent update a --force')).toMatchObject({ ok: false, message: '--force does not apply to `vmgmt agent`' });
+  });
+});

@@ -24,6 +24,8 @@ export type CliCommand =
   | { kind: 'vm-exec'; name: string; argv: string[]; tty: boolean; timeoutMs?: number; env: string[]; cwd?: string }
   | { kind: 'stats'; name?: string; watch: boolean }
   | ObserveCommand
+  /** `vmgmt agent update VM|--all [--binary PATH]`: names empty with all. */
+  | { kind: 'agent-update'; names: string[]; all: boolean; binary?: string; sha256?: string }
   | CpCommand
   | ChatCommand;
 
@@ -256,6 +258,18 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     const vm = values.vm as string | undefined;
     if (vm !== undefined && !VM_NAME_PATTERN.test(vm)) return usage(`--vm ${JSON.stringify(vm)} is not a VM name`);
     return done({ kind: 'events', ...(vm === undefined ? {} : { vm }) });
+  }
+
+  if (group === 'agent') {
+    if (sub !== 'update') return usage(`\`vmgmt agent\` needs a subcommand: update`);
+    const all = values.all === true;
+    if (all && rest.length > 0) return usage('`vmgmt agent update --all` takes no VM names');
+    if (!all && rest.length === 0) return usage('`vmgmt agent update` needs VM names, or --all for every running VM');
+    const binary = values.binary as string | undefined;
+    if (binary === '') return usage('--binary needs a path');
+    const sha256 = values.sha256 as string | undefined;
+    if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) return usage('--sha256 takes 64 lowercase hex digits');
+    return done({ kind: 'agent-update', names: rest, all, ...(binary === undefined ? {} : { binary }), ...(sha256 === undefined ? {} : { sha256 }) });
   }
 
   if (group !== 'vm') {

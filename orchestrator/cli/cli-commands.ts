@@ -8,7 +8,8 @@ import { ApiError } from './api-client.js';
 import type { ApiClient } from './api-client.js';
 import type { ChatCommand, CliCommand, ObserveCommand } from './cli-args.js';
 import { CliError } from './cli-error.js';
-import { formatActionResult, formatErrorLines, formatHostInfo, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
+import { formatActionResult, formatAgentUpdates, formatErrorLines, formatHostInfo, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
+import type { AgentUpdateResult } from '../api/api-contract.js';
 import { attachConsole, type ConsoleStdin } from './console-attach.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
@@ -34,6 +35,26 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
   const doc = (value: unknown): void => out(JSON.stringify(value, null, 2) + '\n');
 
   switch (command.kind) {
+    case 'agent-update': {
+      // The daemon reads the binary: a relative path is the caller's, made absolute here.
+      const binary = {
+        ...(command.binary === undefined ? {} : { binary: path.resolve(command.binary) }),
+        ...(command.sha256 === undefined ? {} : { sha256: command.sha256 }),
+      };
+      const names = command.all ? (await client.list()).vms.filter((v) => v.state === 'running').map((v) => v.name) : command.names;
+      const rows: { name: string; result?: AgentUpdateResult; error?: string }[] = [];
+      for (const name of names) {
+        try {
+          rows.push({ name, result: await client.agentUpdate(name, binary) });
+        } catch (err) {
+          if (!command.all && names.length === 1) throw err;
+          rows.push({ name, error: (err as Error).message });
+        }
+      }
+      if (json) doc({ updates: rows });
+      else out(rows.length ? formatAgentUpdates(rows) : 'no running VMs\n');
+      return rows.every((r) => r.result) ? EXIT.OK : EXIT.ERROR;
+    }
     case 'vm-create': {
       const definition = await readDefinition(command.file, ctx.stdin);
       const vm = await client.create(definition);

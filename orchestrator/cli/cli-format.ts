@@ -1,5 +1,5 @@
 // Human output of the CLI: tables, key: value blocks, one-line results, error lines. Pure: values in, text out.
-import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatPresenceEventData, HostInfo, VmDefinition, VmDetails, VmExitInfo, VmStats, VmSummary } from '../api/api-contract.js';
+import type { AgentUpdateResult, ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatPresenceEventData, HostInfo, VmDefinition, VmDetails, VmExitInfo, VmStats, VmSummary } from '../api/api-contract.js';
 
 /** `45s`, `3m05s`, `2h03m`, `4d07h`. */
 export function formatUptime(ms: number): string {
@@ -66,6 +66,7 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
       `${formatBytes(d.device.regionSizeBytes)} region, ${d.device.channels} channels, ${d.device.ringSlots} slots x ${formatBytes(d.device.slotSizeBytes)}, ${d.device.vectors} vectors`,
     ],
     ['device state', formatDeviceState(vm)],
+    ['agent', formatAgent(vm)],
     ...formatServiceCounters(vm),
     ['files', d.files ? `${d.files.root}${d.files.readOnly ? ' (read-only)' : ''}` : '-'],
     ['chat group', d.chatGroup ?? '-'],
@@ -84,6 +85,27 @@ export function formatVmDetails(vm: VmDetails, nowMs: number): string {
     ['ivshmem socket', vm.paths.ivshmemSocket],
   ];
   return formatKeyValues(pairs);
+}
+
+/** The guest agent's version as it reported in, and the last driver update. */
+export function formatAgent(vm: VmDetails): string {
+  const a = vm.agent;
+  if (!a) return '-';
+  const u = a.lastUpdate;
+  const last = u ? `; last update to ${u.toVersion}: ${u.outcome}${u.gapMs !== undefined ? ` (${u.gapMs.toFixed(1)} ms handover)` : ''}${u.reason && u.outcome !== 'updated' ? ` (${u.reason})` : ''}` : '';
+  return `version ${a.version}, pid ${a.pid}, channel ${a.channel}${a.takeover ? ', took over in an update' : ''}${last}`;
+}
+
+/** `vmgmt agent update`: one row per VM. */
+export function formatAgentUpdates(rows: readonly { name: string; result?: AgentUpdateResult; error?: string }[]): string {
+  const header = ['VM', 'FROM', 'TO', 'HANDOVER MS', 'TOTAL MS', 'OUTCOME'];
+  const body = rows.map((r) =>
+    r.result
+      ? [r.name, r.result.fromVersion ?? '-', r.result.toVersion, r.result.gapMs.toFixed(1), String(Math.round(r.result.totalMs)), 'updated']
+      : [r.name, '-', '-', '-', '-', `failed: ${r.error ?? 'unknown'}`],
+  );
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)));
+  return [header, ...body].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n';
 }
 
 export function formatExit(exit: VmExitInfo | null): string {

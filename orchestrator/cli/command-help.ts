@@ -60,6 +60,7 @@ export const COMMAND_GROUPS: Readonly<Record<string, string>> = {
   cp: 'copy files between the host and a VM',
   chat: 'talk to names in the guests',
   stats: 'guest and host CPU figures and shares',
+  agent: 'the guest agent: update it in place',
   events: "follow the daemon's event stream",
   top: 'a live table of the VMs',
   dashboard: "the web dashboard's address and token",
@@ -262,6 +263,20 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     summary: 'guest CPU, steal, declared demand, host vCPU use and the CPU share now (and why)',
     flags: [{ flag: '--watch', text: 'print again every second until Ctrl-C' }],
     examples: ['vmgmt stats', 'vmgmt stats web --watch'],
+    complete: ['vm'],
+  },
+  {
+    path: ['agent', 'update'],
+    args: 'NAME...|--all [--binary PATH] [--sha256 HEX]',
+    summary: 'replace the guest agent (vmgmt-guest) of running VMs in place, with rollback',
+    description:
+      'The new binary goes to the guest through the device; the agent checks its sha256 and version, keeps the old one, starts the new one, and the new one must report in within the deadline or the old one is restored and keeps running. Chat names and the stats stream come back without a reboot.',
+    flags: [
+      { flag: '--all', text: 'every running VM' },
+      { flag: '--binary', value: 'PATH', text: "the new vmgmt-guest on this host (default: the daemon's own build)" },
+      { flag: '--sha256', value: 'HEX', text: 'the digest the guest must find (64 lowercase hex digits)' },
+    ],
+    examples: ['vmgmt agent update web', 'vmgmt agent update --all --binary guest-driver/build/vmgmt-guest'],
     complete: ['vm'],
   },
   {

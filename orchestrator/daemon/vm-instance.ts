@@ -7,6 +7,9 @@ import type { MessageService } from '../../device-backend/core/message-service.j
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
 import type { ExecOptions, ExecResult, ExecService } from '../../device-backend/services/exec/exec-service.js';
+import type { AgentUpdateService } from '../../device-backend/services/agent/agent-update.js';
+import type { AgentUpdateResult } from '../api/api-contract.js';
+import { agentUpdate } from './agent-update.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
@@ -85,6 +88,8 @@ export class VmInstance {
   private execService: ExecService | undefined;
   /** The stats service of the device now served. */
   private statsService: StatsService | undefined;
+  /** The agent's version and the driver update, of the device now served. */
+  private agentUpdater: AgentUpdateService | undefined;
   readonly log: Logger;
   readonly paths: VmPaths;
 
@@ -175,7 +180,23 @@ export class VmInstance {
             answers: namedAnswerCounts(d.core.answerCounters()),
           }
         : null,
+      agent: this.agentInfo(),
     };
+  }
+
+  private agentInfo(): VmDetails['agent'] {
+    const u = this.device ? this.agentUpdater : undefined;
+    const now = u?.current;
+    if (!u || !now) return null;
+    return { ...now, lastUpdate: u.last ?? null };
+  }
+
+  /** `vmgmt agent update`: a new vmgmt-guest replaces the running agent in place. */
+  updateAgent(opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+    const updater = this.agentUpdater;
+    if (!this.device || !updater || this.state !== 'running') throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: an agent update needs a running VM with its device`, { name: this.name });
+    this.log.info('agent update', { binary: opts.binary ?? '(the daemon\'s build)' });
+    return agentUpdate(this.name, updater, { ...opts, tempDir: this.paths.runDir }, this.log);
   }
 
   start(opts: { resetRestarts?: boolean } = {}): Promise<VmDetails> {
@@ -231,6 +252,7 @@ export class VmInstance {
     this.agent = built.agent;
     this.execService = built.exec;
     this.statsService = built.stats;
+    this.agentUpdater = built.agentUpdate;
     return built.services;
   }
 
@@ -322,6 +344,7 @@ export class VmInstance {
     this.agent = services.agent;
     this.execService = services.exec;
     this.statsService = services.stats;
+    this.agentUpdater = services.agentUpdate;
     // The boot's turn ends when the agent is up (or the boot's deadline passes, or the VM goes away).
     const turn = this.bootTurn;
     const agentWaitMs = this.deps.config.boot.agentWaitMs;

@@ -1,6 +1,6 @@
 // What the control API needs from the daemon's VM manager. The API layer parses and validates, then
 // calls these; they throw VmgmtError.
-import type { ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, HostInfo, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
+import type { AgentUpdateResult, ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, HostInfo, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
 import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 
@@ -43,6 +43,13 @@ export interface VmManagerApi {
   stats(name: string, opts?: { limit?: number }): VmStats;
   /** Every VM with its newest sample. */
   statsAll(): StatsList;
+  /**
+   * Replaces the running guest agent with a new vmgmt-guest in place (docs/decisions/driver-update.md):
+   * binary is a host path (default: the daemon's own build of guest-driver/). Throws VmgmtError:
+   * INVALID_REQUEST (not a vmgmt-guest), GUEST_REFUSED (details.outcome refused or rolled-back), TIMEOUT,
+   * AGENT_UNAVAILABLE, INVALID_STATE (not running, or an update in progress).
+   */
+  agentUpdate(name: string, opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult>;
 }
 
 export interface LogChunk {

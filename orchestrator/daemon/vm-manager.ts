@@ -26,6 +26,7 @@ import { FallbackCpuControl, hostCpuControl } from './scheduler/cpu-control.js';
 import { CpuScheduler, type SchedTarget } from './scheduler/cpu-scheduler.js';
 import { isActive } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
+import type { AgentUpdateResult } from '../api/api-contract.js';
 
 export interface VmManagerOptions {
   stateDir: string;
@@ -218,6 +219,10 @@ export class VmManager implements VmManagerApi {
       notify({ ...base, phase: 'failed', bytes: 0, error: (err as Error).message });
       throw err;
     }
+  }
+
+  agentUpdate(name: string, opts: { binary?: string; sha256?: string; reportInMs?: number; probationMs?: number }): Promise<AgentUpdateResult> {
+    return this.get(name).updateAgent(opts);
   }
 
   stats(name: string, opts: { limit?: number } = {}): VmStats {

@@ -12,6 +12,7 @@ import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backen
 import { DEFAULT_FILE_LIMITS, type FileRootConfig } from '../../device-backend/services/file/file-root-config.js';
 import type { FileService } from '../../device-backend/services/file/file-service.js';
 import type { AgentService } from '../../device-backend/services/agent/agent-service.js';
+import type { AgentUpdateService } from '../../device-backend/services/agent/agent-update.js';
 import { loadNative } from '../../device-backend/native/index.js';
 import type { ChatAttachment } from '../../device-backend/services/device-services.js';
 import type { ChatService } from '../../device-backend/services/chat/chat-service.js';
@@ -54,6 +55,8 @@ export interface DeviceVm {
   readonly device: ManagementDevice;
   readonly files: FileService;
   readonly agent: AgentService;
+  /** The agent's version (AGENT_HELLO) and the driver update in place. */
+  readonly agentUpdate: AgentUpdateService;
   /** The VM's chat service, when it was started with a hub. */
   readonly chat: ChatService | undefined;
   readonly qemu: QemuProcess;
@@ -110,12 +113,12 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     const { accel } = launched;
     device = launched.device;
     qemu = launched.qemu;
-    const { files, agent, chat } = launched.services;
+    const { files, agent, chat, agentUpdate } = launched.services;
     const startedAt = launched.qemuStartedAtMs;
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, chat };
+    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, agentUpdate, chat };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,
