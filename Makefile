@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density fuzz clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density bench-exec fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -84,3 +84,8 @@ bench-idle: build
 
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 
+
+# vm exec against qemu-ga's guest-exec in the same TCG guest (builds a bench image with qemu-ga first;
+# VMGMT_BENCH_REPS, VMGMT_BENCH_OUT_MIB, VMGMT_BENCH_BIG_MIB).
+bench-exec: build
+	node dist/bench/exec.js

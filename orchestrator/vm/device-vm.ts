@@ -18,7 +18,8 @@ import type { ChatService } from '../../device-backend/services/chat/chat-servic
 import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import type { AccelDecision, AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
-import { launchVm } from './launch-vm.js';
+import { launchVm, type VmBoot } from './launch-vm.js';
+import type { ExecService } from '../../device-backend/services/exec/exec-service.js';
 
 export interface DeviceVmOptions {
   name: string;
@@ -38,6 +39,10 @@ export interface DeviceVmOptions {
   chat?: ChatAttachment;
   /** Where the services' snapshots go (as the daemon keeps them), for tests that re-attach a new core. */
   snapshots?: ServiceSnapshotStore;
+  /** Default: the test image. */
+  boot?: VmBoot;
+  /** More QEMU arguments (a benchmark's extra devices). */
+  extraArgs?: string[];
 }
 
 export interface DeviceVm {
@@ -49,6 +54,8 @@ export interface DeviceVm {
   readonly agent: AgentService;
   /** The VM's chat service, when it was started with a hub. */
   readonly chat: ChatService | undefined;
+  /** `vmgmt vm exec` through the guest agent. */
+  readonly exec: ExecService;
   readonly qemu: QemuProcess;
   readonly control: GuestControlClient;
   /** From starting QEMU to the guest answering on its control channel. */
@@ -86,6 +93,8 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
         ...(opts.geometry ? { geometry: opts.geometry } : {}),
         ...(opts.files ? { files: { ...DEFAULT_FILE_LIMITS, readOnly: false, ...opts.files } } : {}),
         ...(opts.chat ? { chat: opts.chat } : {}),
+        ...(opts.boot ? { boot: opts.boot } : {}),
+        ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
         paths: {
           runDir,
           qmpSocket: path.join(runDir, 'qmp.sock'),
@@ -100,12 +109,12 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     const { accel } = launched;
     device = launched.device;
     qemu = launched.qemu;
-    const { files, agent, chat } = launched.services;
+    const { files, agent, chat, exec } = launched.services;
     const startedAt = launched.qemuStartedAtMs;
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, chat };
+    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, chat, exec };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,

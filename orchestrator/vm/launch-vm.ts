@@ -54,6 +54,8 @@ export interface VmLaunchSpec {
   /** The daemon's stats hub; without it the VM has no stats mode. */
   stats?: StatsHub;
   paths: VmLaunchPaths;
+  /** More QEMU arguments (a benchmark's extra devices); none from a VM definition. */
+  extraArgs?: string[];
   /** The VM's NIC (vm-network.ts); default none. */
   network?: NetworkDefinition;
   /** Where the KVM self-probe caches its answer. */
@@ -124,6 +126,7 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
         controlSocketPath: spec.paths.controlSocket,
         ivshmem: { serverSocketPath: spec.paths.ivshmemSocket, vectors: device.geometry.vectors },
         ...(nic ? { network: nic } : {}),
+        ...(spec.extraArgs ? { extraArgs: spec.extraArgs } : {}),
       },
       { runDir: spec.paths.runDir, ...(spec.paths.qemuLog ? { logPath: spec.paths.qemuLog } : {}) },
     );
