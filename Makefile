@@ -9,7 +9,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-agent-update bench-density bench-observe fuzz clean
+.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-agent-update bench-density bench-exec bench-observe fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -100,3 +100,8 @@ bench-observe: build
 
 clean:
 	rm -rf dist device-backend/native/build guest-driver/build images/build/initramfs* 
+
+# vm exec against qemu-ga's guest-exec in the same TCG guest (builds a bench image with qemu-ga first;
+# VMGMT_BENCH_REPS, VMGMT_BENCH_OUT_MIB, VMGMT_BENCH_BIG_MIB).
+bench-exec: build
+	node dist/bench/exec.js

@@ -21,6 +21,7 @@ import { GuestControlClient } from '../guest-control/guest-control-client.js';
 import { hostCacheDir, type AccelDecision, type AccelRequest } from '../qemu/accel-probe.js';
 import type { QemuProcess } from '../qemu/qemu-process.js';
 import { launchVm, type VmBoot } from './launch-vm.js';
+import type { ExecService } from '../../device-backend/services/exec/exec-service.js';
 
 export interface DeviceVmOptions {
   name: string;
@@ -59,6 +60,8 @@ export interface DeviceVm {
   readonly agentUpdate: AgentUpdateService;
   /** The VM's chat service, when it was started with a hub. */
   readonly chat: ChatService | undefined;
+  /** `vmgmt vm exec` through the guest agent. */
+  readonly exec: ExecService;
   readonly qemu: QemuProcess;
   readonly control: GuestControlClient;
   /** From starting QEMU to the guest answering on its control channel. */
@@ -113,12 +116,12 @@ export async function startDeviceVm(opts: DeviceVmOptions): Promise<DeviceVm> {
     const { accel } = launched;
     device = launched.device;
     qemu = launched.qemu;
-    const { files, agent, chat, agentUpdate } = launched.services;
+    const { files, agent, chat, agentUpdate, exec } = launched.services;
     const startedAt = launched.qemuStartedAtMs;
     control = await GuestControlClient.connect(path.join(runDir, 'control.sock'), { timeoutMs: 10_000 });
     await control.waitReady({ timeoutMs: opts.readyTimeoutMs ?? 60_000 });
     const bootToReadyMs = performance.now() - startedAt;
-    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, agentUpdate, chat };
+    const started = { device: launched.device, qemu: launched.qemu, control, files, agent, agentUpdate, chat, exec };
     let closing: Promise<void> | undefined;
     return {
       name: opts.name,

@@ -133,8 +133,8 @@ export async function launchVm(spec: VmLaunchSpec, deps: VmLaunchDeps): Promise<
         ...(spec.paths.consoleSocket ? { consoleSocketPath: spec.paths.consoleSocket } : {}),
         controlSocketPath: spec.paths.controlSocket,
         ivshmem: { serverSocketPath: spec.paths.ivshmemSocket, vectors: device.geometry.vectors },
-        ...(spec.extraArgs ? { extraArgs: spec.extraArgs } : {}),
         ...(nic ? { network: nic } : {}),
+        ...(spec.extraArgs ? { extraArgs: spec.extraArgs } : {}),
       },
       { runDir: spec.paths.runDir, ...(spec.paths.qemuLog ? { logPath: spec.paths.qemuLog } : {}) },
     );

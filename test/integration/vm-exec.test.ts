@@ -106,6 +106,18 @@ describe('vmgmt vm exec', () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
+  it('--tty runs the command on a pseudo-terminal of the size asked for, stdin through it', async () => {
+    const r = await run(['vm', 'exec', VM, '--tty', '--', 'sh', '-c', '[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; stty size; read line; echo "got $line"'], {
+      stdin: Buffer.from('typed\n'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.stdout.toString().replace(/\r/g, '');
+    expect(out).toContain('tty-ok\n');
+    expect(out).toContain('24 80\n');
+    expect(out).toContain('got typed\n');
+    expect(r.stderr).toBe('');
+  });
+
   it('--json prints output events and the exit', async () => {
     const r = await run(['--json', 'vm', 'exec', VM, '--', 'sh', '-c', 'printf abc; printf xyz >&2; exit 4']);
     expect(r.code).toBe(4);

@@ -215,7 +215,9 @@ function removeCgroups(_baseDir: string): void {
   // Per-VM cgroups are named by VM: the daemon removes them when a VM stops; an empty leftover is harmless
   // but tidy it up for names the tests use.
   try {
-    execFileSync('sh', ['-c', 'for d in /sys/fs/cgroup/*/vmgmt/it-* /sys/fs/cgroup/vmgmt/it-*; do [ -d "$d" ] && rmdir "$d"; done; true']);
+    // Only groups with no process left (a VM still running, maybe another test's, is left alone); the vCPU
+    // sub-group (scheduler) first: a daemon killed with -9 leaves it, and the parent cannot go before it.
+    execFileSync('sh', ['-c', 'for d in /sys/fs/cgroup/*/vmgmt/it-* /sys/fs/cgroup/vmgmt/it-*; do [ -d "$d" ] || continue; grep -q . "$d/cgroup.procs" && continue; [ -d "$d/vcpus" ] && ! grep -q . "$d/vcpus/cgroup.procs" && rmdir "$d/vcpus"; rmdir "$d"; done 2>/dev/null; true']);
   } catch {
     // nothing to remove
   }
