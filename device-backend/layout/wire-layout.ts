@@ -173,6 +173,8 @@ export const CHAT_PRESENCE_REASON = {
   VM_STOPPED: 4,
   /** A host-side name (registered through the hub's API) went away. */
   HOST_LEFT: 5,
+  /** Cluster mode: the name's host stopped renewing its lease (cut off from the broker, or its daemon stopped). */
+  HOST_UNREACHABLE: 6,
 } as const;
 
 /** vmgmt_chat_peer.flags. */
@@ -289,6 +291,7 @@ export const STATUS = {
   STATS_OUT_OF_RANGE: { code: 61, text: 'stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)' },
   STATS_COUNTER_BACKWARDS: { code: 62, text: 'stats record has a counter (CPU time, uptime or sequence) that went backwards' },
   STATS_TOO_FREQUENT: { code: 63, text: 'stats records come faster than this VM may send them (see the interval the host pushed)' },
+  CHAT_UNREACHABLE: { code: 64, text: 'the chat peer is on another host that cannot be reached now (cut off, or the cluster broker is down); for a send or call without an answer it is unknown whether it arrived' },
 } as const;
 export type MsgTypeName = keyof typeof MSG_TYPE;
 export type MsgType = (typeof MSG_TYPE)[MsgTypeName];

@@ -86,6 +86,7 @@
 #define VMGMT_CHAT_REASON_PROCESS_GONE 0x3
 #define VMGMT_CHAT_REASON_VM_STOPPED 0x4
 #define VMGMT_CHAT_REASON_HOST_LEFT 0x5
+#define VMGMT_CHAT_REASON_HOST_UNREACHABLE 0x6
 #define VMGMT_CHAT_PEER_HOST 0x1
 #define VMGMT_CHAT_PEER_SAME_VM 0x2
 #define VMGMT_CHAT_LIMIT_MAX_NAME_BYTES 0x40
@@ -166,6 +167,7 @@
 #define VMGMT_ST_STATS_OUT_OF_RANGE 0x3d
 #define VMGMT_ST_STATS_COUNTER_BACKWARDS 0x3e
 #define VMGMT_ST_STATS_TOO_FREQUENT 0x3f
+#define VMGMT_ST_CHAT_UNREACHABLE 0x40
 #define VMGMT_CHANNEL_LAYOUT_CTL 0x0
 #define VMGMT_CHANNEL_LAYOUT_RING_G2C 0x40
 #define VMGMT_CHANNEL_LAYOUT_RING_C2G 0xc0
@@ -821,6 +823,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 61: return "stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)";
     case 62: return "stats record has a counter (CPU time, uptime or sequence) that went backwards";
     case 63: return "stats records come faster than this VM may send them (see the interval the host pushed)";
+    case 64: return "the chat peer is on another host that cannot be reached now (cut off, or the cluster broker is down); for a send or call without an answer it is unknown whether it arrived";
     default: return "unknown status (driver older than the core?)";
     }
 }

@@ -26,6 +26,7 @@ const PRESENCE_REASON_WORDS: Record<number, ChatPresenceEventData['reason']> = {
   [CHAT_PRESENCE_REASON.PROCESS_GONE]: 'process-gone',
   [CHAT_PRESENCE_REASON.VM_STOPPED]: 'vm-stopped',
   [CHAT_PRESENCE_REASON.HOST_LEFT]: 'host-left',
+  [CHAT_PRESENCE_REASON.HOST_UNREACHABLE]: 'host-unreachable',
 };
 
 export function presenceEventData(e: PresenceEvent): ChatPresenceEventData {
