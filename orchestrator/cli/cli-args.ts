@@ -7,7 +7,8 @@ export type LogSourceArg = 'console' | 'qemu' | 'daemon';
 
 export type CliCommand =
   | { kind: 'help' }
-  | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }
+  | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string; cluster?: string }
+  | { kind: 'cluster-keygen'; file: string }
   | { kind: 'vm-create'; file: string }
   | { kind: 'vm-ls' }
   | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-console'; name: string }
@@ -51,6 +52,7 @@ const OPTIONS = {
   watch: { type: 'boolean' },
   as: { type: 'string' },
   exec: { type: 'string' },
+  cluster: { type: 'string' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
@@ -97,7 +99,7 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   if (group === undefined) return usage('no command given');
 
   if (group === 'daemon') {
-    const extra = unexpectedOptions(values, ['config', 'state-dir', 'runtime-dir']);
+    const extra = unexpectedOptions(values, ['config', 'state-dir', 'runtime-dir', 'cluster']);
     if (extra) return usage(`${extra} does not apply to \`vmgmt daemon\``);
     if (sub !== undefined) return usage(`\`vmgmt daemon\` takes no arguments (got ${JSON.stringify(sub)})`);
     const configPath = values.config as string | undefined;
@@ -105,8 +107,11 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     const stateDir = values['state-dir'] as string | undefined;
     const runtimeDir = values['runtime-dir'] as string | undefined;
     const socketPath = socketFlag ?? (env.VMGMT_SOCKET || undefined);
+    const cluster = values.cluster as string | undefined;
+    if (cluster !== undefined && !/^nats:\/\/[^\s/]+$/.test(cluster)) return usage(`--cluster ${JSON.stringify(cluster)}: give the broker as nats://HOST:PORT`);
     return done({
       kind: 'daemon',
+      ...(cluster === undefined ? {} : { cluster }),
       ...(configPath === undefined ? {} : { configPath }),
       ...(stateDir === undefined ? {} : { stateDir }),
       ...(runtimeDir === undefined ? {} : { runtimeDir }),
@@ -124,6 +129,13 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   if (group === 'chat') {
     const chat = parseChatArgs(positionals.slice(1), values);
     return chat.ok ? done(chat.command) : usage(chat.message);
+  }
+
+  if (group === 'cluster') {
+    const extra = unexpectedOptions(values, []);
+    if (extra) return usage(`${extra} does not apply to \`vmgmt cluster\``);
+    if (sub !== 'keygen' || rest.length !== 1 || !rest[0]) return usage('usage: vmgmt cluster keygen FILE (writes a new NATS nkey seed to FILE, prints its public key)');
+    return done({ kind: 'cluster-keygen', file: rest[0] });
   }
 
   if (group === 'stats') {

@@ -17,7 +17,7 @@ export interface CommandContext {
   nowMs: () => number;
 }
 
-type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'daemon' } | { kind: 'cp' } | ChatCommand>;
+type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'cluster-keygen' } | ChatCommand>;
 
 export async function runVmCommand(command: VmCommand, ctx: CommandContext): Promise<ExitCode> {
   const { client, json } = ctx;

@@ -1,6 +1,8 @@
 // `vmgmt` as a function: argv and streams in, exit code out, so tests run it in-process. The client commands
 // know the daemon only through the API contract (orchestrator/api/api-contract.ts); `vmgmt daemon` loads the
 // daemon's code when it is asked to run it.
+import { writeFileSync } from 'node:fs';
+import { nkeys } from 'nats';
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
 import { parseCli, type ChatCommand, type CliCommand } from './cli-args.js';
 import { runChatCommand } from './chat-command.js';
@@ -12,7 +14,7 @@ import type { ConsoleStdin } from './console-attach.js';
 import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
 import { HELP_TEXT } from './help-text.js';
 
-export type RunDaemon = (opts: { configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
+export type RunDaemon = (opts: { configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string; cluster?: string }) => Promise<void>;
 
 export interface CliIo {
   stdin: ConsoleStdin;
@@ -43,6 +45,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       return EXIT.OK;
     }
     if (command.kind === 'daemon') return await runDaemonCommand(command, io);
+    if (command.kind === 'cluster-keygen') return clusterKeygen(command.file, io, json);
     const ctx: CommandContext = {
       client: createApiClient({ socketPath: globals.socketPath }),
       json,
@@ -53,11 +56,24 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     };
     if (command.kind === 'cp') return await runCpCommand(command, ctx);
     if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
-    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' }>, ctx);
+    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' | 'cluster-keygen' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
     return report(io, json, describeError(err), command.kind === 'cp' ? 'event' : 'document');
   }
+}
+
+/** `vmgmt cluster keygen FILE`: a new NATS user nkey; the seed to FILE (0600, never overwritten), the public key printed for the broker's users. */
+function clusterKeygen(file: string, io: CliIo, json: boolean): ExitCode {
+  const user = nkeys.createUser();
+  try {
+    writeFileSync(file, `${new TextDecoder().decode(user.getSeed())}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    throw new CliError('FILE_UNWRITABLE', `cannot write ${file}: ${(err as Error).message} (an existing file is never overwritten)`, { file }, { cause: err });
+  }
+  const publicKey = user.getPublicKey();
+  io.stdout.write(json ? `${JSON.stringify({ file, publicKey })}\n` : `${publicKey}\n`);
+  return EXIT.OK;
 }
 
 async function runDaemonCommand(command: CliCommand & { kind: 'daemon' }, io: CliIo): Promise<ExitCode> {

@@ -4,9 +4,12 @@ export const HELP_TEXT = `vmgmt: run QEMU VMs with a virtual management device
 
 Usage:
   vmgmt daemon [--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--socket PATH]
+               [--cluster nats://HOST:PORT]
                                        run the daemon in the foreground; FILE default
                                        /etc/vmgmt/config.json (missing: all defaults);
-                                       flags override the file; SIGHUP reloads it
+                                       flags override the file; SIGHUP reloads it;
+                                       --cluster: chat across hosts over NATS (the
+                                       config's cluster section gives the credentials)
   vmgmt vm create -f FILE              define a VM from a JSON file (-f - reads stdin)
   vmgmt vm ls                          list VMs
   vmgmt vm inspect NAME                show one VM in detail
@@ -21,6 +24,8 @@ Usage:
   vmgmt cp VM:/PATH FILE|DIR           copy a file out of a running VM (written atomically)
   vmgmt stats [NAME] [--watch]        guest CPU, steal, declared demand, host vCPU use and the CPU share now (and why)
                                        a local name with a colon is written ./a:b
+  vmgmt cluster keygen FILE            a new NATS nkey for cluster mode: the seed to FILE (0600),
+                                       the public key printed for the broker's users
   vmgmt chat peers [--watch]           chat names the host may talk to (VM/NAME, @host/NAME);
                                        --watch then prints join/leave lines until Ctrl-C
   vmgmt chat send TARGET MESSAGE|-     send as host (- reads stdin, up to 64 KiB)

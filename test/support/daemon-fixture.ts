@@ -29,17 +29,25 @@ export class DaemonFixture {
     this.socketPath = path.join(this.runtimeDir, 'vmgmt.sock');
   }
 
-  /** With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads). */
-  static async start(opts: { config?: unknown; readyTimeoutMs?: number } = {}): Promise<DaemonFixture> {
+  /**
+   * With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads).
+   * `prefix` runs the daemon through a command (e.g. `ip netns exec NS`, which execs it: the pid stays the
+   * daemon's); `args` are more `vmgmt daemon` flags (e.g. `--cluster URL`).
+   */
+  static async start(opts: { config?: unknown; readyTimeoutMs?: number; prefix?: string[]; args?: string[] } = {}): Promise<DaemonFixture> {
     const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));
     if (opts.config !== undefined) d.writeConfig(opts.config);
     if (opts.readyTimeoutMs !== undefined) d.readyTimeoutMs = opts.readyTimeoutMs;
+    d.prefix = opts.prefix ?? [];
+    d.args = opts.args ?? [];
     await d.startDaemon();
     return d;
   }
 
   private configPath: string | undefined;
   private readyTimeoutMs = 20_000;
+  private prefix: string[] = [];
+  private args: string[] = [];
 
   /** Writes the daemon's config file (used by the next start; a running daemon reads it on SIGHUP). */
   writeConfig(config: unknown): void {
@@ -77,7 +85,9 @@ export class DaemonFixture {
     this.previousOutput += this.output;
     this.output = '';
     const config = this.configPath === undefined ? [] : ['--config', this.configPath];
-    const child = spawn(process.execPath, [this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [process.execPath, this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir, ...this.args];
+    const [command, ...rest] = [...this.prefix, ...argv] as [string, ...string[]];
+    const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));
     this.child = child;
