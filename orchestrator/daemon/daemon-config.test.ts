@@ -52,6 +52,9 @@ describe('daemon config file', () => {
       stats: { intervalMs: 1000 },
       scheduling: { enabled: true, periodMs: 1000 },
       devices: { prefaultRegions: false },
+      cgroupParent: 'vmgmt',
+      daemonId: undefined,
+      cluster: undefined,
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -75,6 +78,9 @@ describe('daemon config file', () => {
       stats: { intervalMs: 500 },
       scheduling: { enabled: false, periodMs: 1000 },
       devices: { prefaultRegions: true },
+      cgroupParent: 'vmgmt',
+      daemonId: undefined,
+      cluster: undefined,
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
@@ -107,6 +113,25 @@ describe('daemon config file', () => {
       { path: 'functions', message: expect.stringMatching(/^reserved for host calculation functions .*does not read it yet/) },
       { path: 'metrics', message: expect.stringMatching(/^reserved for the metrics and dashboard listener/) },
     ]);
+  });
+
+  it('reads cluster mode from the section and --cluster, and daemonId scopes the cgroups', () => {
+    const parsed = (o: unknown) => {
+      const r = parseDaemonConfig(JSON.stringify(o));
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      return r.file;
+    };
+    expect(resolveDaemonConfig(parsed({}))).toMatchObject({ cluster: undefined, cgroupParent: 'vmgmt', daemonId: undefined });
+    const section = { daemonId: 'ha', cluster: { credentialsFile: '/etc/vmgmt/ha.nk' } };
+    expect(resolveDaemonConfig(parsed(section), { clusterUrl: 'nats://10.0.0.1:4222' })).toMatchObject({
+      cgroupParent: 'vmgmt-ha',
+      cluster: { url: 'nats://10.0.0.1:4222', host: 'ha', credentialsFile: '/etc/vmgmt/ha.nk', bucket: 'vmgmt-chat', heartbeatMs: 1000, leaseMs: 4000 },
+    });
+    expect(() => resolveDaemonConfig(parsed({}), { clusterUrl: 'nats://h:4222' })).toThrow(/needs a "cluster" section .*credentialsFile/);
+    expect(() => resolveDaemonConfig(parsed(section))).toThrow(/no cluster.url/);
+    expect(problemsOf(JSON.stringify({ cluster: { url: 'nats://h:1' } }))).toEqual([{ path: 'cluster.credentialsFile', message: expect.any(String) }]);
+    expect(problemsOf(JSON.stringify({ daemonId: 'Bad/Id' }))).toEqual([{ path: 'daemonId', message: expect.stringMatching(/a-z 0-9/) }]);
+    expect(problemsOf(JSON.stringify({ cluster: { credentialsFile: '/k', heartbeatMs: 1000, leaseMs: 1500 } }))).toEqual([{ path: 'cluster.leaseMs', message: expect.stringMatching(/twice/) }]);
   });
 
   it('reads the chat policy: ordered rules in the documented shape', () => {
