@@ -8,7 +8,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-density fuzz clean
+.PHONY: setup build native ts driver image layout demo test test-unit test-integration bench bench-chat bench-chat-cluster bench-cpu-model bench-calc bench-scheduling bench-idle bench-density fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -74,6 +74,9 @@ bench-cpu-model: build
 
 bench-chat: build
 	node dist/bench/chat.js
+
+bench-chat-cluster: build
+	node dist/bench/chat.js --cluster
 
 bench-scheduling: build
 	node dist/bench/scheduling.js

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { nkeys } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { brokerConfig } from '../../device-backend/services/chat/cluster/broker-config.js';
 import { DaemonFixture } from '../support/daemon-fixture.js';
 
 const TAG = `vc${process.pid % 100000}`;
@@ -42,24 +43,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-/** Host users of the broker: each publishes only under vmgmt.<host>. (and the bucket's API), and reads only requests to it and its own inbox. */
-function natsConfig(dir: string, users: { host: string; publicKey: string }[]): string {
-  const perms = (h: string) =>
-    `{ publish: { allow: ["vmgmt.${h}.>", "$JS.API.>", "$KV.${CLUSTER.bucket}.>", "$JS.FC.>", "$JS.ACK.>"] }, subscribe: { allow: ["vmgmt.*.to.${h}", "_INBOX_${h}.>"] }, allow_responses: true }`;
-  return [
-    `listen: 0.0.0.0:${PORT}`,
-    `jetstream { store_dir: "${path.join(dir, 'js')}" }`,
-    'ping_interval: "1s"',
-    'ping_max: 2',
-    'authorization {',
-    '  users = [',
-    ...users.map((u) => `    { nkey: ${u.publicKey}, permissions: ${perms(u.host)} }`),
-    '  ]',
-    '}',
-    '',
-  ].join('\n');
 }
 
 function removeLeftovers(): void {
@@ -122,7 +105,7 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
       writeFileSync(file, `${new TextDecoder().decode(u.getSeed())}\n`, { mode: 0o600 });
       return { h, host: HOST[h], publicKey: u.getPublicKey(), file };
     });
-    writeFileSync(path.join(base, 'nats.conf'), natsConfig(base, users));
+    writeFileSync(path.join(base, 'nats.conf'), brokerConfig({ listen: `0.0.0.0:${PORT}`, storeDir: path.join(base, 'js'), bucket: CLUSTER.bucket, users }));
     await startBroker();
     const url = { a: `nats://127.0.0.1:${PORT}`, b: `nats://${ADDR.a}:${PORT}` };
     for (const u of users) {
