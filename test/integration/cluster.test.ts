@@ -151,7 +151,7 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
   const bLines = async (): Promise<string[]> => (await guest('b', 'cat /tmp/bob.out')).stdout.split('\n').filter((l) => l !== '');
 
   it('a VM on host A calls a VM on host B by name, and B sees A\'s identity as A\'s daemon stamped it', async () => {
-    expect((await guest('b', 'vmgmt-guest chat listen echo-b --exec "tr a-z A-Z" > /dev/null 2> /tmp/echo.err & vmgmt-guest chat register bob >> /tmp/bob.out 2> /tmp/bob.err & echo ok')).exitCode).toBe(0);
+    expect((await guest('b', 'vmgmt-guest chat listen echo-b --exec "tr a-z A-Z" > /dev/null 2> /tmp/echo.err & vmgmt-guest chat listen slow-b --exec "sleep 5" > /dev/null 2>&1 & vmgmt-guest chat register bob >> /tmp/bob.out 2> /tmp/bob.err & echo ok')).exitCode).toBe(0);
     expect((await guest('a', 'vmgmt-guest chat register alice > /dev/null 2>&1 & echo ok')).exitCode).toBe(0);
     await waitFor('B\'s names on host A', async () => {
       const p = await peersOn('a');
@@ -168,12 +168,39 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
       return l.length >= 2 ? l : undefined;
     });
     expect(got).toEqual([`${VM.a}@${HOST.a}/- -> bob: from-a`, `@host/host -> bob: from-host-a`]);
+    // A call across hosts that the callee does not answer in time: timed out, as on one host.
+    await waitFor('slow-b on host A', async () => ((await peersOn('a')).includes(`${VM.b}@${HOST.b}/slow-b`) ? true : undefined));
+    const slow = await guest('a', 'vmgmt-guest chat call slow-b x --call-timeout 1500');
+    expect(slow.stdout).toContain('(status 57)');
     // A name that no host holds: no such peer, as on one host.
     const none = await guest('a', 'vmgmt-guest chat send nobody-here x');
     expect(none.stdout).toContain('(status 53)');
     // The policy sees both ends' host: a rule on host A denying host B's names.
     const check = await d.a!.cli('chat', 'policy', 'check', VM.a, 'bob', '--json');
     expect(JSON.parse(check.stdout)).toMatchObject({ allowed: true, to: { vm: VM.b, name: 'bob', group: 'lab' } });
+  });
+
+  it('the broker holds each host to its own subjects: B\'s credentials cannot send as another host or read A\'s requests', async () => {
+    const script = `
+      import { connect, nkeyAuthenticator } from 'nats';
+      import { readFileSync } from 'node:fs';
+      const out = {};
+      const nc = await connect({ servers: 'nats://${ADDR.a}:${PORT}', authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(process.argv[1], 'utf8').trim())), inboxPrefix: '_INBOX_${HOST.b}' });
+      const errors = [];
+      (async () => { for await (const s of nc.status()) if (s.type === 'error') errors.push(String(s.data)); })();
+      try { await nc.request('vmgmt.${HOST.a}.to.${HOST.a}', new Uint8Array(4), { timeout: 2000 }); out.forged = 'answered'; } catch (e) { out.forged = e.code; }
+      nc.subscribe('vmgmt.*.to.${HOST.a}');
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, 500));
+      out.subscribe = errors.some((e) => /subscription/i.test(e) || /PERMISSIONS/i.test(e)) ? 'denied' : 'allowed: ' + errors.join(',');
+      try { await nc.request('vmgmt.${HOST.b}.to.${HOST.a}', new Uint8Array(4), { timeout: 2000 }); out.own = 'answered'; } catch (e) { out.own = e.code; }
+      await nc.close();
+      try { const anon = await connect({ servers: 'nats://${ADDR.a}:${PORT}', reconnect: false }); await anon.close(); out.anonymous = 'connected'; } catch (e) { out.anonymous = e.code; }
+      console.log(JSON.stringify(out));`;
+    const out = execFileSync('ip', ['netns', 'exec', NS.b, process.execPath, '--input-type=module', '-e', script, path.join(base, 'b.nk')], { encoding: 'utf8', cwd: process.cwd() });
+    const r = JSON.parse(out.trim().split('\n').pop()!);
+    // Publishing under A's subjects is refused by the broker; under its own, A's daemon answers (a malformed request, refused in words).
+    expect(r).toEqual({ forged: 'PERMISSIONS_VIOLATION', subscribe: 'denied', own: 'answered', anonymous: 'AUTHORIZATION_VIOLATION' });
   });
 
   it('a name held on one host is refused to another', async () => {
