@@ -9,7 +9,7 @@ IMAGE  := images/build/initramfs.cpio.gz
 TS_STAMP := dist/.stamp
 TS_SOURCES := $(shell find orchestrator device-backend test bench -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null) tsconfig.json
 
-.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-cpu-model bench-calc bench-scheduling bench-idle bench-agent-update bench-density bench-exec bench-observe fuzz clean
+.PHONY: setup build native ts driver image calc-exec layout demo test test-unit test-integration bench bench-chat bench-chat-cluster bench-cpu-model bench-calc bench-scheduling bench-idle bench-agent-update bench-density bench-exec bench-observe fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -82,6 +82,9 @@ bench-cpu-model: build
 
 bench-chat: build
 	node dist/bench/chat.js
+
+bench-chat-cluster: build
+	node dist/bench/chat.js --cluster
 
 bench-scheduling: build
 	node dist/bench/scheduling.js

@@ -201,7 +201,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+// --cluster: same-host and cross-host figures side by side, through a real nats-server (bench/chat-cluster.ts).
+(process.argv.includes('--cluster') ? import('./chat-cluster.js').then((m) => m.clusterBench()) : main()).catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });

@@ -7,6 +7,8 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc g++ make libc6-dev python3)
+# Cluster mode: the NATS broker (its tests run it in network namespaces made with iproute2's ip).
+APT_PACKAGES+=(nats-server iproute2)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

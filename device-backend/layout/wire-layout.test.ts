@@ -33,11 +33,11 @@ describe('wire layout', () => {
     for (const s of Object.values(STATUS)) expect(s.text.length).toBeGreaterThan(5);
   });
 
-  it('keeps chat in its ranges: types 0x03xx, statuses 50-59', () => {
+  it('keeps chat in its ranges: types 0x03xx, statuses 50-59 (and 64-69 for cluster mode)', () => {
     const chatTypes = Object.entries(MSG_TYPE).filter(([k]) => k.startsWith('CHAT_')).map(([, v]) => v);
     expect(chatTypes.every((t) => t >= 0x0300 && t < 0x0400)).toBe(true);
     const chatCodes = Object.entries(STATUS).filter(([k]) => k.startsWith('CHAT_')).map(([, v]) => v.code);
-    expect(chatCodes.every((c) => c >= 50 && c <= 59)).toBe(true);
+    expect(chatCodes.every((c) => (c >= 50 && c <= 59) || (c >= 64 && c <= 69))).toBe(true);
   });
 
   it('keeps stats in its ranges: types 0x04xx, statuses 60-69', () => {

@@ -243,6 +243,8 @@ export const CHAT_PRESENCE_REASON = {
   VM_STOPPED: 4,
   /** A host-side name (registered through the hub's API) went away. */
   HOST_LEFT: 5,
+  /** Cluster mode: the name's host stopped renewing its lease (cut off from the broker, or its daemon stopped). */
+  HOST_UNREACHABLE: 6,
 } as const;
 
 /** vmgmt_chat_peer.flags. */
@@ -368,6 +370,7 @@ export const STATUS = {
   EXEC_SPAWN_FAILED: { code: 87, text: 'the guest agent could not start an exec process (fork failed, or no free channel)' },
   EXEC_TOO_LARGE: { code: 88, text: 'exec command line larger than the data slice or EXEC_LIMITS allow' },
   STATS_TOO_FREQUENT: { code: 63, text: 'stats records come faster than this VM may send them (see the interval the host pushed)' },
+  CHAT_UNREACHABLE: { code: 64, text: 'the chat peer is on another host that cannot be reached now (cut off, or the cluster broker is down); for a send or call without an answer it is unknown whether it arrived' },
   UPDATE_BAD_DIGEST: { code: 80, text: 'the new driver binary in the guest does not have the sha256 the host sent (a corrupt or incomplete copy): nothing was changed' },
   UPDATE_BAD_VERSION: { code: 81, text: 'the new driver binary did not run with --version, or reported another version than the host expects: nothing was changed' },
   UPDATE_BUSY: { code: 82, text: 'an update of the guest agent is in progress already: wait for its outcome' },

@@ -103,6 +103,7 @@
 #define VMGMT_CHAT_REASON_PROCESS_GONE 0x3
 #define VMGMT_CHAT_REASON_VM_STOPPED 0x4
 #define VMGMT_CHAT_REASON_HOST_LEFT 0x5
+#define VMGMT_CHAT_REASON_HOST_UNREACHABLE 0x6
 #define VMGMT_CHAT_PEER_HOST 0x1
 #define VMGMT_CHAT_PEER_SAME_VM 0x2
 #define VMGMT_CHAT_LIMIT_MAX_NAME_BYTES 0x40
@@ -202,6 +203,7 @@
 #define VMGMT_ST_EXEC_SPAWN_FAILED 0x57
 #define VMGMT_ST_EXEC_TOO_LARGE 0x58
 #define VMGMT_ST_STATS_TOO_FREQUENT 0x3f
+#define VMGMT_ST_CHAT_UNREACHABLE 0x40
 #define VMGMT_ST_UPDATE_BAD_DIGEST 0x50
 #define VMGMT_ST_UPDATE_BAD_VERSION 0x51
 #define VMGMT_ST_UPDATE_BUSY 0x52
@@ -1056,6 +1058,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 87: return "the guest agent could not start an exec process (fork failed, or no free channel)";
     case 88: return "exec command line larger than the data slice or EXEC_LIMITS allow";
     case 63: return "stats records come faster than this VM may send them (see the interval the host pushed)";
+    case 64: return "the chat peer is on another host that cannot be reached now (cut off, or the cluster broker is down); for a send or call without an answer it is unknown whether it arrived";
     case 80: return "the new driver binary in the guest does not have the sha256 the host sent (a corrupt or incomplete copy): nothing was changed";
     case 81: return "the new driver binary did not run with --version, or reported another version than the host expects: nothing was changed";
     case 82: return "an update of the guest agent is in progress already: wait for its outcome";

@@ -195,6 +195,7 @@ static const char *chat_reason_name(uint8_t reason)
     case VMGMT_CHAT_REASON_PROCESS_GONE: return "process gone";
     case VMGMT_CHAT_REASON_VM_STOPPED: return "vm stopped or crashed";
     case VMGMT_CHAT_REASON_HOST_LEFT: return "host name removed";
+    case VMGMT_CHAT_REASON_HOST_UNREACHABLE: return "its host is unreachable";
     default: return "unknown reason";
     }
 }

@@ -654,7 +654,7 @@ export const EVENT_KINDS = ['chat.presence', 'chat.message', 'vm.state', 'stats.
 export type EventKind = (typeof EVENT_KINDS)[number];
 export const SSE_CONTENT_TYPE = 'text/event-stream';
 
-export const PRESENCE_REASONS = ['registered', 'unregistered', 'process-gone', 'vm-stopped', 'host-left'] as const;
+export const PRESENCE_REASONS = ['registered', 'unregistered', 'process-gone', 'vm-stopped', 'host-left', 'host-unreachable'] as const;
 
 export const chatPresenceEventSchema = z.object({
   event: z.enum(['join', 'leave']),

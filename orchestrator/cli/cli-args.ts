@@ -12,7 +12,8 @@ export type CliCommand =
   | { kind: 'help'; words: string[] }
   | { kind: 'completion'; shell: 'bash' }
   | { kind: 'host' }
-  | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }
+  | { kind: 'daemon'; configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string; cluster?: string }
+  | { kind: 'cluster-keygen'; file: string }
   | { kind: 'vm-create'; file: string }
   | { kind: 'vm-ls'; quiet: boolean }
   | { kind: 'vm-inspect' | 'vm-start' | 'vm-kill' | 'vm-edit' | 'vm-pause' | 'vm-resume'; name: string }
@@ -224,8 +225,11 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     const stateDir = values['state-dir'] as string | undefined;
     const runtimeDir = values['runtime-dir'] as string | undefined;
     const socketPath = socketFlag ?? (env.VMGMT_SOCKET || undefined);
+    const cluster = values.cluster as string | undefined;
+    if (cluster !== undefined && !/^nats:\/\/[^\s/]+$/.test(cluster)) return usage(`--cluster ${JSON.stringify(cluster)}: give the broker as nats://HOST:PORT`);
     return done({
       kind: 'daemon',
+      ...(cluster === undefined ? {} : { cluster }),
       ...(configPath === undefined ? {} : { configPath }),
       ...(stateDir === undefined ? {} : { stateDir }),
       ...(runtimeDir === undefined ? {} : { runtimeDir }),
@@ -241,6 +245,11 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   if (group === 'chat') {
     const chat = parseChatArgs(positionals.slice(1), values);
     return chat.ok ? done(chat.command) : usage(chat.message);
+  }
+
+  if (group === 'cluster') {
+    if (sub !== 'keygen' || rest.length !== 1 || !rest[0]) return usage('usage: vmgmt cluster keygen FILE (writes a new NATS nkey seed to FILE, prints its public key)');
+    return done({ kind: 'cluster-keygen', file: rest[0] });
   }
 
   if (group === 'stats') {

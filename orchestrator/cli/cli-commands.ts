@@ -27,7 +27,7 @@ export interface CommandContext {
 /** How often `vm logs -f` asks for what was added. */
 const FOLLOW_POLL_MS = 500;
 
-type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'vm-exec' } | ChatCommand | ObserveCommand>;
+type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'vm-exec' } | { kind: 'cluster-keygen' } | ChatCommand | ObserveCommand>;
 
 export async function runVmCommand(command: VmCommand, ctx: CommandContext): Promise<ExitCode> {
   const { client, json } = ctx;

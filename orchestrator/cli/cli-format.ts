@@ -245,6 +245,7 @@ const PRESENCE_WORDS: Readonly<Record<ChatPresenceEventData['reason'], string>> 
   'process-gone': 'process gone',
   'vm-stopped': 'vm stopped or crashed',
   'host-left': 'host name removed',
+  'host-unreachable': 'its host is unreachable',
 };
 
 /** `join it-a/bob (registered)`, `leave it-a/bob (vm stopped or crashed)`: the guest driver's words. */

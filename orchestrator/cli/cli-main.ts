@@ -1,6 +1,7 @@
 // `vmgmt` as a function: argv and streams in, exit code out, so tests run it in-process. The client commands
 // know the daemon only through the API contract (orchestrator/api/api-contract.ts); `vmgmt daemon` loads the
 // daemon's code when it is asked to run it.
+import { writeFileSync } from 'node:fs';
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
 import { parseCli, type ChatCommand, type CliCommand, type ObserveCommand } from './cli-args.js';
 import { runObserveCommand } from './observe-command.js';
@@ -15,7 +16,7 @@ import { EXIT, exitCodeFor, type ExitCode } from './exit-codes.js';
 import { bashCompletionScript } from './completion-bash.js';
 import { helpFor } from './help-text.js';
 
-export type RunDaemon = (opts: { configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string }) => Promise<void>;
+export type RunDaemon = (opts: { configPath?: string; stateDir?: string; runtimeDir?: string; socketPath?: string; cluster?: string }) => Promise<void>;
 
 export interface CliIo {
   stdin: ConsoleStdin;
@@ -52,6 +53,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       return EXIT.OK;
     }
     if (command.kind === 'daemon') return await runDaemonCommand(command, io);
+    if (command.kind === 'cluster-keygen') return await clusterKeygen(command.file, io, json);
     const ctx: CommandContext = {
       client: createApiClient({ socketPath: globals.socketPath }),
       json,
@@ -65,11 +67,26 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     if (command.kind === 'vm-exec') return await runExecCommand(command, { ...ctx, socketPath: globals.socketPath });
     if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
     if (command.kind === 'events' || command.kind === 'dashboard' || command.kind === 'top') return await runObserveCommand(command, ctx);
-    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | ObserveCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' | 'vm-exec' }>, ctx);
+    return await runVmCommand(command as Exclude<CliCommand, ChatCommand | ObserveCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' | 'vm-exec' | 'cluster-keygen' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
     return report(io, json, describeError(err), command.kind === 'cp' ? 'event' : 'document');
   }
+}
+
+/** `vmgmt cluster keygen FILE`: a new NATS user nkey; the seed to FILE (0600, never overwritten), the public key printed for the broker's users. */
+async function clusterKeygen(file: string, io: CliIo, json: boolean): Promise<ExitCode> {
+  // Loaded here: every other command starts without the NATS client.
+  const { nkeys } = await import('nats');
+  const user = nkeys.createUser();
+  try {
+    writeFileSync(file, `${new TextDecoder().decode(user.getSeed())}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    throw new CliError('FILE_UNWRITABLE', `cannot write ${file}: ${(err as Error).message} (an existing file is never overwritten)`, { file }, { cause: err });
+  }
+  const publicKey = user.getPublicKey();
+  io.stdout.write(json ? `${JSON.stringify({ file, publicKey })}\n` : `${publicKey}\n`);
+  return EXIT.OK;
 }
 
 async function runDaemonCommand(command: CliCommand & { kind: 'daemon' }, io: CliIo): Promise<ExitCode> {

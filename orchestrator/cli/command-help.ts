@@ -61,6 +61,7 @@ export const COMMAND_GROUPS: Readonly<Record<string, string>> = {
   chat: 'talk to names in the guests',
   stats: 'guest and host CPU figures and shares',
   agent: 'the guest agent: update it in place',
+  cluster: 'cluster mode over NATS: keys',
   events: "follow the daemon's event stream",
   top: 'a live table of the VMs',
   dashboard: "the web dashboard's address and token",
@@ -74,13 +75,14 @@ const TIMEOUT_MS = (what: string): FlagHelp => ({ flag: '--timeout', value: 'MS'
 export const COMMAND_HELP: readonly CommandHelp[] = [
   {
     path: ['daemon'],
-    args: '[--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--socket PATH]',
+    args: '[--config FILE] [--state-dir DIR] [--runtime-dir DIR] [--socket PATH] [--cluster nats://HOST:PORT]',
     summary: 'run the daemon in the foreground; SIGHUP reloads its config file',
     description: 'Flags override the config file (README.md: daemon configuration file). A missing default file means all defaults.',
     flags: [
       { flag: '--config', value: 'FILE', text: 'the config file (default /etc/vmgmt/config.json)' },
       { flag: '--state-dir', value: 'DIR', text: 'where definitions, records and logs are kept' },
       { flag: '--runtime-dir', value: 'DIR', text: 'where sockets and run directories go' },
+      { flag: '--cluster', value: 'URL', text: "chat across hosts over NATS: the broker's nats://HOST:PORT (the config's cluster section gives the credentials)" },
     ],
     examples: ['vmgmt daemon --state-dir /tmp/vmgmt/state --runtime-dir /tmp/vmgmt/run --socket /tmp/vmgmt/vmgmt.sock'],
     complete: [],
@@ -278,6 +280,13 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     ],
     examples: ['vmgmt agent update web', 'vmgmt agent update --all --binary guest-driver/build/vmgmt-guest'],
     complete: ['vm'],
+  },
+  {
+    path: ['cluster', 'keygen'],
+    args: 'FILE',
+    summary: "a new NATS nkey for cluster mode: the seed to FILE (0600), the public key printed for the broker's users",
+    examples: ['vmgmt cluster keygen /etc/vmgmt/host-a.nk'],
+    complete: ['file'],
   },
   {
     path: ['events'],

@@ -15,25 +15,29 @@ export type CgroupResult = { ok: true; cgroup: VmCgroup } | { ok: false; reason:
 
 const ROOT = '/sys/fs/cgroup';
 
-export function createVmCgroup(vmName: string, root = ROOT): CgroupResult {
+/**
+ * parent: the daemon's own directory under the root, so several daemons on one machine keep their VMs apart
+ * (config daemonId: vmgmt-<daemonId>; default vmgmt).
+ */
+export function createVmCgroup(vmName: string, root = ROOT, parent = 'vmgmt'): CgroupResult {
   try {
     if (existsSync(path.join(root, 'cgroup.controllers'))) {
       const controllers = readFileSync(path.join(root, 'cgroup.controllers'), 'utf8');
-      const parent = path.join(root, 'vmgmt');
-      mkdirSync(parent, { recursive: true });
+      const parentDir = path.join(root, parent);
+      mkdirSync(parentDir, { recursive: true });
       if (/\bcpu\b/.test(controllers)) {
         try {
           writeFileSync(path.join(root, 'cgroup.subtree_control'), '+cpu');
-          writeFileSync(path.join(parent, 'cgroup.subtree_control'), '+cpu');
+          writeFileSync(path.join(parentDir, 'cgroup.subtree_control'), '+cpu');
         } catch {
           // Accounting still works without the cpu controller delegated.
         }
       }
-      return { ok: true, cgroup: make(2, [path.join(parent, vmName)]) };
+      return { ok: true, cgroup: make(2, [path.join(parentDir, vmName)]) };
     }
     const v1 = ['cpu', 'cpuacct'].map((c) => path.join(root, c)).filter((p) => existsSync(p));
     if (v1.length === 0) return { ok: false, reason: `no cgroup v2 at ${root} and no v1 cpu hierarchy` };
-    return { ok: true, cgroup: make(1, v1.map((p) => path.join(p, 'vmgmt', vmName))) };
+    return { ok: true, cgroup: make(1, v1.map((p) => path.join(p, parent, vmName))) };
   } catch (err) {
     return { ok: false, reason: `cannot create cgroups under ${root}: ${(err as Error).message}` };
   }

@@ -5,7 +5,7 @@
 import { CHAT_HOST_NAME, CHAT_LIMITS, CHAT_PRESENCE_EVENT, CHAT_PRESENCE_REASON } from '../../device-backend/layout/wire-layout.js';
 import { ChatError, type ChatRefusal } from '../../device-backend/services/chat/chat-error.js';
 import type { ChatEndpoint, ChatHub, ChatMessage, HostChatPeer, HostReply, PresenceEvent } from '../../device-backend/services/chat/chat-hub.js';
-import { HOST_VM_SELECTOR, type ChatParty } from '../../device-backend/services/chat/chat-policy.js';
+import { displayVm, HOST_VM_SELECTOR, type ChatParty } from '../../device-backend/services/chat/chat-policy.js';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import { chatData, type ChatMessageEventData, type ChatPolicyCheck, type ChatPresenceEventData } from '../api/api-contract.js';
 import type { ApiEventHub } from '../api/event-hub.js';
@@ -28,14 +28,15 @@ const PRESENCE_REASON_WORDS: Record<number, ChatPresenceEventData['reason']> = {
   [CHAT_PRESENCE_REASON.PROCESS_GONE]: 'process-gone',
   [CHAT_PRESENCE_REASON.VM_STOPPED]: 'vm-stopped',
   [CHAT_PRESENCE_REASON.HOST_LEFT]: 'host-left',
+  [CHAT_PRESENCE_REASON.HOST_UNREACHABLE]: 'host-unreachable',
 };
 
 export function presenceEventData(e: PresenceEvent): ChatPresenceEventData {
-  return { event: e.event === CHAT_PRESENCE_EVENT.JOIN ? 'join' : 'leave', reason: PRESENCE_REASON_WORDS[e.reason] ?? 'unregistered', peer: { vm: e.peer.vm, name: e.peer.name } };
+  return { event: e.event === CHAT_PRESENCE_EVENT.JOIN ? 'join' : 'leave', reason: PRESENCE_REASON_WORDS[e.reason] ?? 'unregistered', peer: { vm: displayVm(e.peer), name: e.peer.name } };
 }
 
 export function messageEventData(m: ChatMessage): ChatMessageEventData {
-  return { from: { vm: m.from.vm, name: m.from.name }, to: m.to, broadcast: m.broadcast, callId: m.callId || null, ...chatData(m.data) };
+  return { from: { vm: displayVm(m.from), name: m.from.name }, to: m.to, broadcast: m.broadcast, callId: m.callId || null, ...chatData(m.data) };
 }
 
 /** A refusal of the hub as the API reports it. */
@@ -88,7 +89,7 @@ export class ChatControl implements ChatApi {
   }
 
   peers() {
-    return this.opts.hub.peers(this.#host).map((p) => ({ vm: p.vm, name: p.name }));
+    return this.opts.hub.peers(this.#host).map((p) => ({ vm: displayVm(p), name: p.name }));
   }
 
   #sender(as: string | undefined): { party: ChatParty; peer: HostChatPeer | undefined } {

@@ -54,6 +54,9 @@ describe('daemon config file', () => {
       devices: { prefaultRegions: false },
       calc: { outputBudgetBytes: 1024 ** 3, programs: [] },
       metrics: { enabled: true, host: '127.0.0.1', port: 9479, auth: 'token', tokenFile: '/var/lib/vmgmt/dashboard.token' },
+      cgroupParent: 'vmgmt',
+      daemonId: undefined,
+      cluster: undefined,
     });
     expect(DEFAULT_MAX_PULL_BYTES).toBe(17_179_869_184);
   });
@@ -79,6 +82,9 @@ describe('daemon config file', () => {
       devices: { prefaultRegions: true },
       calc: { outputBudgetBytes: 1024 ** 3, programs: [] },
       metrics: { enabled: true, host: '127.0.0.1', port: 9479, auth: 'token', tokenFile: '/s/dashboard.token' },
+      cgroupParent: 'vmgmt',
+      daemonId: undefined,
+      cluster: undefined,
     });
     write({ socketPath: '/x/v.sock', transfers: { transferDir: '/t' } });
     expect(loadDaemonConfig(explicit())).toMatchObject({ socketPath: '/x/v.sock', transfers: { maxPullBytes: DEFAULT_MAX_PULL_BYTES, transferDir: '/t' } });
@@ -106,18 +112,31 @@ describe('daemon config file', () => {
     expect(problemsOf('[]')).toEqual([{ path: '(top level)', message: expect.any(String) }]);
   });
 
-  it('refuses the sections reserved for later by name', () => {
-    expect(problemsOf(JSON.stringify({ cluster: {}, logLevel: 'warn' }))).toEqual([
-      { path: 'cluster', message: expect.stringMatching(/^reserved for running several hosts as one; .*does not read it yet/) },
-    ]);
-  });
-
   it('reads the metrics listener: loopback only, the token on by default', () => {
     write({ metrics: { port: 0, auth: 'none', tokenFile: '/etc/vmgmt/token' } });
     expect(loadDaemonConfig(explicit()).metrics).toEqual({ enabled: true, host: '127.0.0.1', port: 0, auth: 'none', tokenFile: '/etc/vmgmt/token' });
     const byPath = Object.fromEntries(problemsOf(JSON.stringify({ metrics: { host: '0.0.0.0', port: 70000, auth: 'maybe' } })).map((p) => [p.path, p.message]));
     expect(byPath['metrics.host']).toMatch(/must be a loopback address: 127.0.0.1, ::1, localhost/);
     expect(Object.keys(byPath).sort()).toEqual(['metrics.auth', 'metrics.host', 'metrics.port']);
+  });
+
+  it('reads cluster mode from the section and --cluster, and daemonId scopes the cgroups', () => {
+    const parsed = (o: unknown) => {
+      const r = parseDaemonConfig(JSON.stringify(o));
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      return r.file;
+    };
+    expect(resolveDaemonConfig(parsed({}))).toMatchObject({ cluster: undefined, cgroupParent: 'vmgmt', daemonId: undefined });
+    const section = { daemonId: 'ha', cluster: { credentialsFile: '/etc/vmgmt/ha.nk' } };
+    expect(resolveDaemonConfig(parsed(section), { clusterUrl: 'nats://10.0.0.1:4222' })).toMatchObject({
+      cgroupParent: 'vmgmt-ha',
+      cluster: { url: 'nats://10.0.0.1:4222', host: 'ha', credentialsFile: '/etc/vmgmt/ha.nk', bucket: 'vmgmt-chat', heartbeatMs: 1000, leaseMs: 4000 },
+    });
+    expect(() => resolveDaemonConfig(parsed({}), { clusterUrl: 'nats://h:4222' })).toThrow(/needs a "cluster" section .*credentialsFile/);
+    expect(() => resolveDaemonConfig(parsed(section))).toThrow(/no cluster.url/);
+    expect(problemsOf(JSON.stringify({ cluster: { url: 'nats://h:1' } }))).toEqual([{ path: 'cluster.credentialsFile', message: expect.any(String) }]);
+    expect(problemsOf(JSON.stringify({ daemonId: 'Bad/Id' }))).toEqual([{ path: 'daemonId', message: expect.stringMatching(/a-z 0-9/) }]);
+    expect(problemsOf(JSON.stringify({ cluster: { credentialsFile: '/k', heartbeatMs: 1000, leaseMs: 1500 } }))).toEqual([{ path: 'cluster.leaseMs', message: expect.stringMatching(/twice/) }]);
   });
 
   it('reads the chat policy: ordered rules in the documented shape', () => {

@@ -10,6 +10,7 @@
 // One top-level section per subsystem. Sections reserved for later (RESERVED_SECTIONS) are refused by name
 // until the version that reads them, so a config written for a newer daemon fails loudly, not silently.
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { describeProblems, type FieldProblem, zodProblems } from '../api/field-problems.js';
@@ -29,7 +30,6 @@ export { DEFAULT_MAX_PULL_BYTES };
 
 /** Top-level sections later versions will read, and what for. */
 export const RESERVED_SECTIONS = {
-  cluster: 'running several hosts as one',
 } as const;
 
 const absolutePath = z.string().min(1).startsWith('/', 'must be an absolute path');
@@ -48,6 +48,7 @@ export const chatSelectorSchema = z
     vm: chatSelectorValue.describe(`a VM name, or ${HOST_VM_SELECTOR} for host-side names`).optional(),
     name: chatSelectorValue.describe('a chat name').optional(),
     group: chatSelectorValue.describe("a VM's chatGroup").optional(),
+    host: chatSelectorValue.describe('cluster mode: the host a party is on (its daemon\'s cluster.host)').optional(),
   })
   .strict();
 
@@ -122,6 +123,34 @@ export const metricsConfigSchema = z
     tokenFile: absolutePath.optional().describe('default: <stateDir>/dashboard.token'),
   })
   .strict();
+/** A daemon's or host's id: a NATS subject token and a cgroup directory name. */
+export const daemonIdSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1 to 32 of a-z 0-9 _ - (starting with a letter or digit)');
+
+/**
+ * Cluster mode (docs/decisions/cluster-nats.md): chat names, presence, messages and calls between daemons
+ * over a NATS broker. Without the section (and without `vmgmt daemon --cluster URL`) the daemon is alone.
+ */
+export const clusterConfigSchema = z
+  .object({
+    /** nats://HOST:PORT of the broker (`--cluster URL` overrides it). */
+    url: z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://HOST:PORT').optional(),
+    /** This host's name in the cluster (the subjects it may publish on: vmgmt.<host>.>). Default: daemonId, else the machine's hostname. */
+    host: daemonIdSchema.optional(),
+    /** A file holding this host's NATS nkey seed (SU...), readable by the daemon only; required. */
+    credentialsFile: absolutePath,
+    /** The JetStream key-value bucket of names and host leases. */
+    bucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 of A-Z a-z 0-9 _ -').default('vmgmt-chat'),
+    /** How often this host renews its lease. */
+    heartbeatMs: z.number().int().min(100).max(10_000).default(1000),
+    /** A host not heard from for this long is unreachable, and its names are expired by the others. */
+    leaseMs: z.number().int().min(500).max(120_000).default(4000),
+    /** How long a send to another host waits for its answer before it is UNREACHABLE (a call: its timeout plus this). */
+    requestTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    /** Sends and calls to other hosts waiting for an answer at once; more are QUEUE_FULL. */
+    maxInFlight: z.number().int().min(1).max(65_536).default(1024),
+  })
+  .strict()
+  .refine((c) => c.leaseMs >= 2 * c.heartbeatMs, { message: 'leaseMs must be at least twice heartbeatMs', path: ['leaseMs'] });
 
 /** The file as written: every field optional. */
 export const daemonConfigFileSchema = z
@@ -139,6 +168,13 @@ export const daemonConfigFileSchema = z
     /** Host programs as calculation functions, and the per-VM output budget (calc-config.ts). */
     calc: calcConfigSchema.default(calcConfigSchema.parse({})),
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
+    /**
+     * Names this daemon among several on one machine: its VMs' cgroups go under /sys/fs/cgroup/vmgmt-<daemonId>
+     * (default: /sys/fs/cgroup/vmgmt), and it is the default cluster.host. Give each daemon its own
+     * stateDir and runtimeDir too.
+     */
+    daemonId: daemonIdSchema.optional(),
+    cluster: clusterConfigSchema.optional(),
   })
   .strict();
 export type DaemonConfigFile = z.infer<typeof daemonConfigFileSchema>;
@@ -180,6 +216,22 @@ export interface DaemonConfig {
     auth: 'token' | 'none';
     tokenFile: string;
   };
+  /** The cgroup directory of this daemon's VMs under the cgroup root: vmgmt, or vmgmt-<daemonId>. */
+  cgroupParent: string;
+  daemonId: string | undefined;
+  /** Cluster mode, when configured (the section, or --cluster with the section's credentials). */
+  cluster: ClusterConfig | undefined;
+}
+
+export interface ClusterConfig {
+  url: string;
+  host: string;
+  credentialsFile: string;
+  bucket: string;
+  heartbeatMs: number;
+  leaseMs: number;
+  requestTimeoutMs: number;
+  maxInFlight: number;
 }
 
 /** Flags of `vmgmt daemon`: relative paths are taken from the working directory. */
@@ -187,6 +239,8 @@ export interface DaemonConfigOverrides {
   stateDir?: string;
   runtimeDir?: string;
   socketPath?: string;
+  /** `--cluster nats://HOST:PORT`: the broker, over cluster.url. */
+  clusterUrl?: string;
 }
 
 export interface ConfigSource {
@@ -243,7 +297,28 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
     devices: { prefaultRegions: file.devices.prefaultRegions },
     calc: resolveCalcConfig(file.calc),
     metrics: { ...file.metrics, tokenFile: file.metrics.tokenFile ?? path.join(stateDir, 'dashboard.token') },
+    cgroupParent: file.daemonId === undefined ? 'vmgmt' : `vmgmt-${file.daemonId}`,
+    daemonId: file.daemonId,
+    cluster: resolveCluster(file, overrides),
   };
+}
+
+/** Cluster mode from the file's section and --cluster; throws VmgmtError INVALID_CONFIG when half given. */
+function resolveCluster(file: DaemonConfigFile, overrides: DaemonConfigOverrides): ClusterConfig | undefined {
+  const c = file.cluster;
+  const url = overrides.clusterUrl ?? c?.url;
+  if (url === undefined && c === undefined) return undefined;
+  if (!c) throw new VmgmtError('INVALID_CONFIG', `--cluster ${url} needs a "cluster" section in the config file with credentialsFile (the host's NATS nkey seed): see the README's cluster set-up`, { field: 'cluster.credentialsFile' });
+  if (url === undefined) throw new VmgmtError('INVALID_CONFIG', 'the config file has a "cluster" section but no cluster.url: add it, or give vmgmt daemon --cluster nats://HOST:PORT', { field: 'cluster.url' });
+  if (!/^nats:\/\/[^\s/]+$/.test(url)) throw new VmgmtError('INVALID_CONFIG', `--cluster ${JSON.stringify(url)}: must be nats://HOST:PORT`, { field: 'cluster.url' });
+  const host = c.host ?? file.daemonId ?? hostnameId();
+  return { url, host, credentialsFile: c.credentialsFile, bucket: c.bucket, heartbeatMs: c.heartbeatMs, leaseMs: c.leaseMs, requestTimeoutMs: c.requestTimeoutMs, maxInFlight: c.maxInFlight };
+}
+
+/** The machine's hostname as a cluster host id (lower case, other characters as -). */
+function hostnameId(): string {
+  const id = os.hostname().toLowerCase().replace(/[^a-z0-9_-]/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 32);
+  return id || 'host';
 }
 
 /** A rule as written, without keys zod left undefined: it logs and compares (on reload) as written. */
@@ -290,7 +365,7 @@ export interface ReloadPlan {
 }
 
 const RELOADABLE_FIELDS = ['logLevel', 'transfers.maxPullBytes', 'boot.maxConcurrent', 'boot.agentWaitMs', 'chat.rules', 'stats.intervalMs', 'scheduling.enabled', 'scheduling.periodMs', 'devices.prefaultRegions', 'calc'] as const;
-const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir', 'metrics.enabled', 'metrics.host', 'metrics.port', 'metrics.auth', 'metrics.tokenFile'] as const;
+const RESTART_FIELDS = ['stateDir', 'runtimeDir', 'socketPath', 'transfers.transferDir', 'metrics.enabled', 'metrics.host', 'metrics.port', 'metrics.auth', 'metrics.tokenFile', 'daemonId', 'cluster'] as const;
 
 /** What a reload changes. Pure. */
 export function planReload(running: DaemonConfig, next: DaemonConfig): ReloadPlan {

@@ -27,6 +27,8 @@ export interface DaemonOptions {
   stateDir?: string;
   runtimeDir?: string;
   socketPath?: string;
+  /** `--cluster nats://HOST:PORT`: cluster mode with this broker (the config's cluster section gives the credentials). */
+  cluster?: string;
   /** Resolves to stop the daemon; default: the first SIGTERM or SIGINT. */
   until?: Promise<unknown>;
   /** Default: JSON lines on stderr at the config's logLevel. */
@@ -39,6 +41,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
     ...(opts.stateDir === undefined ? {} : { stateDir: opts.stateDir }),
     ...(opts.runtimeDir === undefined ? {} : { runtimeDir: opts.runtimeDir }),
     ...(opts.socketPath === undefined ? {} : { socketPath: opts.socketPath }),
+    ...(opts.cluster === undefined ? {} : { clusterUrl: opts.cluster }),
   };
   const source = configSource(opts.configPath);
   const config = LiveDaemonConfig.load(source, overrides);
@@ -125,6 +128,10 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
       socket: socketPath,
     });
     process.on('SIGHUP', onHangup);
+    if (manager.cluster) {
+      log.info('cluster mode: connecting to the broker', { url: config.current.cluster?.url, host: manager.cluster.host });
+      manager.cluster.start();
+    }
     if (!stop.requested) {
       await manager.recoverAll();
       if (!stop.requested) manager.scheduler.start();
@@ -138,6 +145,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
     await observe?.close();
     stopStatsFeed?.();
     chat?.close();
+    await manager?.cluster?.close();
     manager?.scheduler.stop();
     manager?.detachAll();
     await manager?.calcPrograms.close();

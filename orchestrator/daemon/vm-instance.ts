@@ -356,7 +356,7 @@ export class VmInstance {
       })
       .finally(() => this.endBootTurn(turn));
     this.qemu = qemu;
-    const cgroup = createVmCgroup(def.name);
+    const cgroup = createVmCgroup(def.name, undefined, this.deps.config.cgroupParent);
     if (cgroup.ok) cgroup.cgroup.addProcess(qemu.pid);
     else this.log.warn('VM runs without its own cgroup', { reason: cgroup.reason });
     this.record = {
@@ -455,7 +455,7 @@ export class VmInstance {
     this.device?.close(reason);
     this.device = undefined;
     for (const s of [this.paths.qmpSocket, this.paths.consoleSocket, this.paths.controlSocket, this.paths.ivshmemSocket]) rmSync(s, { force: true });
-    const cg = createVmCgroup(this.name);
+    const cg = createVmCgroup(this.name, undefined, this.deps.config.cgroupParent);
     if (cg.ok) cg.cgroup.remove();
   }
 

@@ -5,7 +5,8 @@ import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
 import type { DaemonConfig } from './daemon-config.js';
 import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.js';
-import type { HostMessageHandler } from '../../device-backend/services/chat/chat-hub.js';
+import type { ChatHub, HostMessageHandler } from '../../device-backend/services/chat/chat-hub.js';
+import { ClusterChatHub } from '../../device-backend/services/chat/cluster/cluster-chat-hub.js';
 import type { Logger } from './logger.js';
 import { StateStore } from './state-store.js';
 import type { VmDefinition } from './vm-definition.js';
@@ -50,7 +51,9 @@ export class VmManager implements VmManagerApi {
   private readonly store: StateStore;
   private readonly vms = new Map<string, VmInstance>();
   /** One chat hub for every VM of this daemon. */
-  readonly chatHub: LocalChatHub;
+  readonly chatHub: ChatHub;
+  /** Cluster mode (config cluster): the hub that routes names of other hosts over NATS; start() connects it. */
+  readonly cluster: ClusterChatHub | undefined;
   /** How many VMs boot at once (config boot.maxConcurrent). */
   private readonly bootGate: BootGate;
   /** Every VM's stats series, host figures and CPU share. */
@@ -66,7 +69,7 @@ export class VmManager implements VmManagerApi {
     this.statsHub = new StatsHub({ intervalMs: () => opts.config.current.stats.intervalMs });
     this.scheduler = new CpuScheduler({
       hub: this.statsHub,
-      control: new FallbackCpuControl(hostCpuControl()),
+      control: new FallbackCpuControl(hostCpuControl(undefined, opts.config.current.cgroupParent)),
       log: opts.log.child({ service: 'scheduler' }),
       config: () => opts.config.current.scheduling,
       targets: () => [...this.vms.values()].map((vm) => vm.schedTarget()).filter((t): t is SchedTarget => t !== undefined),
@@ -74,11 +77,15 @@ export class VmManager implements VmManagerApi {
     this.store = new StateStore(opts.stateDir);
     this.bootGate = new BootGate(() => opts.config.current.boot.maxConcurrent);
     // The policy is read at each send: a SIGHUP that changes chat.rules applies to the next one.
-    this.chatHub = new LocalChatHub({
+    const cluster = opts.config.current.cluster;
+    const local = new LocalChatHub({
       log: opts.log.child({ service: 'chat' }),
       policy: () => ({ rules: opts.config.current.chat.rules }),
       ...(opts.onHostChatMessage ? { onHostMessage: opts.onHostChatMessage } : {}),
+      ...(cluster ? { hostId: cluster.host } : {}),
     });
+    this.cluster = cluster ? new ClusterChatHub({ local, log: opts.log.child({ service: 'cluster' }), ...cluster }) : undefined;
+    this.chatHub = this.cluster ?? local;
     this.deviceNative = configuredNative(opts.native, opts.config);
     this.calcPrograms = new CalcPrograms({ settings: () => opts.config.current.calc, launcherPath: calcLauncherPath(), log: opts.log.child({ service: 'calc' }) });
     const { vms, problems } = this.store.loadAll();

@@ -29,12 +29,18 @@ export class DaemonFixture {
     this.socketPath = path.join(this.runtimeDir, 'vmgmt.sock');
   }
 
-  /** With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads). */
-  static async start(opts: { config?: unknown; readyTimeoutMs?: number; netns?: string } = {}): Promise<DaemonFixture> {
+  /**
+   * With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads).
+   * `prefix` runs the daemon through a command (e.g. `ip netns exec NS`, which execs it: the pid stays the
+   * daemon's; `netns: NS` is that prefix); `args` are more `vmgmt daemon` flags (e.g. `--cluster URL`).
+   */
+  static async start(opts: { config?: unknown; readyTimeoutMs?: number; netns?: string; prefix?: string[]; args?: string[] } = {}): Promise<DaemonFixture> {
     const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));
     if (opts.netns !== undefined) d.netns = opts.netns;
     if (opts.config !== undefined) d.writeConfig(opts.config);
     if (opts.readyTimeoutMs !== undefined) d.readyTimeoutMs = opts.readyTimeoutMs;
+    d.prefix = opts.prefix ?? [];
+    d.args = opts.args ?? [];
     await d.startDaemon();
     return d;
   }
@@ -43,6 +49,8 @@ export class DaemonFixture {
   /** The daemon (and so its QEMUs) runs in this network namespace (`ip netns exec`), for bridge tests. */
   private netns: string | undefined;
   private readyTimeoutMs = 20_000;
+  private prefix: string[] = [];
+  private args: string[] = [];
 
   /** Writes the daemon's config file (used by the next start; a running daemon reads it on SIGHUP). */
   writeConfig(config: unknown): void {
@@ -80,12 +88,11 @@ export class DaemonFixture {
     this.previousOutput += this.output;
     this.output = '';
     const config = this.configPath === undefined ? [] : ['--config', this.configPath];
-    const argv = [this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir];
+    const argv = [process.execPath, this.cliPath, 'daemon', ...config, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir, ...this.args];
     // ip netns exec execs the daemon in place: the child's pid is the daemon's.
-    const child =
-      this.netns === undefined
-        ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn('ip', ['netns', 'exec', this.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const prefix = this.netns === undefined ? this.prefix : ['ip', 'netns', 'exec', this.netns, ...this.prefix];
+    const [command, ...rest] = [...prefix, ...argv] as [string, ...string[]];
+    const child = spawn(command, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (this.output += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (this.output += b.toString()));
     this.child = child;

@@ -8,7 +8,7 @@ import type { CoreLogger } from '../../core/core-logger.js';
 import { deliverOverhead, encodeDeliver, encodePresence } from './chat-codec.js';
 import { refuse, type ChatRefusalCode } from './chat-error.js';
 import type { ChatEndpoint, ChatHub, ChatMessage, ChatOutcome, PresenceEvent, Timers } from './chat-hub.js';
-import type { ChatParty } from './chat-policy.js';
+import { type ChatParty, displayVm } from './chat-policy.js';
 import { ChatQueue, type ChatQueueLimits } from './chat-queue.js';
 import { allocateRx, type RxGeometry } from './rx-area.js';
 
@@ -132,7 +132,7 @@ export class ChatChannel implements ChatEndpoint {
   }
 
   private header(m: ChatMessage) {
-    return { fromVm: m.from.vm ?? '', fromName: m.from.name, toName: m.to, call: m.callId !== 0, callId: m.callId, broadcast: m.broadcast };
+    return { fromVm: displayVm(m.from) ?? '', fromName: m.from.name, toName: m.to, call: m.callId !== 0, callId: m.callId, broadcast: m.broadcast };
   }
 
   private schedulePump(): void {
@@ -221,7 +221,7 @@ export class ChatChannel implements ChatEndpoint {
 
   presence(event: PresenceEvent): void {
     if (!this.watching || this.gone) return;
-    const payload = encodePresence(event.event, event.reason, event.peer.vm ?? '', event.peer.name);
+    const payload = encodePresence(event.event, event.reason, displayVm(event.peer) ?? '', event.peer.name);
     const r = this.d.port.push(MSG_TYPE.CHAT_PRESENCE, payload);
     if (!r.ok) this.d.counters.add('presence_dropped');
   }

@@ -13,7 +13,9 @@ export type ChatRefusalCode =
   | 'TOO_LARGE'
   | 'TIMED_OUT'
   | 'NO_CALL'
-  | 'PEER_GONE';
+  | 'PEER_GONE'
+  /** Cluster mode: the peer's host cannot be reached (cut off, or the broker is down). */
+  | 'UNREACHABLE';
 
 export interface ChatRefusal {
   ok: false;

@@ -22,7 +22,8 @@ export type ChatOutcome = { ok: true } | ChatRefusal;
 export interface PresenceEvent {
   readonly event: (typeof CHAT_PRESENCE_EVENT)[keyof typeof CHAT_PRESENCE_EVENT];
   readonly reason: (typeof CHAT_PRESENCE_REASON)[keyof typeof CHAT_PRESENCE_REASON];
-  readonly peer: { vm: string | null; name: string };
+  /** host: cluster mode, a peer on another host (shown as vm@host). */
+  readonly peer: { vm: string | null; name: string; host?: string | undefined };
 }
 
 /** Whoever holds names: one chat channel of a VM, or a host-side peer. */
@@ -41,6 +42,8 @@ export interface ChatEndpoint {
 export interface ChatPeerInfo {
   readonly vm: string | null;
   readonly name: string;
+  /** Cluster mode: a peer on another host (shown as vm@host). */
+  readonly host?: string | undefined;
 }
 
 export type SendResult = { ok: true; delivered: number; refused: number } | ChatRefusal;
@@ -48,6 +51,12 @@ export type CallResult = { ok: true; status: number; data: Uint8Array } | ChatRe
 
 export interface ChatHub {
   register(endpoint: ChatEndpoint, name: string): ChatOutcome;
+  /**
+   * Cluster mode: makes a name just registered unique across the cluster (a compare-and-set in the
+   * cluster's bucket). The service awaits it before answering the guest and unregisters the name if it is
+   * refused. A hub without a cluster has none: register() alone decides.
+   */
+  claim?(name: string): Promise<ChatOutcome>;
   /** The name goes away (reason: CHAT_PRESENCE_REASON); calls waiting on it fail PEER_GONE. */
   unregister(endpoint: ChatEndpoint, name: string, reason: PresenceEvent['reason']): void;
   /** To a name, `host`, or '@' (the sender's chat group: every member but the sender's own endpoint). */

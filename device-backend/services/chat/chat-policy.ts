@@ -9,6 +9,17 @@ export interface ChatParty {
   /** '' for a sender without a registered name. */
   readonly name: string;
   readonly group: string | undefined;
+  /**
+   * Cluster mode: the host (daemon) the party is on, as its daemon is known in the cluster. Undefined on a
+   * daemon without a cluster; the cluster hub fills it in for both ends before the policy is evaluated.
+   */
+  readonly host?: string | undefined;
+}
+
+/** A party's VM as guests and the API show it: `vm@host` for a party on another host, else the VM name. */
+export function displayVm(p: { vm: string | null; host?: string | undefined }, localHost?: string): string | null {
+  if (p.vm === null || p.host === undefined || p.host === localHost) return p.vm;
+  return `${p.vm}@${p.host}`;
 }
 
 /**
@@ -19,6 +30,8 @@ export interface ChatSelector {
   vm?: string;
   name?: string;
   group?: string;
+  /** Cluster mode: the host the party is on (cluster.host of its daemon). */
+  host?: string;
 }
 
 export interface ChatRule {
@@ -50,10 +63,11 @@ export function matches(sel: ChatSelector, p: ChatParty): boolean {
   if (sel.vm !== undefined && sel.vm !== (p.vm ?? HOST_VM_SELECTOR)) return false;
   if (sel.name !== undefined && sel.name !== p.name) return false;
   if (sel.group !== undefined && sel.group !== p.group) return false;
+  if (sel.host !== undefined && sel.host !== p.host) return false;
   return true;
 }
 
-const describeParty = (p: ChatParty): string => `${p.vm ?? HOST_VM_SELECTOR}/${p.name || '-'}${p.group ? ` (group ${p.group})` : ''}`;
+const describeParty = (p: ChatParty): string => `${p.vm ?? HOST_VM_SELECTOR}${p.host ? `@${p.host}` : ''}/${p.name || '-'}${p.group ? ` (group ${p.group})` : ''}`;
 const describeSelector = (s: ChatSelector): string =>
   Object.keys(s).length === 0 ? '*' : Object.entries(s).map(([k, v]) => `${k}=${v}`).join(',');
 
@@ -79,7 +93,7 @@ export const DEFAULT_CHAT_POLICY: ChatPolicy = { rules: [] };
 
 /** Checks rules loaded from a config file; returns what is wrong with the first bad one, or undefined. */
 export function policyProblem(rules: readonly unknown[]): string | undefined {
-  const keys = new Set(['vm', 'name', 'group']);
+  const keys = new Set(['vm', 'name', 'group', 'host']);
   for (const [i, r] of rules.entries()) {
     const rule = r as Partial<ChatRule> | null;
     if (!rule || typeof rule !== 'object') return `rule ${i} is not an object`;
@@ -88,7 +102,7 @@ export function policyProblem(rules: readonly unknown[]): string | undefined {
       const sel = rule[side] as Record<string, unknown> | undefined;
       if (!sel || typeof sel !== 'object') return `rule ${i}: ${side} must be a selector object ({} for everyone)`;
       for (const [k, v] of Object.entries(sel)) {
-        if (!keys.has(k)) return `rule ${i}: ${side}.${k} is not one of vm, name, group`;
+        if (!keys.has(k)) return `rule ${i}: ${side}.${k} is not one of vm, name, group, host`;
         if (typeof v !== 'string') return `rule ${i}: ${side}.${k} must be a string`;
       }
     }

@@ -8,7 +8,8 @@ import { type Message, responseTo } from '../../protocol/message-codec.js';
 import { type DataRef, decodeList, decodeName, decodeReply, decodeSend, decodeWatch, encodeCallResult, encodeListResult, encodePeer, encodeSendResult } from './chat-codec.js';
 import { type ChatRefusal, refusalStatus } from './chat-error.js';
 import { ChatChannel, DEFAULT_DELIVERY_TIMEOUT_MS } from './chat-channel.js';
-import type { ChatHub, Timers } from './chat-hub.js';
+import type { ChatHub, ChatOutcome, Timers } from './chat-hub.js';
+import { displayVm } from './chat-policy.js';
 import { type ChatQueueLimits, DEFAULT_QUEUE_LIMITS } from './chat-queue.js';
 import { rxGeometry } from './rx-area.js';
 
@@ -196,6 +197,23 @@ export class ChatService implements MessageService {
     const r = this.opts.hub.register(ch, name.value);
     if (!r.ok) return this.refusal(request, r);
     ch.names.push(name.value);
+    if (this.opts.hub.claim) return this.claimed(request, ch, name.value, this.opts.hub.claim(name.value));
+    this.host?.counters.add('registered');
+    return this.afterSave(responseTo(request, STATUS.OK.code));
+  }
+
+  /** Cluster mode: the answer waits for the name's claim in the cluster; a refused claim undoes the register. */
+  private async claimed(request: Message, ch: ChatChannel, name: string, claim: Promise<ChatOutcome>): Promise<Message> {
+    const c = await claim;
+    if (!c.ok) {
+      const at = ch.names.indexOf(name);
+      if (at >= 0) {
+        ch.names.splice(at, 1);
+        this.opts.hub.unregister(ch, name, CHAT_PRESENCE_REASON.UNREGISTERED);
+      }
+      this.host?.log.info('chat name refused by the cluster', { name, code: c.code, reason: c.reason });
+      return this.refusal(request, c);
+    }
     this.host?.counters.add('registered');
     return this.afterSave(responseTo(request, STATUS.OK.code));
   }
@@ -266,8 +284,8 @@ export class ChatService implements MessageService {
     const entries: Uint8Array[] = [];
     for (; i < all.length; i++) {
       const p = all[i]!;
-      const flags = (p.vm === null ? CHAT_PEER_FLAG.HOST : 0) | (p.vm === this.vmName ? CHAT_PEER_FLAG.SAME_VM : 0);
-      const e = encodePeer(p.vm ?? '', p.name, flags);
+      const flags = (p.vm === null ? CHAT_PEER_FLAG.HOST : 0) | (p.vm === this.vmName && p.host === undefined ? CHAT_PEER_FLAG.SAME_VM : 0);
+      const e = encodePeer(displayVm(p) ?? '', p.name, flags);
       if (used + e.byteLength > req.value.bufLen) break;
       entries.push(e);
       used += e.byteLength;

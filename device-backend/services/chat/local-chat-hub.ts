@@ -17,6 +17,11 @@ export interface LocalChatHubOptions {
   timers?: Timers;
   /** Handles what guests send to `host` (and calls: its result is the reply). Default: logged and dropped. */
   onHostMessage?: HostMessageHandler;
+  /**
+   * Cluster mode: this daemon's cluster.host. Parties without a host are this host's when the policy is
+   * evaluated, so `host` selectors match local parties too.
+   */
+  hostId?: string;
 }
 
 interface Holder {
@@ -32,7 +37,7 @@ interface PendingCall {
   finish(r: CallResult): void;
 }
 
-const describe = (p: { vm: string | null; name: string }): string => `${p.vm ?? '@host'}/${p.name || '-'}`;
+const describe = (p: { vm: string | null; name: string; host?: string | undefined }): string => `${p.vm ?? '@host'}${p.host ? `@${p.host}` : ''}/${p.name || '-'}`;
 
 export class LocalChatHub implements ChatHub {
   private readonly names = new Map<string, Holder>();
@@ -65,7 +70,14 @@ export class LocalChatHub implements ChatHub {
   }
 
   explain(from: ChatParty, to: ChatParty): PolicyDecision {
-    return explain(this.policy(), from, to);
+    const id = this.opts.hostId;
+    if (id === undefined) return explain(this.policy(), from, to);
+    return explain(this.policy(), from.host === undefined ? { ...from, host: id } : from, to.host === undefined ? { ...to, host: id } : to);
+  }
+
+  /** Every name held on this daemon, with its holder (cluster mode re-claims them after a reconnect). */
+  heldNames(): { name: string; party: ChatParty }[] {
+    return [...this.names.entries()].map(([name, h]) => ({ name, party: h.party }));
   }
 
   /** Every refusal is counted and logged with both ends: the sender, and the receiver (VM/name) or the target as sent. */

@@ -41,7 +41,11 @@ abstract class CgroupControl implements CpuControl {
   abstract readonly mechanism: string;
   protected readonly saved = new Map<string, Saved>();
 
-  constructor(protected readonly root: string) {}
+  constructor(
+    protected readonly root: string,
+    /** The daemon's cgroup directory (cgroup.ts): vmgmt, or vmgmt-<daemonId>. */
+    protected readonly parent = 'vmgmt',
+  ) {}
 
   protected abstract vmDir(vm: string): string;
   protected abstract weightFile(): { file: string; value: (weight: number) => string };
@@ -108,7 +112,7 @@ abstract class CgroupControl implements CpuControl {
 class CgroupV1Control extends CgroupControl {
   readonly mechanism = 'cgroup-v1 cpu.shares';
   protected vmDir(vm: string): string {
-    return path.join(this.root, 'cpu', 'vmgmt', vm);
+    return path.join(this.root, 'cpu', this.parent, vm);
   }
   protected weightFile() {
     return { file: 'cpu.shares', value: (w: number) => String(weightToShares(w)) };
@@ -131,7 +135,7 @@ class CgroupV1Control extends CgroupControl {
 class CgroupV2Control extends CgroupControl {
   readonly mechanism = 'cgroup-v2 cpu.weight';
   protected vmDir(vm: string): string {
-    return path.join(this.root, 'vmgmt', vm);
+    return path.join(this.root, this.parent, vm);
   }
   protected weightFile() {
     return { file: 'cpu.weight', value: (w: number) => String(w) };
@@ -175,9 +179,9 @@ class SetPriorityControl implements CpuControl {
 }
 
 /** The mechanism this host offers, as cgroup.ts chose the VMs' cgroups. */
-export function hostCpuControl(root = ROOT): CpuControl {
-  if (existsSync(path.join(root, 'cgroup.controllers'))) return new CgroupV2Control(root);
-  if (existsSync(path.join(root, 'cpu', 'cpu.shares'))) return new CgroupV1Control(root);
+export function hostCpuControl(root = ROOT, parent = 'vmgmt'): CpuControl {
+  if (existsSync(path.join(root, 'cgroup.controllers'))) return new CgroupV2Control(root, parent);
+  if (existsSync(path.join(root, 'cpu', 'cpu.shares'))) return new CgroupV1Control(root, parent);
   return new SetPriorityControl();
 }
 
