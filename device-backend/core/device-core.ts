@@ -390,7 +390,7 @@ export class DeviceCore {
         );
       } else if (handled.kind === 'sync') {
         this.countAnswer(ch, handled.answer);
-        ch.c2g.push(encodeMessage(handled.answer, this.opts.geometry.slotSizeBytes));
+        if (!this.send(ch, handled.answer)) break;
         responded = true;
       }
       if (mem.loadU32(ch.base + C.state) !== CHANNEL_STATE.READY) break;
@@ -419,16 +419,26 @@ export class DeviceCore {
       return space.kind === 'space' ? space.free : 0;
     };
     while (ch.answers.length > 0 && free() > 0) {
-      ch.c2g.push(encodeMessage(ch.answers.shift()!, this.opts.geometry.slotSizeBytes));
+      if (!this.send(ch, ch.answers.shift()!)) return pushed;
       pushed = true;
     }
     while (ch.outbox.length > 0 && free() > ch.inFlight + ch.answers.length) {
       const entry = ch.outbox.shift()!;
-      ch.c2g.push(encodeMessage(entry.message, this.opts.geometry.slotSizeBytes));
+      if (!this.send(ch, entry.message)) return pushed;
       pushed = true;
       if (entry.onSent) this.eachService('onSent', () => entry.onSent!(), (s) => s.name === entry.service);
     }
     return pushed;
+  }
+
+  /**
+   * Writes one message into the c2g ring. False when the guest moved its consumer index so that no slot is
+   * free after all (it wrote garbage between our look and the write): the channel then needs a reset.
+   */
+  private send(ch: ChannelEnd, message: Message): boolean {
+    const r = ch.c2g.tryPush(encodeMessage(message, this.opts.geometry.slotSizeBytes));
+    if (!r.ok) this.markNeedsReset(ch, STATUS.BAD_INDEX.code, r.reason);
+    return r.ok;
   }
 
   private complete(ch: ChannelEnd, epoch: number, request: Message, service: string, response: Message): void {

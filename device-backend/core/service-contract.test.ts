@@ -274,6 +274,24 @@ describe('service contract: pushes made while a request is handled', () => {
   });
 });
 
+describe('service contract: a consumer index that moves under the core', () => {
+  it('makes the channel need a reset (BAD_INDEX) instead of overwriting a slot or failing the core', () => {
+    let env: ReturnType<typeof setup> | undefined;
+    // The guest writes garbage into its c2g consumer index while the core handles its request.
+    const svc = service((r) => {
+      env!.guest.pokeRing('c2g', 'cons', 0x7fff0000);
+      return responseTo(r, 0);
+    });
+    env = setup([svc]);
+    inMode(env);
+    env.guest.send(req(2));
+    expect(() => env!.core.process()).not.toThrow();
+    expect(env.guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
+    expect(env.guest.readChannel('last_status')).toBe(STATUS.BAD_INDEX.code);
+    expect(env.errors).toEqual([]);
+  });
+});
+
 describe('service contract: push onSent', () => {
   it('tells the service when a push is in the ring, in order; never for pushes a reset dropped', () => {
     const svc = service((r) => responseTo(r, 0));

@@ -103,17 +103,28 @@ export class RingProducer {
     return { kind: 'space', free: this.geometry.slots - used };
   }
 
-  /** Writes one message into the next slot and publishes it. The caller checked space() first. */
-  push(message: Uint8Array): void {
+  /**
+   * Writes one message into the next slot and publishes it, unless no slot is free: the consumer index
+   * (guest-written) may have moved under the caller, so this never trusts an earlier space() and never
+   * overwrites a slot the consumer has not released.
+   */
+  tryPush(message: Uint8Array): { ok: true } | { ok: false; reason: string } {
     if (message.byteLength > this.geometry.slotSizeBytes) {
       throw new RangeError(`message of ${message.byteLength} bytes exceeds the ${this.geometry.slotSizeBytes}-byte slot`);
     }
-    // Never overwrite a slot the consumer has not released, whatever the caller believed.
     const space = this.space();
-    if (space.kind !== 'space' || space.free === 0) throw new RangeError(`ring full: no free slot at producer index ${this.prod} (${space.kind === 'corrupt' ? space.reason : 'all slots unread'})`);
+    if (space.kind !== 'space') return { ok: false, reason: space.reason };
+    if (space.free === 0) return { ok: false, reason: `ring full: no free slot at producer index ${this.prod}` };
     this.mem.write(slotOffset(this.geometry, this.prod), message);
     this.prod = (this.prod + 1) >>> 0;
     this.mem.storeU32(this.geometry.ringOffset + R.prod, this.prod);
+    return { ok: true };
+  }
+
+  /** tryPush for callers that checked space() and own both ends (tests): a full ring throws. */
+  push(message: Uint8Array): void {
+    const r = this.tryPush(message);
+    if (!r.ok) throw new RangeError(r.reason.startsWith('ring full') ? r.reason : `ring full: no free slot at producer index ${this.prod} (${r.reason})`);
   }
 
   /** Whether the consumer said it may sleep; read after publishing (Atomics are sequentially consistent). */
