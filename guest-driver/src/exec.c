@@ -27,6 +27,8 @@
 #define EXEC_POLL_MAX_NS 2000000ull
 #define EXEC_TIMEOUT_MS 30000u   /* per send: the core takes a message at once unless the ring is full */
 #define EXEC_MAX_OUT 8u           /* requests of ours outstanding: outputs, one input, the exit */
+#define EXEC_READY_FD 3           /* the exec process says on it whether it holds its channel (one byte: 0 or an exit code) */
+#define EXEC_READY_WAIT_MS 5000   /* how long the agent's middle process waits for that byte */
 
 struct exec_req {
     bool used;
@@ -189,6 +191,7 @@ static int exec_start_command(struct exec_proc *e, const struct vmgmt_exec_spec 
         return report_error(REPORT_EXIT_SYSTEM, "exec: fork failed: %s", strerror(errno));
     if (pid == 0) {
         setsid();
+        signal(SIGPIPE, SIG_DFL); /* ignored in the exec process; an ignored signal would stay so across execvp */
         if (e->tty) {
             ioctl(slave, TIOCSCTTY, 0);
             dup2(slave, 0);
@@ -399,7 +402,7 @@ static int exec_process(const struct cli_common *agent_opts, const uint8_t token
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a closed stdin is an EPIPE, not a death; the command gets SIG_DFL back on exec */
+    signal(SIGPIPE, SIG_IGN); /* a closed stdin is an EPIPE, not a death (the command gets SIG_DFL back before execvp) */
     struct exec_proc *e = calloc(1, sizeof(*e));
     if (!e)
         return REPORT_EXIT_SYSTEM;
@@ -409,11 +412,13 @@ static int exec_process(const struct cli_common *agent_opts, const uint8_t token
     o.wait = CLI_WAIT_POLL;
     o.timeout_ms = EXEC_TIMEOUT_MS;
     int rc = session_open(&e->s, &o, true);
-    if (rc) {
-        free(e);
-        return rc;
-    }
-    rc = fileop_start_in_mode(&e->f, &e->s.ch, EXEC_TIMEOUT_MS, VMGMT_MODE_EXEC, "exec");
+    if (!rc)
+        rc = fileop_start_in_mode(&e->f, &e->s.ch, EXEC_TIMEOUT_MS, VMGMT_MODE_EXEC, "exec");
+    /* The agent answers EXEC_START by this: a session that cannot start fails at once, not at the host's attach wait. */
+    uint8_t ready = (uint8_t)(rc ? rc : 0);
+    if (write(EXEC_READY_FD, &ready, 1) != 1)
+        rc = rc ? rc : REPORT_EXIT_SYSTEM;
+    close(EXEC_READY_FD);
     if (!rc) {
         uint32_t need = EXEC_OUT_BUFFERS * 4096u + EXEC_IN_BYTES;
         if (e->f.slice.size < need) {
@@ -440,20 +445,40 @@ int32_t exec_spawn(const struct cli_common *agent_opts, const struct vmgmt_msg *
     if (start.reserved != 0 || (start.flags & ~(uint32_t)VMGMT_EXEC_FLAG_TTY) != 0)
         return VMGMT_ST_RESERVED_NONZERO;
     fflush(stderr);
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) {
+        fprintf(stderr, "agent: cannot make a pipe for an exec process: %s\n", strerror(errno));
+        return VMGMT_ST_EXEC_SPAWN_FAILED;
+    }
     pid_t mid = fork();
     if (mid < 0) {
         fprintf(stderr, "agent: cannot fork an exec process: %s\n", strerror(errno));
+        close(ready[0]);
+        close(ready[1]);
         return VMGMT_ST_EXEC_SPAWN_FAILED;
     }
     if (mid == 0) {
-        /* The exec process is a grandchild: the agent reaps only the middle process, at once. */
+        /* The exec process is a grandchild: the agent reaps only the middle process, which waits for the
+         * grandchild to hold its channel (or fail) and exits with that. */
         pid_t pid = fork();
-        if (pid != 0)
-            _exit(pid < 0 ? 1 : 0);
-        /* Nothing of the agent's but stdio: not its vfio group, relay sockets or memfds. */
-        close_range(3, ~0u, 0);
+        if (pid < 0)
+            _exit(1);
+        if (pid > 0) {
+            close(ready[1]);
+            struct pollfd p = { .fd = ready[0], .events = POLLIN };
+            uint8_t b = 1;
+            if (poll(&p, 1, EXEC_READY_WAIT_MS) != 1 || read(ready[0], &b, 1) != 1)
+                b = 1;
+            _exit(b);
+        }
+        /* Nothing of the agent's but stdio and the ready pipe: not its vfio group, relay sockets or memfds. */
+        if (dup2(ready[1], EXEC_READY_FD) < 0)
+            _exit(1);
+        close_range(EXEC_READY_FD + 1, ~0u, 0);
         _exit(exec_process(agent_opts, start.token));
     }
+    close(ready[0]);
+    close(ready[1]);
     int st = 0;
     while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
         ;
