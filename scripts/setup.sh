@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-APT_PACKAGES=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc g++ make libc6-dev python3)
+APT_PACKAGES=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc g++ make libc6-dev python3 iproute2)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
