@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@
 #define EXEC_POLL_MAX_NS 2000000ull
 #define EXEC_TIMEOUT_MS 30000u   /* per send: the core takes a message at once unless the ring is full */
 #define EXEC_MAX_OUT 8u           /* requests of ours outstanding: outputs, one input, the exit */
+#define EXEC_READY_FD 3           /* the exec process says on it whether it holds its channel (one byte: 0 or an exit code) */
+#define EXEC_READY_WAIT_MS 5000   /* how long the agent's middle process waits for that byte */
 
 struct exec_req {
     bool used;
@@ -184,11 +187,40 @@ static int exec_start_command(struct exec_proc *e, const struct vmgmt_exec_spec 
     } else if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
         return report_error(REPORT_EXIT_SYSTEM, "exec: pipe failed: %s", strerror(errno));
     }
-    pid_t pid = fork();
-    if (pid < 0)
-        return report_error(REPORT_EXIT_SYSTEM, "exec: fork failed: %s", strerror(errno));
+    /* The environment is built before vfork: the child only calls what is safe there, then execs. */
+    size_t n_env = 0, n_add = 0;
+    while (environ[n_env])
+        n_env++;
+    while (envp[n_add])
+        n_add++;
+    char **env = calloc(n_env + n_add + 2, sizeof(char *));
+    if (!env)
+        return report_error(REPORT_EXIT_SYSTEM, "exec: out of memory for the environment%s", "");
+    size_t k = 0;
+    for (size_t i = 0; i < n_env; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < n_add && !replaced; j++) {
+            const char *eq = strchr(envp[j], '=');
+            size_t len = eq ? (size_t)(eq - envp[j]) + 1 : strlen(envp[j]);
+            replaced = strncmp(environ[i], envp[j], len) == 0;
+        }
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    for (size_t j = 0; j < n_add; j++)
+        env[k++] = envp[j];
+    if (!getenv("HOME"))
+        env[k++] = "HOME=/root";
+    env[k] = NULL;
+    /* vfork: the exec process maps the device region; a fork would copy its page tables (slow under TCG). */
+    pid_t pid = vfork();
+    if (pid < 0) {
+        free(env);
+        return report_error(REPORT_EXIT_SYSTEM, "exec: vfork failed: %s", strerror(errno));
+    }
     if (pid == 0) {
         setsid();
+        signal(SIGPIPE, SIG_DFL); /* ignored in the exec process; an ignored signal would stay so across execve */
         if (e->tty) {
             ioctl(slave, TIOCSCTTY, 0);
             dup2(slave, 0);
@@ -199,18 +231,20 @@ static int exec_start_command(struct exec_proc *e, const struct vmgmt_exec_spec 
             dup2(out[1], 1);
             dup2(err[1], 2);
         }
-        for (char **v = envp; *v; v++)
-            putenv(*v);
-        if (!getenv("HOME"))
-            setenv("HOME", "/root", 0);
         if (cwd[0] && chdir(cwd) != 0) {
-            dprintf(2, "vmgmt exec: cannot change to %s: %s\n", cwd, strerror(errno));
+            static const char msg[] = "vmgmt exec: cannot change to the working directory\n";
+            (void)!write(2, msg, sizeof(msg) - 1);
             _exit(126);
         }
-        execvp(argv[0], argv);
-        dprintf(2, "vmgmt exec: %s: %s\n", argv[0], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
+        execvpe(argv[0], argv, env);
+        int err_no = errno;
+        static const char msg[] = "vmgmt exec: cannot run the command: ";
+        (void)!write(2, msg, sizeof(msg) - 1);
+        (void)!write(2, argv[0], strlen(argv[0]));
+        (void)!write(2, err_no == ENOENT ? ": not found\n" : ": not executable\n", err_no == ENOENT ? 12 : 17);
+        _exit(err_no == ENOENT ? 127 : 126);
     }
+    free(env);
     e->child = pid;
     if (e->tty) {
         close(slave);
@@ -399,7 +433,7 @@ static int exec_process(const struct cli_common *agent_opts, const uint8_t token
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a closed stdin is an EPIPE, not a death; the command gets SIG_DFL back on exec */
+    signal(SIGPIPE, SIG_IGN); /* a closed stdin is an EPIPE, not a death (the command gets SIG_DFL back before execvp) */
     struct exec_proc *e = calloc(1, sizeof(*e));
     if (!e)
         return REPORT_EXIT_SYSTEM;
@@ -409,11 +443,13 @@ static int exec_process(const struct cli_common *agent_opts, const uint8_t token
     o.wait = CLI_WAIT_POLL;
     o.timeout_ms = EXEC_TIMEOUT_MS;
     int rc = session_open(&e->s, &o, true);
-    if (rc) {
-        free(e);
-        return rc;
-    }
-    rc = fileop_start_in_mode(&e->f, &e->s.ch, EXEC_TIMEOUT_MS, VMGMT_MODE_EXEC, "exec");
+    if (!rc)
+        rc = fileop_start_in_mode(&e->f, &e->s.ch, EXEC_TIMEOUT_MS, VMGMT_MODE_EXEC, "exec");
+    /* The agent answers EXEC_START by this: a session that cannot start fails at once, not at the host's attach wait. */
+    uint8_t ready = (uint8_t)(rc ? rc : 0);
+    if (write(EXEC_READY_FD, &ready, 1) != 1)
+        rc = rc ? rc : REPORT_EXIT_SYSTEM;
+    close(EXEC_READY_FD);
     if (!rc) {
         uint32_t need = EXEC_OUT_BUFFERS * 4096u + EXEC_IN_BYTES;
         if (e->f.slice.size < need) {
@@ -431,6 +467,36 @@ static int exec_process(const struct cli_common *agent_opts, const uint8_t token
     return rc;
 }
 
+/* `vmgmt-guest exec-process TOKEN [-d BDF] [-v]`: what exec_spawn starts (not for people). Forks the exec
+ * process and exits at once, so the agent reaps this one and never the exec process. */
+int exec_process_main(int argc, char **argv)
+{
+    struct cli_common o = { .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = EXEC_TIMEOUT_MS };
+    uint8_t token[16];
+    if (argc < 3 || strlen(argv[2]) != 32)
+        return cli_usage_error("exec-process needs a 32-hex-digit token (it is started by the agent, not by hand): %s", argc < 3 ? "" : argv[2]);
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(argv[2] + 2 * i, "%2x", &v) != 1)
+            return cli_usage_error("exec-process token %s is not hex", argv[2]);
+        token[i] = (uint8_t)v;
+    }
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
+            o.bdf = argv[++i];
+        else if (strcmp(argv[i], "-v") == 0)
+            o.verbose = true;
+        else
+            return cli_usage_error("exec-process: unexpected argument '%s'", argv[i]);
+    }
+    pid_t pid = fork();
+    if (pid < 0)
+        return REPORT_EXIT_SYSTEM;
+    if (pid > 0)
+        _exit(0);
+    _exit(exec_process(&o, token));
+}
+
 int32_t exec_spawn(const struct cli_common *agent_opts, const struct vmgmt_msg *msg, const uint8_t *payload)
 {
     struct vmgmt_exec_start start;
@@ -439,23 +505,47 @@ int32_t exec_spawn(const struct cli_common *agent_opts, const struct vmgmt_msg *
     memcpy(&start, payload, sizeof(start));
     if (start.reserved != 0 || (start.flags & ~(uint32_t)VMGMT_EXEC_FLAG_TTY) != 0)
         return VMGMT_ST_RESERVED_NONZERO;
-    fflush(stderr);
-    pid_t mid = fork();
-    if (mid < 0) {
-        fprintf(stderr, "agent: cannot fork an exec process: %s\n", strerror(errno));
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) {
+        fprintf(stderr, "agent: cannot make a pipe for an exec process: %s\n", strerror(errno));
         return VMGMT_ST_EXEC_SPAWN_FAILED;
     }
-    if (mid == 0) {
-        /* The exec process is a grandchild: the agent reaps only the middle process, at once. */
-        pid_t pid = fork();
-        if (pid != 0)
-            _exit(pid < 0 ? 1 : 0);
-        /* Nothing of the agent's but stdio: not its vfio group, relay sockets or memfds. */
-        close_range(3, ~0u, 0);
-        _exit(exec_process(agent_opts, start.token));
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", start.token[i]);
+    char *args[] = { "vmgmt-guest", "exec-process", hex, NULL, NULL, NULL, NULL };
+    int n = 3;
+    if (agent_opts->bdf) {
+        args[n++] = "-d";
+        args[n++] = (char *)agent_opts->bdf;
+    }
+    if (agent_opts->verbose)
+        args[n++] = "-v";
+    /* posix_spawn (vfork-like) of ourselves: the agent maps the device region and holds vfio, and a fork would
+     * copy its page tables (slow under TCG). The new process has nothing of the agent's but stdio and the
+     * ready pipe (on fd 3). */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, ready[1], EXEC_READY_FD);
+    posix_spawn_file_actions_addclosefrom_np(&fa, EXEC_READY_FD + 1);
+    fflush(stderr);
+    pid_t pid;
+    int err = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(ready[1]);
+    if (err != 0) {
+        fprintf(stderr, "agent: cannot start an exec process: %s\n", strerror(err));
+        close(ready[0]);
+        return VMGMT_ST_EXEC_SPAWN_FAILED;
     }
     int st = 0;
-    while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? VMGMT_ST_OK : VMGMT_ST_EXEC_SPAWN_FAILED;
+    /* It holds its channel (0), or says why not; at most EXEC_READY_WAIT_MS. */
+    uint8_t b = 1;
+    struct pollfd p = { .fd = ready[0], .events = POLLIN };
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || poll(&p, 1, EXEC_READY_WAIT_MS) != 1 || read(ready[0], &b, 1) != 1)
+        b = 1;
+    close(ready[0]);
+    return b == 0 ? VMGMT_ST_OK : VMGMT_ST_EXEC_SPAWN_FAILED;
 }

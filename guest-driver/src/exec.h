@@ -14,7 +14,10 @@
 #include "cli.h"
 #include "vmgmt_layout.h"
 
-/* Validates an EXEC_START and forks the exec process. Returns the status to answer with (VMGMT_ST_OK, or
- * BAD_LENGTH / RESERVED_NONZERO / EXEC_SPAWN_FAILED). Does not wait for the command. */
+/* Validates an EXEC_START and forks the exec process; waits (at most 5 s) until it holds its channel in
+ * MODE_EXEC, so that no free channel fails the request at once. Returns the status to answer with
+ * (VMGMT_ST_OK, or BAD_LENGTH / RESERVED_NONZERO / EXEC_SPAWN_FAILED). Does not wait for the command. */
 int32_t exec_spawn(const struct cli_common *agent_opts, const struct vmgmt_msg *msg, const uint8_t *payload);
+/* `vmgmt-guest exec-process TOKEN [-d BDF] [-v]`, started by exec_spawn only. */
+int exec_process_main(int argc, char **argv);
 #endif

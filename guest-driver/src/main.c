@@ -10,6 +10,7 @@
 #include "chat.h"
 #include "cli.h"
 #include "debug.h"
+#include "exec.h"
 #include "filecmd.h"
 #include "info.h"
 #include "ping.h"
@@ -214,6 +215,8 @@ int main(int argc, char **argv)
         rc = stats_main(argc, argv);
     } else if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
         rc = bench_main(argc, argv);
+    } else if (argc >= 2 && strcmp(argv[1], "exec-process") == 0) {
+        rc = exec_process_main(argc, argv); /* started by the agent for `vmgmt vm exec` (exec.c) */
     } else {
         struct main_options o;
         rc = main_parse(argc, argv, &o);

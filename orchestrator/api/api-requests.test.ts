@@ -183,3 +183,17 @@ describe('parseApiRequest: agent update', () => {
     expect(f.body.message).toMatch(/force/);
   });
 });
+
+describe('pause, resume and exec routes', () => {
+  it('pause and resume take no body and name the VM', () => {
+    expect(req('POST', '/v1/vms/web/pause')).toMatchObject({ ok: true, action: { kind: 'pause', name: 'web' } });
+    expect(req('POST', '/v1/vms/web/resume', '{}')).toMatchObject({ ok: true, action: { kind: 'resume', name: 'web' } });
+    expect(failure(req('POST', '/v1/vms/web/pause', '{"now":true}')).status).toBe(400);
+  });
+
+  it('exec is a streaming route (its body is the request line and stdin, chunked)', () => {
+    expect(parseStreamingRequest({ method: 'POST', url: '/v1/vms/web/exec', transferEncoding: 'chunked' })).toEqual({ kind: 'stream', action: { kind: 'exec', name: 'web' } });
+    expect(parseStreamingRequest({ method: 'POST', url: '/v1/vms/web/exec?x=1' }).kind).toBe('error');
+    expect(parseStreamingRequest({ method: 'POST', url: '/v1/vms/Bad%20Name/exec' }).kind).toBe('error');
+  });
+});

@@ -118,6 +118,23 @@ describe('vmgmt vm exec', () => {
     expect(r.stderr).toBe('');
   });
 
+  it('pipes behave as on a shell: a reader that quits ends the writer with SIGPIPE', async () => {
+    const r = await run(['vm', 'exec', VM, '--', 'sh', '-c', 'yes | head -n 3; echo "${PIPESTATUS:-done}"']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe('y\ny\ny\ndone\n');
+  });
+
+  it('more commands at once than the device has channels: the rest fail at once, saying why', async () => {
+    const t0 = Date.now();
+    const runs = await Promise.all(Array.from({ length: 9 }, () => run(['vm', 'exec', VM, '--', 'sleep', '3'])));
+    const ok = runs.filter((r) => r.code === 0).length;
+    const refused = runs.filter((r) => r.code !== 0);
+    expect(ok).toBeGreaterThanOrEqual(4);
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    for (const r of refused) expect(r.stderr).toMatch(/could not start an exec process \(fork failed, or no free channel\)/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+  }, 120_000);
+
   it('--json prints output events and the exit', async () => {
     const r = await run(['--json', 'vm', 'exec', VM, '--', 'sh', '-c', 'printf abc; printf xyz >&2; exit 4']);
     expect(r.code).toBe(4);
