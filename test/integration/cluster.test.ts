@@ -48,7 +48,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
 function removeLeftovers(): void {
   for (const ns of Object.values(NS)) quiet('ip', ['netns', 'del', ns]);
   for (const v of Object.values(VETH)) quiet('ip', ['link', 'del', v]);
-  for (const h of Object.values(HOST)) removeCgroupTree(`/sys/fs/cgroup/vmgmt-${h}`);
+  for (const h of Object.values(HOST)) for (const root of ['', 'cpu/', 'cpuacct/']) removeCgroupTree(`/sys/fs/cgroup/${root}vmgmt-${h}`);
 }
 
 function removeCgroupTree(dir: string): void {
@@ -111,7 +111,8 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
     for (const u of users) {
       const fixture = await DaemonFixture.start({
         config: { logLevel: 'info', daemonId: u.host, cluster: { credentialsFile: u.file, ...CLUSTER } },
-        prefix: ['ip', 'netns', 'exec', NS[u.h]],
+        // nsenter switches only the network namespace (ip netns exec also remounts /sys, hiding the cgroup tree).
+        prefix: ['nsenter', `--net=/run/netns/${NS[u.h]}`],
         args: ['--cluster', url[u.h]],
         readyTimeoutMs: 120_000,
       });
@@ -168,6 +169,12 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
       return l.length >= 2 ? l : undefined;
     });
     expect(got).toEqual([`${VM.a}@${HOST.a}/- -> bob: from-a`, `@host/host -> bob: from-host-a`]);
+    // A broadcast to the sender's chat group reaches the group's members on the other host too.
+    const group = await guest('a', 'vmgmt-guest chat send @ hello-group');
+    expect(group.exitCode, group.stdout).toBe(0);
+    await waitFor('the broadcast at bob', async () => ((await bLines()).includes(`${VM.a}@${HOST.a}/- -> bob (group): hello-group`) ? true : undefined));
+    // Each daemon's VMs are in its own cgroup tree.
+    expect(existsSync(`/sys/fs/cgroup/vmgmt-${HOST.b}/${VM.b}`) || existsSync(`/sys/fs/cgroup/cpu/vmgmt-${HOST.b}/${VM.b}`)).toBe(true);
     // A call across hosts that the callee does not answer in time: timed out, as on one host.
     await waitFor('slow-b on host A', async () => ((await peersOn('a')).includes(`${VM.b}@${HOST.b}/slow-b`) ? true : undefined));
     const slow = await guest('a', 'vmgmt-guest chat call slow-b x --call-timeout 1500');
@@ -274,7 +281,10 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
     expect(first.exitCode).not.toBe(0);
     await d.b!.startDaemon();
     await waitFor('B to announce again', () => (d.b!.log.split('"msg":"cluster: announced"').length > 2 ? true : undefined), 60_000);
-    await waitFor('sends to bob to work again', async () => ((await guest('a', 'vmgmt-guest chat send bob after-restart')).exitCode === 0 ? true : undefined), 60_000);
+    await waitFor('sends to bob to work again', async () => ((await guest('a', 'vmgmt-guest chat send bob after-restart')).exitCode === 0 ? true : undefined), 60_000).catch((err: unknown) => {
+      console.log(`daemon B log (last lines):\n${d.b!.log.split('\n').slice(-80).join('\n')}\ndaemon A log (last lines):\n${d.a!.log.split('\n').slice(-40).join('\n')}`);
+      throw err;
+    });
     await waitFor('the message at bob', async () => ((await bLines()).includes(`${VM.a}@${HOST.a}/- -> bob: after-restart`) ? true : undefined));
     expect((await guest('a', 'vmgmt-guest chat call echo-b restarted')).stdout).toBe('RESTARTED');
     // The guest listener kept its one registration: the names came back with the daemon's restored state.

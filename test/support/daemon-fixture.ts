@@ -31,7 +31,7 @@ export class DaemonFixture {
 
   /**
    * With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads).
-   * `prefix` runs the daemon through a command (e.g. `ip netns exec NS`, which execs it: the pid stays the
+   * `prefix` runs the daemon through a command (e.g. `nsenter --net=/run/netns/NS`, which execs it: the pid stays the
    * daemon's); `args` are more `vmgmt daemon` flags (e.g. `--cluster URL`).
    */
   static async start(opts: { config?: unknown; readyTimeoutMs?: number; prefix?: string[]; args?: string[] } = {}): Promise<DaemonFixture> {
