@@ -16,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerConfig } from '../../device-backend/services/chat/cluster/broker-config.js';
 import { DaemonFixture } from '../support/daemon-fixture.js';
 
+/** Debian installs it in /usr/sbin, which a non-login PATH may lack. */
+const NATS_SERVER = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
 const TAG = `vc${process.pid % 100000}`;
 const NS = { a: `${TAG}a`, b: `${TAG}b` } as const;
 const VETH = { a: `${TAG}va`, b: `${TAG}vb` } as const;
@@ -70,7 +72,7 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
   let watchOut = '';
 
   const startBroker = async (): Promise<void> => {
-    const child = spawn('ip', ['netns', 'exec', NS.a, 'nats-server', '-c', path.join(base, 'nats.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', NS.a, NATS_SERVER, '-c', path.join(base, 'nats.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (brokerLog += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (brokerLog += b.toString()));
     broker = child;
