@@ -6,7 +6,7 @@
 // host-side call round trip (a host name on X calling a listener on b and on c that answers at once, without
 // --exec, timed in this process). Same-host and cross-host rounds alternate.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { nkeys } from 'nats';
@@ -17,6 +17,8 @@ import { LocalChatHub } from '../device-backend/services/chat/local-chat-hub.js'
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
 import { guestRun, guestSeconds, median } from './bench-guest.js';
 
+/** Debian installs it in /usr/sbin, which a non-login PATH may lack. */
+const NATS_SERVER = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
 const SMALL = Number(process.env.VMGMT_BENCH_CHAT_SMALL ?? 5_000);
 const CALLS = Number(process.env.VMGMT_BENCH_CHAT_CALLS ?? 50);
 const HOST_CALLS = Number(process.env.VMGMT_BENCH_CHAT_HOST_CALLS ?? 300);
@@ -37,7 +39,7 @@ async function waitLines(vm: DeviceVm, file: string, n: number): Promise<void> {
 
 function startBroker(dir: string, users: { host: string; publicKey: string }[]): Promise<ChildProcess> {
   writeFileSync(path.join(dir, 'nats.conf'), brokerConfig({ listen: `127.0.0.1:${PORT}`, storeDir: path.join(dir, 'js'), bucket: BUCKET, users }));
-  const child = spawn('nats-server', ['-c', path.join(dir, 'nats.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NATS_SERVER, ['-c', path.join(dir, 'nats.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
     const onData = (b: Buffer): void => {

@@ -62,6 +62,14 @@ describe('parseCli', () => {
     expect(parse('daemon', { VMGMT_SOCKET: '/e.sock' })).toMatchObject({ command: { kind: 'daemon', socketPath: '/e.sock' } });
   });
 
+  it('parses cluster mode: daemon --cluster nats://HOST:PORT and cluster keygen FILE', () => {
+    expect(parse('daemon --cluster nats://10.0.0.1:4222')).toMatchObject({ ok: true, command: { kind: 'daemon', cluster: 'nats://10.0.0.1:4222' } });
+    expect(usage('daemon --cluster http://x:1')).toMatch(/nats:\/\/HOST:PORT/);
+    expect(usage('vm ls --cluster nats://x:1')).toMatch(/--cluster does not apply/);
+    expect(parse('cluster keygen /etc/vmgmt/ha.nk')).toMatchObject({ ok: true, command: { kind: 'cluster-keygen', file: '/etc/vmgmt/ha.nk' } });
+    expect(usage('cluster keygen')).toMatch(/vmgmt cluster keygen FILE/);
+  });
+
   it('takes global options anywhere, --socket over VMGMT_SOCKET over the default', () => {
     expect(parse('vm ls').globals).toEqual({ socketPath: '/run/vmgmt/vmgmt.sock', json: false });
     expect(parse('vm ls', { VMGMT_SOCKET: '/e.sock' }).globals.socketPath).toBe('/e.sock');

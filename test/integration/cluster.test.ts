@@ -16,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerConfig } from '../../device-backend/services/chat/cluster/broker-config.js';
 import { DaemonFixture } from '../support/daemon-fixture.js';
 
+/** Debian installs it in /usr/sbin, which a non-login PATH may lack. */
+const NATS_SERVER = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
 const TAG = `vc${process.pid % 100000}`;
 const NS = { a: `${TAG}a`, b: `${TAG}b` } as const;
 const VETH = { a: `${TAG}va`, b: `${TAG}vb` } as const;
@@ -48,7 +50,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
 function removeLeftovers(): void {
   for (const ns of Object.values(NS)) quiet('ip', ['netns', 'del', ns]);
   for (const v of Object.values(VETH)) quiet('ip', ['link', 'del', v]);
-  for (const h of Object.values(HOST)) removeCgroupTree(`/sys/fs/cgroup/vmgmt-${h}`);
+  for (const h of Object.values(HOST)) for (const root of ['', 'cpu/', 'cpuacct/']) removeCgroupTree(`/sys/fs/cgroup/${root}vmgmt-${h}`);
 }
 
 function removeCgroupTree(dir: string): void {
@@ -70,7 +72,7 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
   let watchOut = '';
 
   const startBroker = async (): Promise<void> => {
-    const child = spawn('ip', ['netns', 'exec', NS.a, 'nats-server', '-c', path.join(base, 'nats.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', NS.a, NATS_SERVER, '-c', path.join(base, 'nats.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (b: Buffer) => (brokerLog += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (brokerLog += b.toString()));
     broker = child;
@@ -111,7 +113,8 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
     for (const u of users) {
       const fixture = await DaemonFixture.start({
         config: { logLevel: 'info', daemonId: u.host, cluster: { credentialsFile: u.file, ...CLUSTER } },
-        prefix: ['ip', 'netns', 'exec', NS[u.h]],
+        // nsenter switches only the network namespace (ip netns exec also remounts /sys, hiding the cgroup tree).
+        prefix: ['nsenter', `--net=/run/netns/${NS[u.h]}`],
         args: ['--cluster', url[u.h]],
         readyTimeoutMs: 120_000,
       });
@@ -168,6 +171,12 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
       return l.length >= 2 ? l : undefined;
     });
     expect(got).toEqual([`${VM.a}@${HOST.a}/- -> bob: from-a`, `@host/host -> bob: from-host-a`]);
+    // A broadcast to the sender's chat group reaches the group's members on the other host too.
+    const group = await guest('a', 'vmgmt-guest chat send @ hello-group');
+    expect(group.exitCode, group.stdout).toBe(0);
+    await waitFor('the broadcast at bob', async () => ((await bLines()).includes(`${VM.a}@${HOST.a}/- -> bob (group): hello-group`) ? true : undefined));
+    // Each daemon's VMs are in its own cgroup tree.
+    expect(existsSync(`/sys/fs/cgroup/vmgmt-${HOST.b}/${VM.b}`) || existsSync(`/sys/fs/cgroup/cpu/vmgmt-${HOST.b}/${VM.b}`)).toBe(true);
     // A call across hosts that the callee does not answer in time: timed out, as on one host.
     await waitFor('slow-b on host A', async () => ((await peersOn('a')).includes(`${VM.b}@${HOST.b}/slow-b`) ? true : undefined));
     const slow = await guest('a', 'vmgmt-guest chat call slow-b x --call-timeout 1500');
@@ -274,7 +283,10 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
     expect(first.exitCode).not.toBe(0);
     await d.b!.startDaemon();
     await waitFor('B to announce again', () => (d.b!.log.split('"msg":"cluster: announced"').length > 2 ? true : undefined), 60_000);
-    await waitFor('sends to bob to work again', async () => ((await guest('a', 'vmgmt-guest chat send bob after-restart')).exitCode === 0 ? true : undefined), 60_000);
+    await waitFor('sends to bob to work again', async () => ((await guest('a', 'vmgmt-guest chat send bob after-restart')).exitCode === 0 ? true : undefined), 60_000).catch((err: unknown) => {
+      console.log(`daemon B log (last lines):\n${d.b!.log.split('\n').slice(-80).join('\n')}\ndaemon A log (last lines):\n${d.a!.log.split('\n').slice(-40).join('\n')}`);
+      throw err;
+    });
     await waitFor('the message at bob', async () => ((await bLines()).includes(`${VM.a}@${HOST.a}/- -> bob: after-restart`) ? true : undefined));
     expect((await guest('a', 'vmgmt-guest chat call echo-b restarted')).stdout).toBe('RESTARTED');
     // The guest listener kept its one registration: the names came back with the daemon's restored state.

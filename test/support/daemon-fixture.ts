@@ -31,8 +31,8 @@ export class DaemonFixture {
 
   /**
    * With `config`, the daemon runs with `--config` naming a file of it (writeConfig changes it; SIGHUP reloads).
-   * `prefix` runs the daemon through a command (e.g. `ip netns exec NS`, which execs it: the pid stays the
-   * daemon's; `netns: NS` is that prefix); `args` are more `vmgmt daemon` flags (e.g. `--cluster URL`).
+   * `prefix` runs the daemon through a command (e.g. `nsenter --net=/run/netns/NS`, which execs it: the pid
+   * stays the daemon's; `netns: NS` is `ip netns exec NS`); `args` are more `vmgmt daemon` flags (`--cluster URL`).
    */
   static async start(opts: { config?: unknown; readyTimeoutMs?: number; netns?: string; prefix?: string[]; args?: string[] } = {}): Promise<DaemonFixture> {
     const d = new DaemonFixture(mkdtempSync(path.join(tmpdir(), 'vmgmt-it-')));

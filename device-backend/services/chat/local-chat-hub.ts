@@ -172,6 +172,18 @@ export class LocalChatHub implements ChatHub {
     return { ok: true, delivered: outcomes.length - refused, refused };
   }
 
+  /** Cluster mode: one member's copy of a broadcast from another host (`@` of the sender's group, to `name`). */
+  async deliverBroadcast(from: ChatParty, name: string, data: Uint8Array): Promise<ChatOutcome> {
+    const held = this.names.get(name);
+    if (!held || held.party.vm === null || from.group === undefined || held.party.group !== from.group) return this.refused('NO_PEER', `${name} is not a member of group ${from.group ?? '(none)'} here`, from, name);
+    const decision = this.explain(from, held.party);
+    if (!decision.allowed) return this.refused('NOT_ALLOWED', `broadcast to ${describe(held.party)}: ${decision.reason}`, from, held.party);
+    const o = await held.endpoint.deliver({ from, to: name, data, broadcast: true, callId: 0 });
+    if (!o.ok) return this.refused(o.code, `broadcast: ${o.reason}`, from, held.party);
+    this.count('delivered');
+    return o;
+  }
+
   call(from: ChatParty, target: string, data: Uint8Array, timeoutMs: number): Promise<CallResult> {
     this.count('calls');
     const big = this.tooLarge(from, target, data);

@@ -47,6 +47,8 @@ export class ClusterChatHub implements ChatHub {
   readonly #inFlight = new Set<InFlight>();
   #inbound = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** When the link last came up (the bucket watch replayed). */
+  #upAt: number | undefined;
   /** Named figures of the cluster path. */
   readonly counters = new Map<string, number>();
 
@@ -62,7 +64,10 @@ export class ClusterChatHub implements ChatHub {
       pingIntervalMs: Math.max(250, Math.floor(opts.leaseMs / 4)),
       onRequest: (m) => this.#onRequest(m),
       onEntry: (e, replayed) => this.#onEntry(e.key, e.operation === 'PUT' ? e.value : undefined, e.revision, replayed ? Math.min(Date.now(), e.created.getTime()) : Date.now()),
-      onUp: () => void this.#announce(),
+      onUp: () => {
+        this.#upAt = Date.now();
+        void this.#announce();
+      },
       onDown: (reason) => this.#failAll(`the link to the cluster broker went down (${reason}): it is unknown whether the message arrived`),
     });
   }
@@ -198,6 +203,10 @@ export class ClusterChatHub implements ChatHub {
 
   /** Renews this host's lease and expires the names of hosts that stopped renewing theirs. */
   async #heartbeat(): Promise<void> {
+    // Our own renewals come back through the watch; when they stop, the watch is stale and is started again.
+    const seen = this.#names.seenAt(this.opts.host);
+    const stale = this.#link.up && this.#upAt !== undefined && Date.now() - this.#upAt > this.opts.leaseMs && (seen === undefined || Date.now() - seen > this.opts.leaseMs);
+    this.#link.ensure(stale);
     const kv = this.#link.kv;
     if (!kv) return;
     try {
@@ -300,7 +309,7 @@ export class ClusterChatHub implements ChatHub {
 
   /** Where a target goes: here (the local hub decides), or to another host with its party. */
   #route(from: ChatParty, target: string, data: Uint8Array): { local: true } | { local: false; host: string; party: ChatParty } | ChatRefusal {
-    if (target === CHAT_HOST_NAME || target === '@' || this.#local.holder(target)) return { local: true };
+    if (target === CHAT_HOST_NAME || this.#local.holder(target)) return { local: true };
     const held = this.#names.get(target);
     if (!held || held.claim.host === this.opts.host) return { local: true }; // NO_PEER from the local hub
     const c = held.claim;
@@ -318,6 +327,7 @@ export class ClusterChatHub implements ChatHub {
   }
 
   async send(from: ChatParty, target: string, data: Uint8Array, fromEndpoint?: ChatEndpoint): Promise<SendResult> {
+    if (target === '@') return this.#broadcast(from, data, fromEndpoint);
     const r = this.#route(from, target, data);
     if ('ok' in r) return r;
     if (r.local) return this.#local.send(from, target, data, fromEndpoint);
@@ -325,6 +335,28 @@ export class ClusterChatHub implements ChatHub {
     const a = await this.#request(from, r.host, 'send', target, data, this.opts.requestTimeoutMs);
     if (!a.ok) return a.code === 'UNREACHABLE' ? this.#refused(a.code, a.reason, from, target) : a;
     return { ok: true, delivered: 1, refused: 0 };
+  }
+
+  /** `@`: the group's members here (the local hub), and each member on a live host, one request each. */
+  async #broadcast(from: ChatParty, data: Uint8Array, fromEndpoint?: ChatEndpoint): Promise<SendResult> {
+    const here = await this.#local.send(from, '@', data, fromEndpoint);
+    if (!here.ok || from.group === undefined) return here;
+    const members = this.#names.remote().filter((m) => m.claim.vm !== null && m.claim.group === from.group && this.#local.holder(m.name) === undefined);
+    const outcomes = await Promise.all(
+      members.map(async (m): Promise<boolean> => {
+        const to = `${m.claim.vm}@${m.claim.host}/${m.name}`;
+        const party = this.#remoteParty(m.name, m.claim);
+        const decision = this.explain(from, party);
+        if (!decision.allowed) return !this.#refused('NOT_ALLOWED', `broadcast to ${to}: ${decision.reason}`, from, to);
+        if (!this.#link.up || !this.#live(m.claim.host)) return !this.#refused('UNREACHABLE', `broadcast to ${to}: its host cannot be reached`, from, to);
+        if (this.#inFlight.size >= this.opts.maxInFlight) return !this.#refused('QUEUE_FULL', `broadcast to ${to}: too many sends to other hosts waiting`, from, to);
+        const a = await this.#request(from, m.claim.host, 'broadcast', m.name, data, this.opts.requestTimeoutMs);
+        if (!a.ok) this.#refused(a.code, `broadcast to ${to}: ${a.reason}`, from, to);
+        return a.ok;
+      }),
+    );
+    const ok = outcomes.filter(Boolean).length;
+    return { ok: true, delivered: here.delivered + ok, refused: here.refused + outcomes.length - ok };
   }
 
   async call(from: ChatParty, target: string, data: Uint8Array, timeoutMs: number): Promise<CallResult> {
@@ -342,7 +374,7 @@ export class ClusterChatHub implements ChatHub {
   }
 
   /** One request to host; every way it can end is an outcome (a lost link fails it at once). */
-  #request(from: ChatParty, host: string, kind: 'send' | 'call', to: string, data: Uint8Array, waitMs: number, callTimeoutMs?: number): Promise<({ ok: true; status?: number; data: Uint8Array }) | ChatRefusal> {
+  #request(from: ChatParty, host: string, kind: 'send' | 'call' | 'broadcast', to: string, data: Uint8Array, waitMs: number, callTimeoutMs?: number): Promise<({ ok: true; status?: number; data: Uint8Array }) | ChatRefusal> {
     const body = encodeRequest(
       { kind, from: { vm: from.vm, name: from.name, ...(from.group === undefined ? {} : { group: from.group }) }, to, ...(callTimeoutMs === undefined ? {} : { timeoutMs: callTimeoutMs }) },
       data,
@@ -402,9 +434,14 @@ export class ClusterChatHub implements ChatHub {
     this.#inbound++;
     this.#count(meta.kind === 'call' ? 'remote_calls_in' : 'remote_sends_in');
     // Handed to the local hub in arrival order (the hub queues it at once), so FIFO per pair holds.
-    const done = meta.kind === 'call' ? this.#local.call(from, meta.to, data, meta.timeoutMs ?? CHAT_LIMITS.MAX_CALL_TIMEOUT_MS) : this.#local.send(from, meta.to, data);
+    const done =
+      meta.kind === 'call'
+        ? this.#local.call(from, meta.to, data, meta.timeoutMs ?? CHAT_LIMITS.MAX_CALL_TIMEOUT_MS)
+        : meta.kind === 'broadcast'
+          ? this.#local.deliverBroadcast(from, meta.to, data)
+          : this.#local.send(from, meta.to, data);
     void done.then(
-      (r: SendResult | CallResult) => {
+      (r: SendResult | CallResult | ChatOutcome) => {
         this.#inbound--;
         if (!r.ok) return answer(r);
         if ('status' in r) return answer({ ok: true, status: r.status }, r.data);

@@ -16,7 +16,7 @@ const shortText = z.string().max(256);
 export const clusterRequestSchema = z
   .object({
     v: z.literal(ENVELOPE_VERSION),
-    kind: z.enum(['send', 'call']),
+    kind: z.enum(['send', 'call', 'broadcast']),
     /** The sender as its daemon knows it (its host comes from the subject). */
     from: z.object({ vm: z.string().min(1).max(64).nullable(), name: z.union([z.literal(''), z.string().regex(CHAT_NAME_PATTERN)]), group: z.string().min(1).max(64).optional() }).strict(),
     to: z.string().regex(CHAT_NAME_PATTERN),

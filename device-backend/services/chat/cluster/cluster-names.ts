@@ -108,6 +108,11 @@ export class ClusterNames {
     return seen !== undefined && nowMs - seen <= this.leaseMs;
   }
 
+  /** When a lease renewal of host was last seen (this host's own included). */
+  seenAt(host: string): number | undefined {
+    return this.hostSeen.get(host);
+  }
+
   get(name: string): HeldClaim | undefined {
     return this.names.get(name);
   }

@@ -48,6 +48,12 @@ export class NatsLink {
   #sub: Subscription | undefined;
   #up = false;
   #closed = false;
+  /** A bring-up (bucket bind and watch replay) is under way. */
+  #bringing = false;
+  /** Connected to the broker now (between a connect or reconnect and a disconnect). */
+  #connected = false;
+  /** The bucket watch ended on its own (not replaced or closed by us): ensure() starts a new one. */
+  #watchEnded = false;
   readonly #seed: Uint8Array;
 
   constructor(private readonly opts: NatsLinkOptions) {
@@ -88,6 +94,7 @@ export class NatsLink {
           return;
         }
         this.#nc = nc;
+        this.#connected = true;
         this.opts.log.info('cluster: connected to the broker', { url: this.opts.url, host: this.opts.host });
         void this.#statusLoop(nc);
         void nc.closed().then((err) => {
@@ -109,8 +116,11 @@ export class NatsLink {
   async #statusLoop(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (this.#closed) return;
-      if (s.type === 'disconnect') this.#down(`disconnected from ${String(s.data)}`);
-      else if (s.type === 'reconnect') {
+      if (s.type === 'disconnect') {
+        this.#connected = false;
+        this.#down(`disconnected from ${String(s.data)}`);
+      } else if (s.type === 'reconnect') {
+        this.#connected = true;
         this.opts.log.info('cluster: reconnected to the broker', { server: String(s.data) });
         void this.#bringUp(nc).catch((err: unknown) => this.opts.log.error('cluster: re-announcing after a reconnect failed; next heartbeat retries', { error: (err as Error).message }));
       } else if (s.type === 'error') this.opts.log.warn('cluster: broker reports an error', { error: String(s.data) });
@@ -118,6 +128,7 @@ export class NatsLink {
   }
 
   #down(reason: string): void {
+    if (this.#nc?.isClosed() !== false) this.#connected = false;
     const wasUp = this.#up;
     this.#up = false;
     this.#watch?.stop();
@@ -130,32 +141,57 @@ export class NatsLink {
 
   /** Binds the bucket (creating it) and replays it through a new watch; then the link is up. */
   async #bringUp(nc: NatsConnection): Promise<void> {
-    const kv = await nc.jetstream().views.kv(this.opts.bucket, { history: 1 });
-    this.#watch?.stop();
-    let replayed = true;
-    const initialized = new Promise<void>((resolve) => {
-      void kv
-        .watch({
-          key: '>',
-          initializedFn: () => {
-            replayed = false;
+    if (this.#bringing) return;
+    this.#bringing = true;
+    try {
+      const kv = await nc.jetstream().views.kv(this.opts.bucket, { history: 1 });
+      this.#watch?.stop();
+      this.#watch = undefined;
+      this.#watchEnded = false;
+      let replayed = true;
+      const w = await kv.watch({ key: '>', initializedFn: () => (replayed = false) });
+      this.#watch = w;
+      const initialized = new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (!replayed || this.#watch !== w) {
+            clearInterval(check);
             resolve();
-          },
-        })
-        .then(async (w) => {
-          this.#watch = w;
+          }
+        }, 5);
+      });
+      void (async () => {
+        try {
           for await (const e of w) this.opts.onEntry(e, replayed);
-        })
-        .catch((err: unknown) => {
-          this.opts.log.warn('cluster: the bucket watch ended', { error: (err as Error).message });
-          resolve();
-        });
-    });
-    await initialized;
-    if (nc.isClosed() || this.#closed) return;
-    this.#kv = kv;
-    this.#up = true;
-    this.opts.onUp();
+        } catch (err) {
+          this.opts.log.warn('cluster: the bucket watch failed', { error: (err as Error).message });
+        }
+        if (this.#watch === w && !this.#closed) {
+          this.opts.log.warn('cluster: the bucket watch ended; the next heartbeat starts a new one');
+          this.#watchEnded = true;
+          replayed = false;
+        }
+      })();
+      await initialized;
+      if (nc.isClosed() || this.#closed) return;
+      this.#kv = kv;
+      this.#up = true;
+      this.opts.onUp();
+    } finally {
+      this.#bringing = false;
+    }
+  }
+
+  /**
+   * Called at every heartbeat: brings the link up again where a bring-up failed (JetStream not ready yet
+   * after a broker restart) or the watch ended or went stale (`staleWatch`: this host's own lease renewals
+   * stopped coming back through it), so the view of the cluster never freezes while connected.
+   */
+  ensure(staleWatch: boolean): void {
+    const nc = this.#nc;
+    if (this.#closed || !nc || nc.isClosed() || !this.#connected || this.#bringing) return;
+    if (this.#up && !this.#watchEnded && !staleWatch) return;
+    this.opts.log.info('cluster: binding the bucket and its watch again', { up: this.#up, watchEnded: this.#watchEnded, staleWatch });
+    void this.#bringUp(nc).catch((err: unknown) => this.opts.log.warn('cluster: bring-up failed; retrying at the next heartbeat', { error: (err as Error).message }));
   }
 
   /** A request to another host; refuses at once while the link is down (nothing is queued in the client). */
