@@ -5,7 +5,7 @@ import type { ApiClient } from './api-client.js';
 import type { ChatCommand, CliCommand } from './cli-args.js';
 import { CliError } from './cli-error.js';
 import { formatActionResult, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
-import { attachConsole, type ConsoleStdin } from './console-attach.js';
+import type { ConsoleStdin } from './console-attach.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
 export interface CommandContext {
@@ -94,6 +94,7 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
     }
     case 'vm-console': {
       const vm = await client.inspect(command.name);
+      const { attachConsole } = await import('./console-attach.js');
       await attachConsole({
         socketPath: vm.paths.consoleSocket,
         vmName: vm.name,

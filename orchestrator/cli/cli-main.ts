@@ -3,9 +3,7 @@
 // daemon's code when it is asked to run it.
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
 import { parseCli, type ChatCommand, type CliCommand } from './cli-args.js';
-import { runChatCommand } from './chat-command.js';
 import { runVmCommand, type CommandContext } from './cli-commands.js';
-import { runCpCommand } from './cp-command.js';
 import { CliError } from './cli-error.js';
 import { formatErrorLines } from './cli-format.js';
 import type { ConsoleStdin } from './console-attach.js';
@@ -51,8 +49,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       stderr: io.stderr,
       nowMs: io.nowMs ?? Date.now,
     };
-    if (command.kind === 'cp') return await runCpCommand(command, ctx);
-    if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
+    // Loaded when used: a CLI call that does little (vm ls) does not pay for the copy and chat code.
+    if (command.kind === 'cp') return await (await import('./cp-command.js')).runCpCommand(command, ctx);
+    if (command.kind.startsWith('chat-')) return await (await import('./chat-command.js')).runChatCommand(command as ChatCommand, ctx);
     return await runVmCommand(command as Exclude<CliCommand, ChatCommand | { kind: 'help' | 'daemon' | 'cp' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.
