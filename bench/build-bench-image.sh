@@ -59,5 +59,5 @@ while IFS= read -r lib; do
 done < <(find "$GA_ROOT/lib/x86_64-linux-gnu" "$GA_ROOT/usr/lib/x86_64-linux-gnu" -maxdepth 1 -name '*.so*' \( -type f -o -type l \) 2>/dev/null | sort)
 extra+=" $GA_ROOT/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2:/lib64/ld-linux-x86-64.so.2"
 
-VMGMT_KERNEL_PKG="$KPKG" VMGMT_IMAGE_MODULES="9p 9pnet_virtio virtio_console" VMGMT_IMAGE_EXTRA="$extra" \
+VMGMT_KERNEL_PKG="$KPKG" VMGMT_IMAGE_MODULES="virtio_pci 9p 9pnet_virtio virtio_console" VMGMT_IMAGE_EXTRA="$extra" \
   bash "$REPO_ROOT/images/build-image.sh" --out "$OUT_DIR" 2> >(grep -v '^build-image: added ' >&2)

@@ -32,7 +32,7 @@ const benchImageDir = path.join(repo, 'images/build-bench');
 /** The guest settings both phases share: the tmpfs of /tmp with huge pages, the 9p mount, qemu-ga. */
 const GUEST_SETUP = [
   'mount -o remount,huge=within_size /tmp',
-  'modprobe 9pnet_virtio && modprobe 9p && modprobe virtio_console',
+  'modprobe virtio_pci && modprobe 9pnet_virtio && modprobe 9p && modprobe virtio_console && for i in 1 2 3 4 5 6 7 8 9 10; do [ -n "$(ls /sys/class/virtio-ports/)" ] && break; sleep 1; done',
   'mkdir -p /mnt/host && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none benchroot /mnt/host',
   'for d in /sys/class/virtio-ports/*; do [ "$(cat $d/name)" = org.qemu.guest_agent.0 ] && port=/dev/${d##*/}; done; ' +
     'LD_LIBRARY_PATH=/lib/x86_64-linux-gnu /usr/sbin/qemu-ga -d -m virtio-serial -p "$port" -f /run/qemu-ga.pid -t /run',

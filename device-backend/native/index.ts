@@ -80,8 +80,10 @@ export interface VmgmtNative {
   /** Reads and discards up to 4096 bytes; returns the count, 0 on EOF, -1 when nothing is pending. */
   recvDiscard(fd: number): number;
   close(fd: number): void;
-  /** pipe2(O_CLOEXEC): [readFd, writeFd]; the read end is non-blocking (readSome), the write end blocking; 1 MiB of room asked for. */
-  pipe(): [number, number];
+  /** pipe2(O_CLOEXEC): [readFd, writeFd]; the named end (default the read end) non-blocking, the other blocking; 1 MiB of room asked for. */
+  pipe(nonBlockingEnd?: 'read' | 'write'): [number, number];
+  /** One write() of source: the byte count, or -1 when a non-blocking fd has no room. */
+  writeSome(fd: number, source: Uint8Array): number;
   /** One read() into target: the byte count, 0 at end of file, -1 when nothing is pending (a non-blocking fd). */
   readSome(fd: number, target: Uint8Array): number;
   /** flock(LOCK_EX|LOCK_NB): true when this open file now holds the lock, false when another one holds it. */

@@ -668,16 +668,32 @@ static napi_value vn_recv_discard(napi_env env, napi_callback_info info) {
 static bool vn_arg_bytes(napi_env env, napi_value value, const char *fn, const char *name, uint8_t **data, size_t *len);
 
 /*
- * pipe(): [readFd, writeFd], both close-on-exec; the read end non-blocking (readSome), the write end
- * blocking (fs.write on the thread pool waits for room: back-pressure). F_SETPIPE_SZ asks for 1 MiB of
- * room (best effort: the system's pipe-max-size decides).
+ * pipe(nonBlockingEnd = "read"): [readFd, writeFd], both close-on-exec; the named end non-blocking
+ * (readSome/writeSome on the event loop), the other blocking (fs.read/fs.write on the thread pool wait:
+ * back-pressure). F_SETPIPE_SZ asks for 1 MiB of room (best effort: the system's pipe-max-size decides).
  */
 static napi_value vn_pipe(napi_env env, napi_callback_info info) {
-  (void)info;
+  VN_ARGS(1);
+  int non_blocking = 0;
+  if (argc >= 1) {
+    napi_valuetype type;
+    VN_CALL(env, napi_typeof(env, argv[0], &type));
+    if (type != napi_undefined) {
+      char *end = vn_arg_string(env, argv[0], "pipe", "nonBlockingEnd", NULL);
+      if (end == NULL) return NULL;
+      bool ok = strcmp(end, "read") == 0 || strcmp(end, "write") == 0;
+      non_blocking = strcmp(end, "write") == 0 ? 1 : 0;
+      free(end);
+      if (!ok) {
+        napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pipe: nonBlockingEnd must be \"read\" or \"write\"");
+        return NULL;
+      }
+    }
+  }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return vn_throw_errno(env, errno, "pipe2", "O_CLOEXEC");
-  int flags = fcntl(fds[0], F_GETFL);
-  if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) != 0) {
+  int flags = fcntl(fds[non_blocking], F_GETFL);
+  if (flags < 0 || fcntl(fds[non_blocking], F_SETFL, flags | O_NONBLOCK) != 0) {
     int err = errno;
     close(fds[0]);
     close(fds[1]);
@@ -708,6 +724,22 @@ static napi_value vn_read_some(napi_env env, napi_callback_info info) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return vn_int(env, -1);
     return vn_throw_errno(env, errno, "read", "fd %d, %zu bytes", fd, len);
+  }
+}
+
+/* writeSome(fd, source): one write() of source; the byte count, or -1 when the (non-blocking) fd has no room. */
+static napi_value vn_write_some(napi_env env, napi_callback_info info) {
+  VN_ARGS(2);
+  int fd;
+  uint8_t *data;
+  size_t len;
+  if (!vn_arg_fd(env, argv[0], "writeSome", "fd", &fd) || !vn_arg_bytes(env, argv[1], "writeSome", "source", &data, &len)) return NULL;
+  for (;;) {
+    ssize_t n = write(fd, data, len);
+    if (n >= 0) return vn_int(env, n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return vn_int(env, -1);
+    return vn_throw_errno(env, errno, "write", "fd %d, %zu bytes", fd, len);
   }
 }
 
@@ -1582,6 +1614,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"recvDiscard", NULL, vn_recv_discard, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, vn_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSome", NULL, vn_read_some, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeSome", NULL, vn_write_some, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, vn_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flockExclusive", NULL, vn_flock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchReadable", NULL, vn_watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -20,6 +20,10 @@
 #include <stdint.h>
 
 #define FILEMAP_MAX_UNFILLED_BYTES (1u << 20)
+/* Directions that map by default (VMGMT_GUEST_MAP overrides). Measured under TCG on tmpfs (decision record
+ * docs/decisions/file-data-path.md): a mapped get is slower than write() (fallocate and the page faults
+ * zero every page before the copy fills it), a mapped put is level with read(); so gets write(). */
+#define FILEMAP_DEFAULT_DIRECTIONS "put"
 
 struct filemap {
     uint8_t *base;      /* NULL: not mapped, use read()/write() */

@@ -27,6 +27,7 @@ enum { SIZE = 3 * 1024 * 1024 + 123, CHUNK = 1024 * 1024 };
 
 int main(void)
 {
+    setenv("VMGMT_GUEST_MAP", "get,put", 1); /* both directions here; the default maps puts only */
     char dir[] = "/tmp/filemap-test-XXXXXX";
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -66,6 +67,14 @@ int main(void)
     CHECK(filemap_load(&m, 0, back, 4096) == 0 && memcmp(back, data, 4096) == 0, "a load of what is left still works");
     filemap_close(&m);
     close(fd);
+
+    /* VMGMT_GUEST_MAP=none: nothing is mapped (ENOTSUP), the callers use read()/write(). */
+    setenv("VMGMT_GUEST_MAP", "none", 1);
+    fd = open(path, O_RDWR);
+    CHECK(!filemap_open_target(&m, fd, SIZE, &why) && why == ENOTSUP, "VMGMT_GUEST_MAP=none maps no target (errno %d)", why);
+    CHECK(!filemap_open_source(&m, fd, 4096, &why) && why == ENOTSUP, "VMGMT_GUEST_MAP=none maps no source (errno %d)", why);
+    close(fd);
+    setenv("VMGMT_GUEST_MAP", "get,put", 1);
 
     /* Not mapped: a pipe, /dev/null, an empty file. */
     int p[2];

@@ -175,10 +175,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         events.endAll('the daemon is stopping');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        // First: streamed pulls waiting for a download fail now (their event streams end with the error).
+        await store.close();
         const grace = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 2000);
         await closed;
         clearTimeout(grace);
-        await store.close();
         await unlinkBoundSocket(bound);
       })();
       return closing;

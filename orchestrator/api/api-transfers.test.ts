@@ -1,8 +1,8 @@
 // The streaming routes over real HTTP on the UNIX socket, backed by FakeVmManager's in-memory guest files.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, fstatSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,41 @@ const push = (guestPath: string, body: Buffer, headers: Record<string, string> =
     headers: { 'Content-Length': String(body.length), ...headers },
   });
 const pull = (guestPath: string): Promise<Reply> => call('POST', `/v1/vms/vm1/files/pull?guestPath=${encodeURIComponent(guestPath)}`);
+
+/**
+ * A pull read up to its ready (or error) event: a streamed pull's event stream ends with the copy, which
+ * waits for the download. `rest` gives the events after it once the stream ends.
+ */
+function pullReady(guestPath: string): Promise<{ status: number; events: any[]; rest: Promise<any[]> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: sock, method: 'POST', path: `/v1/vms/vm1/files/pull?guestPath=${encodeURIComponent(guestPath)}` }, (res) => {
+      let text = '';
+      let settled = false;
+      let endRest: (evs: any[]) => void = () => {};
+      const rest = new Promise<any[]>((r) => (endRest = r));
+      const lines = (): any[] => text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      res.on('data', (c: Buffer) => {
+        text += c.toString('utf8');
+        if (settled || res.statusCode !== 200) return;
+        const evs = text.endsWith('\n') ? lines() : lines().slice(0, -1);
+        const at = evs.findIndex((e) => e.event === 'ready' || e.event === 'error');
+        if (at >= 0) {
+          settled = true;
+          resolve({ status: 200, events: evs.slice(0, at + 1), rest: rest.then((all) => all.slice(at + 1)) });
+        }
+      });
+      const finish = (): void => {
+        const all = res.statusCode === 200 && text ? text.split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+        endRest(all);
+        if (!settled) resolve({ status: res.statusCode ?? 0, events: all, rest });
+      };
+      res.on('end', finish);
+      res.on('close', finish);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 const events = (reply: Reply): any[] => reply.text.trimEnd().split('\n').map((l) => JSON.parse(l));
 const digest = (b: Uint8Array | undefined): string => (b === undefined ? 'missing' : `${b.byteLength}:${createHash('sha256').update(b).digest('hex')}`);
 
@@ -178,34 +213,45 @@ describe('POST /v1/vms/:name/files/push', () => {
     expect(JSON.parse(stdout.trimEnd().split('\n').at(-1) ?? '')).toEqual({ event: 'done', bytes: data.length });
     expect(digest(manager.guestFiles.get('/c.bin'))).toBe(digest(data));
 
-    // The pull and download of the README, with curl.
-    const pulled = await run('curl', ['-sS', '--fail-with-body', '--unix-socket', sock, '-X', 'POST', 'http://x/v1/vms/vm1/files/pull?guestPath=/c.bin']);
-    const ready = JSON.parse(pulled.stdout.trimEnd().split('\n').at(-1) ?? '');
+    // The pull and download of the README, with curl: the download starts at the ready event.
+    const pulled = spawn('curl', ['-sSN', '--fail-with-body', '--unix-socket', sock, '-X', 'POST', 'http://x/v1/vms/vm1/files/pull?guestPath=/c.bin']);
+    let out = '';
+    const ended = new Promise((r) => pulled.on('close', r));
+    const ready = await new Promise<any>((resolve) => {
+      pulled.stdout.on('data', (c: Buffer) => {
+        out += c.toString('utf8');
+        const line = out.split('\n').find((l) => l.includes('"ready"'));
+        if (line) resolve(JSON.parse(line));
+      });
+    });
     expect(ready).toMatchObject({ event: 'ready', bytes: data.length });
     await run('curl', ['-sS', '--fail-with-body', '--unix-socket', sock, '-o', join(dir, 'back.bin'), `http://x${ready.download}`]);
+    await ended;
     expect(digest(await readFile(join(dir, 'back.bin')))).toBe(digest(data));
+    expect(out).not.toContain('"error"');
   });
 });
 
 describe('POST /v1/vms/:name/files/pull and GET /v1/transfers/:id', () => {
-  it('copies out, announces the download, serves it once, and removes the file', async () => {
+  it('announces the download once the guest opened the file, streams it while the copy runs, serves it once', async () => {
     await start();
     const data = randomBytes(5 * 1024 * 1024);
     manager.guestFiles.set('/var/log/big', data);
-    const reply = await pull('/var/log/big');
+    // 5 MiB is more than the pipe holds: the copy can only finish while the download reads.
+    const reply = await pullReady('/var/log/big');
     expect(reply.status).toBe(200);
-    const evs = events(reply);
-    expect(evs.filter((e) => e.event === 'progress').every((e) => e.stage === 'guest')).toBe(true);
-    const ready = evs.at(-1);
+    const ready = reply.events.at(-1);
     expect(ready).toEqual({ event: 'ready', bytes: data.length, download: expect.stringMatching(/^\/v1\/transfers\/[0-9a-f]{32}$/) });
-    expect(await readdir(transferDir)).toHaveLength(1);
 
     const got = await call('GET', ready.download);
     expect(got.status).toBe(200);
     expect(got.headers['content-type']).toBe('application/octet-stream');
     expect(got.headers['content-length']).toBe(String(data.length));
     expect(digest(got.body)).toBe(digest(data));
-    expect(await readdir(transferDir)).toEqual([]);
+    const rest = await reply.rest;
+    expect(rest.every((e) => e.event === 'progress' && e.stage === 'guest')).toBe(true);
+    expect(rest.at(-1)).toEqual({ event: 'progress', stage: 'guest', bytes: data.length, totalBytes: data.length });
+    expect(existsSync(transferDir)).toBe(false); // streamed: nothing stored
 
     const again = await call('GET', ready.download);
     expect(again.status).toBe(404);
@@ -222,21 +268,24 @@ describe('POST /v1/vms/:name/files/pull and GET /v1/transfers/:id', () => {
     expect(got.headers['content-length']).toBe('0');
   });
 
-  it('expires unclaimed downloads and drops held ones on close', async () => {
+  it('expires unclaimed downloads (the guest copy is stopped) and drops held ones on close', async () => {
     await start({ downloadTtlMs: 50 });
-    manager.guestFiles.set('/f', Buffer.from('x'));
-    const ready = events(await pull('/f')).at(-1);
-    await new Promise((r) => setTimeout(r, 150));
-    expect(await readdir(transferDir)).toEqual([]);
+    manager.guestFiles.set('/f', randomBytes(3 * 1024 * 1024));
+    const reply = await pullReady('/f');
+    const ready = reply.events.at(-1);
+    // Nobody downloads: the pipe fills, the TTL drops the download, and the copy fails instead of waiting.
+    expect((await reply.rest).at(-1)).toMatchObject({ event: 'error', code: 'INVALID_STATE', message: expect.stringMatching(/nobody fetched \/v1\/transfers\/[0-9a-f]{32} within 0 s/) });
     expect((await call('GET', ready.download)).status).toBe(404);
 
     await server?.close();
     await start();
-    await pull('/f');
-    expect(await readdir(transferDir)).toHaveLength(1);
-    await server?.close();
+    const held = await pullReady('/f');
+    expect(held.events.at(-1)).toMatchObject({ event: 'ready' });
+    const closing = server?.close();
     server = undefined;
-    expect(await readdir(transferDir)).toEqual([]);
+    expect((await held.rest).at(-1)).toMatchObject({ event: 'error' });
+    await closing;
+    expect(existsSync(transferDir)).toBe(false);
   });
 
   it('sends an error event when the guest refuses, leaving nothing behind', async () => {
@@ -244,24 +293,17 @@ describe('POST /v1/vms/:name/files/pull and GET /v1/transfers/:id', () => {
     const reply = await pull('/missing');
     expect(reply.status).toBe(200);
     expect(events(reply).at(-1)).toEqual({ event: 'error', code: 'GUEST_REFUSED', message: expect.stringMatching(/no such file/), details: { status: 2 } });
-    expect(await readdir(transferDir)).toEqual([]);
+    expect(existsSync(transferDir)).toBe(false);
   });
 
-  it('hands the copy a size cap: the largest pull configured, never more than the transfer directory has free', async () => {
+  it('hands the copy a size cap: the largest pull configured (a streamed pull stores nothing on the host)', async () => {
     manager.guestFiles.set('/big', new Uint8Array(4097));
     manager.guestFiles.set('/small', new Uint8Array(4096));
     await start({ maxPullBytes: 4096 });
     const refused = await pull('/big');
     expect(events(refused).at(-1)).toMatchObject({ event: 'error', code: 'GUEST_REFUSED', message: expect.stringMatching(/at most 4096/) });
-    expect(events(await pull('/small')).at(-1)).toMatchObject({ event: 'ready', bytes: 4096 });
-    expect(await readdir(transferDir)).toHaveLength(1);
-    await server?.close();
-    server = undefined;
-    await start({ maxPullBytes: Number.MAX_SAFE_INTEGER });
-    await pull('/small');
-    const free = await statfs(transferDir);
-    expect(manager.pullLimits).toEqual([4096, 4096, expect.any(Number)]);
-    expect(manager.pullLimits[2]).toBeLessThan(free.bavail * free.bsize);
+    expect((await pullReady('/small')).events.at(-1)).toMatchObject({ event: 'ready', bytes: 4096 });
+    expect(manager.pullLimits).toEqual([4096, 4096]);
   });
 
   it('asks a maxPullBytes function at each pull, so a reloaded config applies to the next one', async () => {
@@ -270,7 +312,7 @@ describe('POST /v1/vms/:name/files/pull and GET /v1/transfers/:id', () => {
     await start({ maxPullBytes: () => cap });
     expect(events(await pull('/f')).at(-1)).toMatchObject({ event: 'error', code: 'GUEST_REFUSED' });
     cap = 8192;
-    expect(events(await pull('/f')).at(-1)).toMatchObject({ event: 'ready', bytes: 4097 });
+    expect((await pullReady('/f')).events.at(-1)).toMatchObject({ event: 'ready', bytes: 4097 });
     expect(manager.pullLimits).toEqual([4096, 8192]);
   });
 
@@ -284,14 +326,15 @@ describe('POST /v1/vms/:name/files/pull and GET /v1/transfers/:id', () => {
 });
 
 describe('the transfer directory', () => {
-  it('is created 0700 on first use and cleared of files a previous daemon left, and only those', async () => {
+  it('is never needed by copies (both directions stream) and is cleared of files a previous daemon left, and only those', async () => {
     await start();
-    expect(existsSync(transferDir)).toBe(false);
     await push('/x', Buffer.from('x'));
-    expect(existsSync(transferDir)).toBe(false); // a push streams: it stores nothing
-    await pull('/x');
-    expect((await stat(transferDir)).mode & 0o777).toBe(0o700);
+    const pulled = await pullReady('/x');
+    expect((await call('GET', pulled.events.at(-1).download)).text).toBe('x');
+    await pulled.rest;
+    expect(existsSync(transferDir)).toBe(false);
     await server?.close();
+    await mkdir(transferDir, { mode: 0o700 });
     const leftover = `vmgmt-pull-${'a'.repeat(32)}`;
     await writeFile(join(transferDir, leftover), 'stale');
     await writeFile(join(transferDir, 'not-ours'), 'keep');

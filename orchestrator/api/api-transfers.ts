@@ -1,11 +1,14 @@
 // The streaming routes: a pushed file streams through a pipe into the guest as it is received (no copy of it
 // is kept on the host: the guest agent's reads wait for the upload, and the pipe's room holds the upload
-// back when the guest is slower); a pulled file is copied out of the guest into the transfer directory,
-// then fetched once by its download id.
+// back when the guest is slower); a pulled file streams the other way: as soon as the guest agent has
+// opened it (its size known), the pull answers `ready` with a download id, and the download reads a pipe the
+// agent's writes fill; the pull's event stream goes on with the guest's progress and ends when the copy
+// does (with an error event when it fails). The download's last bytes are sent only once the guest has
+// committed the copy, so a complete body means a complete file; a copy that fails cuts the download short.
 // Push and pull answer with NDJSON events (transfer-events.ts) once they start; what fails before that
 // (unknown VM, VM not running) is an ordinary JSON error answer.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { write } from 'node:fs';
+import { read, write } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { loadNative } from '../../device-backend/native/index.js';
@@ -16,7 +19,7 @@ import type { StreamAction } from './api-requests.js';
 import { errorResponse, errorToResponse, type ApiErrorBody, type ApiResponse } from './api-responses.js';
 import { checkContract, describeProblems, NDJSON_CONTENT_TYPE, transferEventSchema, type TransferEvent, type TransferStage } from './api-contract.js';
 import { encodeTransferEvent, ProgressThrottle } from './transfer-events.js';
-import type { TransferStore } from './transfer-store.js';
+import type { LiveDownload, TransferStore } from './transfer-store.js';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 
 export interface TransferContext {
@@ -122,47 +125,118 @@ async function pull(action: StreamAction & { kind: 'pull' }, res: ServerResponse
   const refused = checkVmCanCopy(ctx.manager, action.name);
   if (refused) return refused;
   const { name, guestPath } = action;
-  const temp = await ctx.store.createTemp('pull');
+  const native = loadNative();
+  const [readFd, writeFd] = native.pipe('write');
+  // The read end belongs to the download once it is claimed; until then (or if it never is) to this pull.
+  let readOwned = true;
+  const closeRead = (): void => {
+    if (readOwned) native.close(readFd);
+    readOwned = false;
+  };
   const events = startEvents(res, ctx.nowMs, ctx.log);
   const startedMs = ctx.nowMs();
-  let held = false;
-  try {
-    const result = await ctx.manager.copyFromGuest(name, {
+  let announce: (bytes: number) => void = () => {};
+  const announced = new Promise<number>((resolve) => (announce = resolve));
+  let sizeKnown = false;
+  const copy = ctx.manager
+    .copyFromGuest(name, {
       guestPath,
-      hostFd: temp.handle.fd,
-      maxBytes: await ctx.store.pullLimitBytes(),
-      onProgress: (moved, total) => events.progress('guest', moved, total),
-    });
-    const onHostBytes = (await temp.handle.stat()).size;
-    if (onHostBytes !== result.bytes) {
-      throw new VmgmtError('INTERNAL', `the copy of ${guestPath} reported ${result.bytes} bytes but the host file holds ${onHostBytes}`, {
-        reportedBytes: result.bytes,
-        onHostBytes,
-      });
-    }
-    events.progress('guest', result.bytes, result.bytes, true);
-    await temp.handle.close();
+      hostFd: writeFd,
+      maxBytes: ctx.store.maxPullBytes,
+      onProgress: (moved, total) => {
+        if (!sizeKnown) {
+          sizeKnown = true;
+          announce(total);
+        }
+        events.progress('guest', moved, total);
+      },
+    })
+    .finally(() => native.close(writeFd));
+  try {
+    const first = await Promise.race([announced.then((bytes) => ({ kind: 'open' as const, bytes })), copy.then((r) => ({ kind: 'done' as const, bytes: r.bytes }))]);
+    const bytes = first.bytes;
     if (events.clientGone()) {
       ctx.log.info('the client went away before the pulled file was ready; dropped it', { vm: name, guestPath });
+      closeRead();
+      await copy.catch(() => undefined);
       return { kind: 'streamed', status: 200 };
     }
-    const id = await ctx.store.hold(temp.path, result.bytes);
+    // From here the store (drop: nobody came) or the download closes the read end.
+    readOwned = false;
+    let dropped = false;
+    const id = ctx.store.holdLive({
+      readFd,
+      bytes,
+      copy,
+      drop: () => {
+        dropped = true;
+        native.close(readFd);
+      },
+    });
     if (id === undefined) throw new VmgmtError('INVALID_STATE', 'the daemon is shutting down: pull the file again when it is back');
-    held = true;
-    events.send({ event: 'ready', bytes: result.bytes, download: `/v1/transfers/${id}` });
+    // The event stream goes on after ready (guest progress, then the copy's error if it fails), so a client
+    // whose download is cut short learns why; it ends when the copy does.
+    events.send({ event: 'ready', bytes, download: `/v1/transfers/${id}` });
+    const result = await copy.catch((err: unknown) => {
+      if (!dropped) throw err;
+      throw new VmgmtError('INVALID_STATE', `nobody fetched ${id === undefined ? 'the download' : `/v1/transfers/${id}`} within ${Math.round(ctx.store.downloadTtlMs / 1000)} s of the ready event (or the daemon is stopping), so the copy of ${guestPath} was stopped: pull it again`, { guestPath }, { cause: err });
+    });
     ctx.log.info('file pulled', { vm: name, guestPath, bytes: result.bytes, durationMs: Math.round(ctx.nowMs() - startedMs) });
   } catch (err) {
     events.fail(err, ctx.log, { vm: name, guestPath, direction: 'pull' });
   } finally {
-    await temp.handle.close().catch(() => {});
-    if (!held) await ctx.store.remove(temp.path);
+    closeRead();
+    await copy.catch(() => undefined);
     events.end();
   }
   return { kind: 'streamed', status: 200 };
 }
 
+const readAsync = promisify(read);
+const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Sends a live download: what the guest copy puts into the pipe, as it comes, with the body's last chunk
+ * held back until the copy has succeeded. The pipe's read end is closed only after the last read returned
+ * (a copy that ends closes the write end, so a read never waits for ever).
+ */
+async function sendLive(live: LiveDownload, res: ServerResponse, ctx: TransferContext, id: string): Promise<void> {
+  const native = loadNative();
+  let sent = 0;
+  try {
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(live.bytes), 'Cache-Control': 'no-store' });
+    res.flushHeaders();
+    if (live.bytes === 0) {
+      await live.copy;
+      res.end();
+      return;
+    }
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(DOWNLOAD_CHUNK_BYTES, live.bytes - sent));
+      const { bytesRead } = await readAsync(live.readFd, chunk, 0, chunk.length, null);
+      if (bytesRead === 0) throw new Error(`the guest copy ended after ${sent} of ${live.bytes} bytes`);
+      if (res.destroyed) throw new Error('the client went away');
+      sent += bytesRead;
+      const last = sent === live.bytes;
+      if (last) await live.copy; // committed in the guest: only now may the body be complete
+      if (!res.write(chunk.subarray(0, bytesRead))) await new Promise<void>((resolve) => res.once('drain', resolve).once('close', resolve));
+      if (last) break;
+    }
+    res.end();
+  } catch (err) {
+    ctx.log.info('a live download was cut off', { id, bytes: live.bytes, sent, error: (err as Error).message });
+    res.destroy();
+  } finally {
+    native.close(live.readFd);
+  }
+}
+
 async function download(id: string, res: ServerResponse, ctx: TransferContext): Promise<StreamOutcome> {
   const held = ctx.store.claim(id);
+  if (held?.kind === 'live') {
+    await sendLive(held, res, ctx, id);
+    return { kind: 'streamed', status: 200 };
+  }
   if (!held) {
     return answer(
       errorResponse(

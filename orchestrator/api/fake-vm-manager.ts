@@ -1,6 +1,6 @@
 // An in-memory VmManagerApi for tests of the API server and the CLI: no QEMU, same errors as the contract.
-// Copies move bytes between the caller's host fd (a push: a pipe, read in order) and an in-memory guest file
-// system (guestFiles).
+// Copies move bytes between the caller's host fd (a pipe, read or written in order) and an in-memory guest
+// file system (guestFiles).
 import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -228,7 +228,14 @@ export class FakeVmManager implements VmManagerApi {
     let moved = 0;
     opts.onProgress?.(0, data.byteLength);
     while (moved < data.byteLength) {
-      moved += writeSync(opts.hostFd, data, moved, Math.min(this.copyChunkBytes, data.byteLength - moved), moved);
+      // A pull streams through a pipe whose write end is non-blocking: write in order, wait while it is full.
+      try {
+        moved += writeSync(opts.hostFd, data, moved, Math.min(this.copyChunkBytes, data.byteLength - moved), null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
       await this.#copyStep(moved, data.byteLength, opts.onProgress);
     }
     await this.#copyStep(moved, data.byteLength, undefined);

@@ -1,6 +1,8 @@
-// The daemon's transfer directory: temporary files (mode 0600) that hold a pushed file until the guest has
-// it, or a pulled file until the client fetches it. A pulled file is held under a random 128-bit id for one
-// download and removed when fetched, when unclaimed after the time to live, or when the store closes.
+// The daemon's transfer directory: temporary files (mode 0600) that hold a pulled file until the client
+// fetches it (pushes stream through a pipe and store nothing). A pulled file is held under a random 128-bit
+// id for one download and removed when fetched, when unclaimed after the time to live, or when the store
+// closes. A live download (a pull streamed as the guest sends it) is held the same way: its `drop` (close
+// the pipe: the guest copy then fails) runs when it expires unclaimed or the store closes.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -27,9 +29,17 @@ export interface HeldDownload {
   bytes: number;
 }
 
-interface Held extends HeldDownload {
-  timer: NodeJS.Timeout;
+/** A pull in progress: the download reads `readFd` (a pipe the guest copy fills); `copy` settles when the guest is done. */
+export interface LiveDownload {
+  kind: 'live';
+  readFd: number;
+  bytes: number;
+  copy: Promise<{ bytes: number }>;
+  /** Called when nobody claims it: releases the pipe. */
+  drop: () => void;
 }
+
+type Held = (HeldDownload & { kind: 'file'; timer: NodeJS.Timeout }) | (LiveDownload & { timer: NodeJS.Timeout });
 
 export class TransferStore {
   readonly #held = new Map<string, Held>();
@@ -114,17 +124,36 @@ export class TransferStore {
       }
     }, this.downloadTtlMs);
     timer.unref();
-    this.#held.set(id, { path: file, bytes, timer });
+    this.#held.set(id, { kind: 'file', path: file, bytes, timer });
     return id;
   }
 
-  /** The held file for id, once: the caller owns it from now on (and removes it). */
-  claim(id: string): HeldDownload | undefined {
+  /** Keeps a live download for one claim; undefined (and dropped) after close(). */
+  holdLive(live: Omit<LiveDownload, 'kind'>): string | undefined {
+    if (this.#closed) {
+      live.drop();
+      return undefined;
+    }
+    const id = randomBytes(16).toString('hex');
+    const timer = setTimeout(() => {
+      if (this.#held.delete(id)) {
+        this.log.info('an unclaimed live download expired: the guest copy is stopped', { id, bytes: live.bytes, ttlMs: this.downloadTtlMs });
+        live.drop();
+      }
+    }, this.downloadTtlMs);
+    timer.unref();
+    this.#held.set(id, { kind: 'live', ...live, timer });
+    return id;
+  }
+
+  /** The held download for id, once: the caller owns it from now on (removes the file, or reads the pipe to its end). */
+  claim(id: string): (HeldDownload & { kind: 'file' }) | LiveDownload | undefined {
     const held = this.#held.get(id);
     if (!held) return undefined;
     this.#held.delete(id);
     clearTimeout(held.timer);
-    return { path: held.path, bytes: held.bytes };
+    if (held.kind === 'live') return { kind: 'live', readFd: held.readFd, bytes: held.bytes, copy: held.copy, drop: held.drop };
+    return { kind: 'file', path: held.path, bytes: held.bytes };
   }
 
   /** Removes a transfer file; one that is already gone is fine. */
@@ -145,7 +174,8 @@ export class TransferStore {
     this.#held.clear();
     for (const h of held) {
       clearTimeout(h.timer);
-      await this.remove(h.path);
+      if (h.kind === 'live') h.drop();
+      else await this.remove(h.path);
     }
   }
 }

@@ -10,7 +10,7 @@ import type { ChatCommand, CliCommand, ObserveCommand } from './cli-args.js';
 import { CliError } from './cli-error.js';
 import { formatActionResult, formatAgentUpdates, formatErrorLines, formatHostInfo, formatStatsTable, formatVmDetails, formatVmTable } from './cli-format.js';
 import type { AgentUpdateResult } from '../api/api-contract.js';
-import { attachConsole, type ConsoleStdin } from './console-attach.js';
+import type { ConsoleStdin } from './console-attach.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
 export interface CommandContext {
@@ -172,6 +172,7 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
     }
     case 'vm-console': {
       const vm = await client.inspect(command.name);
+      const { attachConsole } = await import('./console-attach.js');
       const end = await attachConsole({
         socketPath: vm.paths.consoleSocket,
         vmName: vm.name,

@@ -4,11 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { ApiError, createApiClient, DaemonUnavailableError } from './api-client.js';
 import { parseCli, type ChatCommand, type CliCommand, type ObserveCommand } from './cli-args.js';
-import { runObserveCommand } from './observe-command.js';
-import { runChatCommand } from './chat-command.js';
 import { runVmCommand, type CommandContext } from './cli-commands.js';
-import { runCpCommand } from './cp-command.js';
-import { runExecCommand } from './exec-command.js';
 import { CliError } from './cli-error.js';
 import { formatErrorLines } from './cli-format.js';
 import type { ConsoleStdin } from './console-attach.js';
@@ -63,10 +59,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
       nowMs: io.nowMs ?? Date.now,
       env: io.env,
     };
-    if (command.kind === 'cp') return await runCpCommand(command, ctx);
-    if (command.kind === 'vm-exec') return await runExecCommand(command, { ...ctx, socketPath: globals.socketPath });
-    if (command.kind.startsWith('chat-')) return await runChatCommand(command as ChatCommand, ctx);
-    if (command.kind === 'events' || command.kind === 'dashboard' || command.kind === 'top') return await runObserveCommand(command, ctx);
+    // Loaded when used: a CLI call that does little (vm ls) does not pay for the copy, chat, exec and observe code.
+    if (command.kind === 'cp') return await (await import('./cp-command.js')).runCpCommand(command, ctx);
+    if (command.kind === 'vm-exec') return await (await import('./exec-command.js')).runExecCommand(command, { ...ctx, socketPath: globals.socketPath });
+    if (command.kind.startsWith('chat-')) return await (await import('./chat-command.js')).runChatCommand(command as ChatCommand, ctx);
+    if (command.kind === 'events' || command.kind === 'dashboard' || command.kind === 'top') return await (await import('./observe-command.js')).runObserveCommand(command, ctx);
     return await runVmCommand(command as Exclude<CliCommand, ChatCommand | ObserveCommand | { kind: 'help' | 'daemon' | 'cp' | 'completion' | 'vm-exec' | 'cluster-keygen' }>, ctx);
   } catch (err) {
     // `vmgmt cp --json` prints NDJSON events, so its error is one more event line.

@@ -145,6 +145,8 @@ async function pull(command: CpCommand & { direction: 'pull' }, ctx: CpContext, 
     }
     let received = 0;
     progress.download(0, ready.bytes);
+    // A download cut short is most often a copy that failed in the guest: the pull's event stream says why.
+    const why = async (fallback: ApiError): Promise<Error> => (await withTimeout(ready.outcome, OUTCOME_WAIT_MS)) ?? fallback;
     try {
       for await (const chunk of download.body as AsyncIterable<Buffer>) {
         await writeFully(handle, chunk, received).catch((err: unknown) => {
@@ -156,11 +158,13 @@ async function pull(command: CpCommand & { direction: 'pull' }, ctx: CpContext, 
       }
     } catch (err) {
       if (err instanceof CliError) throw err;
-      throw new ApiError(200, 'BAD_RESPONSE', `the download of ${vm}:${guestPath} broke off after ${received} of ${ready.bytes} bytes (${(err as Error).message}): copy it again`);
+      throw await why(new ApiError(200, 'BAD_RESPONSE', `the download of ${vm}:${guestPath} broke off after ${received} of ${ready.bytes} bytes (${(err as Error).message}): copy it again`));
     }
     if (received !== ready.bytes) {
-      throw new ApiError(200, 'BAD_RESPONSE', `the download of ${vm}:${guestPath} ended after ${received} of ${ready.bytes} bytes: copy it again`);
+      throw await why(new ApiError(200, 'BAD_RESPONSE', `the download of ${vm}:${guestPath} ended after ${received} of ${ready.bytes} bytes: copy it again`));
     }
+    const failed = await ready.outcome;
+    if (failed) throw failed;
     progress.download(received, ready.bytes, true);
     try {
       await handle.sync();
@@ -178,6 +182,14 @@ async function pull(command: CpCommand & { direction: 'pull' }, ctx: CpContext, 
     await handle?.close().catch(() => {});
     if (!renamed) await unlink(tempPath).catch(() => {});
   }
+}
+
+/** How long a cut download waits for the pull's event stream to say why. */
+const OUTCOME_WAIT_MS = 10_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** The local file a pull writes: localPath itself, or the guest file's name inside it when it is a directory. */

@@ -41,15 +41,19 @@ export async function pushFile(socketPath: string, name: string, opts: PushOptio
   return { bytes: last.bytes };
 }
 
-/** Asks the daemon to copy the guest file out; resolves with the ready event (its download path). */
-export async function pullFile(socketPath: string, name: string, opts: PullOptions): Promise<{ bytes: number; download: string }> {
+/**
+ * Asks the daemon to copy the guest file out; resolves with the ready event (its download path) as soon as
+ * the guest has opened the file. The download streams while the copy runs; `outcome` settles when the pull's
+ * event stream ends: undefined when the copy succeeded, else the error that ended it.
+ */
+export async function pullFile(socketPath: string, name: string, opts: PullOptions): Promise<{ bytes: number; download: string; outcome: Promise<Error | undefined> }> {
   const path = vmFilesPath(name, 'pull', opts.guestPath);
   const last = await streamEvents(socketPath, 'POST', path, {
     headers: { 'Content-Length': '0' },
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   });
   if (last.event !== 'ready') throw badResponse('POST', path, `expected a ready event, got ${last.event}`);
-  return { bytes: last.bytes, download: last.download };
+  return { bytes: last.bytes, download: last.download, outcome: last.rest };
 }
 
 /** Starts the one download of a pulled file; the caller reads body to its end. */
@@ -78,7 +82,7 @@ export function openDownload(socketPath: string, downloadPath: string): Promise<
   });
 }
 
-type Terminal = TransferEvent & { event: 'done' | 'ready' };
+type Terminal = TransferEvent & { event: 'done' | 'ready' } & { rest: Promise<Error | undefined> };
 
 /**
  * One request whose 200 answer is NDJSON events: each is passed to onEvent; resolves with the done or
@@ -114,7 +118,27 @@ function streamEvents(
       }
       const splitter = new NdjsonLineSplitter();
       let outcome: { kind: 'terminal'; event: Terminal } | { kind: 'error'; error: Error } | undefined;
+      // After a ready event the stream goes on (guest progress, an error if the copy fails): `rest`.
+      let endRest: (err: Error | undefined) => void = () => {};
+      const rest = new Promise<Error | undefined>((r) => (endRest = r));
+      let lateError: Error | undefined;
+      const takeLate = (chunk: ReturnType<NdjsonLineSplitter['push']>): void => {
+        if (!chunk.ok || lateError) return;
+        for (const line of chunk.lines) {
+          const decoded = decodeTransferEvent(line);
+          if (!decoded.ok) continue;
+          if (decoded.event.event === 'error') {
+            lateError = eventError(decoded.event);
+            return;
+          }
+          opts.onEvent?.(decoded.event);
+        }
+      };
       const take = (chunk: ReturnType<NdjsonLineSplitter['push']>): void => {
+        if (outcome?.kind === 'terminal' && outcome.event.event === 'ready') {
+          takeLate(chunk);
+          return;
+        }
         if (outcome) return;
         if (!chunk.ok) {
           outcome = { kind: 'error', error: badResponse(method, path, chunk.reason) };
@@ -133,7 +157,12 @@ function streamEvents(
           }
           opts.onEvent?.(event);
           if (event.event === 'done' || event.event === 'ready') {
-            outcome = { kind: 'terminal', event };
+            outcome = { kind: 'terminal', event: { ...event, rest } };
+            if (event.event === 'ready') {
+              // Settle now: the caller downloads while the rest of the stream comes.
+              settle(() => resolve({ ...event, rest }));
+              takeLate({ ok: true, lines: chunk.lines.slice(chunk.lines.indexOf(line) + 1) });
+            }
             return;
           }
         }
@@ -141,6 +170,7 @@ function streamEvents(
       res.on('data', (c: Buffer) => take(splitter.push(c)));
       res.on('end', () => {
         take(splitter.end());
+        endRest(lateError);
         settle(() => {
           if (outcome?.kind === 'terminal') resolve(outcome.event);
           else if (outcome?.kind === 'error') reject(outcome.error);
@@ -149,6 +179,7 @@ function streamEvents(
       });
       res.on('close', () => {
         if (res.complete) return;
+        endRest(lateError ?? unavailable(socketPath, Object.assign(new Error('the event stream broke off'), { code: 'ECONNRESET' }), true));
         settle(() => {
           if (outcome?.kind === 'terminal') resolve(outcome.event);
           else if (outcome?.kind === 'error') reject(outcome.error);

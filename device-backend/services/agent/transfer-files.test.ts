@@ -138,4 +138,36 @@ describe('transfer files: handles on host transfers', () => {
     expect(open.status).toBe(STATUS.OK.code);
     expect((await call(fileReq.write(handleOf(open), 1, 4096, BUF_AT))).status).toBe(STATUS.WRITE_PAST_SIZE.code);
   });
+
+  it('a piped to-guest transfer is read in order as the pipe fills; a read out of order or a hash is STREAM_ORDER', async () => {
+    const native = loadNative();
+    const [r, w] = native.pipe();
+    opened.push(r, w);
+    const t = transfers.create({ direction: 'to-guest', fd: r, totalBytes: 10 });
+    const h = handleOf(await openTransfer(t, FILE_OPEN_FLAG.READ));
+    // Two reads in flight before any byte arrived: the first waits for the pipe, the second queues behind it.
+    const first = call(fileReq.read(h, 6, 0, BUF_AT));
+    const second = call(fileReq.read(h, 4, 6, BUF_AT + 64));
+    writeFileSync(w, 'abc');
+    await new Promise((res) => setTimeout(res, 20));
+    writeFileSync(w, 'defghij');
+    expect(u32(await first, FILE_IO_RESP.offsets.bytes)).toBe(6);
+    expect(u32(await second, FILE_IO_RESP.offsets.bytes)).toBe(4);
+    expect(new TextDecoder().decode(mem.copyOut(BUF_AT, 6)) + new TextDecoder().decode(mem.copyOut(BUF_AT + 64, 4))).toBe('abcdefghij');
+    expect((await call(fileReq.read(h, 4, 0, BUF_AT))).status).toBe(STATUS.STREAM_ORDER.code);
+    expect((await call(fileReq.hash(h))).status).toBe(STATUS.STREAM_ORDER.code);
+    expect(t.movedBytes).toBe(10);
+  });
+
+  it('a piped read waiting for the upload ends with BAD_HANDLE when the transfer ends', async () => {
+    const native = loadNative();
+    const [r, w] = native.pipe();
+    opened.push(r, w);
+    const t = transfers.create({ direction: 'to-guest', fd: r, totalBytes: 10 });
+    const h = handleOf(await openTransfer(t, FILE_OPEN_FLAG.READ));
+    const waiting = call(fileReq.read(h, 10, 0, BUF_AT));
+    await new Promise((res) => setTimeout(res, 10));
+    transfers.end(t, 'copy failed');
+    expect((await waiting).status).toBe(STATUS.BAD_HANDLE.code);
+  });
 });

@@ -5,7 +5,9 @@
 // A to-guest transfer whose fd is a pipe (the daemon streams `vmgmt cp`'s upload into it as it arrives) is
 // read in file order, once: reads are served one after the other with non-blocking read()s on the event
 // loop, waiting for the pipe to be readable when it is empty (the upload's pace, with the pipe's room as
-// the back-pressure). A read out of order or a hash of a pipe answers STREAM_ORDER.
+// the back-pressure). A from-guest transfer whose fd is a pipe (the daemon streams it to `vmgmt cp`'s
+// download) is written the same way: in file order, with non-blocking write()s, waiting (a 1 ms timer)
+// while the pipe is full. A read or write out of order, or a hash of a pipe, answers STREAM_ORDER.
 import { FILE_CLOSE_FLAG, FILE_OPEN_FLAG, FILE_TYPE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { ServiceContext } from '../../core/message-service.js';
 import { isNativeSyscallError, type VmgmtNative } from '../../native/index.js';
@@ -16,6 +18,9 @@ import type { HostTransfer, HostTransfers } from './host-transfers.js';
 import { need, preadFully, Refusal, sha256InTurns } from '../refusal.js';
 
 export const TRANSFER_FILE_TYPES = [MSG_TYPE.FILE_OPEN, MSG_TYPE.FILE_READ, MSG_TYPE.FILE_WRITE, MSG_TYPE.FILE_CLOSE, MSG_TYPE.FILE_HASH];
+
+/** How long a write to a full pipe waits before it tries again (the download drains it meanwhile). */
+const PIPE_FULL_WAIT_MS = 1;
 
 /** Open handles per VM; the agent needs two at most (one copy at a time, each direction one file). */
 const MAX_HANDLES = 16;
@@ -136,7 +141,10 @@ export class TransferFiles {
         throw new Refusal(STATUS.FILE_TOO_LARGE.code, `host transfer ${t.token}: the guest declared ${sizeBytes} bytes, the host takes at most ${t.maxBytes}`);
       }
       t.totalBytes = sizeBytes;
-      const handle = this.add(ctx.channel, { kind: 'write', transfer: t, declaredBytes: sizeBytes, busy: 0, closing: false });
+      const fd = this.opts.transfers.fdOf(t);
+      const piped = fd !== undefined && this.opts.native.fstat(fd).type === 'fifo';
+      const handle = this.add(ctx.channel, { kind: 'write', transfer: t, declaredBytes: sizeBytes, busy: 0, closing: false, ...(piped ? { stream: { next: 0, tail: Promise.resolve() } } : {}) });
+      this.progress(t, 0); // the size is known now: a streamed pull can announce its download
       return encodeInfo({ handle, type: FILE_TYPE.FILE, sizeBytes: 0, mtimeNs: 0n, mode: 0o644 });
     }
     throw new Refusal(STATUS.PERMISSION_DENIED.code, `host transfer ${t.token} is ${t.direction}, not open flags ${flags}`);
@@ -161,7 +169,7 @@ export class TransferFiles {
     return encodeIoResult(done);
   }
 
-  private write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array {
+  private write(ctx: ServiceContext, req: { handle: number; length: number; fileOffset: number; bufOffset: number }): Uint8Array | Promise<Uint8Array> {
     const h = this.lookup(ctx, req.handle);
     if (h.kind !== 'write') throw new Refusal(STATUS.WRONG_HANDLE_KIND.code, `handle ${req.handle} is a read handle`);
     if (req.fileOffset + req.length > h.declaredBytes) {
@@ -169,6 +177,7 @@ export class TransferFiles {
     }
     const view = ctx.slice.view(req.bufOffset, req.length);
     if (!view.ok) throw new Refusal(view.status, view.reason);
+    if (h.stream) return this.writeStream(h, h.stream, req.handle, view.bytes, req.fileOffset);
     const written = this.opts.native.pwrite(this.fdOf(h, req.handle), view.bytes, req.fileOffset);
     this.progress(h.transfer, written);
     return encodeIoResult(written);
@@ -196,6 +205,39 @@ export class TransferFiles {
           });
           s.wake = () => {
             watch.stop();
+            s.wake = undefined;
+            resolve();
+          };
+        });
+      }
+      s.next += done;
+      this.progress(h.transfer, done);
+      return encodeIoResult(done);
+    };
+    const answer = s.tail.then(run, run);
+    s.tail = answer.catch(() => undefined);
+    return answer;
+  }
+
+  /** Queues a write to a piped transfer behind the ones before it; each goes whole into the pipe. */
+  private writeStream(h: TransferHandle, s: NonNullable<TransferHandle['stream']>, handle: number, view: Uint8Array, offset: number): Promise<Uint8Array> {
+    const run = async (): Promise<Uint8Array> => {
+      if (offset !== s.next) throw new Refusal(STATUS.STREAM_ORDER.code, `handle ${handle}: write at ${offset}, but the stream is at ${s.next}`);
+      let done = 0;
+      while (done < view.byteLength) {
+        if (h.closing) throw new Refusal(STATUS.BAD_HANDLE.code, `handle ${handle} closed while it waited for the download`);
+        const n = this.opts.native.writeSome(this.fdOf(h, handle), view.subarray(done));
+        if (n > 0) {
+          done += n;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            s.wake = undefined;
+            resolve();
+          }, PIPE_FULL_WAIT_MS);
+          s.wake = () => {
+            clearTimeout(timer);
             s.wake = undefined;
             resolve();
           };
