@@ -8,7 +8,7 @@ import { findRepoRoot } from '../orchestrator/vm/repo-root.js';
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
 import { testImage } from '../orchestrator/vm/test-image.js';
 import { median } from './bench-guest.js';
-import { QgaClient } from './qga-exec-client.js';
+import { QgaClient } from './qga-client.js';
 
 const REPS = Number(process.env.VMGMT_BENCH_REPS ?? 7);
 /** Output size for the throughput rows; qemu-ga caps captured output at 16 MB, so at most 8 MiB for both. */
@@ -33,7 +33,7 @@ async function vmgmtExec(vm: DeviceVm, argv: string[], print = false): Promise<{
 
 async function qgaExec(qga: QgaClient, argv: string[]): Promise<{ ms: number; bytes: number; exitCode: number; truncated: boolean }> {
   const t0 = performance.now();
-  const r = await qga.exec(argv[0]!, argv.slice(1));
+  const r = await qga.guestExec(argv[0]!, argv.slice(1));
   return { ms: performance.now() - t0, bytes: r.outBytes, exitCode: r.exitcode, truncated: r.truncated };
 }
 
@@ -64,8 +64,7 @@ async function main(): Promise<void> {
     if (!(await vm.agent.waitUntilUp(120_000))) throw new Error('the vmgmt guest agent did not come up');
     const up = await vmgmtExec(vm, ['sh', '-c', 'modprobe virtio_pci && modprobe virtio_console && for i in 1 2 3 4 5 6 7 8 9 10; do p=$(ls /dev/vport*p1 2>/dev/null | head -1); [ -n "$p" ] && break; sleep 0.2; done; echo "qemu-ga on $p"; qemu-ga -d -m virtio-serial -p "$p" -t /run; sleep 0.5; ps | grep -q "[q]emu-ga" || { echo "qemu-ga is not running"; exit 1; }'], true);
     if (up.exitCode !== 0) throw new Error(`could not start qemu-ga in the guest (exit ${up.exitCode})`);
-    qga = await QgaClient.connect(qgaSocket);
-    await qga.sync(60_000);
+    qga = await QgaClient.connect(qgaSocket, 60_000);
     // Warm both paths once.
     await vmgmtExec(vm, ['/bin/true']);
     await qgaExec(qga, ['/bin/true']);

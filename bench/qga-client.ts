@@ -1,6 +1,7 @@
-// A minimal qemu-ga client for the file-transfer benchmark: JSON commands over the VM's virtio-serial port
-// (a UNIX socket QEMU serves), one answer line per command, guest-sync first to skip stale output.
-// Only what the benchmark measures: guest-file-open/read/write/close, as a host-started copy with qemu-ga.
+// A minimal qemu-ga client for the benchmarks that compare with it: JSON commands over the VM's
+// virtio-serial port (a UNIX socket QEMU serves), one answer line per command, guest-sync first to skip
+// stale output. Only what the benchmarks measure: guest-file-open/read/write/close as a host-started copy
+// (bench/file-transfer), guest-exec polled with guest-exec-status (bench/exec).
 import net from 'node:net';
 
 export class QgaClient {
@@ -92,6 +93,15 @@ export class QgaClient {
       await this.exec('guest-file-close', { handle });
     }
     return Buffer.concat(parts);
+  }
+
+  /** guest-exec with captured output, polled with guest-exec-status as fast as qemu-ga answers (it has no push; output is capped at 16 MB). */
+  async guestExec(path: string, args: string[]): Promise<{ exitcode: number; outBytes: number; truncated: boolean }> {
+    const { pid } = (await this.exec('guest-exec', { path, arg: args, 'capture-output': true })) as { pid: number };
+    for (;;) {
+      const st = (await this.exec('guest-exec-status', { pid }, 120_000)) as { exited: boolean; exitcode?: number; 'out-data'?: string; 'out-truncated'?: boolean };
+      if (st.exited) return { exitcode: st.exitcode ?? -1, outBytes: st['out-data'] ? Buffer.from(st['out-data'], 'base64').byteLength : 0, truncated: st['out-truncated'] === true };
+    }
   }
 
   close(): void {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonFixture } from '../support/daemon-fixture.js';
+import { waitFor } from '../support/wait-for.js';
 
 const VM = 'it-upd';
 const GOOD = '1.0.1-it';
@@ -16,16 +17,6 @@ const CRASH = '1.0.2-crash';
 const LATE = '1.0.3-late';
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const repo = path.resolve(import.meta.dirname, '../..');
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('vmgmt agent update', () => {
   let d: DaemonFixture;

@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonFixture } from '../support/daemon-fixture.js';
+import { waitFor } from '../support/wait-for.js';
 
 const VM = 'it-calcp';
 const LAB = { groups: ['lab'] };
@@ -22,16 +23,6 @@ const programs = (upperAllow: unknown) => [
   { name: 'secret', description: 'only for another VM', argv: ['/usr/bin/cat'], allow: { vms: ['someone-else'], groups: ['prod'] } },
 ];
 const config = (upperAllow: unknown = LAB) => ({ logLevel: 'info', calc: { outputBudgetBytes: 2 * 1024 * 1024, programs: programs(upperAllow) } });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** The daemon's calc cgroup directories (v2, or each v1 hierarchy). */
 const calcDirs = (pid: number): string[] =>

@@ -5,21 +5,12 @@
 // the listener's channel was not reset, and no message whose sender was told "delivered" is lost.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonFixture } from '../support/daemon-fixture.js';
+import { waitFor } from '../support/wait-for.js';
 
 const A = 'it-cd-a';
 const B = 'it-cd-b';
 const config = (rules: unknown[]) => ({ logLevel: 'info', chat: { rules } });
 const DENY_VAULT = { from: { vm: A }, to: { name: 'vault' }, action: 'deny', note: 'a may not reach the vault' };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('chat through the real daemon', () => {
   let d: DaemonFixture;

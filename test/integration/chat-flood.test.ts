@@ -7,16 +7,7 @@ import { silentLogger } from '../../device-backend/core/core-logger.js';
 import { LocalChatHub } from '../../device-backend/services/chat/local-chat-hub.js';
 import { type DeviceVm, startDeviceVm } from '../../orchestrator/vm/device-vm.js';
 import { expectNoLeftovers } from '../support/leftovers.js';
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { waitFor } from '../support/wait-for.js';
 
 const FLOODS = 4;
 const FLOOD_MESSAGES = 500;

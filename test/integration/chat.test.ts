@@ -12,19 +12,10 @@ import { loadNative } from '../../device-backend/native/index.js';
 import { deviceServices } from '../../device-backend/services/device-services.js';
 import { type DeviceVm, startDeviceVm } from '../../orchestrator/vm/device-vm.js';
 import { expectNoLeftovers } from '../support/leftovers.js';
+import { waitFor } from '../support/wait-for.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('chat mode between two real guests', () => {
   let hub: LocalChatHub;

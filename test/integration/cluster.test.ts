@@ -15,6 +15,7 @@ import { nkeys } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerConfig } from '../../device-backend/services/chat/cluster/broker-config.js';
 import { DaemonFixture } from '../support/daemon-fixture.js';
+import { waitFor } from '../support/wait-for.js';
 
 /** Debian installs it in /usr/sbin, which a non-login PATH may lack. */
 const NATS_SERVER = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
@@ -36,16 +37,6 @@ const quiet = (cmd: string, args: string[]): void => {
     // already gone
   }
 };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 function removeLeftovers(): void {
   for (const ns of Object.values(NS)) quiet('ip', ['netns', 'del', ns]);

@@ -8,22 +8,13 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findRepoRoot } from '../../orchestrator/vm/repo-root.js';
 import { DaemonFixture } from '../support/daemon-fixture.js';
+import { waitFor } from '../support/wait-for.js';
 
 const suffix = (process.pid % 10_000).toString();
 const A = `it-db-a-${suffix}`;
 const B = `it-db-b-${suffix}`;
 const CHROMIUM = process.env.VMGMT_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(findRepoRoot(), 'test', 'artifacts');
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describe('the web dashboard in chromium', () => {
   let d: DaemonFixture;

@@ -13,22 +13,11 @@ import { parsePromText, promValue, type PromFamily } from '../../orchestrator/ob
 import { parseCpuSeconds } from '../../orchestrator/observe/process-figures.js';
 import { DaemonFixture } from '../support/daemon-fixture.js';
 import { dashboardGet, openEventStream, type TestEventStream } from '../support/event-stream.js';
+import { waitFor } from '../support/wait-for.js';
 
 const suffix = (process.pid % 10_000).toString();
 const A = `it-mx-a-${suffix}`;
 const B = `it-mx-b-${suffix}`;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(500);
-  }
-}
 
 const stateEvents = (events: ApiEvent[]) => events.filter((e) => e.kind === 'vm.state').map((e) => ({ id: e.id, ...(e.data as object) }));
 
