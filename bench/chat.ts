@@ -1,7 +1,8 @@
 // bench/chat: chat round trips and message rates between two TCG guests sharing one hub (as every VM of a
 // daemon does), with the real driver on both sides, beside the baselines measured in the same run: each
 // guest's raw ping round trip through its device, and the way sibling VMs talk today, TCP between the
-// same two guests over virtio-net (a QEMU socket netdev joins them; the bench loads virtio_net itself).
+// same two guests over virtio-net (a QEMU UDP socket netdev joins them: a TCP one adds the host socket's
+// Nagle delay to every multi-segment message; the bench loads virtio_net itself).
 // `make bench-chat` (or node dist/bench/chat.js). VMGMT_BENCH_CHAT_N sets the round trips per row.
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -121,18 +122,18 @@ async function main(): Promise<void> {
   let a: DeviceVm | undefined;
   let b: DeviceVm | undefined;
   try {
-    console.log(`booting two TCG guests (1 vCPU, 256 MiB each) on one chat hub, joined by a socket netdev on 127.0.0.1:${port}...`);
+    console.log(`booting two TCG guests (1 vCPU, 256 MiB each) on one chat hub, joined by a UDP socket netdev on 127.0.0.1:${port}/${port + 1}...`);
     a = await startDeviceVm({
       name: 'bench-chat-a', accel: 'tcg', chat: { hub, group: 'bench' }, files: { root: roots[0]! },
-      extraArgs: ['-netdev', `socket,id=bn0,listen=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:01'],
+      extraArgs: ['-netdev', `socket,id=bn0,udp=127.0.0.1:${port + 1},localaddr=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:01'],
     });
     b = await startDeviceVm({
       name: 'bench-chat-b', accel: 'tcg', chat: { hub, group: 'bench' }, files: { root: roots[1]! },
-      extraArgs: ['-netdev', `socket,id=bn0,connect=127.0.0.1:${port}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:02'],
+      extraArgs: ['-netdev', `socket,id=bn0,udp=127.0.0.1:${port},localaddr=127.0.0.1:${port + 1}`, '-device', 'virtio-net-pci,netdev=bn0,mac=52:54:00:be:0c:02'],
     });
     await bringUpNet(a, modules.files, '10.77.0.1');
     await bringUpNet(b, modules.files, '10.77.0.2');
-    await guestRun(b, `vmgmt-guest chat listen echo --echo -q ${SPIN} > /dev/null 2>&1 & vmgmt-guest chat listen relayed --echo -q > /dev/null 2>/tmp/relayed.err & vmgmt-guest chat register sink > /tmp/sink.out 2>/dev/null & vmgmt-guest bench tcp-echo > /dev/null 2>&1 & echo ok`);
+    await guestRun(b, `vmgmt-guest chat listen echo --echo -q ${SPIN} > /dev/null 2>&1 & vmgmt-guest chat listen relayed --echo -q > /dev/null 2>/tmp/relayed.err & vmgmt-guest chat register sink > /tmp/sink.out 2>/dev/null & vmgmt-guest bench tcp-echo --port 7064 --size 64 > /dev/null 2>&1 & vmgmt-guest bench tcp-echo --port 7096 --size 4096 > /dev/null 2>&1 & echo ok`);
     for (;;) {
       const names = hub.peers({ vm: null, name: 'bench', group: undefined }).map((p) => p.name);
       if (['sink', 'echo', 'relayed'].every((n) => names.includes(n))) break;
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
       const vmvm = parseRtt(await guestRun(a, `${payload(bytes)} | vmgmt-guest chat call echo - --count ${N} ${SPIN}`), 'call');
       calls.set(bytes, vmvm);
       rows.push({ what: `VM->VM call, ${bytes} B`, r: vmvm, note: `${(vmvm.median / sumPing).toFixed(2)}x the sum of the pings` });
-      const tcpRtt = parseRtt(await guestRun(a, `vmgmt-guest bench tcp-rtt 10.77.0.2 --size ${bytes} -n ${N}`), 'tcp-rtt');
+      const tcpRtt = parseRtt(await guestRun(a, `vmgmt-guest bench tcp-rtt 10.77.0.2:${bytes === 64 ? 7064 : 7096} --size ${bytes} -n ${N}`), 'tcp-rtt');
       tcp.set(bytes, tcpRtt);
       rows.push({ what: `TCP over virtio-net, ${bytes} B`, r: tcpRtt, note: `chat call ${(tcpRtt.median / vmvm.median).toFixed(1)}x faster` });
       const toHost = parseRtt(await guestRun(a, `${payload(bytes)} | vmgmt-guest chat call host-echo - --count ${N} ${SPIN}`), 'call');
@@ -160,7 +161,8 @@ async function main(): Promise<void> {
       const fromHost = await hostCalls(hub, 'echo', bytes, N);
       rows.push({ what: `host->VM call, ${bytes} B`, r: fromHost, note: `${(fromHost.median / pingB.median).toFixed(2)}x guest b's ping` });
     }
-    const relayed = parseRtt(await guestRun(a, `${payload(64)} | vmgmt-guest chat call relayed - --count ${Math.min(N, 500)} ${SPIN}`), 'call');
+    // 20 ms between calls: the listener (30 us spin, then the relay) is asleep when each arrives.
+    const relayed = parseRtt(await guestRun(a, `${payload(64)} | vmgmt-guest chat call relayed - --count ${Math.min(N, 200)} --gap-ms 20 ${SPIN}`), 'call');
     rows.push({ what: `VM->VM call, 64 B, listener asleep (wait=${relayWait})`, r: relayed, note: `wake-up costs ${(relayed.median - (calls.get(64)?.median ?? 0)).toFixed(0)} us` });
 
     // Inputs made first, so the rates count the sends, not the guest's seq and awk.

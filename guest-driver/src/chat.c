@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -54,6 +55,7 @@ struct chat {
     const char *exec;            /* --exec CMD */
     bool json, watch, lines, echo, quiet;
     uint32_t count;              /* call --count N: N calls in a row, a summary line instead of the replies */
+    uint32_t gap_ms;             /* call --gap-ms: a pause between them (the callee falls asleep) */
     uint32_t call_timeout_ms;
     struct session *s;
     struct inflight table;
@@ -82,7 +84,7 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         { "wait", required_argument, NULL, 'w' },   { "json", no_argument, NULL, 'j' },     { "watch", no_argument, NULL, 'W' },
         { "exec", required_argument, NULL, 'e' },   { "from", required_argument, NULL, 'f' }, { "lines", no_argument, NULL, 'l' },
         { "call-timeout", required_argument, NULL, 'T' }, { "spin-us", required_argument, NULL, 's' }, { "echo", no_argument, NULL, 'E' }, { "quiet", no_argument, NULL, 'q' },
-        { "count", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
+        { "count", required_argument, NULL, 'n' }, { "gap-ms", required_argument, NULL, 'g' }, { NULL, 0, NULL, 0 },
     };
     *o = (struct cli_common){ .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = CHAT_DEFAULT_TIMEOUT_MS };
     c->call_timeout_ms = CHAT_DEFAULT_CALL_TIMEOUT_MS;
@@ -122,6 +124,7 @@ static int chat_parse(int argc, char **argv, struct chat *c)
         case 'q': c->quiet = true; break;
         case 's': rc = cli_parse_u32(optarg, "spin time --spin-us (microseconds)", 0, 1000000, &o->spin_us); break;
         case 'n': rc = cli_parse_u32(optarg, "call count --count", 1, CHAT_MAX_CALL_COUNT, &c->count); break;
+        case 'g': rc = cli_parse_u32(optarg, "pause between calls --gap-ms", 0, 60000, &c->gap_ms); break;
         case ':': return chat_usage("option %s needs a value", argv[optind - 1]);
         default: return chat_usage("unknown option '%s' for chat", argv[optind - 1]);
         }
@@ -573,6 +576,10 @@ static int chat_call_repeat(struct chat *c, const uint8_t *req, uint32_t n, uint
     int rc = REPORT_EXIT_OK;
     uint32_t reply_bytes = 0;
     for (uint32_t i = 0; i < c->count && !rc; i++) {
+        if (c->gap_ms && i > 0) {
+            struct timespec ts = { .tv_sec = c->gap_ms / 1000, .tv_nsec = (long)(c->gap_ms % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
+        }
         /* The request buffer may point into the slice (large messages): rebuild nothing, resend as built. */
         memcpy(copy, req, n);
         struct inflight_answer a;

@@ -19,7 +19,7 @@
 #define TCPBENCH_MAX_COUNT 10000000u
 
 struct tcpbench_options {
-    bool echo;
+    bool echo, size_given;
     const char *host;
     uint32_t port, size, count;
 };
@@ -37,7 +37,7 @@ static int tcpbench_parse(int argc, char **argv, struct tcpbench_options *o)
         int rc = REPORT_EXIT_OK;
         switch (c) {
         case 'p': rc = cli_parse_u32(optarg, "TCP port --port", 1, 65535, &o->port); break;
-        case 's': rc = cli_parse_u32(optarg, "message size --size (bytes)", 1, TCPBENCH_MAX_SIZE, &o->size); break;
+        case 's': rc = cli_parse_u32(optarg, "message size --size (bytes)", 1, TCPBENCH_MAX_SIZE, &o->size); o->size_given = true; break;
         case 'n': rc = cli_parse_u32(optarg, "round trips -n", 1, TCPBENCH_MAX_COUNT, &o->count); break;
         case ':': return cli_usage_error("option %s needs a value", argv[optind - 1]);
         default: return cli_usage_error("unknown option '%s' for bench tcp-echo/tcp-rtt", argv[optind - 1]);
@@ -86,7 +86,7 @@ static int tcpbench_echo(const struct tcpbench_options *o)
     if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 4) < 0)
         return report_error(REPORT_EXIT_SYSTEM, "bench tcp-echo: cannot listen on port %u: %s", o->port, strerror(errno));
     fprintf(stderr, "tcp-echo: listening on port %u\n", o->port);
-    uint8_t *buf = malloc(64 * 1024);
+    uint8_t *buf = malloc(o->size > 64 * 1024 ? o->size : 64 * 1024);
     if (!buf)
         return report_error(REPORT_EXIT_SYSTEM, "bench tcp-echo: out of memory");
     for (;;) {
@@ -98,10 +98,16 @@ static int tcpbench_echo(const struct tcpbench_options *o)
             return report_error(REPORT_EXIT_SYSTEM, "bench tcp-echo: accept failed: %s", strerror(errno));
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* With --size, whole messages: read one, answer it with one send (as a request/reply server does). */
         for (;;) {
-            ssize_t n = recv(fd, buf, 64 * 1024, 0);
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n;
+            if (o->size_given) {
+                n = tcpbench_full(fd, buf, o->size, false) > 0 ? (ssize_t)o->size : 0;
+            } else {
+                n = recv(fd, buf, 64 * 1024, 0);
+                if (n < 0 && errno == EINTR)
+                    continue;
+            }
             if (n <= 0 || tcpbench_full(fd, buf, (uint32_t)n, true) <= 0)
                 break;
         }
