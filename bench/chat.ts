@@ -133,10 +133,10 @@ async function main(): Promise<void> {
     });
     await bringUpNet(a, modules.files, '10.77.0.1');
     await bringUpNet(b, modules.files, '10.77.0.2');
-    await guestRun(b, `vmgmt-guest chat listen echo --echo -q ${SPIN} > /dev/null 2>&1 & vmgmt-guest chat listen relayed --echo -q > /dev/null 2>/tmp/relayed.err & vmgmt-guest chat register sink > /tmp/sink.out 2>/dev/null & vmgmt-guest bench tcp-echo --port 7064 --size 64 > /dev/null 2>&1 & vmgmt-guest bench tcp-echo --port 7096 --size 4096 > /dev/null 2>&1 & echo ok`);
+    await guestRun(b, `vmgmt-guest chat listen echo --echo -q ${SPIN} > /dev/null 2>&1 & vmgmt-guest chat listen relayed --echo -q > /dev/null 2>/tmp/relayed.err & vmgmt-guest chat register sink > /tmp/sink.out 2>/dev/null & vmgmt-guest chat register qsink -q 2>/tmp/qsink.err & echo $! > /tmp/qsink.pid; vmgmt-guest bench tcp-echo --port 7064 --size 64 > /dev/null 2>&1 & vmgmt-guest bench tcp-echo --port 7096 --size 4096 > /dev/null 2>&1 & echo ok`);
     for (;;) {
       const names = hub.peers({ vm: null, name: 'bench', group: undefined }).map((p) => p.name);
-      if (['sink', 'echo', 'relayed'].every((n) => names.includes(n))) break;
+      if (['sink', 'qsink', 'echo', 'relayed'].every((n) => names.includes(n))) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     const relayWait = /wait=(\w+)/.exec(await guestRun(b, 'cat /tmp/relayed.err'))?.[1] ?? '?';
@@ -172,6 +172,10 @@ async function main(): Promise<void> {
     await guestRun(b, ': > /tmp/sink.out');
     const large = await guestSeconds(a, `vmgmt-guest chat send sink - --lines ${SPIN} < /tmp/large.in`);
     await waitLines(b, '/tmp/sink.out', LARGE);
+    // The same to a listener that takes them without printing: the transport's own rate.
+    const quiet = await guestSeconds(a, `vmgmt-guest chat send qsink - --lines ${SPIN} < /tmp/small.in`);
+    const took = /took (\d+) messages/.exec(await guestRun(b, 'kill -TERM $(cat /tmp/qsink.pid); while kill -0 $(cat /tmp/qsink.pid) 2>/dev/null; do sleep 0.1; done; cat /tmp/qsink.err'))?.[1];
+    if (Number(took) !== MESSAGES) throw new Error(`the quiet listener took ${took} of ${MESSAGES} messages`);
     let atHost = 0;
     const hostSink = hub.registerHost('host-sink', () => {
       atHost++;
@@ -189,12 +193,13 @@ async function main(): Promise<void> {
     console.log('');
     console.log('one-way messages, guest a -> a listener in guest b (pipelined sends, each acknowledged as delivered)');
     console.log(`${'small (inline in the ring slot)'.padEnd(52)} ${String(MESSAGES).padStart(9)} msgs ${Math.round(MESSAGES / small).toString().padStart(9)} msg/s`);
+    console.log(`${'small, to a listener that only counts them (-q)'.padEnd(52)} ${String(MESSAGES).padStart(9)} msgs ${Math.round(MESSAGES / quiet).toString().padStart(9)} msg/s`);
     console.log(`${'small, guest a -> a host-side name'.padEnd(52)} ${String(MESSAGES).padStart(9)} msgs ${Math.round(MESSAGES / toHost).toString().padStart(9)} msg/s`);
     console.log(`${'small, host -> the listener in guest b (32 in flight)'.padEnd(52)} ${String(MESSAGES).padStart(9)} msgs ${Math.round(MESSAGES / fromHost).toString().padStart(9)} msg/s`);
     console.log(`${`${LARGE_BYTES / 1024} KiB (through the data slices)`.padEnd(52)} ${String(LARGE).padStart(9)} msgs ${Math.round(LARGE / large).toString().padStart(9)} msg/s  ${((LARGE * LARGE_BYTES) / large / 1e6).toFixed(1)} MB/s`);
     console.log('');
     const c64 = calls.get(64)!;
-    console.log(`targets: VM->VM call <= 2x the sum of the pings: ${(c64.median / sumPing).toFixed(2)}x; >= 10x faster than TCP: ${(tcp.get(64)!.median / c64.median).toFixed(1)}x (64 B), ${(tcp.get(4096)!.median / calls.get(4096)!.median).toFixed(1)}x (4 KiB); >= 50,000 msg/s: ${Math.round(MESSAGES / small)}`);
+    console.log(`targets: VM->VM call <= 2x the sum of the pings: ${(c64.median / sumPing).toFixed(2)}x; >= 10x faster than TCP: ${(tcp.get(64)!.median / c64.median).toFixed(1)}x (64 B), ${(tcp.get(4096)!.median / calls.get(4096)!.median).toFixed(1)}x (4 KiB); >= 50,000 msg/s: ${Math.round(MESSAGES / small)} (printing listener), ${Math.round(MESSAGES / quiet)} (counting listener)`);
   } finally {
     echoHost.close();
     await a?.close();

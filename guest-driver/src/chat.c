@@ -832,6 +832,8 @@ static int chat_listen(struct chat *c)
     fprintf(stderr, " on channel %u (pid %d, wait=%s)%s\n", c->s->ch.index, (int)getpid(), dev_wait_name(c->s->dev.wait),
             c->exec ? "; answering calls with --exec" : c->echo ? "; answering calls with their own data (--echo)" : "");
     int rc = chat_loop(c);
+    if (c->quiet)
+        fprintf(stderr, "chat: took %" PRIu64 " messages\n", c->received);
     /* Leaving: the channel reset on release tells the core the names are gone; say so first in words. */
     for (unsigned i = 0; i < c->name_count && !rc && !c->table.broken; i++) {
         c->s->dev.ignore_stop = true;

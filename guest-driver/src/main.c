@@ -67,7 +67,7 @@ static const char main_usage[] =
     "                                      each (<vm>/<name> -> <to>: <text>) until SIGINT/SIGTERM; --exec\n"
     "                                      answers each call with CMD's stdout (call data on its stdin),\n"
     "                                      --echo with the call's own data (no process per call); -q prints\n"
-    "                                      nothing of what arrives\n"
+    "                                      nothing of what arrives, and on exit how many messages it took\n"
     "  chat peers [--watch] [--json]       the peers this VM may talk to; --watch then prints join/leave events\n"
     "  chat send TARGET MESSAGE|- [--lines] [--from NAME]\n"
     "                                      TARGET is a name, host, or @ (this VM's chat group); - reads stdin\n"
