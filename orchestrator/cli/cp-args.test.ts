@@ -45,7 +45,7 @@ describe('parseCpArgs', () => {
     expect(usage('./a', './b')).toMatch(/neither "\.\/a" nor "\.\/b" names a VM: one side must be VM:\/PATH/);
     expect(usage('./x', 'a:b')).toBe('guest path "b" in "a:b" must be an absolute path (start with /); a local file whose name has a colon is written ./a:b');
     expect(usage('vm1:', './x')).toMatch(/guest path "" in "vm1:" is empty/);
-    expect(usage('vm1:/etc/', './x')).toBe('"vm1:/etc/" names a directory: vmgmt cp copies single files');
+    expect(usage('vm1:/etc/', './x')).toBe('"vm1:/etc/" names a directory: vmgmt cp copies single files (vmgmt cp -r copies directories)');
     expect(usage('vm1:/etc/..', './x')).toMatch(/names a directory/);
     expect(usage('-', 'vm1:/x')).toMatch(/not stdin or stdout/);
     expect(usage('', 'vm1:/x')).toMatch(/local path is empty/);
