@@ -204,7 +204,7 @@ static void agent_on_request(void *arg, const struct vmgmt_msg *msg, const uint8
     }
     if (msg->type != VMGMT_MSG_AGENT_COPY && msg->type != VMGMT_MSG_AGENT_LIST) {
         /* The core decodes answers too and counts one of a type it does not know as our protocol error. */
-        fprintf(stderr, "agent: ignored request %u of unknown type 0x%04x: the agent serves AGENT_COPY (0x0201) only, and an answer of an unknown type would count as a protocol error against this channel\n",
+        fprintf(stderr, "agent: ignored request %u of unknown type 0x%04x: the agent serves AGENT_COPY, AGENT_LIST, AGENT_MKDIR, AGENT_UPDATE and EXEC_START only, and an answer of an unknown type would count as a protocol error against this channel\n",
                 msg->request_id, msg->type);
         return;
     }
@@ -385,7 +385,8 @@ static bool agent_copy(struct agent *a, const struct agentmsg_copy *req)
 {
     struct agentcopy_result res = agentcopy_run(&a->f, req);
     a->last_active_ns = clock_now_ns();
-    fprintf(stderr, "agent: copy %s %s bytes=%" PRIu64 " ms=%" PRIu64 " status=%d\n", agentmsg_direction_name(req->direction), req->guest_path,
+    fprintf(stderr, "agent: %s %s %s bytes=%" PRIu64 " ms=%" PRIu64 " status=%d\n", req->type == VMGMT_MSG_AGENT_LIST ? "list" : "copy",
+            agentmsg_direction_name(req->direction), req->guest_path,
             res.bytes, (res.elapsed_ns + 500000) / 1000000, res.status);
     if (res.channel_broken)
         return false;
