@@ -30,9 +30,10 @@ describe('vmgmt cp -r', () => {
   const vmgmt = (...args: string[]) => d.cli(...args);
   const VM = 'it-cpr';
   const MAX_DEPTH = 4;
+  const MAX_PULL = 8 * 1024 * 1024;
 
   beforeAll(async () => {
-    d = await DaemonFixture.start({ config: { transfers: { maxTreeDepth: MAX_DEPTH } } });
+    d = await DaemonFixture.start({ config: { transfers: { maxTreeDepth: MAX_DEPTH, maxPullBytes: MAX_PULL } } });
     expect((await d.api('POST', '/v1/vms', { name: VM, accel: 'tcg', memoryMiB: 512 })).status).toBe(201);
     expect((await d.api('POST', '/v1/vms/it-cpr/start')).status).toBe(200);
     const deadline = Date.now() + 90_000;
@@ -105,6 +106,16 @@ describe('vmgmt cp -r', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(new RegExp(`deeper than ${MAX_DEPTH} levels at 1/2/3/4/5 \\(transfers\\.maxTreeDepth in the daemon's config\\)`));
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('a file the host refuses in the middle of a tree stops the copy: the files before it are whole, no partial file anywhere', async () => {
+    await d.guest(VM, 'mkdir -p /tmp/mid && echo first > /tmp/mid/a && head -c 9437184 /dev/urandom > /tmp/mid/b.big && echo last > /tmp/mid/c');
+    const out = path.join(d.baseDir, 'mid');
+    const r = await vmgmt('cp', '-r', `${VM}:/tmp/mid`, out);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/\/tmp\/mid\/b\.big is larger than the host takes: at most 8388608 bytes/);
+    expect(readdirSync(out).sort()).toEqual(['a']);
+    expect(readFileSync(path.join(out, 'a'), 'utf8')).toBe('first\n');
   });
 
   it('a file in the way of a guest directory stops the copy in words, and the guest keeps no temp file', async () => {
