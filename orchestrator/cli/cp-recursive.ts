@@ -36,6 +36,7 @@ interface LocalEntry {
   rel: string;
   kind: 'file' | 'dir';
   mode: number;
+  sizeBytes: number;
 }
 
 export async function runCpRecursive(command: CpCommand, ctx: CpContext): Promise<ExitCode> {
@@ -54,10 +55,24 @@ export async function runCpRecursive(command: CpCommand, ctx: CpContext): Promis
   return EXIT.OK;
 }
 
-/** Per file: a line (`[3/10] a/b.txt`) on a terminal or a `file` event with --json; the file's own bar as single cp draws it. */
-function fileStarted(ctx: CpContext, index: number, total: number, rel: string, sizeBytes: number): void {
-  if (ctx.json) ctx.stdout.write(JSON.stringify({ event: 'file', path: rel, index, total, sizeBytes }) + '\n');
-  else if ((ctx.stderr as { isTTY?: boolean }).isTTY === true) ctx.stderr.write(`[${index}/${total}] ${rel}\n`);
+/** Overall progress when a file starts: how many files and bytes of the tree are done. */
+interface Overall {
+  index: number;
+  files: number;
+  doneBytes: number;
+  totalBytes: number;
+}
+
+/**
+ * Per file: a line (`[3/10 1.2 MiB of 40 MiB] a/b.txt`) on a terminal, or a `file` event with --json; then
+ * the file's own bar as single cp draws it.
+ */
+function fileStarted(ctx: CpContext, o: Overall, rel: string, sizeBytes: number): void {
+  if (ctx.json) {
+    ctx.stdout.write(JSON.stringify({ event: 'file', path: rel, index: o.index, total: o.files, sizeBytes, doneBytes: o.doneBytes, totalBytes: o.totalBytes }) + '\n');
+  } else if ((ctx.stderr as { isTTY?: boolean }).isTTY === true) {
+    ctx.stderr.write(`[${o.index}/${o.files} ${formatSize(o.doneBytes)} of ${formatSize(o.totalBytes)}] ${rel}\n`);
+  }
 }
 
 /** The local tree under root: directories before what they hold; what is neither file nor directory is skipped. */
@@ -81,10 +96,10 @@ export async function walkLocalTree(root: string, warn: (m: string) => void): Pr
         warn(`skipped ${full}: it is a symlink: not followed and not copied`);
         skipped++;
       } else if (st.isDirectory()) {
-        entries.push({ rel: childRel, kind: 'dir', mode: st.mode & 0o7777 });
+        entries.push({ rel: childRel, kind: 'dir', mode: st.mode & 0o7777, sizeBytes: 0 });
         subdirs.push(childRel);
       } else if (st.isFile()) {
-        entries.push({ rel: childRel, kind: 'file', mode: st.mode & 0o7777 });
+        entries.push({ rel: childRel, kind: 'file', mode: st.mode & 0o7777, sizeBytes: st.size });
       } else {
         warn(`skipped ${full}: it is ${st.isFIFO() ? 'a fifo' : st.isSocket() ? 'a socket' : 'a device node'}: skipped`);
         skipped++;
@@ -111,6 +126,7 @@ async function pushTree(command: CpCommand & { direction: 'push' }, ctx: CpConte
   const guestOf = (rel: string): string => (guestRoot === '/' ? `/${rel}` : `${guestRoot}/${rel}`);
   await ctx.client.makeGuestDir(vm, guestRoot, st.mode & 0o7777);
   const files = entries.filter((e) => e.kind === 'file').length;
+  const totalBytes = entries.reduce((n, e) => n + e.sizeBytes, 0);
   let index = 0;
   let bytes = 0;
   for (const e of entries) {
@@ -119,8 +135,7 @@ async function pushTree(command: CpCommand & { direction: 'push' }, ctx: CpConte
       continue;
     }
     const file = path.join(localPath, e.rel);
-    const size = (await lstat(file)).size;
-    fileStarted(ctx, ++index, files, e.rel, size);
+    fileStarted(ctx, { index: ++index, files, doneBytes: bytes, totalBytes }, e.rel, e.sizeBytes);
     const progress = createProgress({ ...ctx, json: false });
     try {
       bytes += (await push({ kind: 'cp', direction: 'push', vm, localPath: file, guestPath: guestOf(e.rel) }, ctx, progress)).bytes;
@@ -155,6 +170,7 @@ async function pullTree(command: CpCommand & { direction: 'pull' }, ctx: CpConte
   let skipped = tree.warnings.length;
   await ensureLocalDir(root);
   const files = tree.entries.filter((e) => e.kind === 'file').length;
+  const totalBytes = tree.entries.reduce((n, e) => n + e.sizeBytes, 0);
   let index = 0;
   let bytes = 0;
   let dirs = 1;
@@ -178,7 +194,7 @@ async function pullTree(command: CpCommand & { direction: 'pull' }, ctx: CpConte
       throw new CliError('FILE_UNWRITABLE', `cannot write ${target}: it is ${there.isSymbolicLink() ? 'a symlink (not followed)' : there.isDirectory() ? 'a directory' : 'not a regular file'}`, { path: target });
     }
     const remote = guestPath === '/' ? `/${e.path}` : `${guestPath}/${e.path}`;
-    fileStarted(ctx, ++index, files, e.path, e.sizeBytes);
+    fileStarted(ctx, { index: ++index, files, doneBytes: bytes, totalBytes }, e.path, e.sizeBytes);
     const progress = createProgress({ ...ctx, json: false });
     try {
       bytes += (await pull({ kind: 'cp', direction: 'pull', vm, guestPath: remote, localPath: target }, ctx, progress)).bytes;

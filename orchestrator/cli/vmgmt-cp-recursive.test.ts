@@ -82,9 +82,21 @@ describe('vmgmt cp -r', () => {
     const run = await vmgmt(['cp', '--json', '-r', 'vm1:/var/log/app', work]);
     expect(run.code, run.stderr).toBe(0);
     const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.filter((l) => l.event === 'file').map((l) => l.path)).toEqual(['a.log', 'old/b.log']);
+    expect(lines.filter((l) => l.event === 'file')).toEqual([
+      { event: 'file', path: 'a.log', index: 1, total: 2, sizeBytes: 1, doneBytes: 0, totalBytes: 3 },
+      { event: 'file', path: 'old/b.log', index: 2, total: 2, sizeBytes: 2, doneBytes: 1, totalBytes: 3 },
+    ]);
     expect(lines.at(-1)).toEqual({ event: 'done', direction: 'pull', recursive: true, vm: 'vm1', guestPath: '/var/log/app', localPath: join(work, 'app'), files: 2, dirs: 2, skipped: 0, bytes: 3 });
     expect(await readFile(join(work, 'app', 'old', 'b.log'), 'utf8')).toBe('bb');
+  });
+
+  it('shows overall progress per file on a terminal', async () => {
+    manager.guestFiles.set('/t/x', new Uint8Array(2048));
+    manager.guestFiles.set('/t/y', new Uint8Array(1024));
+    const run = await vmgmt(['cp', '-r', 'vm1:/t', join(work, 't')], { tty: true });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('[1/2 0 B of 3.0 KiB] x\n');
+    expect(run.stderr).toContain('[2/2 2.0 KiB of 3.0 KiB] y\n');
   });
 
   it('refuses to write through a symlink already in the destination, and nothing lands where it points', async () => {
