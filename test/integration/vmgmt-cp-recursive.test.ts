@@ -31,9 +31,10 @@ describe('vmgmt cp -r', () => {
   const VM = 'it-cpr';
   const MAX_DEPTH = 4;
   const MAX_PULL = 8 * 1024 * 1024;
+  const MAX_ENTRIES = 40;
 
   beforeAll(async () => {
-    d = await DaemonFixture.start({ config: { transfers: { maxTreeDepth: MAX_DEPTH, maxPullBytes: MAX_PULL } } });
+    d = await DaemonFixture.start({ config: { transfers: { maxTreeDepth: MAX_DEPTH, maxTreeEntries: MAX_ENTRIES, maxPullBytes: MAX_PULL } } });
     expect((await d.api('POST', '/v1/vms', { name: VM, accel: 'tcg', memoryMiB: 512 })).status).toBe(201);
     expect((await d.api('POST', '/v1/vms/it-cpr/start')).status).toBe(200);
     const deadline = Date.now() + 90_000;
@@ -105,6 +106,15 @@ describe('vmgmt cp -r', () => {
     const r = await vmgmt('cp', '-r', `${VM}:/tmp/deep`, out);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(new RegExp(`deeper than ${MAX_DEPTH} levels at 1/2/3/4/5 \\(transfers\\.maxTreeDepth in the daemon's config\\)`));
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a guest tree with more than transfers.maxTreeEntries entries with its own message, writing nothing', async () => {
+    await d.guest(VM, 'mkdir -p /tmp/wide/sub && for i in $(seq 1 30); do : > /tmp/wide/f$i; : > /tmp/wide/sub/g$i; done');
+    const out = path.join(d.baseDir, 'wide');
+    const r = await vmgmt('cp', '-r', `${VM}:/tmp/wide`, out);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`the guest tree /tmp/wide has more than ${MAX_ENTRIES} entries \\(transfers\\.maxTreeEntries in the daemon's config\\)`));
     expect(existsSync(out)).toBe(false);
   });
 
