@@ -172,7 +172,10 @@ static struct agentcopy_result agentcopy_list(struct fileop *f, const struct age
     const char *src = req->guest_path;
     int dfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) {
-        res.status = agentcopy_local(req, "cannot open the directory", src, errno, errno == ENOTDIR ? " (not a directory, or a symlink)" : "");
+        int err = errno;
+        res.status = agentcopy_local(req, "cannot open the directory", src, err, err == ELOOP ? " (a symlink: not followed)" : "");
+        if (err == ELOOP)
+            res.status = VMGMT_ST_NOT_DIRECTORY; /* O_NOFOLLOW on a symlink: it is not a directory to list */
         return res;
     }
     DIR *dir = fdopendir(dfd);

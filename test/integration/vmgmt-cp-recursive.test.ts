@@ -98,6 +98,11 @@ describe('vmgmt cp -r', () => {
     expect(localTree(out)).toEqual({ d: 'dir', 'd/inner': sha(Buffer.from('inner\n')), ok: sha(Buffer.from('ok\n')) });
     expect(readdirSync(d.baseDir).sort()).toEqual([...before, 'hostile'].sort());
     expect(existsSync('/tmp/escape')).toBe(false);
+    // The copied directory itself being a symlink is refused too, not followed.
+    const viaLink = await vmgmt('cp', '-r', `${VM}:/tmp/h/link`, path.join(d.baseDir, 'via-link'));
+    expect(viaLink.code).not.toBe(0);
+    expect(viaLink.stderr).toMatch(/could not list \/tmp\/h\/link: not a directory/);
+    expect(existsSync(path.join(d.baseDir, 'via-link'))).toBe(false);
   });
 
   it('refuses a guest tree deeper than transfers.maxTreeDepth with its own message, writing nothing', async () => {
