@@ -62,3 +62,21 @@ describe('baseName', () => {
     expect(baseName('/')).toBe('');
   });
 });
+
+describe('parseCpArgs with -r', () => {
+  const r = (src: string, dst: string): ParsedCp => parseCpArgs([src, dst], { recursive: true });
+  it('takes a guest directory with or without a trailing slash, and gives a local one its name under VM:/DIR/', () => {
+    expect(r('vm1:/var/log/', './logs')).toEqual({ ok: true, command: { kind: 'cp', direction: 'pull', vm: 'vm1', guestPath: '/var/log', localPath: './logs', recursive: true } });
+    expect(r('vm1:/', './root')).toEqual({ ok: true, command: { kind: 'cp', direction: 'pull', vm: 'vm1', guestPath: '/', localPath: './root', recursive: true } });
+    expect(r('./site', 'vm1:/srv/')).toEqual({ ok: true, command: { kind: 'cp', direction: 'push', vm: 'vm1', localPath: './site', guestPath: '/srv/site', recursive: true } });
+    expect(r('./site/', 'vm1:/srv/www')).toEqual({ ok: true, command: { kind: 'cp', direction: 'push', vm: 'vm1', localPath: './site/', guestPath: '/srv/www', recursive: true } });
+  });
+
+  it('refuses a source without a name for VM:/DIR/, and a guest path ending in . or ..', () => {
+    for (const [src, dst] of [['.', 'vm1:/srv/'], ['..', 'vm1:/srv/'], ['vm1:/a/..', './x'], ['vm1:/a/.', './x']] as const) {
+      const p = r(src, dst);
+      expect(p.ok, `${src} ${dst}`).toBe(false);
+    }
+    expect(r('.', 'vm1:/srv/')).toMatchObject({ message: expect.stringMatching(/has no name to give the copy/) });
+  });
+});
