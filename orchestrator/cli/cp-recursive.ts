@@ -6,7 +6,7 @@
 // local directory is made by us and checked to be a real directory, and an existing symlink or non-file in
 // the way is refused, so nothing lands outside the destination. Symlinks, fifos, sockets and device nodes
 // are skipped with a warning, both ways. See docs/decisions/cp-recursive.md.
-import { lstat, mkdir, readdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { checkEntryName } from '../../device-backend/services/agent/agent-listing.js';
 import { baseName, type CpCommand } from './cp-args.js';
@@ -28,6 +28,13 @@ export interface CpTreeDoneEvent {
   skipped: number;
   bytes: number;
 }
+
+/** This process's umask, read once (setting it back at once). */
+const UMASK = ((): number => {
+  const m = process.umask(0o022);
+  process.umask(m);
+  return m;
+})();
 
 /** The most entries a local tree may have for one `cp -r` to a VM (a runaway walk is refused, not followed). */
 export const MAX_LOCAL_TREE_ENTRIES = 1_000_000;
@@ -201,6 +208,11 @@ async function pullTree(command: CpCommand & { direction: 'pull' }, ctx: CpConte
     } finally {
       progress.finish();
     }
+    // The guest's permission bits (executable scripts stay executable), never setuid/setgid/sticky, always
+    // readable and writable by us, within our umask.
+    await chmod(target, ((e.mode & 0o777) | 0o600) & ~UMASK).catch((err: unknown) => {
+      throw localError('FILE_UNWRITABLE', `cannot set the mode of ${target}`, target, err);
+    });
   }
   return { event: 'done', direction: 'pull', recursive: true, vm, guestPath, localPath: root, files, dirs, skipped, bytes };
 }

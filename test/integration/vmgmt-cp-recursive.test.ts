@@ -69,6 +69,8 @@ describe('vmgmt cp -r', () => {
       else expect(inGuest.stdout).toContain(`${hash}  ./${rel}\n`);
     }
 
+    // A guest file's permission bits come back (within the umask): an executable stays executable.
+    await d.guest(VM, 'chmod 755 /tmp/tree/a.txt && chmod 4755 /tmp/tree/sub1/b.bin');
     const out = path.join(d.baseDir, 'out-tree');
     const down = await vmgmt('cp', '--json', '-r', `${VM}:/tmp/tree`, out);
     expect(down.code, down.stderr).toBe(0);
@@ -76,6 +78,10 @@ describe('vmgmt cp -r', () => {
     expect(events.filter((e) => e.event === 'file').map((e) => e.path).sort()).toEqual(['a.txt', 'sub1/b.bin', 'sub1/sub2/c.bin', 'sub1/sub2/sub3/empty']);
     expect(events.at(-1)).toMatchObject({ event: 'done', direction: 'pull', recursive: true, files: 4, dirs: 5, skipped: 0 });
     expect(localTree(out)).toEqual(want);
+    const umask = process.umask(0o022);
+    process.umask(umask);
+    expect(lstatSync(path.join(out, 'a.txt')).mode & 0o7777).toBe(0o755 & ~umask);
+    expect(lstatSync(path.join(out, 'sub1', 'b.bin')).mode & 0o7777).toBe(0o755 & ~umask); // never setuid
     // No temporary file left anywhere in the copy.
     expect(Object.keys(localTree(out)).filter((n) => n.includes('.part'))).toEqual([]);
   });
