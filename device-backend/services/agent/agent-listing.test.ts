@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { FILE_TYPE } from '../../layout/wire-layout.js';
 import { checkEntryName, decodeListing, encodeListing } from './agent-listing.js';
 
@@ -79,5 +80,36 @@ describe('decodeListing', () => {
 
   it('an empty listing is an empty directory', () => {
     expect(decodeListing(new Uint8Array(0))).toEqual({ ok: true, entries: [], refused: [] });
+  });
+});
+
+describe('decodeListing on anything a guest may send', () => {
+  it('never throws, and every name it lets through is one path component', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (raw) => {
+        const r = decodeListing(raw);
+        if (!r.ok) return;
+        for (const e of r.entries) {
+          expect(e.name).not.toMatch(/[/\u0000-\u001f\u007f]/);
+          expect(['', '.', '..']).not.toContain(e.name);
+          expect(e.mode).toBeLessThanOrEqual(0o7777);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('takes well-formed records with hostile names: the bad ones are refused, the rest come through', () => {
+    const name = fc.uint8Array({ minLength: 0, maxLength: 300 });
+    fc.assert(
+      fc.property(fc.array(name, { maxLength: 20 }), (names) => {
+        const r = decodeListing(encodeListing(names.map((n) => ({ name: n, type: FILE_TYPE.FILE, mode: 0o100644 }))));
+        expect(r.ok).toBe(true);
+        if (!r.ok) return;
+        expect(r.entries.length + r.refused.length).toBe(names.length);
+        expect(r.refused.length).toBe(names.filter((n) => checkEntryName(n) !== undefined).length);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
