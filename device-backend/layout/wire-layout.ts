@@ -84,6 +84,13 @@ export const MSG_TYPE = {
   AGENT_HELLO: 0x0203,
   /** Agent -> core request: an update the agent started was rolled back, struct vmgmt_agent_update_result + reason. */
   AGENT_UPDATE_RESULT: 0x0204,
+  /** Core -> agent request (`vmgmt cp -r` from a VM): payload struct vmgmt_agent_copy with direction FROM_GUEST;
+   * the agent lists the guest directory guest_path (not followed if a symlink) as vmgmt_dirent records
+   * (types from lstat, each padded to 8 bytes) and writes them to host_path like a from-guest copy. */
+  AGENT_LIST: 0x0205,
+  /** Core -> agent request (`vmgmt cp -r` to a VM): payload struct vmgmt_agent_mkdir; the agent creates the
+   * guest directory (an existing directory is OK; anything else there is EXISTS), answered at once. */
+  AGENT_MKDIR: 0x0206,
   /** Chat mode (guest -> core requests). Payload struct vmgmt_chat_name: add a name to this channel. */
   CHAT_REGISTER: 0x0301,
   /** Payload struct vmgmt_chat_name: remove a name of this channel. */
@@ -490,6 +497,11 @@ export const AGENT_COPY_REQ = defineStruct('vmgmt_agent_copy', 'AGENT_COPY reque
   ['reserved', 'u32', 'zero'],
 ]);
 
+export const AGENT_MKDIR_REQ = defineStruct('vmgmt_agent_mkdir', 'AGENT_MKDIR request payload; path_len bytes of the absolute guest path follow it.', 8, [
+  ['mode', 'u32', 'permission bits of a new directory (0..0o7777)'],
+  ['path_len', 'u32', 'bytes of the absolute guest path after this struct'],
+]);
+
 export const AGENT_UPDATE_REQ = defineStruct('vmgmt_agent_update', 'AGENT_UPDATE request payload; version_len bytes of the expected version, then path_len bytes of the staged binary\'s absolute guest path follow it.', 48, [
   ['sha256', 'u8', 'sha256 of the staged binary', 32],
   ['report_in_ms', 'u32', 'how long the new agent has to report in (AGENT_HELLO answered) before the old one is restored, 1..AGENT_UPDATE_LIMITS.MAX_DEADLINE_MS'],
@@ -811,7 +823,7 @@ export const EXEC_RESIZE_MSG = defineStruct('vmgmt_exec_resize', 'EXEC_RESIZE pu
 export const WIRE_STRUCTS = [
   HEADER, CHANNEL, RING, MSG_HEADER, SET_MODE_REQ,
   FILE_PATH_REQ, FILE_OPEN_REQ, FILE_INFO, FILE_IO_REQ, FILE_IO_RESP, FILE_HANDLE_REQ, FILE_LIST_REQ, FILE_LIST_RESP, DIRENT,
-  AGENT_COPY_REQ,
+  AGENT_COPY_REQ, AGENT_MKDIR_REQ,
   AGENT_UPDATE_REQ, AGENT_HELLO_REQ, AGENT_UPDATE_RESULT_REQ,
   CHAT_NAME_REQ, CHAT_SEND_REQ, CHAT_CALL_RESULT, CHAT_SEND_RESULT, CHAT_REPLY_REQ, CHAT_LIST_REQ, CHAT_LIST_RESULT, CHAT_PEER, CHAT_WATCH_REQ, CHAT_DELIVER_MSG, CHAT_PRESENCE_MSG, CHAT_RX,
   STATS_RECORD, STATS_CONFIG_MSG, STATS_SHARE_MSG,

@@ -49,6 +49,8 @@
 #define VMGMT_MSG_AGENT_UPDATE 0x202
 #define VMGMT_MSG_AGENT_HELLO 0x203
 #define VMGMT_MSG_AGENT_UPDATE_RESULT 0x204
+#define VMGMT_MSG_AGENT_LIST 0x205
+#define VMGMT_MSG_AGENT_MKDIR 0x206
 #define VMGMT_MSG_CHAT_REGISTER 0x301
 #define VMGMT_MSG_CHAT_UNREGISTER 0x302
 #define VMGMT_MSG_CHAT_SEND 0x303
@@ -468,6 +470,15 @@ _Static_assert(offsetof(struct vmgmt_agent_copy, direction) == 0, "struct vmgmt_
 _Static_assert(offsetof(struct vmgmt_agent_copy, host_path_len) == 4, "struct vmgmt_agent_copy.host_path_len offset");
 _Static_assert(offsetof(struct vmgmt_agent_copy, guest_path_len) == 8, "struct vmgmt_agent_copy.guest_path_len offset");
 _Static_assert(offsetof(struct vmgmt_agent_copy, reserved) == 12, "struct vmgmt_agent_copy.reserved offset");
+
+/* AGENT_MKDIR request payload; path_len bytes of the absolute guest path follow it. */
+struct vmgmt_agent_mkdir {
+    uint32_t mode;                          /* @0: permission bits of a new directory (0..0o7777) */
+    uint32_t path_len;                      /* @4: bytes of the absolute guest path after this struct */
+};
+_Static_assert(sizeof(struct vmgmt_agent_mkdir) == 8, "struct vmgmt_agent_mkdir size");
+_Static_assert(offsetof(struct vmgmt_agent_mkdir, mode) == 0, "struct vmgmt_agent_mkdir.mode offset");
+_Static_assert(offsetof(struct vmgmt_agent_mkdir, path_len) == 4, "struct vmgmt_agent_mkdir.path_len offset");
 
 /* AGENT_UPDATE request payload; version_len bytes of the expected version, then path_len bytes of the staged binary's absolute guest path follow it. */
 struct vmgmt_agent_update {
@@ -1087,6 +1098,8 @@ static inline const char *vmgmt_msg_type_name(uint16_t type)
     case 0x202: return "AGENT_UPDATE";
     case 0x203: return "AGENT_HELLO";
     case 0x204: return "AGENT_UPDATE_RESULT";
+    case 0x205: return "AGENT_LIST";
+    case 0x206: return "AGENT_MKDIR";
     case 0x301: return "CHAT_REGISTER";
     case 0x302: return "CHAT_UNREGISTER";
     case 0x303: return "CHAT_SEND";

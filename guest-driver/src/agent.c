@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,7 +126,7 @@ static enum channel_io agent_answer(struct agent *a, uint32_t request_id, uint16
 {
     struct vmgmt_file_io_result res = { .bytes = (uint32_t)bytes };
     struct vmgmt_msg msg = { .type = (uint16_t)(type | VMGMT_MSG_RESPONSE_BIT), .request_id = request_id, .status = status,
-                             .length = type == VMGMT_MSG_AGENT_COPY ? (uint32_t)sizeof(res) : 0u };
+                             .length = type == VMGMT_MSG_AGENT_COPY || type == VMGMT_MSG_AGENT_LIST ? (uint32_t)sizeof(res) : 0u };
     return channel_send(&a->s.ch, &msg, &res, deadline_ns);
 }
 
@@ -156,6 +158,28 @@ static bool agent_flush_deferred(struct agent *a)
     return true;
 }
 
+/* AGENT_MKDIR: creates the directory (never through a symlink at its last component); an existing directory
+ * is OK, anything else there is EXISTS. */
+static int32_t agent_mkdir(const struct vmgmt_msg *msg, const uint8_t *payload)
+{
+    char path[PATH_MAX];
+    uint32_t mode;
+    const char *why;
+    int32_t st = agentmsg_decode_mkdir(msg, payload, path, sizeof(path), &mode, &why);
+    if (st != VMGMT_ST_OK) {
+        fprintf(stderr, "agent: refused AGENT_MKDIR %u: %s status=%d\n", msg->request_id, why, st);
+        return st;
+    }
+    if (mkdir(path, (mode_t)mode) == 0)
+        return VMGMT_ST_OK;
+    int err = errno;
+    struct stat sb;
+    if (err == EEXIST && lstat(path, &sb) == 0)
+        return S_ISDIR(sb.st_mode) ? VMGMT_ST_OK : VMGMT_ST_EXISTS;
+    fprintf(stderr, "agent: mkdir %s: %s\n", path, strerror(err));
+    return agentcopy_errno_status(err);
+}
+
 /* A message the host started (no RESPONSE_BIT): queued when it is a valid AGENT_COPY and there is room,
  * refused otherwise. Called from the main loop and, during a copy, from inflight_next. */
 static void agent_on_request(void *arg, const struct vmgmt_msg *msg, const uint8_t *payload)
@@ -174,9 +198,13 @@ static void agent_on_request(void *arg, const struct vmgmt_msg *msg, const uint8
         }
         return;
     }
-    if (msg->type != VMGMT_MSG_AGENT_COPY) {
+    if (msg->type == VMGMT_MSG_AGENT_MKDIR) { /* `vmgmt cp -r` to the guest: answered at once */
+        agent_refuse(a, msg->request_id, msg->type, agent_mkdir(msg, payload));
+        return;
+    }
+    if (msg->type != VMGMT_MSG_AGENT_COPY && msg->type != VMGMT_MSG_AGENT_LIST) {
         /* The core decodes answers too and counts one of a type it does not know as our protocol error. */
-        fprintf(stderr, "agent: ignored request %u of unknown type 0x%04x: the agent serves AGENT_COPY (0x0201) only, and an answer of an unknown type would count as a protocol error against this channel\n",
+        fprintf(stderr, "agent: ignored request %u of unknown type 0x%04x: the agent serves AGENT_COPY, AGENT_LIST, AGENT_MKDIR, AGENT_UPDATE and EXEC_START only, and an answer of an unknown type would count as a protocol error against this channel\n",
                 msg->request_id, msg->type);
         return;
     }
@@ -357,7 +385,8 @@ static bool agent_copy(struct agent *a, const struct agentmsg_copy *req)
 {
     struct agentcopy_result res = agentcopy_run(&a->f, req);
     a->last_active_ns = clock_now_ns();
-    fprintf(stderr, "agent: copy %s %s bytes=%" PRIu64 " ms=%" PRIu64 " status=%d\n", agentmsg_direction_name(req->direction), req->guest_path,
+    fprintf(stderr, "agent: %s %s %s bytes=%" PRIu64 " ms=%" PRIu64 " status=%d\n", req->type == VMGMT_MSG_AGENT_LIST ? "list" : "copy",
+            agentmsg_direction_name(req->direction), req->guest_path,
             res.bytes, (res.elapsed_ns + 500000) / 1000000, res.status);
     if (res.channel_broken)
         return false;
@@ -365,7 +394,7 @@ static bool agent_copy(struct agent *a, const struct agentmsg_copy *req)
     bool stopping = signals_stop_requested() != 0;
     a->s.dev.ignore_stop = stopping;
     uint32_t timeout_ms = stopping ? AGENT_RELEASE_TIMEOUT_MS : a->common.timeout_ms;
-    enum channel_io io = agent_answer(a, req->request_id, VMGMT_MSG_AGENT_COPY, res.status, res.bytes, clock_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+    enum channel_io io = agent_answer(a, req->request_id, req->type, res.status, res.bytes, clock_now_ns() + (uint64_t)timeout_ms * 1000000ull);
     a->s.dev.ignore_stop = false;
     if (io != CHANNEL_IO_OK) {
         channel_report_io(&a->s.ch, io, timeout_ms, "answering AGENT_COPY");

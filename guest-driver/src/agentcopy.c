@@ -1,11 +1,13 @@
 #include "agentcopy.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,6 +110,34 @@ close_handle:
     return res;
 }
 
+/* Sends the open regular file fd (size bytes from offset 0) to req->host_path: FILE_OPEN WRITE, FILE_WRITEs,
+ * FILE_CLOSE COMMIT. */
+static void agentcopy_send_fd(struct fileop *f, const struct agentmsg_copy *req, int fd, const char *what, uint32_t mode, uint64_t size,
+                              struct agentcopy_result *res)
+{
+    struct vmgmt_file_info info;
+    if (fileop_open(f, "copy from-guest", req->host_path, VMGMT_FILE_OPEN_WRITE, mode & 0666u, size, &info)) {
+        res->status = agentcopy_failed(f, 0, res);
+        return;
+    }
+    int local_errno;
+    if (transfer_push(f, req->host_path, info.handle, fd, what, size, &local_errno)) {
+        res->status = agentcopy_failed(f, local_errno, res);
+        if (!fileop_abandon(f, req->host_path, info.handle))
+            res->channel_broken = res->channel_broken || f->table.broken;
+        return;
+    }
+    /* Once COMMIT is sent the host decides; wait for its answer even after SIGTERM, as `file put` does. */
+    bool saved = f->ch->dev->ignore_stop;
+    f->ch->dev->ignore_stop = true;
+    int rc = fileop_close(f, "copy from-guest", req->host_path, info.handle, VMGMT_FILE_CLOSE_COMMIT);
+    f->ch->dev->ignore_stop = saved;
+    if (rc)
+        res->status = agentcopy_failed(f, 0, res);
+    else
+        res->bytes = size;
+}
+
 static struct agentcopy_result agentcopy_from_guest(struct fileop *f, const struct agentmsg_copy *req)
 {
     struct agentcopy_result res = { .status = VMGMT_ST_OK };
@@ -128,30 +158,80 @@ static struct agentcopy_result agentcopy_from_guest(struct fileop *f, const stru
         res.status = S_ISDIR(st.st_mode) ? VMGMT_ST_IS_DIRECTORY : VMGMT_ST_NOT_REGULAR;
         goto close_fd;
     }
-    uint64_t size = (uint64_t)st.st_size;
-    struct vmgmt_file_info info;
-    if (fileop_open(f, "copy from-guest", req->host_path, VMGMT_FILE_OPEN_WRITE, (uint32_t)st.st_mode & 0666u, size, &info)) {
-        res.status = agentcopy_failed(f, 0, &res);
-        goto close_fd;
-    }
-    int local_errno;
-    if (transfer_push(f, req->host_path, info.handle, fd, src, size, &local_errno)) {
-        res.status = agentcopy_failed(f, local_errno, &res);
-        if (!fileop_abandon(f, req->host_path, info.handle))
-            res.channel_broken = res.channel_broken || f->table.broken;
-        goto close_fd;
-    }
-    /* Once COMMIT is sent the host decides; wait for its answer even after SIGTERM, as `file put` does. */
-    bool saved = f->ch->dev->ignore_stop;
-    f->ch->dev->ignore_stop = true;
-    int rc = fileop_close(f, "copy from-guest", req->host_path, info.handle, VMGMT_FILE_CLOSE_COMMIT);
-    f->ch->dev->ignore_stop = saved;
-    if (rc)
-        res.status = agentcopy_failed(f, 0, &res);
-    else
-        res.bytes = size;
+    agentcopy_send_fd(f, req, fd, src, (uint32_t)st.st_mode, (uint64_t)st.st_size, &res);
 close_fd:
     close(fd);
+    return res;
+}
+
+/* AGENT_LIST: the entries of the directory guest_path (lstat types, the full st_mode), as vmgmt_dirent
+ * records padded to 8 bytes, into a memfd sent like a from-guest copy. The host checks every name. */
+static struct agentcopy_result agentcopy_list(struct fileop *f, const struct agentmsg_copy *req)
+{
+    struct agentcopy_result res = { .status = VMGMT_ST_OK };
+    const char *src = req->guest_path;
+    int dfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        int err = errno;
+        res.status = agentcopy_local(req, "cannot open the directory", src, err, err == ELOOP ? " (a symlink: not followed)" : "");
+        if (err == ELOOP)
+            res.status = VMGMT_ST_NOT_DIRECTORY; /* O_NOFOLLOW on a symlink: it is not a directory to list */
+        return res;
+    }
+    DIR *dir = fdopendir(dfd);
+    if (!dir) {
+        res.status = agentcopy_local(req, "cannot read the directory", src, errno, "");
+        close(dfd);
+        return res;
+    }
+    int out = memfd_create("vmgmt-agent-list", MFD_CLOEXEC);
+    if (out < 0) {
+        res.status = agentcopy_local(req, "cannot create a memfd for the listing of", src, errno, "");
+        closedir(dir);
+        return res;
+    }
+    uint64_t total = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(dir);
+        if (!de) {
+            if (errno) {
+                res.status = agentcopy_local(req, "cannot read the directory", src, errno, "");
+                goto done;
+            }
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* gone meanwhile */
+        size_t name_len = strlen(de->d_name);
+        struct vmgmt_dirent rec = {
+            .size = (uint64_t)st.st_size,
+            .mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec,
+            .mode = (uint32_t)st.st_mode,
+            .type = (uint16_t)(S_ISREG(st.st_mode) ? VMGMT_FILE_TYPE_FILE : S_ISDIR(st.st_mode) ? VMGMT_FILE_TYPE_DIR : S_ISLNK(st.st_mode) ? VMGMT_FILE_TYPE_SYMLINK : VMGMT_FILE_TYPE_OTHER),
+            .name_len = (uint16_t)name_len,
+        };
+        uint8_t buf[sizeof(rec) + 256 + 8] = { 0 };
+        memcpy(buf, &rec, sizeof(rec));
+        memcpy(buf + sizeof(rec), de->d_name, name_len);
+        size_t n = (sizeof(rec) + name_len + 7u) & ~(size_t)7u;
+        if (write(out, buf, n) != (ssize_t)n) {
+            res.status = agentcopy_local(req, "cannot write the listing of", src, errno, "");
+            goto done;
+        }
+        total += n;
+    }
+    if (lseek(out, 0, SEEK_SET) < 0) {
+        res.status = agentcopy_local(req, "cannot rewind the listing of", src, errno, "");
+        goto done;
+    }
+    agentcopy_send_fd(f, req, out, src, 0600u, total, &res);
+done:
+    close(out);
+    closedir(dir);
     return res;
 }
 
@@ -159,7 +239,8 @@ struct agentcopy_result agentcopy_run(struct fileop *f, const struct agentmsg_co
 {
     uint64_t start = clock_now_ns();
     f->refused_status = VMGMT_ST_OK;
-    struct agentcopy_result res = req->direction == VMGMT_AGENT_COPY_TO_GUEST ? agentcopy_to_guest(f, req) : agentcopy_from_guest(f, req);
+    struct agentcopy_result res = req->type == VMGMT_MSG_AGENT_LIST ? agentcopy_list(f, req)
+                                  : req->direction == VMGMT_AGENT_COPY_TO_GUEST ? agentcopy_to_guest(f, req) : agentcopy_from_guest(f, req);
     res.elapsed_ns = clock_now_ns() - start;
     return res;
 }

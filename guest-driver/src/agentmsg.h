@@ -16,6 +16,7 @@
 
 struct agentmsg_copy {
     uint32_t request_id;
+    uint16_t type;                                       /* VMGMT_MSG_AGENT_COPY or VMGMT_MSG_AGENT_LIST */
     uint32_t direction;                                  /* VMGMT_AGENT_COPY_TO_GUEST or _FROM_GUEST */
     char host_path[VMGMT_MAX_PATH_BYTES + 1];            /* NUL-terminated; HOST_TRANSFER_PREFIX + token */
     char guest_path[AGENTMSG_MAX_GUEST_PATH_BYTES + 1];  /* NUL-terminated, absolute */
@@ -28,6 +29,10 @@ struct agentmsg_copy {
  * up to it), BAD_PATH (empty, too long, a NUL, a host path outside HOST_TRANSFER_PREFIX, a relative guest
  * path), IS_DIRECTORY (a guest path ending in '/'). */
 int32_t agentmsg_decode(const struct vmgmt_msg *msg, const uint8_t *payload, struct agentmsg_copy *out, const char **why);
+
+/* Decodes an AGENT_MKDIR (struct vmgmt_agent_mkdir + path) into path (NUL-terminated, absolute) and *mode.
+ * Returns VMGMT_ST_OK or the status to answer with, and *why in words. */
+int32_t agentmsg_decode_mkdir(const struct vmgmt_msg *msg, const uint8_t *payload, char *path, uint32_t path_cap, uint32_t *mode, const char **why);
 
 /* "to-guest", "from-guest" or "unknown". */
 const char *agentmsg_direction_name(uint32_t direction);

@@ -128,6 +128,57 @@ int main(void)
         failed++;
         fprintf(stderr, "agentmsg-test: guest path longer than PATH_MAX allows was not BAD_PATH\n");
     }
+    /* AGENT_LIST: the AGENT_COPY payload with direction FROM_GUEST; a guest path ending in '/' is a directory. */
+    c = make(VMGMT_AGENT_COPY_FROM_GUEST, HOST_PATH, (uint32_t)strlen(HOST_PATH), "/tmp/dir/", 9);
+    c.msg.type = VMGMT_MSG_AGENT_LIST;
+    expect("valid AGENT_LIST of a path ending in /", c, VMGMT_ST_OK);
+    if (out.type != VMGMT_MSG_AGENT_LIST) {
+        failed++;
+        fprintf(stderr, "agentmsg-test: AGENT_LIST decoded as type 0x%04x\n", out.type);
+    } else {
+        passed++;
+    }
+    c = make(VMGMT_AGENT_COPY_TO_GUEST, HOST_PATH, (uint32_t)strlen(HOST_PATH), "/tmp/dir", 8);
+    c.msg.type = VMGMT_MSG_AGENT_LIST;
+    expect("AGENT_LIST with direction TO_GUEST", c, VMGMT_ST_RESERVED_NONZERO);
+    c = make(VMGMT_AGENT_COPY_FROM_GUEST, "data/x", 6, "/tmp/dir", 8);
+    c.msg.type = VMGMT_MSG_AGENT_LIST;
+    expect("AGENT_LIST to a host path outside the transfer prefix", c, VMGMT_ST_BAD_PATH);
+
+    /* AGENT_MKDIR */
+    {
+        char path[64];
+        uint32_t mode = 0;
+        const char *why = NULL;
+        struct case_msg k;
+        memset(&k, 0, sizeof(k));
+        struct vmgmt_agent_mkdir mk = { .mode = 0755, .path_len = 6 };
+        memcpy(k.payload, &mk, sizeof(mk));
+        memcpy(k.payload + sizeof(mk), "/tmp/d", 6);
+        k.msg = (struct vmgmt_msg){ .type = VMGMT_MSG_AGENT_MKDIR, .length = (uint32_t)sizeof(mk) + 6, .request_id = 9 };
+        int32_t st = agentmsg_decode_mkdir(&k.msg, k.payload, path, sizeof(path), &mode, &why);
+        if (st == VMGMT_ST_OK && strcmp(path, "/tmp/d") == 0 && mode == 0755) passed++;
+        else { failed++; fprintf(stderr, "agentmsg-test: valid AGENT_MKDIR: status %d path '%s' mode %o\n", st, path, mode); }
+        struct { const char *name; uint32_t mode; uint32_t path_len; uint32_t length; const char *p; int32_t want; } bad[] = {
+            { "AGENT_MKDIR path_len past the payload", 0755, 7, 8 + 6, "/tmp/d", VMGMT_ST_BAD_LENGTH },
+            { "AGENT_MKDIR mode beyond 07777", 010000, 6, 8 + 6, "/tmp/d", VMGMT_ST_RESERVED_NONZERO },
+            { "AGENT_MKDIR relative path", 0755, 5, 8 + 5, "tmp/d", VMGMT_ST_BAD_PATH },
+            { "AGENT_MKDIR NUL in the path", 0755, 6, 8 + 6, "/tm\0/d", VMGMT_ST_BAD_PATH },
+            { "AGENT_MKDIR empty path", 0755, 0, 8, "", VMGMT_ST_BAD_PATH },
+            { "AGENT_MKDIR shorter than the struct", 0755, 0, 4, "", VMGMT_ST_BAD_LENGTH },
+            { "AGENT_MKDIR path longer than the buffer", 0755, 64, 8 + 64, "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", VMGMT_ST_BAD_PATH },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            memset(&k, 0, sizeof(k));
+            mk = (struct vmgmt_agent_mkdir){ .mode = bad[i].mode, .path_len = bad[i].path_len };
+            memcpy(k.payload, &mk, sizeof(mk));
+            memcpy(k.payload + sizeof(mk), bad[i].p, bad[i].path_len);
+            k.msg = (struct vmgmt_msg){ .type = VMGMT_MSG_AGENT_MKDIR, .length = bad[i].length, .request_id = 9 };
+            st = agentmsg_decode_mkdir(&k.msg, k.payload, path, sizeof(path), &mode, &why);
+            if (st == bad[i].want) passed++;
+            else { failed++; fprintf(stderr, "agentmsg-test: %s: status %d (%s), want %d\n", bad[i].name, st, why, bad[i].want); }
+        }
+    }
     printf("agentmsg: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

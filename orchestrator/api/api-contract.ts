@@ -116,6 +116,29 @@ export const guestPathSchema = z
 /** `POST /v1/vms/:name/files/push|pull?guestPath=`. */
 export const transferQuerySchema = z.object({ guestPath: guestPathSchema }).strict();
 
+/** `GET /v1/vms/:name/files/tree?guestPath=`: the guest tree `vmgmt cp -r` copies out. */
+export const guestTreeSchema = z.object({
+  guestPath: z.string(),
+  /** Parents before their children; paths are relative, '/'-separated, every component checked by the host. */
+  entries: z.array(
+    z.object({
+      path: z.string().min(1),
+      kind: z.enum(['file', 'dir']),
+      sizeBytes: z.number().int().min(0),
+      mode: z.number().int().min(0).max(0o7777),
+    }),
+  ),
+  /** What was skipped and why: symlinks, fifos, sockets, device nodes, names the host refuses. */
+  warnings: z.array(z.string()),
+});
+export type GuestTreeAnswer = z.infer<typeof guestTreeSchema>;
+
+/** `POST /v1/vms/:name/files/mkdir?guestPath=&mode=` (mode in octal, default 755). */
+export const mkdirQuerySchema = z
+  .object({ guestPath: guestPathSchema, mode: z.string().regex(/^[0-7]{1,4}$/, 'must be octal permission bits, e.g. 755').optional() })
+  .strict();
+export const mkdirResultSchema = z.object({ guestPath: z.string() });
+
 /** Download ids are 128 random bits in hex. */
 export const TRANSFER_ID_PATTERN = /^[0-9a-f]{32}$/;
 
@@ -570,6 +593,8 @@ export const ANSWERS = {
   figures: { kind: 'json', schema: vmFiguresListSchema },
   dashboard: { kind: 'json', schema: dashboardInfoSchema },
   agentUpdate: { kind: 'json', schema: agentUpdateResultSchema },
+  tree: { kind: 'json', schema: guestTreeSchema },
+  mkdir: { kind: 'json', schema: mkdirResultSchema },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
 

@@ -134,6 +134,11 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
     case 'dashboard':
       if (!opts.dashboard) throw new VmgmtError('NOT_FOUND', 'the dashboard is off (metrics.enabled is false in the daemon config): turn it on and restart the daemon', {});
       return jsonResponse(200, opts.dashboard());
+    case 'tree':
+      return jsonResponse(200, { guestPath: action.guestPath, ...(await manager.listGuestTree(action.name, action.guestPath)) });
+    case 'mkdir':
+      await manager.makeGuestDir(action.name, action.guestPath, action.mode);
+      return jsonResponse(200, { guestPath: action.guestPath });
     case 'agentUpdate': {
       const { kind: _kind, name, ...opts } = action;
       return jsonResponse(200, await manager.agentUpdate(name, opts));

@@ -13,6 +13,7 @@ import {
   type EventKind,
   emptyBodySchema,
   logsQuerySchema,
+  mkdirQuerySchema,
   noQuerySchema,
   removeQuerySchema,
   stopBodySchema,
@@ -51,7 +52,9 @@ export type ApiAction =
   | { kind: 'figures' }
   | { kind: 'dashboard' }
 
-  | { kind: 'agentUpdate'; name: string; binary?: string; reportInMs?: number; probationMs?: number };
+  | { kind: 'agentUpdate'; name: string; binary?: string; reportInMs?: number; probationMs?: number }
+  | { kind: 'tree'; name: string; guestPath: string }
+  | { kind: 'mkdir'; name: string; guestPath: string; mode: number };
 
 /** Actions of the streaming routes: the server hands these over before reading the request body. */
 export type StreamAction =
@@ -266,6 +269,18 @@ function parseRouteRequest(
       const parsed = agentUpdateBodySchema.safeParse(body.value ?? {});
       if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
       return ok({ kind: 'agentUpdate', name, ...parsed.data });
+    }
+    case 'tree': {
+      const parsed = transferQuerySchema.safeParse(query);
+      const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
+      if (problems.length || !parsed.success) return invalid(route, problems);
+      return ok({ kind: 'tree', name, guestPath: parsed.data.guestPath });
+    }
+    case 'mkdir': {
+      const parsed = mkdirQuerySchema.safeParse(query);
+      const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
+      if (problems.length || !parsed.success) return invalid(route, problems);
+      return ok({ kind: 'mkdir', name, guestPath: parsed.data.guestPath, mode: parseInt(parsed.data.mode ?? '755', 8) });
     }
     case 'push':
     case 'pull':

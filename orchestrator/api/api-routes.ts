@@ -29,6 +29,8 @@ export const API_ROUTE_IDS = [
   'figures',
   'dashboard',
   'agentUpdate',
+  'tree',
+  'mkdir',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -75,6 +77,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
   /** The dashboard's address and token: `vmgmt dashboard`. */
   { id: 'dashboard', method: 'GET', segments: ['v1', 'dashboard'] },
   { id: 'agentUpdate', method: 'POST', segments: ['v1', 'vms', ':name', 'agent', 'update'] },
+  /** `vmgmt cp -r` from a VM: the guest tree under ?guestPath, every name checked on the host. */
+  { id: 'tree', method: 'GET', segments: ['v1', 'vms', ':name', 'files', 'tree'] },
+  /** `vmgmt cp -r` to a VM: makes the guest directory ?guestPath (&mode, octal). */
+  { id: 'mkdir', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'mkdir'] },
 ];
 
 export interface RouteParams {

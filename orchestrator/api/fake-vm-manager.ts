@@ -1,6 +1,7 @@
 // An in-memory VmManagerApi for tests of the API server and the CLI: no QEMU, same errors as the contract.
 // Copies move bytes between the caller's host fd (a pipe, read or written in order) and an in-memory guest
 // file system (guestFiles).
+import type { GuestTree } from '../daemon/guest-tree.js';
 import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -212,6 +213,36 @@ export class FakeVmManager implements VmManagerApi {
     await this.#copyStep(moved, opts.sizeBytes, undefined);
     this.guestFiles.set(opts.guestPath, data);
     return { bytes: moved };
+  }
+
+  /** The guest tree under guestPath from guestFiles (every key below it is a file; directories are implied). */
+  async listGuestTree(name: string, guestPath: string): Promise<GuestTree> {
+    this.#enter('listGuestTree', [name, guestPath]);
+    this.#runningForCopy(name, guestPath);
+    const base = guestPath.replace(/\/+$/, '') + '/';
+    const entries: GuestTree['entries'] = [];
+    const dirs = new Set<string>();
+    for (const [p, data] of [...this.guestFiles].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (!p.startsWith(base)) continue;
+      const rel = p.slice(base.length);
+      const parts = rel.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const d = parts.slice(0, i).join('/');
+        if (!dirs.has(d)) entries.push({ path: d, kind: 'dir', sizeBytes: 0, mode: 0o755 });
+        dirs.add(d);
+      }
+      entries.push({ path: rel, kind: 'file', sizeBytes: data.byteLength, mode: 0o644 });
+    }
+    return { entries, warnings: [] };
+  }
+
+  /** Guest directories made with makeGuestDir. */
+  readonly guestDirs = new Set<string>();
+
+  async makeGuestDir(name: string, guestPath: string, _mode: number): Promise<void> {
+    this.#enter('makeGuestDir', [name, guestPath]);
+    this.#runningForCopy(name, guestPath);
+    this.guestDirs.add(guestPath);
   }
 
   async copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {

@@ -7,6 +7,9 @@ import { SseParser } from './sse-parser.js';
 import type { z } from 'zod';
 import {
   agentUpdateResultSchema,
+  guestTreeSchema,
+  mkdirResultSchema,
+  type GuestTreeAnswer,
   type AgentUpdateBody,
   type AgentUpdateResult,
   chatCallResultSchema,
@@ -119,6 +122,10 @@ export interface ApiClient {
   stats(): Promise<StatsList>;
   /** Replaces the VM's guest agent in place with a new vmgmt-guest. */
   agentUpdate(name: string, body: AgentUpdateBody): Promise<AgentUpdateResult>;
+  /** `vmgmt cp -r` from a VM: the guest tree under guestPath, checked by the daemon. */
+  guestTree(name: string, guestPath: string): Promise<GuestTreeAnswer>;
+  /** `vmgmt cp -r` to a VM: makes a guest directory (an existing one is fine). */
+  makeGuestDir(name: string, guestPath: string, mode: number): Promise<void>;
   chatPeers(): Promise<ChatPeers>;
   chatSend(body: ChatMessageBody): Promise<ChatSendResult>;
   chatCall(body: ChatMessageBody & { timeoutMs?: number }): Promise<ChatCallResult>;
@@ -300,6 +307,10 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     figures: () => json(vmFiguresListSchema, 'GET', '/v1/figures'),
     dashboard: () => json(dashboardInfoSchema, 'GET', '/v1/dashboard'),
     agentUpdate: (name, body) => json(agentUpdateResultSchema, 'POST', vmPath(name, '/agent/update'), body),
+    guestTree: (name, guestPath) => json(guestTreeSchema, 'GET', vmPath(name, `/files/tree?${new URLSearchParams({ guestPath }).toString()}`)),
+    async makeGuestDir(name, guestPath, mode) {
+      await json(mkdirResultSchema, 'POST', vmPath(name, `/files/mkdir?${new URLSearchParams({ guestPath, mode: (mode & 0o7777).toString(8) }).toString()}`));
+    },
     async logs(name, o = {}) {
       const query = new URLSearchParams();
       if (o.source !== undefined) query.set('source', o.source);

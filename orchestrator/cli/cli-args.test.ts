@@ -41,7 +41,7 @@ describe('parseCli', () => {
       globals: { json: true },
     });
     expect(parseCli(['cp', '--', '--odd-name', 'vm1:/x'], {})).toMatchObject({ ok: true, command: { localPath: '--odd-name' } });
-    expect(usage('cp ./f vm1:/x --force')).toMatch(/^--force does not apply to `vmgmt cp`: it takes no options of its own/);
+    expect(usage('cp ./f vm1:/x --force')).toMatch(/^--force does not apply to `vmgmt cp`: it takes -r, --recursive/);
     expect(usage('cp ./f')).toMatch(/needs a source and a destination/);
     expect(parse('cp ./a ./b --json')).toMatchObject({ ok: false, group: 'cp', globals: { json: true } });
   });

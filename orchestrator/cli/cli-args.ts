@@ -238,7 +238,7 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   }
 
   if (group === 'cp') {
-    const cp = parseCpArgs(positionals.slice(1));
+    const cp = parseCpArgs(positionals.slice(1), { recursive: values.recursive === true });
     return cp.ok ? done(cp.command) : usage(cp.message);
   }
 

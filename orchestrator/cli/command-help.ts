@@ -216,10 +216,11 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
   },
   {
     path: ['cp'],
-    args: 'SRC DST',
-    summary: 'copy a file between the host and a running VM (one side is VM:/PATH)',
+    args: '[-r] SRC DST',
+    summary: 'copy a file (or with -r a directory) between the host and a running VM (one side is VM:/PATH)',
+    flags: [{ flag: '-r, --recursive', text: 'copy a directory tree, file by file (symlinks, fifos, devices and sockets are skipped with a warning)' }],
     description: 'VM:/DIR/ keeps the local name; a download is written atomically; a local name with a colon is written ./a:b. With --json: NDJSON events, the last {"event":"done"} or {"event":"error"}.',
-    examples: ['vmgmt cp ./app.tar web:/tmp/', 'vmgmt cp web:/etc/hostname .'],
+    examples: ['vmgmt cp ./app.tar web:/tmp/', 'vmgmt cp web:/etc/hostname .', 'vmgmt cp -r ./site web:/srv/', 'vmgmt cp -r web:/var/log ./logs'],
     complete: ['vm-or-file'],
   },
   {

@@ -45,7 +45,7 @@ describe('parseCpArgs', () => {
     expect(usage('./a', './b')).toMatch(/neither "\.\/a" nor "\.\/b" names a VM: one side must be VM:\/PATH/);
     expect(usage('./x', 'a:b')).toBe('guest path "b" in "a:b" must be an absolute path (start with /); a local file whose name has a colon is written ./a:b');
     expect(usage('vm1:', './x')).toMatch(/guest path "" in "vm1:" is empty/);
-    expect(usage('vm1:/etc/', './x')).toBe('"vm1:/etc/" names a directory: vmgmt cp copies single files');
+    expect(usage('vm1:/etc/', './x')).toBe('"vm1:/etc/" names a directory: vmgmt cp copies single files (vmgmt cp -r copies directories)');
     expect(usage('vm1:/etc/..', './x')).toMatch(/names a directory/);
     expect(usage('-', 'vm1:/x')).toMatch(/not stdin or stdout/);
     expect(usage('', 'vm1:/x')).toMatch(/local path is empty/);
@@ -60,5 +60,23 @@ describe('baseName', () => {
     expect(baseName('/a/b/')).toBe('b');
     expect(baseName('b')).toBe('b');
     expect(baseName('/')).toBe('');
+  });
+});
+
+describe('parseCpArgs with -r', () => {
+  const r = (src: string, dst: string): ParsedCp => parseCpArgs([src, dst], { recursive: true });
+  it('takes a guest directory with or without a trailing slash, and gives a local one its name under VM:/DIR/', () => {
+    expect(r('vm1:/var/log/', './logs')).toEqual({ ok: true, command: { kind: 'cp', direction: 'pull', vm: 'vm1', guestPath: '/var/log', localPath: './logs', recursive: true } });
+    expect(r('vm1:/', './root')).toEqual({ ok: true, command: { kind: 'cp', direction: 'pull', vm: 'vm1', guestPath: '/', localPath: './root', recursive: true } });
+    expect(r('./site', 'vm1:/srv/')).toEqual({ ok: true, command: { kind: 'cp', direction: 'push', vm: 'vm1', localPath: './site', guestPath: '/srv/site', recursive: true } });
+    expect(r('./site/', 'vm1:/srv/www')).toEqual({ ok: true, command: { kind: 'cp', direction: 'push', vm: 'vm1', localPath: './site/', guestPath: '/srv/www', recursive: true } });
+  });
+
+  it('refuses a source without a name for VM:/DIR/, and a guest path ending in . or ..', () => {
+    for (const [src, dst] of [['.', 'vm1:/srv/'], ['..', 'vm1:/srv/'], ['vm1:/a/..', './x'], ['vm1:/a/.', './x']] as const) {
+      const p = r(src, dst);
+      expect(p.ok, `${src} ${dst}`).toBe(false);
+    }
+    expect(r('.', 'vm1:/srv/')).toMatchObject({ message: expect.stringMatching(/has no name to give the copy/) });
   });
 });

@@ -7,9 +7,9 @@ export type CpEndpoint = { kind: 'vm'; vm: string; path: string } | { kind: 'loc
 
 export type CpCommand =
   /** Local file → guest. guestPath already has the local basename added when DST ended with `/`. */
-  | { kind: 'cp'; direction: 'push'; vm: string; localPath: string; guestPath: string }
+  | { kind: 'cp'; direction: 'push'; vm: string; localPath: string; guestPath: string; recursive?: true }
   /** Guest file → local. localPath may be an existing directory: the command adds the guest basename. */
-  | { kind: 'cp'; direction: 'pull'; vm: string; guestPath: string; localPath: string };
+  | { kind: 'cp'; direction: 'pull'; vm: string; guestPath: string; localPath: string; recursive?: true };
 
 export type ParsedCp = { ok: true; command: CpCommand } | { ok: false; message: string };
 
@@ -22,7 +22,12 @@ export function parseCpEndpoint(arg: string): CpEndpoint {
   return { kind: 'local', path: arg };
 }
 
-export function parseCpArgs(args: readonly string[]): ParsedCp {
+export function parseCpArgs(args: readonly string[], opts: { recursive?: boolean } = {}): ParsedCp {
+  const parsed = parseCpPair(args, opts.recursive === true);
+  return parsed.ok && opts.recursive === true ? { ok: true, command: { ...parsed.command, recursive: true } } : parsed;
+}
+
+function parseCpPair(args: readonly string[], recursive: boolean): ParsedCp {
   if (args.length !== 2) {
     return usage(
       args.length < 2
@@ -49,13 +54,21 @@ export function parseCpArgs(args: readonly string[]): ParsedCp {
   if (guestProblem) return usage(guestProblem);
 
   if (src.kind === 'local') {
+    if (recursive && (baseName(local.path) === '' || baseName(local.path) === '.' || baseName(local.path) === '..') && vmSide.path.endsWith('/')) {
+      return usage(`${JSON.stringify(local.path)} has no name to give the copy in ${JSON.stringify(vmArg)}: name the guest directory, e.g. ${vmSide.vm}:${vmSide.path}copy`);
+    }
     const guestPath = vmSide.path.endsWith('/') ? vmSide.path + baseName(local.path) : vmSide.path;
     const longProblem = checkGuestPath(guestPath, `${vmSide.vm}:${guestPath}`);
     if (longProblem) return usage(longProblem);
     return { ok: true, command: { kind: 'cp', direction: 'push', vm: vmSide.vm, localPath: local.path, guestPath } };
   }
+  if (recursive) {
+    if (baseName(vmSide.path) === '.' || baseName(vmSide.path) === '..') return usage(`${JSON.stringify(vmArg)}: name the guest directory without . or .. at its end`);
+    const guestPath = vmSide.path.length > 1 ? vmSide.path.replace(/\/+$/, '') : vmSide.path;
+    return { ok: true, command: { kind: 'cp', direction: 'pull', vm: vmSide.vm, guestPath, localPath: local.path } };
+  }
   if (vmSide.path.endsWith('/') || baseName(vmSide.path) === '.' || baseName(vmSide.path) === '..') {
-    return usage(`${JSON.stringify(vmArg)} names a directory: vmgmt cp copies single files`);
+    return usage(`${JSON.stringify(vmArg)} names a directory: vmgmt cp copies single files (vmgmt cp -r copies directories)`);
   }
   return { ok: true, command: { kind: 'cp', direction: 'pull', vm: vmSide.vm, guestPath: vmSide.path, localPath: local.path } };
 }

@@ -28,6 +28,7 @@ export interface CpDoneEvent {
 }
 
 export async function runCpCommand(command: CpCommand, ctx: CpContext): Promise<ExitCode> {
+  if (command.recursive) return (await import('./cp-recursive.js')).runCpRecursive(command, ctx);
   const progress = createProgress(ctx);
   let done: CpDoneEvent;
   try {
@@ -44,7 +45,7 @@ export async function runCpCommand(command: CpCommand, ctx: CpContext): Promise<
   return EXIT.OK;
 }
 
-interface Progress {
+export interface Progress {
   /** A server event: progress is drawn (TTY) or printed (--json); done is left to the command's own. */
   event(event: TransferEvent): void;
   /** The client's own download progress. */
@@ -52,7 +53,7 @@ interface Progress {
   finish(): void;
 }
 
-function createProgress(ctx: CpContext): Progress {
+export function createProgress(ctx: CpContext): Progress {
   if (ctx.json) {
     const line = (e: object): void => void ctx.stdout.write(JSON.stringify(e) + '\n');
     let lastDownloadMs = Number.NEGATIVE_INFINITY;
@@ -81,12 +82,12 @@ function createProgress(ctx: CpContext): Progress {
   };
 }
 
-async function push(command: CpCommand & { direction: 'push' }, ctx: CpContext, progress: Progress): Promise<CpDoneEvent> {
+export async function push(command: CpCommand & { direction: 'push' }, ctx: CpContext, progress: Progress): Promise<CpDoneEvent> {
   const { vm, localPath, guestPath } = command;
   const st = await stat(localPath).catch((err: unknown) => {
     throw localError('FILE_UNREADABLE', `cannot read ${localPath}`, localPath, err);
   });
-  if (st.isDirectory()) throw new CliError('FILE_UNREADABLE', `cannot copy ${localPath}: it is a directory, and vmgmt cp copies single files`, { path: localPath });
+  if (st.isDirectory()) throw new CliError('FILE_UNREADABLE', `cannot copy ${localPath}: it is a directory: copy it with vmgmt cp -r`, { path: localPath });
   if (!st.isFile()) throw new CliError('FILE_UNREADABLE', `cannot copy ${localPath}: it is not a regular file`, { path: localPath });
   const handle = await open(localPath, 'r').catch((err: unknown) => {
     throw localError('FILE_UNREADABLE', `cannot read ${localPath}`, localPath, err);
@@ -117,7 +118,7 @@ async function push(command: CpCommand & { direction: 'push' }, ctx: CpContext, 
   }
 }
 
-async function pull(command: CpCommand & { direction: 'pull' }, ctx: CpContext, progress: Progress): Promise<CpDoneEvent> {
+export async function pull(command: CpCommand & { direction: 'pull' }, ctx: CpContext, progress: Progress): Promise<CpDoneEvent> {
   const { vm, guestPath } = command;
   const target = await resolvePullTarget(command.localPath, guestPath);
   const tempPath = path.join(path.dirname(target), `.${path.basename(target)}.vmgmt-${randomBytes(4).toString('hex')}.part`);
@@ -231,7 +232,7 @@ class ExactLength extends Transform {
 }
 
 /** `cannot read ./x: no such file or directory (ENOENT)` */
-function localError(code: 'FILE_UNREADABLE' | 'FILE_UNWRITABLE', what: string, file: string, err: unknown): CliError {
+export function localError(code: 'FILE_UNREADABLE' | 'FILE_UNWRITABLE', what: string, file: string, err: unknown): CliError {
   const e = err as NodeJS.ErrnoException;
   const reason = e.code && e.message.startsWith(`${e.code}: `) ? `${e.message.slice(e.code.length + 2).split(', ')[0]} (${e.code})` : e.message;
   return new CliError(code, `${what}: ${reason}`, { path: file, ...(e.code ? { errno: e.code } : {}) }, { cause: err });

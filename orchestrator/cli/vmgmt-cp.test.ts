@@ -151,7 +151,7 @@ describe('vmgmt cp', () => {
       stdout: '',
       stderr: `vmgmt: cannot read ${missing}: no such file or directory (ENOENT)\n`,
     });
-    expect((await vmgmt(['cp', work, 'vm1:/tmp/x'])).stderr).toBe(`vmgmt: cannot copy ${work}: it is a directory, and vmgmt cp copies single files\n`);
+    expect((await vmgmt(['cp', work, 'vm1:/tmp/x'])).stderr).toBe(`vmgmt: cannot copy ${work}: it is a directory: copy it with vmgmt cp -r\n`);
     manager.guestFiles.set('/f', Buffer.from('x'));
     const noDir = join(work, 'no', 'such', 'f');
     expect(await vmgmt(['cp', 'vm1:/f', noDir])).toMatchObject({ code: 1, stderr: `vmgmt: cannot write ${noDir}: no such file or directory (ENOENT)\n` });

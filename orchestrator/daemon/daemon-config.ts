@@ -34,10 +34,17 @@ export const RESERVED_SECTIONS = {
 
 const absolutePath = z.string().min(1).startsWith('/', 'must be an absolute path');
 
+export const DEFAULT_MAX_TREE_DEPTH = 64;
+export const DEFAULT_MAX_TREE_ENTRIES = 100_000;
+
 export const transfersConfigSchema = z
   .object({
     maxPullBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_PULL_BYTES),
     transferDir: absolutePath.optional().describe('default: <runtimeDir>/transfers'),
+    /** `vmgmt cp -r` from a VM: the deepest guest directory level taken below the copied one. */
+    maxTreeDepth: z.number().int().min(1).max(4096).default(DEFAULT_MAX_TREE_DEPTH),
+    /** `vmgmt cp -r` from a VM: the most entries (files, directories, skipped ones) one copy takes. */
+    maxTreeEntries: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_TREE_ENTRIES),
   })
   .strict();
 
@@ -188,6 +195,8 @@ export interface DaemonConfig {
   transfers: {
     maxPullBytes: number;
     transferDir: string;
+    maxTreeDepth: number;
+    maxTreeEntries: number;
   };
   boot: {
     maxConcurrent: number;
@@ -289,6 +298,8 @@ export function resolveDaemonConfig(file: DaemonConfigFile, overrides: DaemonCon
     transfers: {
       maxPullBytes: file.transfers.maxPullBytes,
       transferDir: file.transfers.transferDir ?? path.join(runtimeDir, 'transfers'),
+      maxTreeDepth: file.transfers.maxTreeDepth,
+      maxTreeEntries: file.transfers.maxTreeEntries,
     },
     boot: { ...file.boot },
     chat: { rules: file.chat.rules.map(stripUndefined) },

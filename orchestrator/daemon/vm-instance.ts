@@ -2,6 +2,11 @@
 // state. Lifecycle decisions come from the pure state machine; this file does the I/O they call for.
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
+import { DIRENT } from '../../device-backend/layout/wire-layout.js';
+import { AgentError } from '../../device-backend/services/agent/agent-error.js';
+import { MAX_ENTRY_NAME_BYTES } from '../../device-backend/services/agent/agent-listing.js';
+import { walkGuestTree, type GuestTree } from './guest-tree.js';
 import path from 'node:path';
 import type { MessageService } from '../../device-backend/core/message-service.js';
 import { ManagementDevice, type ServiceSnapshotStore } from '../../device-backend/management-device.js';
@@ -273,6 +278,58 @@ export class VmInstance {
       timeoutMs: opts.timeoutMs ?? 600_000,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
+  }
+
+  /** `vmgmt cp -r` from the VM: the checked tree under guestPath (guest-tree.ts), within the config's limits. */
+  async listTree(guestPath: string): Promise<GuestTree> {
+    const agent = this.agent;
+    this.requireRunning('copies');
+    if (!this.device || !agent) throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
+    const { maxTreeDepth, maxTreeEntries, transferDir } = this.deps.config.transfers;
+    this.log.info('list tree', { guestPath });
+    mkdirSync(transferDir, { recursive: true, mode: 0o700 });
+    const listDir = async (guestDir: string): Promise<Uint8Array> => {
+      // An unlinked temp file: nothing is left behind however the listing ends.
+      const file = path.join(transferDir, `.list-${randomUUID()}`);
+      const handle = await open(file, 'wx+', 0o600);
+      try {
+        await unlink(file);
+        const maxBytes = (maxTreeEntries + 1) * (DIRENT.sizeBytes + MAX_ENTRY_NAME_BYTES + 8);
+        const agentWaitMs = this.agentUp ? DEFAULT_AGENT_WAIT_MS : Math.max(DEFAULT_AGENT_WAIT_MS, this.bootStartedAtMs + this.deps.config.boot.agentWaitMs - Date.now());
+        let bytes: number;
+        try {
+          ({ bytes } = await agent.list({ hostFd: handle.fd, maxBytes, guestPath: guestDir, timeoutMs: 120_000, agentWaitMs }));
+        } catch (err) {
+          if (err instanceof AgentError) throw new VmgmtError(err.code === 'TIMEOUT' ? 'TIMEOUT' : err.code === 'AGENT_UNAVAILABLE' ? 'AGENT_UNAVAILABLE' : 'GUEST_REFUSED', err.message.replace('could not copy', 'could not list'), err.details, { cause: err });
+          throw err;
+        }
+        const buf = Buffer.alloc(bytes);
+        let got = 0;
+        while (got < bytes) {
+          const { bytesRead } = await handle.read(buf, got, bytes - got, got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return buf.subarray(0, got);
+      } finally {
+        await handle.close();
+      }
+    };
+    return walkGuestTree(guestPath, listDir, { maxDepth: maxTreeDepth, maxEntries: maxTreeEntries });
+  }
+
+  /** `vmgmt cp -r` to the VM: makes a guest directory (an existing one is fine). */
+  async makeDir(guestPath: string, mode: number): Promise<void> {
+    const agent = this.agent;
+    this.requireRunning('copies');
+    if (!this.device || !agent) throw new VmgmtError('INVALID_STATE', `VM ${this.name} is ${this.state}: copies need a running VM with its device`, { name: this.name });
+    const waitMs = this.agentUp ? DEFAULT_AGENT_WAIT_MS : Math.max(DEFAULT_AGENT_WAIT_MS, this.bootStartedAtMs + this.deps.config.boot.agentWaitMs - Date.now());
+    try {
+      await agent.mkdir(guestPath, mode, { waitMs, timeoutMs: 30_000 });
+    } catch (err) {
+      if (err instanceof AgentError) throw new VmgmtError(err.code === 'TIMEOUT' ? 'TIMEOUT' : err.code === 'AGENT_UNAVAILABLE' ? 'AGENT_UNAVAILABLE' : err.code === 'INVALID_REQUEST' ? 'INVALID_REQUEST' : 'GUEST_REFUSED', err.message, err.details, { cause: err });
+      throw err;
+    }
   }
 
   /** `vmgmt vm exec`: a command in the guest through the agent, its I/O streamed through opts.io. */

@@ -1,5 +1,6 @@
 // What the control API needs from the daemon's VM manager. The API layer parses and validates, then
 // calls these; they throw VmgmtError.
+import type { GuestTree } from './guest-tree.js';
 import type { AgentUpdateResult, ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, HostInfo, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
 import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
@@ -39,6 +40,10 @@ export interface VmManagerApi {
    * a guest file larger than maxBytes is refused before any byte moves.
    */
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }>;
+  /** `vmgmt cp -r` from a VM: the guest tree under guestPath, every name checked, within transfers.maxTree*. */
+  listGuestTree(name: string, guestPath: string): Promise<GuestTree>;
+  /** `vmgmt cp -r` to a VM: makes a guest directory (an existing one is fine). */
+  makeGuestDir(name: string, guestPath: string, mode: number): Promise<void>;
   /** The VM's stats series (newest `limit` samples, default 60), host figures and CPU share. */
   stats(name: string, opts?: { limit?: number }): VmStats;
   /** Every VM with its newest sample. */

@@ -1,5 +1,6 @@
 // The daemon's registry of VMs: creates, finds and removes them, and hands lifecycle requests to each
 // VM's instance. Implements what the control API serves.
+import type { GuestTree } from './guest-tree.js';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
@@ -206,6 +207,16 @@ export class VmManager implements VmManagerApi {
 
   copyFromGuest(name: string, opts: HostCopyOptions & { maxBytes: number }): Promise<{ bytes: number }> {
     return this.noticed(name, 'from-guest', opts.guestPath, () => this.get(name).copy('from-guest', opts));
+  }
+
+  /** `vmgmt cp -r` from a VM: the checked guest tree under guestPath (guest-tree.ts). */
+  listGuestTree(name: string, guestPath: string): Promise<GuestTree> {
+    return this.get(name).listTree(guestPath);
+  }
+
+  /** `vmgmt cp -r` to a VM: makes a guest directory (an existing one is fine). */
+  makeGuestDir(name: string, guestPath: string, mode: number): Promise<void> {
+    return this.get(name).makeDir(guestPath, mode);
   }
 
   private transfersStarted = 0;

@@ -1,13 +1,13 @@
 // The agent service over a real core, with a fake guest agent on the rings: copies start with AGENT_COPY
 // on the agent's port, move bytes through transfer paths, and end their transfer however they end.
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/core-logger.js';
 import { DeviceCore } from '../../core/device-core.js';
 import { computeGeometry, dataSliceOffset, DEFAULT_GEOMETRY, type Geometry } from '../../layout/geometry.js';
-import { AGENT_COPY_REQ, FILE_CLOSE_FLAG, FILE_INFO, FILE_OPEN_FLAG, MODE, MSG_RESPONSE_BIT, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import { AGENT_COPY_REQ, AGENT_MKDIR_REQ, FILE_CLOSE_FLAG, FILE_TYPE, FILE_INFO, FILE_OPEN_FLAG, MODE, MSG_RESPONSE_BIT, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import { loadNative } from '../../native/index.js';
 import type { Message } from '../../protocol/message-codec.js';
@@ -15,6 +15,7 @@ import { FakeGuest } from '../../testing/fake-guest.js';
 import { fileReq } from '../../testing/file-requests.js';
 import { deviceServices } from '../device-services.js';
 import type { AgentService } from './agent-service.js';
+import { decodeListing, encodeListing } from './agent-listing.js';
 
 const u32 = (m: Message, off: number): number => new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(off, true);
 
@@ -86,7 +87,7 @@ describe('AgentService', () => {
     for (let i = 0; i < 50; i++) {
       const [request] = guest.receiveAll();
       if (request) {
-        expect(request.type).toBe(MSG_TYPE.AGENT_COPY);
+        expect([MSG_TYPE.AGENT_COPY, MSG_TYPE.AGENT_LIST]).toContain(request.type);
         const hostPathLen = u32(request, AGENT_COPY_REQ.offsets.host_path_len);
         mem.write(dataSliceOffset(geometry, 1), request.payload.subarray(AGENT_COPY_REQ.sizeBytes, AGENT_COPY_REQ.sizeBytes + hostPathLen));
         return { request, hostPathLen };
@@ -160,5 +161,63 @@ describe('AgentService', () => {
     mem.write(dataSliceOffset(geometry, 1), new TextEncoder().encode('etc/passwd'));
     expect((await call(fileReq.open(0, 10, FILE_OPEN_FLAG.READ))).status).toBe(STATUS.PATH_ESCAPES.code);
     expect((await call(fileReq.list(0, 10, 4096, 4096))).status).toBe(STATUS.WRONG_MODE.code);
+  });
+
+  it('AGENT_LIST: a hostile agent\'s listing lands in the host fd only, and its bad names are set aside on the host', async () => {
+    agentUp();
+    const fd = hostFile('listing', 'w+');
+    const listing = encodeListing([
+      { name: '../../etc/passwd', type: FILE_TYPE.FILE, mode: 0o100644, size: 3 },
+      { name: '..', type: FILE_TYPE.DIR, mode: 0o040755 },
+      { name: 'ok', type: FILE_TYPE.FILE, mode: 0o100640, size: 3 },
+      { name: 'pipe', type: FILE_TYPE.FILE, mode: 0o010644 },
+    ]);
+    const listing2 = encodeListing([{ name: 'ok', type: FILE_TYPE.FILE, mode: 0o100640, size: 3 }, { name: 'lnk', type: FILE_TYPE.SYMLINK, mode: 0o120777 }]);
+    const listingFor = [listing, listing2];
+    for (const [i, body] of listingFor.entries()) {
+      const listed = agent.list({ hostFd: fd, maxBytes: 10_000, guestPath: '/srv', timeoutMs: 5000 });
+      const { request, hostPathLen } = await takeCopy();
+      expect(request.type).toBe(MSG_TYPE.AGENT_LIST);
+      const open = await call(fileReq.open(0, hostPathLen, FILE_OPEN_FLAG.WRITE, body.byteLength));
+      expect(open.status).toBe(STATUS.OK.code);
+      const h = u32(open, FILE_INFO.offsets.handle);
+      mem.write(dataSliceOffset(geometry, 1) + 4096, body);
+      expect((await call(fileReq.write(h, body.byteLength, 0, 4096))).status).toBe(STATUS.OK.code);
+      expect((await call(fileReq.close(h, FILE_CLOSE_FLAG.COMMIT))).status).toBe(STATUS.OK.code);
+      guest.send({ type: MSG_TYPE.AGENT_LIST | MSG_RESPONSE_BIT, requestId: request.requestId, status: 0, payload: new Uint8Array(8) });
+      core.process();
+      expect(await listed).toEqual({ bytes: body.byteLength });
+      const got = readFileSync(path.join(dir, 'listing')).subarray(0, body.byteLength);
+      if (i === 0) {
+        // A "file" whose mode says fifo makes the whole listing malformed.
+        expect(decodeListing(got)).toMatchObject({ ok: false, reason: expect.stringMatching(/"pipe" has type 1 and mode 0o10644, which do not agree/) });
+      } else {
+        expect(decodeListing(got)).toEqual({ ok: true, refused: [], entries: [{ name: 'ok', kind: 'file', sizeBytes: 3, mode: 0o640 }, { name: 'lnk', kind: 'symlink', sizeBytes: 0, mode: 0o777 }] });
+      }
+    }
+    expect(decodeListing(encodeListing([{ name: '../../etc/passwd', type: FILE_TYPE.FILE, mode: 0o100644 }]))).toMatchObject({ ok: true, entries: [], refused: [{ reason: expect.stringMatching(/contains '\/'/) }] });
+    expect(readdirSync(dir)).toEqual(['listing']);
+    expect(agent.transfers.liveCount).toBe(0);
+  });
+
+  it('AGENT_MKDIR: mode and path go out in vmgmt_agent_mkdir; EXISTS and other refusals are said in words', async () => {
+    agentUp();
+    const answers = [STATUS.OK.code, STATUS.EXISTS.code, STATUS.NOT_FOUND.code];
+    for (const status of answers) {
+      const making = agent.mkdir('/srv/site', 0o750, { waitMs: 1000, timeoutMs: 5000 });
+      let request: Message | undefined;
+      for (let i = 0; i < 50 && !request; i++) {
+        [request] = guest.receiveAll();
+        if (!request) await new Promise((r) => setImmediate(r));
+      }
+      expect(request!.type).toBe(MSG_TYPE.AGENT_MKDIR);
+      expect(u32(request!, AGENT_MKDIR_REQ.offsets.mode)).toBe(0o750);
+      expect(new TextDecoder().decode(request!.payload.subarray(AGENT_MKDIR_REQ.sizeBytes))).toBe('/srv/site');
+      guest.send({ type: MSG_TYPE.AGENT_MKDIR | MSG_RESPONSE_BIT, requestId: request!.requestId, status, payload: new Uint8Array() });
+      core.process();
+      if (status === STATUS.OK.code) await expect(making).resolves.toBeUndefined();
+      else if (status === STATUS.EXISTS.code) await expect(making).rejects.toMatchObject({ code: 'GUEST_REFUSED', message: expect.stringMatching(/something that is not a directory is there/) });
+      else await expect(making).rejects.toMatchObject({ code: 'GUEST_REFUSED', message: expect.stringMatching(/could not make the directory \/srv\/site: no such file or directory/) });
+    }
   });
 });

@@ -2,7 +2,7 @@
 // in and out (`vmgmt cp`) with AGENT_COPY requests on that channel's port, and the agent moves the bytes
 // with file-mode requests on the copy's one-off transfer path (transfer-files.ts). The orchestrator asks
 // this service for copies; it never touches the core's rings.
-import { MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import { AGENT_MKDIR_REQ, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import type { ChannelPort, MessageService, ServiceHost } from '../../core/message-service.js';
 import type { CoreLogger } from '../../core/core-logger.js';
 import { CoreRequestError } from '../../core/device-core.js';
@@ -155,7 +155,37 @@ export class AgentService implements MessageService {
   }
 
   /** `vmgmt cp` in either direction. The transfer ends however the copy ends, before the caller closes its fd. */
-  async copy(opts: AgentCopyOptions): Promise<{ bytes: number }> {
+  copy(opts: AgentCopyOptions): Promise<{ bytes: number }> {
+    return this.transfer(MSG_TYPE.AGENT_COPY, opts);
+  }
+
+  /**
+   * `vmgmt cp -r` from the guest: the agent writes the listing of the guest directory opts.guestPath
+   * (vmgmt_dirent records, decoded and checked by agent-listing.ts) into hostFd, at most maxBytes of it.
+   */
+  list(opts: Omit<AgentCopyOptions, 'direction' | 'sizeBytes'> & { maxBytes: number }): Promise<{ bytes: number }> {
+    return this.transfer(MSG_TYPE.AGENT_LIST, { ...opts, direction: 'from-guest', sizeBytes: 0 });
+  }
+
+  /** `vmgmt cp -r` to the guest: creates the guest directory (an existing one is fine). Rejects with AgentError. */
+  async mkdir(guestPath: string, mode: number, opts: { waitMs: number; timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    if (!guestPath.startsWith('/')) throw new AgentError('INVALID_REQUEST', `guest path ${guestPath} must be absolute`, { guestPath });
+    const path = new TextEncoder().encode(guestPath);
+    const payload = new Uint8Array(AGENT_MKDIR_REQ.sizeBytes + path.byteLength);
+    const dv = new DataView(payload.buffer);
+    dv.setUint32(AGENT_MKDIR_REQ.offsets.mode, mode & 0o7777, true);
+    dv.setUint32(AGENT_MKDIR_REQ.offsets.path_len, path.byteLength, true);
+    payload.set(path, AGENT_MKDIR_REQ.sizeBytes);
+    const answer = await this.hostRequest(MSG_TYPE.AGENT_MKDIR, payload, opts);
+    if (answer.status === STATUS.EXISTS.code) {
+      throw new AgentError('GUEST_REFUSED', `cannot make the guest directory ${guestPath}: something that is not a directory is there (status ${answer.status})`, { status: answer.status, guestPath });
+    }
+    if (answer.status !== 0) {
+      throw new AgentError('GUEST_REFUSED', `the guest agent could not make the directory ${guestPath}: ${statusText(answer.status)} (status ${answer.status})`, { status: answer.status, guestPath });
+    }
+  }
+
+  private async transfer(type: number, opts: AgentCopyOptions): Promise<{ bytes: number }> {
     if (!opts.guestPath.startsWith('/')) throw new AgentError('INVALID_REQUEST', `guest path ${opts.guestPath} must be absolute`, { guestPath: opts.guestPath });
     const port = await this.agentPort(opts.agentWaitMs ?? 20_000, opts.signal);
     const t = this.transfers.create({
@@ -173,7 +203,7 @@ export class AgentService implements MessageService {
       this.host?.counters.add(`copies_${opts.direction.replace('-', '_')}`);
       let answer: Message;
       try {
-        answer = await port.request(MSG_TYPE.AGENT_COPY, encoded.payload, { signal: opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout });
+        answer = await port.request(type, encoded.payload, { signal: opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout });
       } catch (err) {
         if (timeout.aborted) {
           outcome = 'timed out';
