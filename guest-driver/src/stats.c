@@ -20,7 +20,7 @@
 
 #define STATS_RETRY_MS 3000u
 #define STATS_RETRY_MAX_MS 30000u /* a mode the host does not offer stays so for a while */
-#define STATS_LOOK_NS 50000000ull /* between records: how often the loop looks for pushes and a lost channel */
+#define STATS_LOOK_NS 1000000000ull /* between records: how often the loop looks for pushes and a lost channel (each look wakes an idle guest) */
 #define STATS_DEFAULT_TIMEOUT_MS 5000u
 #define STATS_MAX_COUNT 1000u
 
