@@ -12,7 +12,7 @@ import { resolveCalcConfig, calcConfigSchema } from '../orchestrator/daemon/calc
 import { type DeviceVm, startDeviceVm } from '../orchestrator/vm/device-vm.js';
 import { guestSeconds as seconds, mbps as rate, median } from './bench-guest.js';
 
-const FILE_MIB = Number(process.env.VMGMT_BENCH_MIB ?? 64);
+const FILE_MIB = Number(process.env.VMGMT_BENCH_MIB ?? 128);
 const REPS = Number(process.env.VMGMT_BENCH_REPS ?? 3);
 
 async function main(): Promise<void> {
