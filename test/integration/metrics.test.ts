@@ -167,7 +167,8 @@ describe('metrics and the event stream of a daemon with two guests', () => {
     expect(rows.map((r) => r.name).sort()).toEqual([A, B].sort());
     for (const r of rows) {
       expect(r.state).toBe('running');
-      expect(r.hostCpuPercent).toBeGreaterThan(0);
+      // An idle guest can spend less than one 10 ms clock tick in top's one-second window.
+      expect(r.hostCpuPercent).toBeGreaterThanOrEqual(0);
       expect(r.rssBytes).toBeGreaterThan(50 * 1024 * 1024);
       expect(r.messagesPerSec).toBeGreaterThanOrEqual(0);
     }
