@@ -214,9 +214,7 @@ export class TransferFiles {
       this.progress(h.transfer, done);
       return encodeIoResult(done);
     };
-    const answer = s.tail.then(run, run);
-    s.tail = answer.catch(() => undefined);
-    return answer;
+    return this.inOrder(s, run);
   }
 
   /** Queues a write to a piped transfer behind the ones before it; each goes whole into the pipe. */
@@ -247,6 +245,11 @@ export class TransferFiles {
       this.progress(h.transfer, done);
       return encodeIoResult(done);
     };
+    return this.inOrder(s, run);
+  }
+
+  /** Runs `run` after every request queued on the stream before it, whatever their outcome: one pipe, in file order. */
+  private inOrder(s: NonNullable<TransferHandle['stream']>, run: () => Promise<Uint8Array>): Promise<Uint8Array> {
     const answer = s.tail.then(run, run);
     s.tail = answer.catch(() => undefined);
     return answer;
