@@ -107,10 +107,12 @@ describe('vmgmt vm exec', () => {
   });
 
   it('--tty runs the command on a pseudo-terminal of the size asked for, stdin through it', async () => {
-    const r = await run(['vm', 'exec', VM, '--tty', '--', 'sh', '-c', '[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; stty size; read line; echo "got $line"'], {
+    const r = await run(['vm', 'exec', VM, '--tty', '--', 'sh', '-c', 'read line; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty-ok; stty size; echo "got $line"'], {
       stdin: Buffer.from('typed\n'),
     });
     expect(r.code, r.stderr).toBe(0);
+    // The terminal echoes what is typed; the command reads its line before it prints, so the echo comes first
+    // and cannot land inside a line the command prints.
     const out = r.stdout.toString().replace(/\r/g, '');
     expect(out).toContain('tty-ok\n');
     expect(out).toContain('24 80\n');
