@@ -74,8 +74,11 @@ fuzz: setup
 	$(MAKE) native ts
 	node dist/device-backend/fuzz/fuzz-cli.js
 
+# Host calculation vs the guest itself (128 MiB file, 1 GiB from a generator), then the agent's disruption
+# window during a driver update (issue 12's two tables; about 8 min).
 bench-calc: build
 	node dist/bench/calc.js
+	node dist/bench/agent-update.js
 
 bench-cpu-model: build
 	node dist/bench/cpu-model.js

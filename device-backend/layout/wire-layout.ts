@@ -173,6 +173,15 @@ export const CALC_LIMITS = {
   MAX_STDERR_BYTES: 1024,
   /** A function's one-line description in CALC_LIST. */
   MAX_DESCRIPTION_BYTES: 200,
+  /** Arguments the guest gives a declared program (CALC_BEGIN argc), and their bytes with NULs (args_len). */
+  MAX_ARGS: 32,
+  MAX_ARGS_BYTES: 4096,
+} as const;
+
+/** vmgmt_calc_begin.flags. */
+export const CALC_FLAG = {
+  /** The input's size is not known up front (a pipe): input_size is 0, CALC_RUN ends the input. */
+  STREAM_INPUT: 1,
 } as const;
 
 /** vmgmt_calc_entry.kind. */
@@ -368,6 +377,7 @@ export const STATUS = {
   CALC_TIMED_OUT: { code: 76, text: 'the host program did not finish within its time limit and was killed' },
   CALC_PROGRAM_FAILED: { code: 77, text: 'the host program failed (its exit status and the start of its error output follow)' },
   CALC_OUTPUT_BUDGET: { code: 78, text: 'the host holds as much calculation output for this VM as it may (calc.outputBudgetBytes): end other jobs first, or retry later' },
+  CALC_BAD_ARGS: { code: 79, text: 'the calculation function does not take these arguments (built-ins take none; a host program takes as many as the host allows, each matching its pattern)' },
   CHAT_PEER_GONE: { code: 59, text: 'the receiver went away before the message reached it (not delivered)' },
   STATS_BAD_VERSION: { code: 60, text: 'stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length' },
   STATS_OUT_OF_RANGE: { code: 61, text: 'stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)' },
@@ -715,10 +725,14 @@ export const LIMITS = {
   MAX_IN_FLIGHT_PER_CHANNEL: 32,
 } as const;
 
-export const CALC_BEGIN_REQ = defineStruct('vmgmt_calc_begin', 'CALC_BEGIN request payload; name_len bytes of the function name (a-z 0-9 . _ -) follow it.', 16, [
+export const CALC_BEGIN_REQ = defineStruct('vmgmt_calc_begin', 'CALC_BEGIN request payload; name_len bytes of the function name (a-z 0-9 . _ -) follow it.', 32, [
   ['name_len', 'u32', 'bytes of the function name, 1..CALC_LIMITS.MAX_FUNCTION_NAME_BYTES'],
-  ['flags', 'u32', 'reserved, zero'],
-  ['input_size', 'u64', 'bytes of input that CALC_INPUT will give, at most CALC_LIMITS.MAX_JOB_BYTES'],
+  ['flags', 'u32', 'CALC_FLAG'],
+  ['input_size', 'u64', 'bytes of input that CALC_INPUT will give, at most CALC_LIMITS.MAX_JOB_BYTES; 0 with CALC_FLAG.STREAM_INPUT'],
+  ['argc', 'u32', 'arguments for the function, at most CALC_LIMITS.MAX_ARGS (built-ins take none)'],
+  ['args_len', 'u32', 'bytes of the arguments in the slice: argc NUL-terminated strings, at most CALC_LIMITS.MAX_ARGS_BYTES; 0 when argc is 0'],
+  ['args_offset', 'u32', 'where the arguments start in the data slice'],
+  ['reserved', 'u32', 'zero'],
 ]);
 
 export const CALC_JOB_REQ = defineStruct('vmgmt_calc_job', 'CALC_RUN and CALC_END request payload, and the CALC_BEGIN answer.', 8, [

@@ -119,8 +119,11 @@
 #define VMGMT_CALC_LIMIT_MAX_JOB_BYTES 0x40000000
 #define VMGMT_CALC_LIMIT_MAX_STDERR_BYTES 0x400
 #define VMGMT_CALC_LIMIT_MAX_DESCRIPTION_BYTES 0xc8
+#define VMGMT_CALC_LIMIT_MAX_ARGS 0x20
+#define VMGMT_CALC_LIMIT_MAX_ARGS_BYTES 0x1000
 #define VMGMT_CALC_KIND_BUILTIN 0x1
 #define VMGMT_CALC_KIND_PROGRAM 0x2
+#define VMGMT_CALC_FLAG_STREAM_INPUT 0x1
 #define VMGMT_STATS_LIMIT_RECORD_VERSION 0x1
 #define VMGMT_STATS_LIMIT_MAX_REASON_BYTES 0x30
 #define VMGMT_STATS_LIMIT_MAX_SHARE_REASON_BYTES 0x60
@@ -196,6 +199,7 @@
 #define VMGMT_ST_CALC_TIMED_OUT 0x4c
 #define VMGMT_ST_CALC_PROGRAM_FAILED 0x4d
 #define VMGMT_ST_CALC_OUTPUT_BUDGET 0x4e
+#define VMGMT_ST_CALC_BAD_ARGS 0x4f
 #define VMGMT_ST_CHAT_PEER_GONE 0x3b
 #define VMGMT_ST_STATS_BAD_VERSION 0x3c
 #define VMGMT_ST_STATS_OUT_OF_RANGE 0x3d
@@ -799,13 +803,21 @@ _Static_assert(offsetof(struct vmgmt_stats_share, reason) == 32, "struct vmgmt_s
 /* CALC_BEGIN request payload; name_len bytes of the function name (a-z 0-9 . _ -) follow it. */
 struct vmgmt_calc_begin {
     uint32_t name_len;                      /* @0: bytes of the function name, 1..CALC_LIMITS.MAX_FUNCTION_NAME_BYTES */
-    uint32_t flags;                         /* @4: reserved, zero */
-    uint64_t input_size;                    /* @8: bytes of input that CALC_INPUT will give, at most CALC_LIMITS.MAX_JOB_BYTES */
+    uint32_t flags;                         /* @4: CALC_FLAG */
+    uint64_t input_size;                    /* @8: bytes of input that CALC_INPUT will give, at most CALC_LIMITS.MAX_JOB_BYTES; 0 with CALC_FLAG.STREAM_INPUT */
+    uint32_t argc;                          /* @16: arguments for the function, at most CALC_LIMITS.MAX_ARGS (built-ins take none) */
+    uint32_t args_len;                      /* @20: bytes of the arguments in the slice: argc NUL-terminated strings, at most CALC_LIMITS.MAX_ARGS_BYTES; 0 when argc is 0 */
+    uint32_t args_offset;                   /* @24: where the arguments start in the data slice */
+    uint32_t reserved;                      /* @28: zero */
 };
-_Static_assert(sizeof(struct vmgmt_calc_begin) == 16, "struct vmgmt_calc_begin size");
+_Static_assert(sizeof(struct vmgmt_calc_begin) == 32, "struct vmgmt_calc_begin size");
 _Static_assert(offsetof(struct vmgmt_calc_begin, name_len) == 0, "struct vmgmt_calc_begin.name_len offset");
 _Static_assert(offsetof(struct vmgmt_calc_begin, flags) == 4, "struct vmgmt_calc_begin.flags offset");
 _Static_assert(offsetof(struct vmgmt_calc_begin, input_size) == 8, "struct vmgmt_calc_begin.input_size offset");
+_Static_assert(offsetof(struct vmgmt_calc_begin, argc) == 16, "struct vmgmt_calc_begin.argc offset");
+_Static_assert(offsetof(struct vmgmt_calc_begin, args_len) == 20, "struct vmgmt_calc_begin.args_len offset");
+_Static_assert(offsetof(struct vmgmt_calc_begin, args_offset) == 24, "struct vmgmt_calc_begin.args_offset offset");
+_Static_assert(offsetof(struct vmgmt_calc_begin, reserved) == 28, "struct vmgmt_calc_begin.reserved offset");
 
 /* CALC_RUN and CALC_END request payload, and the CALC_BEGIN answer. */
 struct vmgmt_calc_job {
@@ -1060,6 +1072,7 @@ static inline const char *vmgmt_status_text(int32_t status)
     case 76: return "the host program did not finish within its time limit and was killed";
     case 77: return "the host program failed (its exit status and the start of its error output follow)";
     case 78: return "the host holds as much calculation output for this VM as it may (calc.outputBudgetBytes): end other jobs first, or retry later";
+    case 79: return "the calculation function does not take these arguments (built-ins take none; a host program takes as many as the host allows, each matching its pattern)";
     case 59: return "the receiver went away before the message reached it (not delivered)";
     case 60: return "stats record of an unknown version, or its size field is smaller than version 1 or differs from the message length";
     case 61: return "stats record has a field out of range (demand above 100, available memory above total, a reserved field not zero, ...)";

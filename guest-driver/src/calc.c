@@ -24,32 +24,39 @@ struct calc {
     const char *function;
     const char *input;   /* path, or "-" for stdin */
     const char *output;  /* path, or "-" for stdout */
+    char **args;         /* the function's arguments (argv after FUNCTION) */
+    uint32_t argc;
     bool hex;
     bool list;
 };
 
 static const char calc_usage[] =
-    "usage: vmgmt-guest calc FUNCTION [INPUT|-] [OUTPUT|-] [--hex] [-d BDF] [-t MS] [-v]\n"
+    "usage: vmgmt-guest calc FUNCTION [ARGS...] [-i INPUT] [-o OUTPUT] [--hex] [-d BDF] [-t MS] [-v]\n"
     "       vmgmt-guest calc --list\n"
-    "  the host runs FUNCTION (sha256, sha512, crc32c, gzip, gunzip, or a program the host declares) on INPUT\n"
-    "  (default stdin) and the result goes to OUTPUT (default stdout); --hex prints the result as hex (for\n"
-    "  digests); --list prints the functions this VM may call, one a line with what it does\n";
+    "  the host runs FUNCTION (sha256, sha512, crc32c, gzip, gunzip, or a program the host declares) on\n"
+    "  INPUT (default stdin, streamed: its size need not be known) and the result goes to OUTPUT (default\n"
+    "  stdout). ARGS go to a host program that takes arguments (built-ins take none; put -- before ARGS\n"
+    "  that start with -); --hex prints the result as hex (for digests); --list prints the functions this\n"
+    "  VM may call, one a line with what it does\n";
 
 static int calc_parse(int argc, char **argv, struct calc *c)
 {
     static const struct option longopts[] = {
-        { "hex", no_argument, NULL, 'x' }, { "list", no_argument, NULL, 'l' }, { "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+        { "hex", no_argument, NULL, 'x' }, { "list", no_argument, NULL, 'l' }, { "input", required_argument, NULL, 'i' }, { "output", required_argument, NULL, 'o' },
+        { "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     *c = (struct calc){ .common = { .wait = CLI_WAIT_POLL, .spin_us = DEV_DEFAULT_SPIN_NS / 1000, .timeout_ms = 60000 }, .input = "-", .output = "-" };
     optind = 2;
     opterr = 0;
     int o;
-    while ((o = getopt_long(argc, argv, ":d:vt:h", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":d:vt:i:o:h", longopts, NULL)) != -1) {
         switch (o) {
         case 'd': c->common.bdf = optarg; break;
         case 'v': c->common.verbose = true; break;
         case 'x': c->hex = true; break;
         case 'l': c->list = true; break;
+        case 'i': c->input = optarg; break;
+        case 'o': c->output = optarg; break;
         case 't': {
             int rc = cli_parse_u32(optarg, "timeout -t (milliseconds)", 1, CLI_MAX_TIMEOUT_MS, &c->common.timeout_ms);
             if (rc)
@@ -58,7 +65,7 @@ static int calc_parse(int argc, char **argv, struct calc *c)
         }
         case 'h': fputs(calc_usage, stdout); return -1;
         case ':': return cli_usage_error("option %s needs a value", argv[optind - 1]);
-        default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: return cli_usage_error("unknown option '%s' (put -- before arguments for the function that start with -)", argv[optind - 1]);
         }
     }
     if (c->list) {
@@ -71,12 +78,17 @@ static int calc_parse(int argc, char **argv, struct calc *c)
     c->function = argv[optind++];
     if (strlen(c->function) == 0 || strlen(c->function) > VMGMT_CALC_LIMIT_MAX_FUNCTION_NAME_BYTES)
         return cli_usage_error("function name '%s' must be 1 to 64 bytes", c->function);
-    if (optind < argc)
-        c->input = argv[optind++];
-    if (optind < argc)
-        c->output = argv[optind++];
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    c->args = argv + optind;
+    c->argc = (uint32_t)(argc - optind);
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < c->argc; i++)
+        bytes += strlen(c->args[i]) + 1;
+    if (c->argc > VMGMT_CALC_LIMIT_MAX_ARGS || bytes > VMGMT_CALC_LIMIT_MAX_ARGS_BYTES) {
+        char what[128];
+        snprintf(what, sizeof(what), "%u arguments in %zu bytes; the host takes at most %u in %u bytes with their NULs", c->argc, bytes, (unsigned)VMGMT_CALC_LIMIT_MAX_ARGS,
+                 (unsigned)VMGMT_CALC_LIMIT_MAX_ARGS_BYTES);
+        return cli_usage_error("the function's arguments are too many or too long (%s)", what);
+    }
     return REPORT_EXIT_OK;
 }
 
@@ -110,7 +122,17 @@ static int calc_program_failed(const struct inflight_answer *a, const char *func
                         fl.stderr_total, text);
 }
 
-/* One request and its checked answer (status OK, at least `need` payload bytes). */
+/* An answer checked: a failed program's report, else status OK with at least `need` payload bytes. */
+static int calc_check(struct fileop *f, const struct inflight_answer *a, uint32_t need, const char *function)
+{
+    if (a->status == VMGMT_ST_CALC_PROGRAM_FAILED) {
+        f->refused_status = a->status;
+        return calc_program_failed(a, function);
+    }
+    return fileop_expect(f, a, need, "calc", function);
+}
+
+/* One request and its checked answer. */
 static int calc_call(struct fileop *f, uint16_t type, const void *req, uint32_t len, struct inflight_answer *a, uint32_t need, const char *function)
 {
     char during[96];
@@ -118,11 +140,7 @@ static int calc_call(struct fileop *f, uint16_t type, const void *req, uint32_t 
     int rc = inflight_call(&f->table, type, req, len, a, during);
     if (rc)
         return rc;
-    if (a->status == VMGMT_ST_CALC_PROGRAM_FAILED) {
-        f->refused_status = a->status;
-        return calc_program_failed(a, function);
-    }
-    return fileop_expect(f, a, need, "calc", function);
+    return calc_check(f, a, need, function);
 }
 
 /* calc --list: CALC_LIST pages into the slice, each vmgmt_calc_entry checked against the bytes the core
@@ -181,42 +199,123 @@ static int calc_list_body(struct session *s, struct calc *c)
     return REPORT_EXIT_OK;
 }
 
-/* The whole input, up to the host's limit: from a file by its size, from stdin into a temp file first. */
-static int calc_open_input(const struct calc *c, int *fd, uint64_t *size)
+/* The input: a regular file (named, or stdin redirected from one) by its size from where it stands, anything
+ * else (a pipe, a device) streamed to its end. */
+static int calc_open_input(const struct calc *c, int *fd, bool *stream, uint64_t *size, off_t *base)
 {
-    if (strcmp(c->input, "-") != 0) {
-        *fd = open(c->input, O_RDONLY | O_CLOEXEC);
-        if (*fd < 0)
-            return report_error(REPORT_EXIT_SYSTEM, "calc: cannot read %s: %s", c->input, strerror(errno));
-    } else {
-        /* The host needs the size up front: stdin is spooled into an unlinked temp file. */
-        *fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (*fd < 0)
-            return report_error(REPORT_EXIT_SYSTEM, "calc: cannot make a temp file in /tmp for stdin: %s", strerror(errno));
-        char buf[65536];
-        for (;;) {
-            ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-            if (n == 0)
-                break;
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                return report_error(REPORT_EXIT_SYSTEM, "calc: cannot read stdin: %s", strerror(errno));
-            }
-            for (ssize_t w = 0; w < n;) {
-                ssize_t k = write(*fd, buf + w, (size_t)(n - w));
-                if (k < 0)
-                    return report_error(REPORT_EXIT_SYSTEM, "calc: cannot spool stdin: %s", strerror(errno));
-                w += k;
-            }
-        }
-    }
+    *fd = strcmp(c->input, "-") == 0 ? STDIN_FILENO : open(c->input, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return report_error(REPORT_EXIT_SYSTEM, "calc: cannot read %s: %s", c->input, strerror(errno));
     struct stat st;
     if (fstat(*fd, &st) != 0)
         return report_error(REPORT_EXIT_SYSTEM, "calc: cannot stat %s: %s", c->input, strerror(errno));
-    if ((uint64_t)st.st_size > VMGMT_CALC_LIMIT_MAX_JOB_BYTES)
-        return report_error(REPORT_EXIT_REFUSED, "calc: %s is %" PRIu64 " bytes; the host takes at most %u", c->input, (uint64_t)st.st_size, (unsigned)VMGMT_CALC_LIMIT_MAX_JOB_BYTES);
-    *size = (uint64_t)st.st_size;
+    *stream = !S_ISREG(st.st_mode);
+    *base = 0;
+    if (!*stream && *fd == STDIN_FILENO) {
+        *base = lseek(*fd, 0, SEEK_CUR);
+        if (*base < 0 || *base > st.st_size)
+            *base = st.st_size;
+    }
+    *size = *stream ? 0 : (uint64_t)(st.st_size - *base);
+    if (*size > VMGMT_CALC_LIMIT_MAX_JOB_BYTES)
+        return report_error(REPORT_EXIT_REFUSED, "calc: %s is %" PRIu64 " bytes; the host takes at most %u", c->input, *size, (unsigned)VMGMT_CALC_LIMIT_MAX_JOB_BYTES);
+    return REPORT_EXIT_OK;
+}
+
+/* Up to `want` bytes of input: by offset from a file, or as much of a stream as comes before its end. */
+static ssize_t calc_read(int fd, bool stream, uint8_t *p, uint32_t want, off_t at)
+{
+    if (!stream)
+        return pread(fd, p, want, at);
+    uint32_t got = 0;
+    while (got < want) {
+        ssize_t n = read(fd, p + got, want - got);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (uint32_t)n;
+    }
+    return got;
+}
+
+/* CALC_INPUT, two halves of the buffer in turn: the host takes one half while the next is read. */
+static int calc_send_input(struct fileop *f, const struct calc *c, uint32_t job, int in, bool stream, uint64_t size, off_t base, uint8_t *buf, uint32_t buf_bytes,
+                           uint64_t *given)
+{
+    uint32_t half = (buf_bytes / 2) & ~4095u;
+    if (half == 0)
+        half = buf_bytes;
+    uint32_t halves = half == buf_bytes ? 1 : 2;
+    bool busy[2] = { false, false };
+    uint32_t next = 0, outstanding = 0;
+    bool end = !stream && size == 0;
+    uint64_t at = 0;
+    while (!end || outstanding > 0) {
+        if (!end && !busy[next]) {
+            uint32_t want = half;
+            if (!stream && size - at < want)
+                want = (uint32_t)(size - at);
+            ssize_t n = calc_read(in, stream, buf + (size_t)next * half, want, base + (off_t)at);
+            if (n < 0)
+                return report_error(REPORT_EXIT_SYSTEM, "calc: cannot read %s at %" PRIu64 ": %s", c->input, at, strerror(errno));
+            if (n == 0 && !stream)
+                return report_error(REPORT_EXIT_SYSTEM, "calc: %s became shorter while it was read (%" PRIu64 " of %" PRIu64 " bytes)", c->input, at, size);
+            if (n == 0) {
+                end = true;
+                continue;
+            }
+            if (at + (uint64_t)n > VMGMT_CALC_LIMIT_MAX_JOB_BYTES)
+                return report_error(REPORT_EXIT_REFUSED, "calc: %s is longer than the %u bytes the host takes", c->input, (unsigned)VMGMT_CALC_LIMIT_MAX_JOB_BYTES);
+            struct vmgmt_calc_io io = { .job = job, .length = (uint32_t)n, .offset = at, .buf_offset = CALC_BUFFER_OFFSET + next * half };
+            char during[96];
+            snprintf(during, sizeof(during), "CALC_INPUT of %.64s", c->function);
+            int rc = inflight_send(&f->table, VMGMT_MSG_CALC_INPUT, &io, sizeof(io), next, during, NULL);
+            if (rc)
+                return rc;
+            busy[next] = true;
+            outstanding++;
+            at += (uint64_t)n;
+            if (!stream && at == size)
+                end = true;
+            if ((uint32_t)n < want && stream)
+                end = true; /* the stream ended inside this read */
+            next = (next + 1) % halves;
+            continue;
+        }
+        struct inflight_answer a;
+        char during[96];
+        snprintf(during, sizeof(during), "CALC_INPUT of %.64s", c->function);
+        int rc = inflight_next(&f->table, &a, during);
+        if (rc)
+            return rc;
+        rc = calc_check(f, &a, sizeof(struct vmgmt_calc_io_result), c->function);
+        if (rc)
+            return rc;
+        if (a.type != VMGMT_MSG_CALC_INPUT || a.tag >= halves)
+            return report_error(REPORT_EXIT_PROTOCOL, "calc: an answer of type 0x%04x while input was sent", a.type);
+        busy[a.tag] = false;
+        outstanding--;
+    }
+    *given = at;
+    return REPORT_EXIT_OK;
+}
+
+/* The function's arguments, NUL-terminated one after another at offset 0 of the slice. */
+static int calc_put_args(struct fileop *f, const struct calc *c, uint32_t *len)
+{
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < c->argc; i++) {
+        uint32_t n = (uint32_t)strlen(c->args[i]) + 1;
+        if (!slice_contains(&f->slice, at, n) || at + n > CALC_BUFFER_OFFSET)
+            return report_error(REPORT_EXIT_USAGE, "calc: the function's arguments do not fit the %u bytes set aside for them", (unsigned)CALC_BUFFER_OFFSET);
+        memcpy(slice_at(&f->slice, at), c->args[i], n);
+        at += n;
+    }
+    *len = at;
     return REPORT_EXIT_OK;
 }
 
@@ -252,8 +351,13 @@ static int calc_body(struct session *s, void *ctx)
     uint8_t *buf = slice_at(&f.slice, CALC_BUFFER_OFFSET);
 
     int in = -1, out = -1;
-    uint64_t size = 0;
-    rc = calc_open_input(c, &in, &size);
+    uint64_t size = 0, given = 0;
+    bool stream = false;
+    off_t base = 0;
+    uint32_t args_len = 0;
+    rc = calc_open_input(c, &in, &stream, &size, &base);
+    if (!rc)
+        rc = calc_put_args(&f, c, &args_len);
     if (rc)
         goto close_in;
     uint64_t t0 = clock_now_ns();
@@ -261,7 +365,9 @@ static int calc_body(struct session *s, void *ctx)
     uint8_t begin[sizeof(struct vmgmt_calc_begin) + VMGMT_CALC_LIMIT_MAX_FUNCTION_NAME_BYTES];
     struct vmgmt_calc_begin *b = (struct vmgmt_calc_begin *)begin;
     uint32_t name_len = (uint32_t)strlen(c->function);
-    *b = (struct vmgmt_calc_begin){ .name_len = name_len, .input_size = size };
+    *b = (struct vmgmt_calc_begin){
+        .name_len = name_len, .flags = stream ? VMGMT_CALC_FLAG_STREAM_INPUT : 0, .input_size = size, .argc = c->argc, .args_len = args_len, .args_offset = 0,
+    };
     memcpy(begin + sizeof(*b), c->function, name_len);
     struct inflight_answer a;
     rc = calc_call(&f, VMGMT_MSG_CALC_BEGIN, begin, (uint32_t)sizeof(*b) + name_len, &a, sizeof(struct vmgmt_calc_job), c->function);
@@ -270,19 +376,9 @@ static int calc_body(struct session *s, void *ctx)
     struct vmgmt_calc_job job;
     memcpy(&job, a.payload, sizeof(job));
 
-    for (uint64_t at = 0; at < size;) {
-        uint32_t want = size - at < buf_bytes ? (uint32_t)(size - at) : buf_bytes;
-        ssize_t n = pread(in, buf, want, (off_t)at);
-        if (n <= 0) {
-            rc = report_error(REPORT_EXIT_SYSTEM, "calc: cannot read %s at %" PRIu64 ": %s", c->input, at, n == 0 ? "it became shorter" : strerror(errno));
-            goto end_job;
-        }
-        struct vmgmt_calc_io io = { .job = job.job, .length = (uint32_t)n, .offset = at, .buf_offset = CALC_BUFFER_OFFSET };
-        rc = calc_call(&f, VMGMT_MSG_CALC_INPUT, &io, sizeof(io), &a, sizeof(struct vmgmt_calc_io_result), c->function);
-        if (rc)
-            goto end_job;
-        at += (uint64_t)n;
-    }
+    rc = calc_send_input(&f, c, job.job, in, stream, size, base, buf, buf_bytes, &given);
+    if (rc)
+        goto end_job;
     struct vmgmt_calc_job run = { .job = job.job };
     rc = calc_call(&f, VMGMT_MSG_CALC_RUN, &run, sizeof(run), &a, sizeof(struct vmgmt_calc_result), c->function);
     if (rc)
@@ -326,7 +422,7 @@ static int calc_body(struct session *s, void *ctx)
     if (c->hex)
         rc = calc_write_all(out, (const uint8_t *)"\n", 1, c->output);
     double ms = (double)(clock_now_ns() - t0) / 1e6;
-    fprintf(stderr, "calc: function=%s in=%" PRIu64 " out=%" PRIu64 " ms=%.1f\n", c->function, size, (uint64_t)result.output_size, ms);
+    fprintf(stderr, "calc: function=%s in=%" PRIu64 " out=%" PRIu64 " ms=%.1f\n", c->function, given, (uint64_t)result.output_size, ms);
 
 end_job:;
     struct vmgmt_calc_job end = { .job = job.job };
@@ -336,7 +432,7 @@ end_job:;
     if (out >= 0 && out != STDOUT_FILENO)
         close(out);
 close_in:
-    if (in >= 0)
+    if (in > STDIN_FILENO)
         close(in);
     return rc;
 }

@@ -77,7 +77,7 @@ static const char main_usage[] =
     "                                      --count N calls N times and prints instead\n"
     "                                      call: n=N bytes=B reply_bytes=R min_us=.. median_us=.. p99_us=.. max_us=..\n"
     "                                      chat options: --wait and --spin-us as for ping\n"
-    "  calc FUNCTION [INPUT|-] [OUTPUT|-] [--hex]  the host computes FUNCTION (sha256, sha512, crc32c, gzip, gunzip)\n"
+    "  calc FUNCTION [ARGS] [-i IN] [-o OUT] [--hex]  the host computes FUNCTION (sha256, gzip, ..., --list) on stdin\n"
     "  stats push [--once] [--count N]    send records now (the agent sends one every interval the host sets)\n"
     "  stats demand 0..100|none [--for SECONDS] [--reason TEXT]\n"
     "                                      declare this guest's CPU demand; the host's scheduler reads it\n"

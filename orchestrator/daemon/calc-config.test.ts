@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { zodProblems } from '../api/field-problems.js';
+import { DEFAULT_ARG_PATTERN } from '../../device-backend/services/calc/calc-program.js';
 import { calcConfigSchema, resolveCalcConfig } from './calc-config.js';
 import { parseDaemonConfig } from './daemon-config.js';
 
@@ -26,6 +27,7 @@ describe('calc config section', () => {
       allow: { vms: [], groups: [] },
       user: 'nobody',
       group: 'nogroup',
+      args: { max: 0, pattern: DEFAULT_ARG_PATTERN },
     });
   });
 
@@ -54,6 +56,10 @@ describe('calc config section', () => {
     expect(byPath({ programs: [{ name: 'x', argv: ['/bin/x'], description: 'two\nlines' }] })).toEqual({ 'programs.0.description': 'one line' });
     expect(byPath({ programs: [{ name: 'x', argv: ['/bin/x'] }, { name: 'x', argv: ['/bin/y'] }] })).toEqual({ 'programs.1.name': 'x is declared twice' });
     expect(byPath({ programs: [{ name: 'x', argv: ['/bin/x'], limits: { memoryMiB: 1 } }] })).toEqual({ 'programs.0.limits.memoryMiB': expect.any(String) });
+    expect(byPath({ programs: [{ name: 'x', argv: ['/bin/x'], args: { max: 2 } }] })).toEqual({ 'programs.0.argv': expect.stringMatching(/no \{args\}/) });
+    expect(byPath({ programs: [{ name: 'x', argv: ['/bin/x', '{args}'], args: { max: 2, pattern: '([' } }] })).toEqual({ 'programs.0.args.pattern': expect.stringMatching(/regular expression/) });
+    expect(byPath({ programs: [{ name: 'x', argv: ['/bin/x', '-o{args}'] }] })).toEqual({ 'programs.0.argv.1': expect.stringMatching(/whole argument/) });
+    expect(problems({ programs: [{ name: 'x', argv: ['/bin/x', '{args}'], args: { max: 2, pattern: '[0-9]+' } }] })).toEqual([]);
   });
 
   it('is the daemon config file\'s calc section', () => {

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { CALC_LIMITS } from '../../device-backend/layout/wire-layout.js';
 import { BUILTIN_FUNCTIONS } from '../../device-backend/services/calc/calc-functions.js';
-import { type CalcProgramSpec, type CalcSettings, parseArgTemplate } from '../../device-backend/services/calc/calc-program.js';
+import { type CalcProgramSpec, type CalcSettings, DEFAULT_ARG_PATTERN, parseArgTemplate } from '../../device-backend/services/calc/calc-program.js';
 
 const FUNCTION_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 const BUILTIN_NAMES = new Set(BUILTIN_FUNCTIONS.map((f) => f.name));
@@ -72,8 +72,30 @@ export const calcProgramSchema = z
     /** Default: the section's user and group. */
     user: account.optional(),
     group: account.optional(),
+    /** Arguments a guest may give (`vmgmt-guest calc NAME ARGS...`), put where argv says `{args}`; default none. */
+    args: z
+      .object({
+        max: z.number().int().min(0).max(CALC_LIMITS.MAX_ARGS).default(0),
+        /** Each argument must match all of it (a JavaScript regular expression). */
+        pattern: z
+          .string()
+          .min(1)
+          .max(1000)
+          .refine((s) => {
+            try {
+              new RegExp(s, 'u');
+              return true;
+            } catch {
+              return false;
+            }
+          }, 'a JavaScript regular expression')
+          .default(DEFAULT_ARG_PATTERN),
+      })
+      .strict()
+      .default({ max: 0, pattern: DEFAULT_ARG_PATTERN }),
   })
-  .strict();
+  .strict()
+  .refine((p) => p.args.max === 0 || p.argv.includes('{args}'), { message: 'args.max is above 0 but argv has no {args} to put them in', path: ['argv'] });
 
 export const calcConfigSchema = z
   .object({
@@ -116,6 +138,7 @@ export function resolveCalcConfig(file: CalcConfigFile): CalcSettings {
         allow: { vms: [...p.allow.vms], groups: [...p.allow.groups] },
         user: p.user ?? file.user,
         group: p.group ?? file.group,
+        args: { max: p.args.max, pattern: p.args.pattern },
       }),
     ),
   };

@@ -21,6 +21,8 @@ const programs = (upperAllow: unknown) => [
   { name: 'hold', description: 'one at a time on the host', argv: ['/usr/bin/sleep', '25'], timeoutMs: 120_000, concurrency: { perVm: 1, hostWide: 1 }, allow: LAB },
   { name: 'fails', argv: ['/usr/bin/ls', '/nonexistent-{vm}-{inputBytes}'], allow: LAB },
   { name: 'secret', description: 'only for another VM', argv: ['/usr/bin/cat'], allow: { vms: ['someone-else'], groups: ['prod'] } },
+  { name: 'first', description: 'the first N bytes (head -c N)', argv: ['/usr/bin/head', '-c', '{args}'], args: { max: 1, pattern: '[0-9]{1,9}' }, allow: LAB },
+  { name: 'argv', description: 'its arguments, one a line', argv: ['/usr/bin/printf', '%s\\n', '{args}', 'in={inputBytes}'], args: { max: 4 }, allow: LAB },
 ];
 const config = (upperAllow: unknown = LAB) => ({ logLevel: 'info', calc: { outputBudgetBytes: 2 * 1024 * 1024, programs: programs(upperAllow) } });
 
@@ -53,11 +55,28 @@ describe('declared calculation programs through the real daemon', () => {
 
   const sh = (cmd: string, timeoutMs = 170_000) => d.guest(VM, cmd, timeoutMs);
 
+  it('guest arguments go where the template says {args}, one argv element each, and only as the config allows', async () => {
+    expect((await sh('printf abcdefgh | vmgmt-guest calc first 3 2>/dev/null')).stdout).toBe('abc');
+    // Spaces and shell characters stay inside one argument (no shell); a streamed input has inputBytes -1.
+    expect((await sh("printf x | vmgmt-guest calc argv one two=2 2>/dev/null")).stdout).toBe('one\ntwo=2\nin=-1\n');
+    expect((await sh('vmgmt-guest calc argv a -i /dev/null 2>/dev/null')).stdout).toBe('a\nin=-1\n');
+    const option = await sh('printf abc | vmgmt-guest calc first -- -n 2>&1; echo "exit $?"');
+    expect(option.stdout).toMatch(/argument 1 \("-n"\) of first does not match|does not take these arguments/);
+    expect(option.stdout).toMatch(/\(status 79\)/);
+    expect(option.stdout).toMatch(/exit 8/);
+    const many = await sh('printf abc | vmgmt-guest calc first 1 2 2>&1; echo "exit $?"');
+    expect(many.stdout).toMatch(/\(status 79\)[\s\S]*exit 8/);
+    const none = await sh('printf abc | vmgmt-guest calc upper x 2>&1; echo "exit $?"');
+    expect(none.stdout).toMatch(/\(status 79\)[\s\S]*exit 8/);
+    // After the refusals the channel still computes.
+    expect((await sh('printf abc | vmgmt-guest calc upper 2>/dev/null')).stdout).toBe('ABC');
+  });
+
   it('a declared program gives its result; argv is the template, input on stdin', async () => {
     const r = await sh('printf "hello, calc programs" | vmgmt-guest calc upper 2>/dev/null');
     expect(r).toMatchObject({ exitCode: 0, stdout: 'HELLO, CALC PROGRAMS' });
     // A larger input streamed through several slices' worth of CALC_INPUT.
-    const big = await sh('head -c 1000000 /dev/urandom | base64 -w 0 > /tmp/in.txt; vmgmt-guest calc upper /tmp/in.txt /tmp/out.txt 2>/dev/null && tr a-z A-Z < /tmp/in.txt | cmp - /tmp/out.txt && echo same');
+    const big = await sh('head -c 1000000 /dev/urandom | base64 -w 0 > /tmp/in.txt; vmgmt-guest calc upper -i /tmp/in.txt -o /tmp/out.txt 2>/dev/null && tr a-z A-Z < /tmp/in.txt | cmp - /tmp/out.txt && echo same');
     expect(big.stdout).toMatch(/same/);
   });
 
@@ -78,7 +97,7 @@ describe('declared calculation programs through the real daemon', () => {
     const r = await sh('vmgmt-guest calc --list');
     expect(r.exitCode, r.stdout).toBe(0);
     const names = r.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]);
-    expect(names).toEqual(['sha256', 'sha512', 'crc32c', 'gzip', 'gunzip', 'upper', 'whoami', 'where', 'sleepy', 'flood', 'hold', 'fails']);
+    expect(names).toEqual(['sha256', 'sha512', 'crc32c', 'gzip', 'gunzip', 'upper', 'whoami', 'where', 'sleepy', 'flood', 'hold', 'fails', 'first', 'argv']);
     expect(r.stdout).toMatch(/^upper\s+program\s+the input in upper case \(tr a-z A-Z\)$/m);
     expect(r.stdout).toMatch(/^sha256\s+built-in\s+SHA-256 of the input: 32 bytes$/m);
     expect(r.stdout).toMatch(/^sleepy\s+program\s+host program \/usr\/bin\/sleep$/m);
@@ -86,7 +105,8 @@ describe('declared calculation programs through the real daemon', () => {
   });
 
   it('a program that fails: its exit status and the start of its stderr, in words', async () => {
-    const r = await sh('printf abc | vmgmt-guest calc fails 2>&1; echo "exit $?"');
+    // stdin redirected from a file has a known size (a pipe would be -1).
+    const r = await sh('printf abc > /tmp/abc; vmgmt-guest calc fails < /tmp/abc 2>&1; echo "exit $?"');
     expect(r.stdout).toContain('the host program failed (its exit status and the start of its error output follow) (status 77): exit status 2');
     // The argv template put the VM's name and the input size into the argument.
     expect(r.stdout).toMatch(/ls: cannot access '\/nonexistent-it-calcp-3': No such file or directory/);
@@ -127,7 +147,7 @@ describe('declared calculation programs through the real daemon', () => {
   });
 
   it('the VM output budget: output the daemon would hold past calc.outputBudgetBytes is refused', async () => {
-    const r = await sh('head -c 3000000 /dev/urandom > /tmp/rand.bin; vmgmt-guest calc gzip /tmp/rand.bin /dev/null 2>&1; echo "exit $?"');
+    const r = await sh('head -c 3000000 /dev/urandom > /tmp/rand.bin; vmgmt-guest calc gzip -i /tmp/rand.bin -o /dev/null 2>&1; echo "exit $?"');
     expect(r.stdout).toContain('the host holds as much calculation output for this VM as it may (calc.outputBudgetBytes): end other jobs first, or retry later (status 78)');
     expect(r.stdout).toMatch(/exit 8/);
     // Small output still fits after the refused job released what it held.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CALC_ENTRY, CALC_FAILURE, CALC_LIMITS, CALC_LIST_REQ, STATUS } from '../../layout/wire-layout.js';
-import { decodeList, encodeFailure, encodeList } from './calc-codec.js';
+import { CALC_BEGIN_REQ, CALC_ENTRY, CALC_FAILURE, CALC_FLAG, CALC_LIMITS, CALC_LIST_REQ, STATUS } from '../../layout/wire-layout.js';
+import { decodeArgs, decodeBegin, decodeList, encodeFailure, encodeList } from './calc-codec.js';
 
 describe('calc codec', () => {
   it('a program failure: exit status, signal, totals, and as much stderr as the slot holds', () => {
@@ -36,5 +36,41 @@ describe('calc codec', () => {
     new DataView(p.buffer).setUint32(CALC_LIST_REQ.offsets.reserved, 1, true);
     expect(decodeList(p)).toMatchObject({ ok: false, status: STATUS.RESERVED_NONZERO.code });
     expect(decodeList(p.subarray(0, 12))).toMatchObject({ ok: false, status: STATUS.BAD_LENGTH.code });
+  });
+
+  const begin = (f: { flags?: number; inputSize?: number; argc?: number; argsLen?: number; reserved?: number }): Uint8Array => {
+    const name = new TextEncoder().encode('sha256');
+    const p = new Uint8Array(CALC_BEGIN_REQ.sizeBytes + name.byteLength);
+    const dv = new DataView(p.buffer);
+    dv.setUint32(CALC_BEGIN_REQ.offsets.name_len, name.byteLength, true);
+    dv.setUint32(CALC_BEGIN_REQ.offsets.flags, f.flags ?? 0, true);
+    dv.setBigUint64(CALC_BEGIN_REQ.offsets.input_size, BigInt(f.inputSize ?? 0), true);
+    dv.setUint32(CALC_BEGIN_REQ.offsets.argc, f.argc ?? 0, true);
+    dv.setUint32(CALC_BEGIN_REQ.offsets.args_len, f.argsLen ?? 0, true);
+    dv.setUint32(CALC_BEGIN_REQ.offsets.reserved, f.reserved ?? 0, true);
+    p.set(name, CALC_BEGIN_REQ.sizeBytes);
+    return p;
+  };
+
+  it('CALC_BEGIN: a declared size, or a streamed input (size 0, flag); unknown flags and reserved refused', () => {
+    expect(decodeBegin(begin({ inputSize: 10 }))).toMatchObject({ ok: true, value: { name: 'sha256', inputSize: 10, argc: 0 } });
+    expect(decodeBegin(begin({ flags: CALC_FLAG.STREAM_INPUT }))).toMatchObject({ ok: true, value: { inputSize: undefined } });
+    expect(decodeBegin(begin({ flags: CALC_FLAG.STREAM_INPUT, inputSize: 5 }))).toMatchObject({ ok: false, status: STATUS.BAD_LENGTH.code });
+    expect(decodeBegin(begin({ flags: 2 }))).toMatchObject({ ok: false, status: STATUS.RESERVED_NONZERO.code });
+    expect(decodeBegin(begin({ reserved: 1 }))).toMatchObject({ ok: false, status: STATUS.RESERVED_NONZERO.code });
+    expect(decodeBegin(begin({ inputSize: CALC_LIMITS.MAX_JOB_BYTES + 1 }))).toMatchObject({ ok: false, status: STATUS.CALC_TOO_LARGE.code });
+    expect(decodeBegin(begin({ argc: 1, argsLen: 0 }))).toMatchObject({ ok: false, status: STATUS.CALC_BAD_ARGS.code });
+    expect(decodeBegin(begin({ argc: CALC_LIMITS.MAX_ARGS + 1, argsLen: 100 }))).toMatchObject({ ok: false, status: STATUS.CALC_BAD_ARGS.code });
+    expect(decodeBegin(begin({ argc: 1, argsLen: CALC_LIMITS.MAX_ARGS_BYTES + 1 }))).toMatchObject({ ok: false, status: STATUS.CALC_BAD_ARGS.code });
+  });
+
+  it('arguments: exactly argc NUL-terminated UTF-8 strings, no control characters', () => {
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+    expect(decodeArgs(enc('a\0bc\0'), 2)).toEqual({ ok: true, value: ['a', 'bc'] });
+    expect(decodeArgs(enc('\0'), 1)).toEqual({ ok: true, value: [''] });
+    expect(decodeArgs(enc('a\0b'), 2)).toMatchObject({ ok: false, reason: expect.stringMatching(/NUL-terminated/) });
+    expect(decodeArgs(enc('a\0b\0'), 3)).toMatchObject({ ok: false, status: STATUS.CALC_BAD_ARGS.code });
+    expect(decodeArgs(enc('a\nb\0'), 1)).toMatchObject({ ok: false, reason: expect.stringMatching(/control character/) });
+    expect(decodeArgs(Uint8Array.of(0xff, 0), 1)).toMatchObject({ ok: false, reason: expect.stringMatching(/UTF-8/) });
   });
 });

@@ -1,25 +1,69 @@
 // Calculation-mode payloads in, answers out. Pure: the payload is already a private copy.
-import { CALC_BEGIN_REQ, CALC_ENTRY, CALC_FAILURE, CALC_IO_REQ, CALC_IO_RESP, CALC_JOB_REQ, CALC_LIMITS, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_RESULT, STATUS } from '../../layout/wire-layout.js';
+import { CALC_BEGIN_REQ, CALC_ENTRY, CALC_FLAG, CALC_FAILURE, CALC_IO_REQ, CALC_IO_RESP, CALC_JOB_REQ, CALC_LIMITS, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_RESULT, STATUS } from '../../layout/wire-layout.js';
 import { type Decoded, decodeStruct } from '../../protocol/struct-codec.js';
 
-export interface BeginReq { name: string; inputSize: number }
+export interface BeginReq {
+  name: string;
+  /** Declared input bytes; undefined when the input is streamed (CALC_FLAG.STREAM_INPUT). */
+  inputSize: number | undefined;
+  argc: number;
+  argsLen: number;
+  argsOffset: number;
+}
 export interface JobReq { job: number }
 export interface IoReq { job: number; length: number; offset: number; bufOffset: number }
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const KNOWN_FLAGS = CALC_FLAG.STREAM_INPUT;
 
 export function decodeBegin(p: Uint8Array): Decoded<BeginReq> {
-  const head = decodeStruct(CALC_BEGIN_REQ, p, (g) => ({ nameLen: g('name_len'), flags: g('flags'), inputSize: g('input_size') }), { trailing: true });
+  const head = decodeStruct(
+    CALC_BEGIN_REQ,
+    p,
+    (g) => ({ nameLen: g('name_len'), flags: g('flags'), inputSize: g('input_size'), argc: g('argc'), argsLen: g('args_len'), argsOffset: g('args_offset'), reserved: g('reserved') }),
+    { trailing: true },
+  );
   if (!head.ok) return head;
-  const { nameLen, flags, inputSize } = head.value;
-  if (flags !== 0) return { ok: false, status: STATUS.RESERVED_NONZERO.code, reason: `vmgmt_calc_begin.flags ${flags} must be 0` };
+  const { nameLen, flags, inputSize, argc, argsLen, argsOffset, reserved } = head.value;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, status: STATUS.RESERVED_NONZERO.code, reason: `vmgmt_calc_begin.flags ${flags} has bits other than CALC_FLAG's` };
+  if (reserved !== 0) return { ok: false, status: STATUS.RESERVED_NONZERO.code, reason: `vmgmt_calc_begin.reserved is ${reserved}, must be 0` };
   if (nameLen < 1 || nameLen > CALC_LIMITS.MAX_FUNCTION_NAME_BYTES || CALC_BEGIN_REQ.sizeBytes + nameLen !== p.byteLength) {
     return { ok: false, status: STATUS.BAD_LENGTH.code, reason: `function name of ${nameLen} bytes in a payload of ${p.byteLength}` };
   }
   const name = new TextDecoder().decode(p.subarray(CALC_BEGIN_REQ.sizeBytes));
   if (!NAME.test(name)) return { ok: false, status: STATUS.CALC_NO_FUNCTION.code, reason: `function name ${JSON.stringify(name)} is not a-z 0-9 . _ -` };
+  const stream = (flags & CALC_FLAG.STREAM_INPUT) !== 0;
+  if (stream && inputSize !== 0) return { ok: false, status: STATUS.BAD_LENGTH.code, reason: `input_size ${inputSize} with CALC_FLAG.STREAM_INPUT, which needs 0` };
   if (inputSize > CALC_LIMITS.MAX_JOB_BYTES) return { ok: false, status: STATUS.CALC_TOO_LARGE.code, reason: `input of ${inputSize} bytes > ${CALC_LIMITS.MAX_JOB_BYTES}` };
-  return { ok: true, value: { name, inputSize } };
+  if (argc > CALC_LIMITS.MAX_ARGS || argsLen > CALC_LIMITS.MAX_ARGS_BYTES || (argc === 0) !== (argsLen === 0) || argsLen < argc) {
+    return { ok: false, status: STATUS.CALC_BAD_ARGS.code, reason: `${argc} arguments in ${argsLen} bytes (at most ${CALC_LIMITS.MAX_ARGS} in ${CALC_LIMITS.MAX_ARGS_BYTES}, each NUL-terminated)` };
+  }
+  return { ok: true, value: { name, inputSize: stream ? undefined : inputSize, argc, argsLen, argsOffset } };
+}
+
+/** The arguments of a CALC_BEGIN, copied out of the slice: exactly `argc` NUL-terminated UTF-8 strings filling
+ * the bytes, none with a control character. Pure. */
+export function decodeArgs(bytes: Uint8Array, argc: number): Decoded<string[]> {
+  const bad = (why: string): Decoded<string[]> => ({ ok: false, status: STATUS.CALC_BAD_ARGS.code, reason: why });
+  if (argc === 0) return bytes.byteLength === 0 ? { ok: true, value: [] } : bad(`${bytes.byteLength} argument bytes for 0 arguments`);
+  if (bytes[bytes.byteLength - 1] !== 0) return bad('the last argument is not NUL-terminated');
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.byteLength; i++) {
+    if (bytes[i] !== 0) continue;
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(start, i));
+    } catch {
+      return bad(`argument ${parts.length + 1} is not UTF-8`);
+    }
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(text)) return bad(`argument ${parts.length + 1} has a control character`);
+    parts.push(text);
+    start = i + 1;
+  }
+  if (parts.length !== argc) return bad(`${parts.length} NUL-terminated arguments where argc says ${argc}`);
+  return { ok: true, value: parts };
 }
 
 export const decodeJob = (p: Uint8Array): Decoded<JobReq> => decodeStruct(CALC_JOB_REQ, p, (g) => ({ job: g('job') }));

@@ -8,7 +8,7 @@ const fn = (name: string): CalcFunction => BUILTIN_FUNCTIONS.find((f) => f.name 
 
 async function run(name: string, input: Uint8Array, chunk = 7919): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  const job = fn(name).start((b) => parts.push(Uint8Array.from(b)), { id: 1, inputSize: input.byteLength });
+  const job = fn(name).start((b) => parts.push(Uint8Array.from(b)), { id: 1, inputSize: input.byteLength, args: [] });
   for (let at = 0; at < input.length; at += chunk) await job.write(input.subarray(at, at + chunk));
   await job.finish();
   return Buffer.concat(parts);
@@ -40,7 +40,7 @@ describe('calculation functions', () => {
       () => {
         throw new RangeError('output larger than 10 bytes');
       },
-      { id: 1, inputSize: 0 },
+      { id: 1, inputSize: 0, args: [] },
     );
     await job.write(gzipSync(data)).catch(() => {});
     await expect(job.finish()).rejects.toThrow(/larger than 10 bytes/);

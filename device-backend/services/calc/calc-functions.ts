@@ -19,8 +19,10 @@ export interface CalcJob {
 /** What a function is told about the job it starts. */
 export interface JobInfo {
   readonly id: number;
-  /** Bytes of input the guest declared (CALC_BEGIN). */
-  readonly inputSize: number;
+  /** Bytes of input the guest declared (CALC_BEGIN); undefined when it streams input of unknown size. */
+  readonly inputSize: number | undefined;
+  /** The guest's arguments (checked by checkArgs; empty for a function without it). */
+  readonly args: readonly string[];
 }
 
 export interface CalcFunction {
@@ -28,6 +30,8 @@ export interface CalcFunction {
   readonly description: string;
   /** CALC_KIND: built-in, or a host program (calc-programs.ts). */
   readonly kind?: number;
+  /** Why these guest arguments are refused, or undefined when they are taken. Without it the function takes none. */
+  checkArgs?(args: readonly string[]): string | undefined;
   /** May throw a Refusal (a host program at its concurrency limit: CALC_BUSY). */
   start(sink: OutputSink, job: JobInfo): CalcJob;
 }

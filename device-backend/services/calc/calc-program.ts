@@ -25,6 +25,9 @@ export interface CalcProgramSpec {
   /** The unprivileged user and group it runs as (names or numbers); never root. */
   readonly user: string;
   readonly group: string;
+  /** What the guest may pass (`vmgmt-guest calc NAME ARGS...`): at most `max` arguments (0: none), each matching
+   * the whole of `pattern`; they go where the argv template says `{args}`. */
+  readonly args: { readonly max: number; readonly pattern: string };
 }
 
 /** The `calc` section of the daemon's config, resolved. */
@@ -46,10 +49,14 @@ export const ARGV_PLACEHOLDERS = {
   group: 'the calling VM\'s group (its chatGroup; empty without one)',
   function: 'the function\'s name',
   job: 'the job id (unique on the VM\'s channel while it runs)',
-  inputBytes: 'the input size the guest declared, in bytes',
+  inputBytes: 'the input size the guest declared, in bytes (-1 when it streams input of unknown size)',
+  args: 'the guest\'s arguments (at most args.max, each matching args.pattern), each an argument of its own; only as a whole argument',
 } as const;
 export type ArgvPlaceholder = keyof typeof ARGV_PLACEHOLDERS;
-export type ArgvValues = Readonly<Record<ArgvPlaceholder, string>>;
+export type ArgvValues = Readonly<Record<Exclude<ArgvPlaceholder, 'args'>, string>> & { readonly args: readonly string[] };
+
+/** What the guest's arguments may look like unless the config says otherwise: no leading `-` (never an option). */
+export const DEFAULT_ARG_PATTERN = '[A-Za-z0-9][A-Za-z0-9._,:=+-]{0,127}';
 
 type Piece = { text: string } | { name: string };
 
@@ -67,6 +74,7 @@ export function parseArgTemplate(arg: string): { ok: true; pieces: Piece[] } | {
       if (end < 0) return { ok: false, reason: `unclosed { at character ${i} (write {{ for a literal brace)` };
       const name = arg.slice(i + 1, end);
       if (!Object.hasOwn(ARGV_PLACEHOLDERS, name)) return { ok: false, reason: `unknown placeholder {${name}}: use one of ${Object.keys(ARGV_PLACEHOLDERS).map((k) => `{${k}}`).join(' ')}` };
+      if (name === 'args' && arg !== '{args}') return { ok: false, reason: '{args} stands for several arguments: it must be a whole argument of its own' };
       if (text) pieces.push({ text });
       text = '';
       pieces.push({ name });
@@ -81,14 +89,26 @@ export function parseArgTemplate(arg: string): { ok: true; pieces: Piece[] } | {
   return { ok: true, pieces };
 }
 
-/** The argv of one job: each placeholder replaced by its value, as one argument (never split, no shell). */
+/** The argv of one job: each placeholder replaced by its value, as one argument (never split, no shell);
+ * `{args}` by the guest's arguments, one argument each. */
 export function expandArgv(template: readonly string[], values: ArgvValues): string[] {
-  return template.map((arg) => {
+  return template.flatMap((arg) => {
+    if (arg === '{args}') return [...values.args];
     const parsed = parseArgTemplate(arg);
     // The config schema refuses bad templates; one here is our bug.
     if (!parsed.ok) throw new Error(`argv template ${JSON.stringify(arg)}: ${parsed.reason}`);
-    return parsed.pieces.map((p) => ('text' in p ? p.text : values[p.name as ArgvPlaceholder])).join('');
+    return [parsed.pieces.map((p) => ('text' in p ? p.text : values[p.name as Exclude<ArgvPlaceholder, 'args'>])).join('')];
   });
+}
+
+/** Why a program refuses these guest arguments, or undefined when it takes them. Pure. */
+export function refuseArgs(spec: Pick<CalcProgramSpec, 'name' | 'args'>, args: readonly string[]): string | undefined {
+  if (spec.args.max === 0) return `${spec.name} takes no arguments from a guest (its calc config has no args.max)`;
+  if (args.length > spec.args.max) return `${spec.name} takes at most ${spec.args.max} arguments, got ${args.length}`;
+  const re = new RegExp(`^(?:${spec.args.pattern})$`, 'u');
+  const bad = args.findIndex((a) => !re.test(a));
+  if (bad >= 0) return `argument ${bad + 1} (${JSON.stringify(args[bad]!.slice(0, 64))}) of ${spec.name} does not match the host's pattern ${spec.args.pattern}`;
+  return undefined;
 }
 
 /** Whether `caller` may call `program`: its name or its group is on the allow-list. */

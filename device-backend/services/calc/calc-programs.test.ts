@@ -10,7 +10,7 @@ import { Refusal } from '../refusal.js';
 import type { CalcFunction } from './calc-functions.js';
 import { calcLauncherPath } from './calc-launcher.js';
 import { CalcRefusal } from './calc-program-runner.js';
-import type { CalcProgramSpec, CalcSettings } from './calc-program.js';
+import { type CalcProgramSpec, type CalcSettings, DEFAULT_ARG_PATTERN } from './calc-program.js';
 import { accountId, CalcPrograms } from './calc-programs.js';
 import { createCalcCgroupRoot } from './job-cgroup.js';
 
@@ -28,6 +28,7 @@ const spec = (name: string, argv: string[], more: Partial<CalcProgramSpec> = {})
   allow: { vms: ['a', 'b', 'c'], groups: ['lab'] },
   user: 'nobody',
   group: 'nogroup',
+  args: { max: 0, pattern: DEFAULT_ARG_PATTERN },
   ...more,
 });
 
@@ -50,7 +51,7 @@ const CGROUP_PID = process.pid;
 
 async function run(fn: CalcFunction, input: string, id = 1): Promise<string> {
   const out: Buffer[] = [];
-  const job = fn.start((b) => void out.push(Buffer.from(b)), { id, inputSize: Buffer.byteLength(input) });
+  const job = fn.start((b) => void out.push(Buffer.from(b)), { id, inputSize: Buffer.byteLength(input), args: [] });
   if (input) await job.write(new TextEncoder().encode(input));
   await job.finish();
   return Buffer.concat(out).toString();
@@ -101,7 +102,7 @@ describe.skipIf(!canRun)('declared programs (as root, with the launcher built)',
 
   it('runs as nobody, in its cgroup with the CPU, memory and process limits', async () => {
     expect(await run(fn('whoami'), '')).toBe(`${accountId(readFileSync('/etc/passwd', 'utf8'), 'nobody')}\n`);
-    const job = fn('hold').start(() => {}, { id: 1, inputSize: 0 });
+    const job = fn('hold').start(() => {}, { id: 1, inputSize: 0, args: [] });
     const [dir] = jobDirs().map((name) => path.join(cgroups.ok ? cgroups.root.dirs[0]! : '', name));
     // The launcher joins the cgroup, drops to nobody and execs sleep: wait for the program itself.
     const procsNow = (): string[] => readFileSync(path.join(dir!, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean);
@@ -151,14 +152,14 @@ describe.skipIf(!canRun)('declared programs (as root, with the launcher built)',
       if (!f.ok) throw new Error(f.reason);
       return f.fn;
     };
-    const first = hold(lab).start(() => {}, { id: 1, inputSize: 0 });
-    expect(() => hold(lab).start(() => {}, { id: 2, inputSize: 0 })).toThrow(expect.objectContaining({ status: STATUS.CALC_BUSY.code, reason: expect.stringMatching(/VM a runs 1 jobs of it/) }));
-    const second = hold(b).start(() => {}, { id: 1, inputSize: 0 });
-    expect(() => hold(c).start(() => {}, { id: 1, inputSize: 0 })).toThrow(expect.objectContaining({ status: STATUS.CALC_BUSY.code, reason: expect.stringMatching(/the host runs 2 jobs of it/) }));
+    const first = hold(lab).start(() => {}, { id: 1, inputSize: 0, args: [] });
+    expect(() => hold(lab).start(() => {}, { id: 2, inputSize: 0, args: [] })).toThrow(expect.objectContaining({ status: STATUS.CALC_BUSY.code, reason: expect.stringMatching(/VM a runs 1 jobs of it/) }));
+    const second = hold(b).start(() => {}, { id: 1, inputSize: 0, args: [] });
+    expect(() => hold(c).start(() => {}, { id: 1, inputSize: 0, args: [] })).toThrow(expect.objectContaining({ status: STATUS.CALC_BUSY.code, reason: expect.stringMatching(/the host runs 2 jobs of it/) }));
     expect(programs.running('hold')).toBe(2);
     first.abort();
     await waitUntil(() => programs.running('hold') === 1);
-    const third = hold(c).start(() => {}, { id: 1, inputSize: 0 });
+    const third = hold(c).start(() => {}, { id: 1, inputSize: 0, args: [] });
     second.abort();
     third.abort();
     await waitUntil(() => programs.running('hold') === 0 && jobDirs().length === 0);

@@ -8,7 +8,7 @@ import type { CoreLogger } from '../../core/core-logger.js';
 import { CALC_KIND, CALC_LIMITS, STATUS } from '../../layout/wire-layout.js';
 import { Refusal } from '../refusal.js';
 import { BUILTIN_FUNCTIONS, type CalcFunction } from './calc-functions.js';
-import { type CalcCaller, type CalcProgramSpec, type CalcSettings, expandArgv, mayCall } from './calc-program.js';
+import { type CalcCaller, type CalcProgramSpec, type CalcSettings, expandArgv, mayCall, refuseArgs } from './calc-program.js';
 import { startProgramJob } from './calc-program-runner.js';
 import { type CalcCgroupResult, createCalcCgroupRoot } from './job-cgroup.js';
 
@@ -102,6 +102,7 @@ export class CalcPrograms {
       name: spec.name,
       description: spec.description,
       kind: CALC_KIND.PROGRAM,
+      checkArgs: (args) => refuseArgs(spec, args),
       start: (sink, job) => {
         const vmKey = `${caller.vm}\0${spec.name}`;
         const onHost = this.hostWide.get(spec.name) ?? 0;
@@ -112,7 +113,7 @@ export class CalcPrograms {
         const cgroups = this.cgroups();
         if (!cgroups.ok) throw new Refusal(STATUS.CALC_FAILED.code, `${spec.name} cannot run without its cgroup limits: ${cgroups.reason}`);
         const { uid, gid } = this.ids(spec);
-        const argv = expandArgv(spec.argv, { vm: caller.vm, group: caller.group ?? '', function: spec.name, job: String(job.id), inputBytes: String(job.inputSize) });
+        const argv = expandArgv(spec.argv, { vm: caller.vm, group: caller.group ?? '', function: spec.name, job: String(job.id), inputBytes: String(job.inputSize ?? -1), args: job.args });
         let cgroup;
         try {
           cgroup = cgroups.root.createJob(`j${this.nextCgroup++}`, { cpuPercent: spec.cpuPercent, memoryMaxBytes: spec.memoryMaxBytes, pidsMax: spec.pidsMax });

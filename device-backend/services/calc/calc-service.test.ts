@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/core-logger.js';
 import { DeviceCore } from '../../core/device-core.js';
 import { computeGeometry, dataSliceOffset, DEFAULT_GEOMETRY, type Geometry } from '../../layout/geometry.js';
-import { CALC_BEGIN_REQ, CALC_ENTRY, CALC_IO_REQ, CALC_IO_RESP, CALC_JOB_REQ, CALC_KIND, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_RESULT, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import { CALC_BEGIN_REQ, CALC_ENTRY, CALC_FLAG, CALC_IO_REQ, CALC_IO_RESP, CALC_JOB_REQ, CALC_KIND, CALC_LIMITS, CALC_LIST_REQ, CALC_LIST_RESULT, CALC_RESULT, MODE, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import { loadNative } from '../../native/index.js';
 import type { Message } from '../../protocol/message-codec.js';
@@ -17,12 +17,19 @@ import { BUILTIN_CATALOG } from './calc-programs.js';
 let nextId = 10;
 const BUDGET_BYTES = 1_500_000;
 const msg = (type: number, payload: Uint8Array): Message => ({ type, requestId: nextId++, status: 0, payload });
-const begin = (name: string, inputSize: number): Message => {
+/** inputSize undefined: a streamed input (CALC_FLAG.STREAM_INPUT). Arguments, when given, sit at args.at of the slice. */
+const begin = (name: string, inputSize: number | undefined, args?: { argc: number; len: number; at: number }): Message => {
   const n = new TextEncoder().encode(name);
   const p = new Uint8Array(CALC_BEGIN_REQ.sizeBytes + n.byteLength);
   const dv = new DataView(p.buffer);
   dv.setUint32(CALC_BEGIN_REQ.offsets.name_len, n.byteLength, true);
-  dv.setBigUint64(CALC_BEGIN_REQ.offsets.input_size, BigInt(inputSize), true);
+  dv.setUint32(CALC_BEGIN_REQ.offsets.flags, inputSize === undefined ? CALC_FLAG.STREAM_INPUT : 0, true);
+  dv.setBigUint64(CALC_BEGIN_REQ.offsets.input_size, BigInt(inputSize ?? 0), true);
+  if (args) {
+    dv.setUint32(CALC_BEGIN_REQ.offsets.argc, args.argc, true);
+    dv.setUint32(CALC_BEGIN_REQ.offsets.args_len, args.len, true);
+    dv.setUint32(CALC_BEGIN_REQ.offsets.args_offset, args.at, true);
+  }
   p.set(n, CALC_BEGIN_REQ.sizeBytes);
   return msg(MSG_TYPE.CALC_BEGIN, p);
 };
@@ -83,8 +90,8 @@ describe('CalcService', () => {
   }
 
   /** BEGIN, INPUT in slice-sized chunks, RUN, OUTPUT until the end, END: what a guest driver does. */
-  async function compute(name: string, input: Uint8Array): Promise<{ status: number; output?: Uint8Array }> {
-    const b = await call(begin(name, input.byteLength));
+  async function compute(name: string, input: Uint8Array, opts: { stream?: boolean } = {}): Promise<{ status: number; output?: Uint8Array }> {
+    const b = await call(begin(name, opts.stream ? undefined : input.byteLength));
     if (b.status !== 0) return { status: b.status };
     const job = u32(b, CALC_JOB_REQ.offsets.job);
     for (let at = 0; at < input.byteLength; at += CHUNK) {
@@ -135,6 +142,28 @@ describe('CalcService', () => {
     const after = await compute('crc32c', new TextEncoder().encode('123456789'));
     expect(after.status).toBe(0);
     expect([...after.output!]).toEqual([0x83, 0x92, 0x06, 0xe3]);
+  });
+
+  it('a streamed input (size not known up front) ends at CALC_RUN; past 1 GiB it is too large', async () => {
+    const sha = await compute('sha256', data, { stream: true });
+    expect(Buffer.from(sha.output!).toString('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    const empty = await compute('sha256', new Uint8Array(0), { stream: true });
+    expect(Buffer.from(empty.output!).toString('hex')).toBe(createHash('sha256').digest('hex'));
+    const b = await call(begin('crc32c', undefined));
+    const job = u32(b, CALC_JOB_REQ.offsets.job);
+    expect((await call(io(MSG_TYPE.CALC_INPUT, job, 8, CALC_LIMITS.MAX_JOB_BYTES - 4, 0))).status).toBe(STATUS.CALC_BAD_JOB.code); // not the next offset
+    expect((await call(io(MSG_TYPE.CALC_INPUT, job, 4, 0, 0))).status).toBe(0);
+    expect((await call(jobReq(MSG_TYPE.CALC_END, job))).status).toBe(0);
+  });
+
+  it('guest arguments: a built-in takes none; they are read from the slice and checked', async () => {
+    const args = new TextEncoder().encode('-n\0');
+    mem.write(slice() + 4096, args);
+    const r = await call(begin('sha256', 0, { argc: 1, len: args.byteLength, at: 4096 }));
+    expect(r.status).toBe(STATUS.CALC_BAD_ARGS.code);
+    expect((await call(begin('sha256', 0, { argc: 1, len: 8, at: geometry.dataSliceBytes - 4 }))).status).toBe(STATUS.BAD_BUFFER.code);
+    expect((await call(begin('sha256', 0, { argc: 2, len: args.byteLength, at: 4096 }))).status).toBe(STATUS.CALC_BAD_ARGS.code);
+    expect((await compute('sha256', data)).status).toBe(0);
   });
 
   it('a channel reset drops its job', async () => {

@@ -7,7 +7,7 @@ import type { CoreLogger } from '../../core/core-logger.js';
 import type { ChannelPort, MessageService, ServiceContext, ServiceCounters } from '../../core/message-service.js';
 import type { VmgmtNative } from '../../native/index.js';
 import { type Message, responseTo } from '../../protocol/message-codec.js';
-import { decodeBegin, decodeIo, decodeJob, decodeList, encodeFailure, encodeIoResult, encodeJob, encodeList, encodeListResult, encodeResult } from './calc-codec.js';
+import { type BeginReq, decodeArgs, decodeBegin, decodeIo, decodeJob, decodeList, encodeFailure, encodeIoResult, encodeJob, encodeList, encodeListResult, encodeResult } from './calc-codec.js';
 import type { CalcFunction, CalcJob } from './calc-functions.js';
 import { CalcRefusal } from './calc-program-runner.js';
 import { BUILTIN_CATALOG, type CalcCatalog } from './calc-programs.js';
@@ -19,7 +19,8 @@ interface Job {
   readonly id: number;
   readonly fn: CalcFunction;
   readonly run: CalcJob;
-  readonly inputSize: number;
+  /** Declared input bytes; undefined when streamed (the input ends at CALC_RUN). */
+  readonly inputSize: number | undefined;
   given: number;
   state: JobState;
   /** The output so far, in a memfd of this job's; -1 once the job is dropped. */
@@ -118,17 +119,22 @@ export class CalcService implements MessageService {
     return job;
   }
 
-  private begin(ctx: ServiceContext, req: { name: string; inputSize: number }): Uint8Array {
+  private begin(ctx: ServiceContext, req: BeginReq): Uint8Array {
     if (this.jobs.has(ctx.channel)) throw new Refusal(STATUS.CALC_BUSY.code, `channel ${ctx.channel} has job ${this.jobs.get(ctx.channel)!.id} open`);
     const found = this.catalog.find(req.name);
     if (!found.ok) throw new Refusal(found.status, found.reason);
     const fn = found.fn;
+    const args = this.args(ctx, req);
+    if (args.length > 0) {
+      const why = fn.checkArgs ? fn.checkArgs(args) : `${fn.name} is a built-in and takes no arguments`;
+      if (why) throw new Refusal(STATUS.CALC_BAD_ARGS.code, why);
+    }
     const id = this.nextJob;
     this.nextJob = (this.nextJob % 0xfffffffe) + 1;
     const outFd = this.opts.native.memfdCreate(`vmgmt-calc-${id}`, 0);
     const job: Job = { id, fn, inputSize: req.inputSize, given: 0, state: 'input', outFd, outSize: 0, chain: Promise.resolve(), run: undefined as unknown as CalcJob };
     try {
-      (job as { run: CalcJob }).run = fn.start((bytes) => this.sink(job, bytes), { id, inputSize: req.inputSize });
+      (job as { run: CalcJob }).run = fn.start((bytes) => this.sink(job, bytes), { id, inputSize: req.inputSize, args });
     } catch (err) {
       this.opts.native.close(outFd);
       throw err;
@@ -154,7 +160,8 @@ export class CalcService implements MessageService {
   private input(ctx: ServiceContext, req: { job: number; length: number; offset: number; bufOffset: number }): Promise<Uint8Array> {
     const job = this.job(ctx, req.job, 'input');
     if (req.offset !== job.given + this.pendingBytes(job)) throw new Refusal(STATUS.CALC_BAD_JOB.code, `input at ${req.offset}, the job expects ${job.given + this.pendingBytes(job)} next`);
-    if (req.offset + req.length > job.inputSize) throw new Refusal(STATUS.WRITE_PAST_SIZE.code, `input past the ${job.inputSize} bytes CALC_BEGIN declared`);
+    if (job.inputSize !== undefined && req.offset + req.length > job.inputSize) throw new Refusal(STATUS.WRITE_PAST_SIZE.code, `input past the ${job.inputSize} bytes CALC_BEGIN declared`);
+    if (req.offset + req.length > CALC_LIMITS.MAX_JOB_BYTES) throw new Refusal(STATUS.CALC_TOO_LARGE.code, `streamed input past ${CALC_LIMITS.MAX_JOB_BYTES} bytes`);
     const bytes = ctx.slice.copyOut(req.bufOffset, req.length);
     if (!bytes.ok) throw new Refusal(bytes.status, bytes.reason);
     const chunk = bytes.bytes;
@@ -180,6 +187,14 @@ export class CalcService implements MessageService {
 
   private readonly pending = new WeakMap<Job, number>();
 
+  /** The guest's arguments for the function, copied out of the slice and checked. */
+  private args(ctx: ServiceContext, req: BeginReq): string[] {
+    if (req.argc === 0 && req.argsLen === 0) return [];
+    const bytes = ctx.slice.copyOut(req.argsOffset, req.argsLen);
+    if (!bytes.ok) throw new Refusal(bytes.status, bytes.reason);
+    return need(decodeArgs(bytes.bytes, req.argc));
+  }
+
   private pendingBytes(job: Job): number {
     return this.pending.get(job) ?? 0;
   }
@@ -188,7 +203,7 @@ export class CalcService implements MessageService {
     const job = this.job(ctx, id, 'input');
     job.state = 'running';
     await job.chain;
-    if (job.given !== job.inputSize) {
+    if (job.inputSize !== undefined && job.given !== job.inputSize) {
       job.state = 'input';
       throw new Refusal(STATUS.CALC_BAD_JOB.code, `job ${id} has ${job.given} of its ${job.inputSize} input bytes`);
     }
