@@ -218,7 +218,7 @@ describe(`vmgmt cp of ${SIZE_BYTES / MiB} MiB streams both ways`, () => {
     const staging = new StagingWatch(daemonPid, [d.stateDir, d.runtimeDir]);
     const rss = new RssWatch(daemonPid);
     const t = Date.now();
-    let overlap: { guestBytes: number; cliRead: number } | undefined;
+    let overlap: { afterMs: number; guestBytes: number; cliRead: number } | undefined;
     let guestSide: { tempFileBytes: number; cliRead: number } | undefined;
     let stdout = '';
     const cp = d.cliStreaming(['cp', '--json', source, `${VM}:${GUEST_FILE}`], (all) => (stdout = all));
@@ -236,7 +236,7 @@ describe(`vmgmt cp of ${SIZE_BYTES / MiB} MiB streams both ways`, () => {
         } catch {
           // the CLI exited between the checks
         }
-        if (!overlap && guestBytes > 0 && cliRead !== undefined && cliRead < SIZE_BYTES && !exited) overlap = { guestBytes, cliRead };
+        if (!overlap && guestBytes > 0 && cliRead !== undefined && cliRead < SIZE_BYTES && !exited) overlap = { afterMs: Date.now() - t, guestBytes, cliRead };
         staging.sample();
         rss.sample();
         await new Promise((r) => setTimeout(r, SAMPLE_MS));
@@ -281,7 +281,7 @@ describe(`vmgmt cp of ${SIZE_BYTES / MiB} MiB streams both ways`, () => {
     const staging = new StagingWatch(daemonPid, [d.stateDir, d.runtimeDir]);
     const rss = new RssWatch(daemonPid);
     const t = Date.now();
-    let firstPart: { atMs: number; bytes: number } | undefined;
+    let firstPart: { atMs: number; afterMs: number; bytes: number } | undefined;
     const cp = d.cliStreaming(['cp', '--json', `${VM}:${GUEST_FILE}`, out], () => {});
     let exited = false;
     void cp.done.then(() => (exited = true));
@@ -292,7 +292,7 @@ describe(`vmgmt cp of ${SIZE_BYTES / MiB} MiB streams both ways`, () => {
           for (const name of readdirSync(outDir)) {
             if (!name.endsWith('.part')) continue;
             const bytes = statSync(path.join(outDir, name), { throwIfNoEntry: false })?.size ?? 0;
-            if (bytes > 0 && bytes < SIZE_BYTES) firstPart = { atMs, bytes };
+            if (bytes > 0 && bytes < SIZE_BYTES) firstPart = { atMs, afterMs: atMs - t, bytes };
           }
         }
         staging.sample();
