@@ -90,11 +90,18 @@ function peakRssOf(pid: number): number {
   }
 }
 
-/** Every byte the process has read with read(2)-like calls, files and sockets alike. */
-function bytesRead(pid: number): number {
-  const m = /^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
-  if (!m) throw new Error(`no rchar in /proc/${pid}/io`);
-  return Number(m[1]);
+/**
+ * Every byte the live process has read with read(2)-like calls, files and sockets alike; undefined once it
+ * has exited (its state, read after the figure, is checked: an exited process's figure says nothing).
+ */
+function bytesRead(pid: number): number | undefined {
+  try {
+    const m = /^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    const state = /^\d+ \(.*\) (\S)/s.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+    return m && state !== undefined && state !== 'Z' && state !== 'X' ? Number(m[1]) : undefined;
+  } catch {
+    return undefined; // gone
+  }
 }
 
 /**
@@ -245,12 +252,7 @@ describe(`vmgmt cp of ${SIZE_BYTES / MiB} MiB streams both ways`, () => {
         // Guest bytes first, then what the CLI has read: both only grow, so the pair shows a moment when
         // the guest had bytes and the CLI had not read its whole source.
         const guestBytes = lastGuestBytes(stdout);
-        let cliRead: number | undefined;
-        try {
-          cliRead = bytesRead(cliPid);
-        } catch {
-          // the CLI exited between the checks
-        }
+        const cliRead = bytesRead(cliPid);
         if (!overlap && guestBytes > 0 && cliRead !== undefined && cliRead < SIZE_BYTES && !exited) overlap = { afterMs: Date.now() - t, guestBytes, cliRead };
         cliPeakRss = Math.max(cliPeakRss, peakRssOf(cliPid));
         staging.sample();
@@ -264,12 +266,9 @@ describe(`vmgmt cp of ${SIZE_BYTES / MiB} MiB streams both ways`, () => {
         const r = await d.guest(VM, `stat -c %s ${GUEST_FILE}.vmgmt-tmp 2>/dev/null || echo none`).catch(() => undefined);
         const tempFileBytes = Number(r?.stdout.trim());
         if (!Number.isSafeInteger(tempFileBytes) || tempFileBytes === 0 || tempFileBytes >= SIZE_BYTES) continue;
-        try {
-          const cliRead = bytesRead(cliPid);
-          if (cliRead < SIZE_BYTES && !exited) guestSide = { tempFileBytes, cliRead };
-        } catch {
-          return; // the CLI is done
-        }
+        const cliRead = bytesRead(cliPid);
+        if (cliRead === undefined) return; // the CLI is done
+        if (cliRead < SIZE_BYTES) guestSide = { tempFileBytes, cliRead };
       }
     })();
     const r = await cp.done;
