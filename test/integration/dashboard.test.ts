@@ -3,7 +3,7 @@
 // a chat message sent from the page reaches a guest listener, the stop button (after its confirmation)
 // stops a VM, and a request without the token is refused; the page rides over a daemon killed with -9 and
 // started again (it reconnects its event stream by itself, no reload, and shows the new daemon's events),
-// and the kill button (after its confirmation) kills a VM. Screenshots go to test/artifacts/ (git-ignored).
+// the kill button (after its confirmation) kills a VM and the start button starts it again. Screenshots go to test/artifacts/ (git-ignored).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -113,6 +113,12 @@ describe('the web dashboard in chromium', () => {
       return out.includes('hello from the page') ? out : undefined;
     }, 60_000);
     expect(got).toContain('@host/host -> bob: hello from the page');
+    // bob's channel is in chat mode: the device card's channel table shows it as the API counts it.
+    const chatChannel = (await d.api('GET', `/v1/vms/${B}`)).body.device.channels.find((c: any) => c.mode === 'chat');
+    expect(chatChannel.messages).toBeGreaterThanOrEqual(1);
+    const row = page.locator(`#device-channels tr[data-channel="${chatChannel.channel}"][data-mode="chat"]`);
+    await row.waitFor({ timeout: 30_000 });
+    expect(Number(await row.locator('td:nth-child(3)').textContent())).toBeGreaterThanOrEqual(1);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-chat.png'), fullPage: true });
   });
 
@@ -192,5 +198,16 @@ describe('the web dashboard in chromium', () => {
     expect(await page.locator('#action-start').isEnabled()).toBe(true);
     expect(await page.locator('#action-kill').isDisabled()).toBe(true);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-killed.png'), fullPage: true });
+  });
+
+  it('the start button asks, then starts the killed VM again', async () => {
+    await page.locator('#action-start').click();
+    await page.locator('#confirm').waitFor();
+    expect(await page.locator('#confirm').textContent()).toContain(`Start ${A}?`);
+    await page.locator('#confirm-yes').click();
+    await page.locator('#vm-state[data-state="running"]').waitFor({ timeout: 300_000 });
+    expect((await d.api('GET', `/v1/vms/${A}`)).body.state).toBe('running');
+    expect(await page.locator('#action-error').textContent()).toBe('');
+    expect(await page.locator('#action-kill').isEnabled()).toBe(true);
   });
 });
