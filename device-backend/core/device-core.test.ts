@@ -139,6 +139,7 @@ describe('DeviceCore', () => {
     core.process();
     expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
     expect(guest.readChannel('last_status')).toBe(STATUS.BAD_INDEX.code);
+    expect(core.counters.protocolErrors).toBe(1);
     guest.send(ping(1));
     core.process();
     expect(guest.receiveAll()).toEqual([]);
@@ -156,6 +157,9 @@ describe('DeviceCore', () => {
     core.process();
     expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
     expect(guest.receiveAll().length).toBe(3);
+    // Three messages refused, three errors: reaching the limit is not one more.
+    expect(core.counters.protocolErrors).toBe(3);
+    expect(core.channelCounters()[0]!.protocolErrors).toBe(3);
   });
 
   it('leaves requests in place while the response ring is full, and resumes', () => {
@@ -339,7 +343,10 @@ describe('DeviceCore modes', () => {
     const { core, guest, opts } = withFakeFileService();
     guest.send(setMode(MODE.FILE, 1));
     core.process();
-    DeviceCore.reattach(opts);
+    const again = DeviceCore.reattach(opts);
     expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
+    // The restart is the core's doing, not a fault of the guest.
+    expect(again.counters.protocolErrors).toBe(0);
+    expect(again.channelCounters()[0]).toMatchObject({ mode: MODE.FILE, protocolErrors: 0 });
   });
 });

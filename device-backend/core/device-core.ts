@@ -392,7 +392,7 @@ export class DeviceCore {
       }
       const space = ch.c2g.space();
       if (space.kind === 'corrupt') {
-        this.markNeedsReset(ch, STATUS.BAD_INDEX.code, space.reason);
+        this.ringFault(ch, space.reason);
         break;
       }
       const next = ch.g2c.peek();
@@ -404,7 +404,7 @@ export class DeviceCore {
         continue;
       }
       if (next.kind === 'corrupt') {
-        this.markNeedsReset(ch, STATUS.BAD_INDEX.code, next.reason);
+        this.ringFault(ch, next.reason);
         break;
       }
       // Every request gets an answer: take one only when its answer is sure to have room. Answers in
@@ -476,7 +476,7 @@ export class DeviceCore {
    */
   private send(ch: ChannelEnd, message: Message): boolean {
     const r = ch.c2g.tryPush(encodeMessage(message, this.opts.geometry.slotSizeBytes));
-    if (!r.ok) this.markNeedsReset(ch, STATUS.BAD_INDEX.code, r.reason);
+    if (!r.ok) this.ringFault(ch, r.reason);
     return r.ok;
   }
 
@@ -737,12 +737,21 @@ export class DeviceCore {
     this.eachService('close', (s) => s.close?.());
   }
 
+  /** The guest's ring indices are garbage: one protocol error, and the channel waits for a reset. */
+  private ringFault(ch: ChannelEnd, reason: string): void {
+    this.counters.protocolErrors++;
+    ch.counts.protocolErrors++;
+    this.markNeedsReset(ch, STATUS.BAD_INDEX.code, reason);
+  }
+
+  /**
+   * Stops serving the channel until its owner resets it. Counts nothing itself: the caller counted the
+   * guest's fault (protocolError, ringFault), and a re-attach that asks for a reset is no fault of the guest.
+   */
   private markNeedsReset(ch: ChannelEnd, status: number, reason: string): void {
     const mem = this.opts.mem;
     mem.storeI32(ch.base + C.last_status, status);
     mem.storeU32(ch.base + C.state, CHANNEL_STATE.NEEDS_RESET);
-    this.counters.protocolErrors++;
-    ch.counts.protocolErrors++;
     this.opts.log.warn('channel needs reset; ignoring it until the guest resets it', { channel: ch.index, status, reason });
     this.opts.notifyGuest(VECTOR.RING);
   }
