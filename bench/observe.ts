@@ -2,8 +2,8 @@
 // per-VM metric, render the text) against its peers in the same run: serialising the same VMs' `vm inspect`
 // and stats answers (what a client polling the JSON API per VM makes the daemon do), and `GET /v1/figures`'s
 // answer; for 1, 8, 32 and 128 VMs with the counters a running guest has (device answers of every mode,
-// service counters, a stats sample, a share), and QEMU figures read from this process's own /proc (real
-// reads). (2) Publishing a stats.record event to 1, 10 and 100 open streams against serialising the same
+// 8 channels of which 4 in a mode, service counters, a stats sample, a share), and QEMU figures read from
+// this process's own /proc (real reads). (2) Publishing a stats.record event to 1, 10 and 100 open streams against serialising the same
 // record alone. `make bench-observe`. Prints two tables.
 import type { VmDetails, VmStats } from '../orchestrator/api/api-contract.js';
 import { ApiEventHub, type EventSink } from '../orchestrator/api/event-hub.js';
@@ -35,6 +35,7 @@ function observation(i: number): Omit<VmObservation, 'process'> {
     name: `vm${i}`, uuid: `u${i}`, state: 'running', pid: 1000 + i, accel: 'tcg', startedAt: null, restarts: 0, lastExit: null, stateReason: 'QEMU started',
     definition: {}, paths: {},
     device: { attached: true, origin: 'fresh', regionSizeBytes: 64 << 20, messages: 5000, protocolErrors: 0, doorbells: 4000, serviceFailures: 0, channelResets: 3, deviceResets: 1, answers,
+      channels: Array.from({ length: 8 }, (_, channel) => ({ channel, mode: ['stats', 'agent', 'chat', 'file'][channel] ?? 'none', messages: channel < 4 ? 1000 + i : 0, protocolErrors: 0, resets: channel < 4 ? 1 : 0, answers: channel < 4 ? [{ status: 'ok', count: 990 + i }, { status: 'not_found', count: 10 }] : [] })),
       services: { file: { requests: 100, refusals: 1, bytes_to_guest: 1 << 20, bytes_from_guest: 1 << 19 }, agent: { agent_claims: 1, copies_to_guest: 2, copy_bytes: 1 << 20 }, chat: { sends: 10, calls: 2, delivered: 12, delivered_bytes: 400, refused_not_allowed: 1 }, stats: { records: 900, claims: 1, shares_pushed: 900 } } },
   } as unknown as VmDetails;
   const stats: VmStats = { name: `vm${i}`, state: 'running', intervalMs: 1000, policyEnabled: true, accepted: 900, refused: 0, host: { atMs: 1, vcpuPercent: 20, runDelayPercent: 1, vcpuThreads: 1 }, share: { atMs: 1, weight: 160, baseWeight: 100, capPercent: null, boostLeftMs: 1000, flags: 0, demand: 40, reason: 'demand 40', mechanism: 'cgroup-v1 cpu.shares' }, samples: [sample] };

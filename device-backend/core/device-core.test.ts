@@ -86,6 +86,42 @@ describe('DeviceCore', () => {
     ]);
   });
 
+  it('counts what happened on each channel apart, and its mode', () => {
+    const { core, guest, mem, geometry } = setup();
+    const other = new FakeGuest(mem, geometry, 3);
+    other.claim(99);
+    core.process();
+    other.afterReset();
+    other.claim(99);
+    core.process();
+    other.afterReset();
+    guest.send(ping(1));
+    guest.send(ping(2));
+    other.send({ type: 0x0777, requestId: 3, status: 0, payload: new Uint8Array() });
+    other.send(ping(4));
+    core.process();
+    expect(guest.receiveAll()).toHaveLength(2);
+    expect(other.receiveAll()).toHaveLength(2);
+    const counts = core.channelCounters();
+    expect(counts).toHaveLength(geometry.channelCount);
+    expect(counts[0]).toEqual({ channel: 0, mode: MODE.NONE, messages: 2, protocolErrors: 0, resets: 1, answers: [{ status: STATUS.OK.code, count: 2 }] });
+    expect(counts[3]).toEqual({
+      channel: 3,
+      mode: MODE.NONE,
+      messages: 1,
+      protocolErrors: 1,
+      resets: 2,
+      answers: [
+        { status: STATUS.UNKNOWN_TYPE.code, count: 1 },
+        { status: STATUS.OK.code, count: 1 },
+      ],
+    });
+    for (const c of counts.filter((c) => c.channel !== 0 && c.channel !== 3)) expect(c).toEqual({ channel: c.channel, mode: MODE.NONE, messages: 0, protocolErrors: 0, resets: 0, answers: [] });
+    // The channels add up to the device's totals.
+    const sum = (k: 'messages' | 'protocolErrors' | 'resets') => counts.reduce((n, c) => n + c[k], 0);
+    expect([sum('messages'), sum('protocolErrors'), sum('resets')]).toEqual([core.counters.messages, core.counters.protocolErrors, core.counters.channelResets]);
+  });
+
   it('answers a garbage length with BAD_LENGTH', () => {
     const { core, guest } = setup();
     const slot = new Uint8Array(16);
@@ -103,6 +139,7 @@ describe('DeviceCore', () => {
     core.process();
     expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
     expect(guest.readChannel('last_status')).toBe(STATUS.BAD_INDEX.code);
+    expect(core.counters.protocolErrors).toBe(1);
     guest.send(ping(1));
     core.process();
     expect(guest.receiveAll()).toEqual([]);
@@ -120,6 +157,9 @@ describe('DeviceCore', () => {
     core.process();
     expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
     expect(guest.receiveAll().length).toBe(3);
+    // Three messages refused, three errors: reaching the limit is not one more.
+    expect(core.counters.protocolErrors).toBe(3);
+    expect(core.channelCounters()[0]!.protocolErrors).toBe(3);
   });
 
   it('leaves requests in place while the response ring is full, and resumes', () => {
@@ -303,7 +343,10 @@ describe('DeviceCore modes', () => {
     const { core, guest, opts } = withFakeFileService();
     guest.send(setMode(MODE.FILE, 1));
     core.process();
-    DeviceCore.reattach(opts);
+    const again = DeviceCore.reattach(opts);
     expect(guest.readChannel('state')).toBe(CHANNEL_STATE.NEEDS_RESET);
+    // The restart is the core's doing, not a fault of the guest.
+    expect(again.counters.protocolErrors).toBe(0);
+    expect(again.channelCounters()[0]).toMatchObject({ mode: MODE.FILE, protocolErrors: 0 });
   });
 });

@@ -82,6 +82,16 @@ interface ChannelEnd {
   readonly outstanding: Map<number, Outstanding>;
   /** Ids of sent host requests whose caller gave up: their answers are not protocol errors. */
   readonly abandoned: number[];
+  /** What happened on this channel since the core started (the per-channel share of CoreCounters). */
+  readonly counts: ChannelCounts;
+}
+
+interface ChannelCounts {
+  messages: number;
+  protocolErrors: number;
+  resets: number;
+  /** Answers to the guest's requests by status (ANSWER_OTHER for values the layout does not name). */
+  readonly answers: Map<number, number>;
 }
 
 interface OutboxEntry {
@@ -102,6 +112,20 @@ interface Outstanding {
 export const ANSWER_OTHER = -1;
 const KNOWN_TYPES: ReadonlySet<number> = new Set(Object.values(MSG_TYPE));
 const KNOWN_STATUSES: ReadonlySet<number> = new Set(Object.values(STATUS).map((s) => s.code));
+
+/**
+ * One channel's share of the core's counters: guest requests routed, protocol errors, resets the guest
+ * asked for, answers by status; and the channel's mode now. A device has a fixed number of channels
+ * (set by the host), and statuses outside the layout fold into ANSWER_OTHER, so this stays bounded.
+ */
+export interface ChannelCount {
+  channel: number;
+  mode: number;
+  messages: number;
+  protocolErrors: number;
+  resets: number;
+  answers: Array<{ status: number; count: number }>;
+}
 
 /** How many answers of one request type, in one mode, had one status. */
 export interface AnswerCount {
@@ -159,6 +183,7 @@ export class DeviceCore {
       outbox: [],
       outstanding: new Map(),
       abandoned: [],
+      counts: { messages: 0, protocolErrors: 0, resets: 0, answers: new Map() },
     }));
     for (const s of opts.services) s.attach?.(this.hostFor(s));
   }
@@ -245,10 +270,23 @@ export class DeviceCore {
     const rawType = answer.type & ~MSG_RESPONSE_BIT;
     const type = KNOWN_TYPES.has(rawType) ? rawType : ANSWER_OTHER;
     const status = KNOWN_STATUSES.has(answer.status) ? answer.status : ANSWER_OTHER;
-    const key = `${ch.mode}/${type}/${answer.status}`;
+    const key = `${ch.mode}/${type}/${status}`;
     const entry = this.answerCounts.get(key);
     if (entry) entry.count++;
     else this.answerCounts.set(key, { mode: ch.mode, type, status, count: 1 });
+    ch.counts.answers.set(status, (ch.counts.answers.get(status) ?? 0) + 1);
+  }
+
+  /** Every channel's counters and mode, in channel order. */
+  channelCounters(): ChannelCount[] {
+    return this.channels.map((ch) => ({
+      channel: ch.index,
+      mode: ch.mode,
+      messages: ch.counts.messages,
+      protocolErrors: ch.counts.protocolErrors,
+      resets: ch.counts.resets,
+      answers: [...ch.counts.answers].map(([status, count]) => ({ status, count })),
+    }));
   }
 
   /** What each service counted, by service name. */
@@ -337,6 +375,7 @@ export class DeviceCore {
       mem.storeU32(ch.base + C.state, CHANNEL_STATE.READY);
       mem.storeU32(ch.base + C.reset_done, requested);
       this.counters.channelResets++;
+      ch.counts.resets++;
       this.opts.notifyGuest(VECTOR.RING);
       return 'idle';
     }
@@ -353,7 +392,7 @@ export class DeviceCore {
       }
       const space = ch.c2g.space();
       if (space.kind === 'corrupt') {
-        this.markNeedsReset(ch, STATUS.BAD_INDEX.code, space.reason);
+        this.ringFault(ch, space.reason);
         break;
       }
       const next = ch.g2c.peek();
@@ -365,7 +404,7 @@ export class DeviceCore {
         continue;
       }
       if (next.kind === 'corrupt') {
-        this.markNeedsReset(ch, STATUS.BAD_INDEX.code, next.reason);
+        this.ringFault(ch, next.reason);
         break;
       }
       // Every request gets an answer: take one only when its answer is sure to have room. Answers in
@@ -437,7 +476,7 @@ export class DeviceCore {
    */
   private send(ch: ChannelEnd, message: Message): boolean {
     const r = ch.c2g.tryPush(encodeMessage(message, this.opts.geometry.slotSizeBytes));
-    if (!r.ok) this.markNeedsReset(ch, STATUS.BAD_INDEX.code, r.reason);
+    if (!r.ok) this.ringFault(ch, r.reason);
     return r.ok;
   }
 
@@ -497,6 +536,7 @@ export class DeviceCore {
       return { kind: 'sync', answer: responseTo(msg, route.status) };
     }
     this.counters.messages++;
+    ch.counts.messages++;
     const service = route.service;
     let answer: Message | Promise<Message>;
     try {
@@ -543,6 +583,7 @@ export class DeviceCore {
     ch.mode = decision.mode;
     this.opts.mem.storeU32(ch.base + C.mode, decision.mode);
     this.counters.messages++;
+    ch.counts.messages++;
     this.eachService('channelClaimed', (s) => s.channelClaimed?.(this.portOf(s, ch)), (s) => s.modes !== 'any' && (s.modes as readonly number[]).includes(decision.mode));
     return responseTo(msg, STATUS.OK.code);
   }
@@ -550,6 +591,7 @@ export class DeviceCore {
   private protocolError(ch: ChannelEnd, status: number, reason: string): void {
     const mem = this.opts.mem;
     this.counters.protocolErrors++;
+    ch.counts.protocolErrors++;
     const errors = (mem.loadU32(ch.base + C.error_count) + 1) >>> 0;
     mem.storeU32(ch.base + C.error_count, errors);
     mem.storeI32(ch.base + C.last_status, status);
@@ -695,11 +737,21 @@ export class DeviceCore {
     this.eachService('close', (s) => s.close?.());
   }
 
+  /** The guest's ring indices are garbage: one protocol error, and the channel waits for a reset. */
+  private ringFault(ch: ChannelEnd, reason: string): void {
+    this.counters.protocolErrors++;
+    ch.counts.protocolErrors++;
+    this.markNeedsReset(ch, STATUS.BAD_INDEX.code, reason);
+  }
+
+  /**
+   * Stops serving the channel until its owner resets it. Counts nothing itself: the caller counted the
+   * guest's fault (protocolError, ringFault), and a re-attach that asks for a reset is no fault of the guest.
+   */
   private markNeedsReset(ch: ChannelEnd, status: number, reason: string): void {
     const mem = this.opts.mem;
     mem.storeI32(ch.base + C.last_status, status);
     mem.storeU32(ch.base + C.state, CHANNEL_STATE.NEEDS_RESET);
-    this.counters.protocolErrors++;
     this.opts.log.warn('channel needs reset; ignoring it until the guest resets it', { channel: ch.index, status, reason });
     this.opts.notifyGuest(VECTOR.RING);
   }

@@ -316,6 +316,10 @@ export const vmDeviceInfoSchema = z.object({
   deviceResets: count.optional(),
   /** Answers sent to the guest's requests by mode, type and status (wire names in lower case; `other` for values the layout does not name). */
   answers: z.array(z.object({ mode: z.string(), type: z.string(), status: z.string(), count })).optional(),
+  /** Each channel's share of the counters above, and its mode now (every channel of the device, in order). */
+  channels: z
+    .array(z.object({ channel: count, mode: z.string(), messages: count, protocolErrors: count, resets: count, answers: z.array(z.object({ status: z.string(), count })) }))
+    .optional(),
 });
 export type VmDeviceInfo = z.infer<typeof vmDeviceInfoSchema>;
 

@@ -41,7 +41,7 @@ import type { HostCopyOptions, VmDetails, VmPaths, VmSummary } from './vm-manage
 import type { VmStateEventData } from '../api/api-contract.js';
 import { initialStatus, isActive, restartDelayMs, transition, type VmEvent, wantsRestart } from './vm-state-machine.js';
 import { VmgmtError } from './vmgmt-error.js';
-import { namedAnswerCounts } from '../observe/wire-names.js';
+import { namedAnswerCounts, namedChannelCounts } from '../observe/wire-names.js';
 
 export interface VmInstanceDeps {
   store: StateStore;
@@ -183,6 +183,7 @@ export class VmInstance {
             channelResets: d.core.counters.channelResets,
             deviceResets: d.core.counters.deviceResets,
             answers: namedAnswerCounts(d.core.answerCounters()),
+            channels: namedChannelCounts(d.core.channelCounters()),
           }
         : null,
       agent: this.agentInfo(),

@@ -1,5 +1,5 @@
 // One VM's page: start / stop / kill (each asks first), live charts (guest CPU, steal and demand; the
-// scheduler's share and host vCPU; device messages/s), the device's counters, file activity and the chat
+// scheduler's share and host vCPU; device messages/s), the device's counters (and per channel), file activity and the chat
 // log with a box to send a message as the host.
 import { lineChart } from './charts.js';
 
@@ -29,6 +29,7 @@ export function renderVm(main, store, api, name) {
   const shareChart = el('div', { class: 'chart', id: 'chart-share' });
   const msgChart = el('div', { class: 'chart', id: 'chart-messages' });
   const counters = el('dl', { class: 'kv', id: 'device-counters' });
+  const channels = el('table', { class: 'channels', id: 'device-channels' });
   const files = el('ul', { class: 'log', id: 'file-log' });
   const chatLog = el('ul', { class: 'log', id: 'chat-log' });
   const target = el('select', { id: 'chat-to', 'aria-label': 'send to' });
@@ -40,7 +41,7 @@ export function renderVm(main, store, api, name) {
     confirmBox,
     errorBox,
     el('div', { class: 'grid' }, el('div', { class: 'card' }, cpuChart), el('div', { class: 'card' }, shareChart), el('div', { class: 'card' }, msgChart)),
-    el('div', { class: 'grid' }, el('div', { class: 'card' }, el('h2', {}, 'Device'), counters), el('div', { class: 'card' }, el('h2', {}, 'Files'), files), el('div', { class: 'card' }, el('h2', {}, 'Chat'), chatLog, form)),
+    el('div', { class: 'grid' }, el('div', { class: 'card' }, el('h2', {}, 'Device'), counters, channels), el('div', { class: 'card' }, el('h2', {}, 'Files'), files), el('div', { class: 'card' }, el('h2', {}, 'Chat'), chatLog, form)),
   );
   const charts = [lineChart(cpuChart, 'Guest CPU % and demand', ['busy', 'steal', 'demand'], { yMax: 100 }), lineChart(shareChart, 'CPU share and host vCPU %', ['weight', 'vCPU %']), lineChart(msgChart, 'Messages/s, QEMU CPU %', ['messages/s', 'QEMU CPU %'])];
 
@@ -98,6 +99,13 @@ export function renderVm(main, store, api, name) {
       : [['device', 'not attached (the VM is not running)']];
     for (const [service, counts] of Object.entries(dev?.services ?? {})) for (const [k, n] of Object.entries(counts)) rows.push([`${service}: ${k.replaceAll('_', ' ')}`, n]);
     counters.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+    // Per channel: the ones in a mode now or that saw anything (an unused channel is a row of zeros).
+    const used = (dev?.channels ?? []).filter((c) => c.mode !== 'none' || c.messages || c.protocolErrors || c.resets);
+    const num = (n) => el('td', { class: 'num' }, String(n));
+    channels.replaceChildren(
+      ...(used.length ? [el('tr', {}, ...['channel', 'mode', 'messages', 'errors', 'resets'].map((h) => el('th', {}, h)))] : []),
+      ...used.map((c) => el('tr', { 'data-channel': String(c.channel), 'data-mode': c.mode }, num(c.channel), el('td', {}, c.mode), num(c.messages), num(c.protocolErrors), num(c.resets))),
+    );
     const answers = (dev?.answers ?? []).filter((a) => a.type.startsWith('file_'));
     if (files.dataset.filled !== 'log') {
       files.replaceChildren(...(answers.length ? answers.map((a) => el('li', { class: 'meta' }, `${a.type.replace('file_', '')} ${a.status}: ${a.count}`)) : [el('li', { class: 'meta' }, 'no copies or file requests yet')]));

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { findRepoRoot } from '../vm/repo-root.js';
 import type { VmDetails, VmStats } from '../api/api-contract.js';
 import { createDaemonMetrics } from './metrics.js';
 import { parsePromText, promValue } from './prom-text.js';
@@ -28,6 +31,10 @@ const details = (over: Partial<VmDetails>): VmDetails =>
       answers: [
         { mode: 'file', type: 'file_read', status: 'ok', count: 6 },
         { mode: 'none', type: 'ping', status: 'ok', count: 2 },
+      ],
+      channels: [
+        { channel: 0, mode: 'agent', messages: 7, protocolErrors: 0, resets: 1, answers: [{ status: 'ok', count: 7 }] },
+        { channel: 1, mode: 'file', messages: 3, protocolErrors: 1, resets: 2, answers: [{ status: 'ok', count: 2 }, { status: 'not_found', count: 1 }] },
       ],
     },
     ...over,
@@ -69,6 +76,13 @@ describe('daemon metrics', () => {
     expect(v('vmgmt_file_operations_total', { vm: 'a', type: 'file_read' })).toBe(6);
     expect(v('vmgmt_file_operations_total', { vm: 'a', type: 'ping' })).toBeUndefined();
     expect(v('vmgmt_device_channel_resets_total', { vm: 'a' })).toBe(3);
+    expect(v('vmgmt_channel_mode', { vm: 'a', channel: '1', mode: 'file' })).toBe(1);
+    expect(v('vmgmt_channel_mode', { vm: 'a', channel: '1', mode: 'agent' })).toBeUndefined();
+    expect(v('vmgmt_channel_messages_total', { vm: 'a', channel: '0' })).toBe(7);
+    expect(v('vmgmt_channel_answers_total', { vm: 'a', channel: '1', status: 'not_found' })).toBe(1);
+    expect(v('vmgmt_channel_protocol_errors_total', { vm: 'a', channel: '1' })).toBe(1);
+    expect(v('vmgmt_channel_resets_total', { vm: 'a', channel: '1' })).toBe(2);
+    expect(f.get('vmgmt_channel_messages_total')!.samples.filter((x) => x.labels.vm === 'b')).toEqual([]);
     expect(v('vmgmt_file_bytes_total', { vm: 'a', direction: 'to_guest' })).toBe(100);
     expect(v('vmgmt_chat_sent_messages_total', { vm: 'a', kind: 'send' })).toBe(4);
     expect(v('vmgmt_chat_refusals_total', { vm: 'a', reason: 'not_allowed' })).toBe(1);
@@ -90,5 +104,16 @@ describe('daemon metrics', () => {
     const again = parsePromText(await metrics.render());
     if (!again.ok) throw new Error(again.reason);
     expect(promValue(again.families, 'vmgmt_device_doorbells_total', { vm: 'a' })).toBeUndefined();
+  });
+
+  it('documents every vmgmt_ metric in the README\'s table, with its type and labels', () => {
+    const metrics = createDaemonMetrics({ observe: () => [] });
+    const readme = readFileSync(path.join(findRepoRoot(), 'README.md'), 'utf8');
+    const rows = new Map<string, { type: string; labels: string }>();
+    for (const m of readme.matchAll(/^\| `(vmgmt_[a-z_]+)` \| (\w+) \| ([^|]*) \|/gm)) rows.set(m[1]!, { type: m[2]!, labels: m[3]!.trim() });
+    const ours = metrics.registry.getMetricsAsArray().filter((x) => x.name.startsWith('vmgmt_'));
+    expect(ours.length).toBeGreaterThan(30);
+    for (const x of ours) expect(rows.get(x.name), x.name).toEqual({ type: x.type, labels: ((x as unknown as { labelNames: string[] }).labelNames ?? []).join(', ') });
+    expect([...rows.keys()].sort()).toEqual(ours.map((x) => x.name).sort());
   });
 });

@@ -40,6 +40,11 @@ export function createDaemonMetrics(source: ObserveSource, events?: EventStreamF
     channelResets: counter('vmgmt_device_channel_resets_total', 'Channel resets the guest asked for', VM),
     deviceResets: counter('vmgmt_device_resets_total', 'Device resets the guest asked for', VM),
     serviceFailures: counter('vmgmt_device_service_failures_total', 'Requests a service failed on (answered INTERNAL_ERROR: a daemon bug)', VM),
+    channelMode: gauge('vmgmt_channel_mode', 'The device channel is in this mode now (1; only the current mode is shown)', ['vm', 'channel', 'mode']),
+    channelMessages: counter('vmgmt_channel_messages_total', 'Guest requests the management device routed to a service on this channel (SET_MODE included)', ['vm', 'channel']),
+    channelAnswers: counter('vmgmt_channel_answers_total', 'Answers the management device sent to guest requests on this channel, by status', ['vm', 'channel', 'status']),
+    channelProtocolErrors: counter('vmgmt_channel_protocol_errors_total', 'Guest messages on this channel the management device refused as malformed', ['vm', 'channel']),
+    channelResetsBy: counter('vmgmt_channel_resets_total', 'Resets of this channel the guest asked for (each claim of a channel resets it)', ['vm', 'channel']),
     serviceEvents: counter('vmgmt_service_events_total', 'Every figure a device service counts, by service and counter name (as `vm inspect` shows them)', ['vm', 'service', 'counter']),
     fileBytes: counter('vmgmt_file_bytes_total', 'Bytes the file mode moved between the VM\'s host file root and the guest', ['vm', 'direction']),
     fileOps: counter('vmgmt_file_operations_total', 'File requests answered (file and agent modes), by mode, type and status', ['vm', 'mode', 'type', 'status']),
@@ -99,6 +104,14 @@ export function createDaemonMetrics(source: ObserveSource, events?: EventStreamF
         const labels = { ...vm, mode: a.mode, type: a.type, status: a.status };
         m.answers.inc(labels, a.count);
         if (a.type.startsWith('file_')) m.fileOps.inc(labels, a.count);
+      }
+      for (const c of dev.channels ?? []) {
+        const ch = { ...vm, channel: String(c.channel) };
+        m.channelMode.set({ ...ch, mode: c.mode }, 1);
+        m.channelMessages.inc(ch, c.messages);
+        m.channelProtocolErrors.inc(ch, c.protocolErrors);
+        m.channelResetsBy.inc(ch, c.resets);
+        for (const a of c.answers) m.channelAnswers.inc({ ...ch, status: a.status }, a.count);
       }
       const services = dev.services ?? {};
       for (const [service, counts] of Object.entries(services)) for (const [name, n] of Object.entries(counts)) m.serviceEvents.inc({ ...vm, service, counter: name }, n);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ANSWER_OTHER } from '../../device-backend/core/device-core.js';
 import { MODE, MSG_TYPE, STATUS } from '../../device-backend/layout/wire-layout.js';
-import { modeName, namedAnswerCounts, statusName, typeName } from './wire-names.js';
+import { modeName, namedAnswerCounts, namedChannelCounts, statusName, typeName } from './wire-names.js';
 
 describe('wire names', () => {
   it('names modes, types and statuses in lower case, and unknown values other', () => {
@@ -22,6 +22,18 @@ describe('wire names', () => {
     ).toEqual([
       { mode: 'file', type: 'file_read', status: 'ok', count: 3 },
       { mode: 'file', type: 'other', status: 'unknown_type', count: 3 },
+    ]);
+  });
+
+  it('names each channel\'s mode and answer statuses, adding statuses that both read other', () => {
+    expect(
+      namedChannelCounts([
+        { channel: 0, mode: MODE.CHAT, messages: 4, protocolErrors: 1, resets: 2, answers: [{ status: 0, count: 3 }, { status: ANSWER_OTHER, count: 1 }, { status: 9999, count: 2 }] },
+        { channel: 1, mode: 0x5555, messages: 0, protocolErrors: 0, resets: 0, answers: [] },
+      ]),
+    ).toEqual([
+      { channel: 0, mode: 'chat', messages: 4, protocolErrors: 1, resets: 2, answers: [{ status: 'ok', count: 3 }, { status: 'other', count: 3 }] },
+      { channel: 1, mode: 'other', messages: 0, protocolErrors: 0, resets: 0, answers: [] },
     ]);
   });
 });

@@ -1,6 +1,6 @@
 // Names for the wire layout's numbers, as the API and the metrics show them: `file`, `file_read`, `ok`.
 // Values the layout does not name (the core folds them into ANSWER_OTHER) are `other`. Pure.
-import { ANSWER_OTHER, type AnswerCount } from '../../device-backend/core/device-core.js';
+import { ANSWER_OTHER, type AnswerCount, type ChannelCount } from '../../device-backend/core/device-core.js';
 import { MODE, MSG_TYPE, STATUS } from '../../device-backend/layout/wire-layout.js';
 
 const byValue = (entries: Array<[string, number]>): ReadonlyMap<number, string> => new Map(entries.map(([name, value]) => [value, name.toLowerCase()]));
@@ -26,4 +26,13 @@ export function namedAnswerCounts(counts: readonly AnswerCount[]): Array<{ mode:
     else out.set(key, { ...named, count: c.count });
   }
   return [...out.values()];
+}
+
+/** One channel's counters with names: its mode now, and answers by status (two `other`s added together). */
+export function namedChannelCounts(counts: readonly ChannelCount[]): Array<{ channel: number; mode: string; messages: number; protocolErrors: number; resets: number; answers: Array<{ status: string; count: number }> }> {
+  return counts.map((c) => {
+    const answers = new Map<string, number>();
+    for (const a of c.answers) answers.set(statusName(a.status), (answers.get(statusName(a.status)) ?? 0) + a.count);
+    return { channel: c.channel, mode: modeName(c.mode), messages: c.messages, protocolErrors: c.protocolErrors, resets: c.resets, answers: [...answers].map(([status, count]) => ({ status, count })) };
+  });
 }

@@ -124,6 +124,57 @@ describe('metrics and the event stream of a daemon with two guests', () => {
     for (const fam of f.values()) if (fam.name.startsWith('vmgmt_') && fam.type === 'counter') expect(fam.name).toMatch(/_total$/);
   });
 
+  it('counts per channel: a guest command on a known channel moves that channel\'s series and no other', async () => {
+    type Channel = { channel: number; mode: string; messages: number; protocolErrors: number; resets: number; answers: Array<{ status: string; count: number }> };
+    const channelsOf = async (): Promise<Channel[]> => (await d.api('GET', `/v1/vms/${A}`)).body.device.channels;
+    const perChannel = (f: Map<string, PromFamily>, metric: string, channel: number, labels: Record<string, string> = {}): number => promValue(f, metric, { vm: A, channel: String(channel), ...labels }) ?? 0;
+    const before = await scrape();
+    const apiBefore = await channelsOf();
+    expect(apiBefore.length).toBe(8);
+    // Five round trips, then one message of a type the layout does not have (a protocol error). Each
+    // command claims the first free channel (a claim resets it) and says which with -v.
+    const r = await d.guest(A, 'vmgmt-guest ping -n 5 -v 2>&1; echo "ping rc=$?"; vmgmt-guest debug raw --type 0x777 -v 2>&1; echo "raw rc=$?"', 60_000);
+    expect(r.stdout).toContain('ping rc=0');
+    const used = [...r.stdout.matchAll(/channel (\d+): reset done/g)].map((m) => Number(m[1]));
+    expect(used, r.stdout).toHaveLength(2);
+    expect(r.stdout).toMatch(/status=\d+ \(/);
+    const [pingCh, rawCh] = used as [number, number];
+    const after = await scrape();
+    const apiAfter = await channelsOf();
+    const expected = new Map<number, { messages: number; protocolErrors: number; resets: number; ok: number; unknown: number }>();
+    const want = (ch: number) => expected.get(ch) ?? expected.set(ch, { messages: 0, protocolErrors: 0, resets: 0, ok: 0, unknown: 0 }).get(ch)!;
+    Object.assign(want(pingCh), { messages: want(pingCh).messages + 5, resets: want(pingCh).resets + 1, ok: want(pingCh).ok + 5 });
+    Object.assign(want(rawCh), { protocolErrors: want(rawCh).protocolErrors + 1, resets: want(rawCh).resets + 1, unknown: want(rawCh).unknown + 1 });
+    for (const [ch, e] of expected) {
+      const delta = (metric: string, labels: Record<string, string> = {}) => perChannel(after, metric, ch, labels) - perChannel(before, metric, ch, labels);
+      expect(delta('vmgmt_channel_messages_total'), `messages on channel ${ch}`).toBe(e.messages);
+      expect(delta('vmgmt_channel_protocol_errors_total'), `protocol errors on channel ${ch}`).toBe(e.protocolErrors);
+      expect(delta('vmgmt_channel_resets_total'), `resets of channel ${ch}`).toBe(e.resets);
+      expect(delta('vmgmt_channel_answers_total', { status: 'ok' }), `ok answers on channel ${ch}`).toBe(e.ok);
+      expect(delta('vmgmt_channel_answers_total', { status: 'unknown_type' }), `unknown_type answers on channel ${ch}`).toBe(e.unknown);
+      // The channel is idle again: the API says the same as the scrape, and its mode is none.
+      const api = apiAfter.find((c) => c.channel === ch)!;
+      expect(perChannel(after, 'vmgmt_channel_messages_total', ch)).toBe(api.messages);
+      expect(perChannel(after, 'vmgmt_channel_resets_total', ch)).toBe(api.resets);
+      expect(perChannel(after, 'vmgmt_channel_mode', ch, { mode: 'none' })).toBe(1);
+    }
+    // The agent's channels (agent mode, stats mode) are the ones that move on their own; every channel
+    // that is neither of the two commands' nor in a mode did not move at all.
+    for (const c of apiAfter) {
+      if (expected.has(c.channel)) continue;
+      const was = apiBefore.find((x) => x.channel === c.channel)!;
+      if (c.mode === 'none') expect({ ch: c.channel, messages: c.messages, resets: c.resets }).toEqual({ ch: c.channel, messages: was.messages, resets: was.resets });
+    }
+    expect(apiAfter.some((c) => c.mode === 'agent')).toBe(true);
+    expect(apiAfter.some((c) => c.mode === 'stats')).toBe(true);
+    // In one scrape the channels add up to the device's totals.
+    const sum = (metric: string) => after.get(metric)!.samples.filter((x) => x.labels.vm === A).reduce((n, x) => n + x.value, 0);
+    expect(sum('vmgmt_channel_messages_total')).toBe(promValue(after, 'vmgmt_device_messages_total', { vm: A }));
+    expect(sum('vmgmt_channel_protocol_errors_total')).toBe(promValue(after, 'vmgmt_device_protocol_errors_total', { vm: A }));
+    expect(sum('vmgmt_channel_resets_total')).toBe(promValue(after, 'vmgmt_device_channel_resets_total', { vm: A }));
+    expect(promValue(after, 'vmgmt_device_protocol_errors_total', { vm: A })).toBeGreaterThanOrEqual(1);
+  });
+
   it('refuses /metrics and the API without the token, with a wrong one, or with another Host', async () => {
     expect((await dashboardGet(info.metricsUrl, undefined)).status).toBe(401);
     expect((await dashboardGet(info.metricsUrl, 'f'.repeat(64))).status).toBe(401);
