@@ -126,7 +126,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     args: 'NAME [--timeout MS]',
     summary: 'press the ACPI power button; `quit` QEMU after MS, then SIGKILL',
     description:
-      "A guest that is still booting has not set up its ACPI handler yet and ignores the power button, so a stop right after a start waits out the whole timeout (the definition's powerdownTimeoutMs, 30000 by default) before QEMU is told to quit. The answer says which way the VM stopped.",
+      "A guest that is still booting has not enabled the ACPI power button yet, and QEMU drops a press it has not enabled: the daemon reads the guest's ACPI registers first, and such a guest (a stop right after a start) is stopped with QEMU's quit at once. A guest that took the press gets the timeout (the definition's powerdownTimeoutMs, 30000 by default) to power off before QEMU is told to quit. The answer says which way the VM stopped, and why.",
     flags: [TIMEOUT_MS('how long the guest gets to power off, in ms (default: the definition\'s powerdownTimeoutMs)')],
     examples: ['vmgmt vm stop web', 'vmgmt vm stop web --timeout 5000'],
     complete: ['vm'],

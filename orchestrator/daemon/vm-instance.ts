@@ -16,6 +16,7 @@ import type { AgentUpdateService } from '../../device-backend/services/agent/age
 import type { AgentUpdateResult } from '../api/api-contract.js';
 import { agentUpdate } from './agent-update.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
+import { readPowerButton } from '../qemu/acpi-power-button.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
 import type { ChatHub } from '../../device-backend/services/chat/chat-hub.js';
@@ -524,20 +525,40 @@ export class VmInstance {
       const deadlineMs = opts.timeoutMs ?? this.definition.powerdownTimeoutMs;
       // A guest still booting has no ACPI handler yet: it ignores the power button until the deadline.
       const booting = !this.agentUp;
-      await qemu.qmp.execute('system_powerdown').catch((err: unknown) => this.log.warn('system_powerdown failed', { error: (err as Error).message }));
-      let deadline: NodeJS.Timeout | undefined;
-      const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => (deadline = setTimeout(() => r(false), deadlineMs)))]);
-      clearTimeout(deadline);
       let stoppedBy: 'powerdown' | 'quit' | 'kill' = 'powerdown';
       let stopNote = '';
-      if (!exited) {
-        stopNote =
-          `the guest did not power off within ${deadlineMs} ms of the ACPI power button` +
-          (booting ? ' (it was still booting: its agent was not up, and a guest ignores the button until its ACPI handler is set up)' : '') +
-          '; QEMU was told to quit';
-        this.log.warn(stopNote);
+      // QEMU drops a press the guest has not enabled (acpi-power-button.ts): then waiting is for nothing.
+      const button = await readPowerButton(qemu.qmp);
+      if (button.kind === 'disabled') {
+        stopNote = `vm ${this.name} was still booting (${button.why}): stopped it with quit at once`;
+        this.log.info(stopNote);
         await qemu.shutdown({ timeoutMs: QUIT_TIMEOUT_MS });
         stoppedBy = 'quit';
+      } else {
+        if (button.kind === 'unknown') this.log.debug(`could not tell whether the guest takes the power button: ${button.why}; pressing it`);
+        await qemu.qmp.execute('system_powerdown').catch((err: unknown) => this.log.warn('system_powerdown failed', { error: (err as Error).message }));
+        // Pressed while the guest was booting, the press may come before anything in the guest listens for
+        // it (the kernel took it, its userspace was not up): press once more when its agent comes up.
+        const agent = this.agent;
+        if (booting && agent) {
+          void agent.waitUntilUp(deadlineMs).then((up) => {
+            if (!up || this.qemu !== qemu || this.state !== 'stopping') return;
+            this.log.info('the guest agent came up while the VM was stopping: pressing the power button once more');
+            return qemu.qmp.execute('system_powerdown');
+          }).catch(() => {});
+        }
+        let deadline: NodeJS.Timeout | undefined;
+        const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => (deadline = setTimeout(() => r(false), deadlineMs)))]);
+        clearTimeout(deadline);
+        if (!exited) {
+          stopNote =
+            `the guest did not power off within ${deadlineMs} ms of the ACPI power button` +
+            (booting ? ' (it was still booting: its agent was not up, and a guest ignores the button until its ACPI handler is set up)' : '') +
+            '; QEMU was told to quit';
+          this.log.warn(stopNote);
+          await qemu.shutdown({ timeoutMs: QUIT_TIMEOUT_MS });
+          stoppedBy = 'quit';
+        }
       }
       const exit = await qemu.exited;
       if (stoppedBy === 'quit' && exit.signal === 'SIGKILL') {

@@ -14,7 +14,7 @@ export interface VmManagerApi {
   list(): VmSummary[];
   inspect(name: string): VmDetails;
   start(name: string): Promise<VmDetails>;
-  /** ACPI power button, then `quit` after the definition's deadline (or timeoutMs), then SIGKILL. */
+  /** ACPI power button, then `quit` after the definition's deadline (or timeoutMs), then SIGKILL; `quit` at once when the guest has not enabled the button yet (still booting). */
   stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails>;
   kill(name: string): Promise<VmDetails>;
   /**
