@@ -20,6 +20,8 @@ export type { FieldProblem, VmDefinition, VmDefinitionInput };
 
 export const VM_STATES = ['defined', 'starting', 'running', 'paused', 'stopping', 'stopped', 'crashed'] as const;
 export type VmStateName = (typeof VM_STATES)[number];
+/** The states of a VM with a QEMU process (the state machine's isActive): its logs may still grow. */
+export const ACTIVE_VM_STATES: readonly VmStateName[] = ['starting', 'running', 'paused', 'stopping'];
 
 export const LOG_SOURCES = ['console', 'qemu', 'daemon'] as const;
 export type LogSource = (typeof LOG_SOURCES)[number];
@@ -101,6 +103,10 @@ export const logsQuerySchema = z
 
 /** The byte offset just past the text of a logs answer: the next `fromByte`. */
 export const LOG_END_HEADER = 'x-vmgmt-log-end';
+/** The VM's state when the logs answer was read: `vm logs -f` ends once it is neither active nor restarting. */
+export const LOG_VM_STATE_HEADER = 'x-vmgmt-vm-state';
+/** Present when the on-failure policy restarts the crashed VM: when (ISO time). */
+export const LOG_RESTART_AT_HEADER = 'x-vmgmt-vm-restart-at';
 export const MAX_LOG_CHUNK_BYTES = 1024 * 1024;
 
 export const MAX_GUEST_PATH_BYTES = 4096;

@@ -3,7 +3,7 @@
 // request path is testable with a fake manager.
 import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
-import { ANSWERS, LOG_END_HEADER, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type DashboardInfo, type FieldProblem, type VmFiguresList } from './api-contract.js';
+import { ANSWERS, LOG_END_HEADER, LOG_RESTART_AT_HEADER, LOG_VM_STATE_HEADER, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type DashboardInfo, type FieldProblem, type VmFiguresList } from './api-contract.js';
 import { parseApiRequest, type ApiAction, type RawApiRequest } from './api-requests.js';
 import { errorResponse, errorToResponse, jsonResponse, type ApiResponse } from './api-responses.js';
 
@@ -100,7 +100,12 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
     case 'logs': {
       const { kind: _kind, name, ...opts } = action;
       const chunk = await manager.logs(name, opts);
-      return { status: 200, kind: 'text', body: chunk.text, headers: { [LOG_END_HEADER]: String(chunk.endByte) } };
+      return {
+        status: 200,
+        kind: 'text',
+        body: chunk.text,
+        headers: { [LOG_END_HEADER]: String(chunk.endByte), [LOG_VM_STATE_HEADER]: chunk.vmState, ...(chunk.restartAt ? { [LOG_RESTART_AT_HEADER]: chunk.restartAt } : {}) },
+      };
     }
     case 'update':
       return jsonResponse(200, await manager.update(action.name, action.definition));

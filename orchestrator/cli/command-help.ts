@@ -154,7 +154,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     flags: [
       { flag: '--source', value: 'SOURCE', text: "console (the guest's serial port), qemu (QEMU's stderr) or daemon (what the daemon did)", choices: ['console', 'qemu', 'daemon'] },
       { flag: '--tail', value: 'BYTES', text: 'the last BYTES of the log, a whole number >= 1 (default 65536)' },
-      { flag: '-f, --follow', text: 'then keep printing what is added until Ctrl-C (--json: one {"name","source","text"} line per piece)' },
+      { flag: '-f, --follow', text: 'then keep printing what is added until the VM stops or crashes (exit 0, said on stderr) or Ctrl-C; a crash the on-failure policy restarts is followed on (--json: one {"name","source","text"} line per piece)' },
     ],
     examples: ['vmgmt vm logs web', 'vmgmt vm logs web --source daemon --tail 4096', 'vmgmt vm logs -f web'],
     complete: ['vm'],

@@ -82,6 +82,8 @@ export class VmInstance {
   private qemu: QemuProcess | undefined;
   private device: ManagementDevice | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** When restartTimer fires (ISO time), until the restart begins or is called off. */
+  private restartDueAt: string | null = null;
   private stableTimer: NodeJS.Timeout | undefined;
   /** This VM's turn to boot (BootGate), held from launch until its agent is up. */
   private bootTurn: ReleaseTurn | undefined;
@@ -124,6 +126,11 @@ export class VmInstance {
 
   get state(): VmRecord['status']['state'] {
     return this.record.status.state;
+  }
+
+  /** When the on-failure policy restarts this crashed VM (ISO time), or null when no restart is due. */
+  get restartAt(): string | null {
+    return this.restartDueAt;
   }
 
   /** Runs lifecycle operations on this VM one at a time. */
@@ -207,6 +214,7 @@ export class VmInstance {
 
   start(opts: { resetRestarts?: boolean } = {}): Promise<VmDetails> {
     return this.serialize(async () => {
+      this.restartDueAt = null;
       this.apply({ type: 'start' });
       if (opts.resetRestarts ?? true) this.record = { ...this.record, restarts: 0, restartGaveUpAt: null };
       clearTimeout(this.restartTimer);
@@ -498,6 +506,7 @@ export class VmInstance {
     this.record.restarts += 1;
     this.persist();
     this.log.info(`restarting in ${delayMs} ms (restart ${this.record.restarts} of ${policy.maxRestarts}, policy on-failure)`);
+    this.restartDueAt = new Date(Date.now() + delayMs).toISOString();
     this.restartTimer = setTimeout(() => {
       this.start({ resetRestarts: false }).catch((err: unknown) => this.log.error('restart failed', { error: (err as Error).message }));
     }, delayMs);
@@ -666,6 +675,7 @@ export class VmInstance {
   /** `vm update`: the record to carry over to the instance that replaces this one (the VM is not active). */
   snapshotForReplace(): { record: VmRecord } {
     clearTimeout(this.restartTimer);
+    this.restartDueAt = null;
     return { record: this.record };
   }
 
@@ -673,6 +683,7 @@ export class VmInstance {
   detach(): void {
     this.detached = true;
     clearTimeout(this.restartTimer);
+    this.restartDueAt = null;
     clearTimeout(this.stableTimer);
     this.endBootTurn();
     this.qemu?.release();
