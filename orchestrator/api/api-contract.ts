@@ -601,6 +601,7 @@ export const ANSWERS = {
   agentUpdate: { kind: 'json', schema: agentUpdateResultSchema },
   tree: { kind: 'json', schema: guestTreeSchema },
   mkdir: { kind: 'json', schema: mkdirResultSchema },
+  execResize: { kind: 'empty' },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
 
@@ -628,6 +629,17 @@ export type ExecRequest = z.infer<typeof execRequestSchema>;
 export type ExecRequestInput = z.input<typeof execRequestSchema>;
 
 export const EXEC_FRAMES_CONTENT_TYPE = 'application/vnd.vmgmt.exec-frames';
+/** A --tty exec answer's header: the session's id, for `POST /v1/vms/:name/exec/:id/resize`. */
+export const EXEC_ID_HEADER = 'x-vmgmt-exec-id';
+export const EXEC_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** The body of `POST /v1/vms/:name/exec/:id/resize`: the client's terminal size now. */
+export const execResizeBodySchema = z
+  .object({
+    rows: z.number().int().min(1).max(65_535),
+    cols: z.number().int().min(1).max(65_535),
+  })
+  .strict();
+export type ExecResizeBody = z.infer<typeof execResizeBodySchema>;
 
 /** The exit frame's JSON: how the command ended. */
 export const execExitSchema = z.object({

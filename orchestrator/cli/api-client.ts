@@ -34,6 +34,7 @@ import {
   LOG_VM_STATE_HEADER,
   VM_STATES,
   type VmStateName,
+  type ExecResizeBody,
   statsListSchema,
   vmDetailsSchema,
   vmListSchema,
@@ -122,6 +123,8 @@ export interface ApiClient {
   logChunk(name: string, opts: { source?: LogSource; tailBytes?: number; fromByte?: number }): Promise<{ text: string; endByte: number; vmState: VmStateName; restartAt: string | null }>;
   /** Replaces a stopped VM's definition (sent as is: the daemon validates it as at create). */
   update(name: string, definition: unknown): Promise<VmDetails>;
+  /** `vm exec --tty`: the terminal's new size, for the session whose answer carried EXEC_ID_HEADER `id`. */
+  execResize(name: string, id: string, size: ExecResizeBody): Promise<void>;
   host(): Promise<HostInfo>;
   /** The VM's stats series (newest `limit` samples), host figures and CPU share. */
   vmStats(name: string, opts?: { limit?: number }): Promise<VmStats>;
@@ -311,6 +314,9 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
     },
     pause: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/pause'), {}),
     resume: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/resume'), {}),
+    async execResize(name, id, size) {
+      await call('POST', vmPath(name, `/exec/${encodeURIComponent(id)}/resize`), size);
+    },
     async remove(name, o = {}) {
       await call('DELETE', vmPath(name, `?force=${o.force === true}`));
     },

@@ -190,7 +190,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     description:
       "stdin is forwarded, stdout and stderr are streamed as they come (no size cap), and the CLI exits with CMD's exit code (128+N: killed by signal N; 124: --timeout killed it). With --json: NDJSON {\"event\":\"output\",...} lines, then {\"event\":\"exit\",...}.",
     flags: [
-      { flag: '--tty', text: 'run CMD on a pseudo-terminal (an interactive shell: --tty -- sh)' },
+      { flag: '--tty', text: 'run CMD on a pseudo-terminal (an interactive shell: --tty -- sh) of this terminal\'s size; resizes of this terminal are passed on' },
       TIMEOUT_MS('kill CMD after MS milliseconds (exit 124)'),
       { flag: '--env', value: 'K=V', text: 'add NAME=VALUE to the environment; repeat for more', repeats: true },
       { flag: '--cwd', value: 'DIR', text: 'the absolute guest directory to run in' },

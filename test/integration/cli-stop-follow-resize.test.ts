@@ -1,7 +1,11 @@
-// Issue 14's CLI leftovers through the real `vmgmt` against a real daemon and real QEMU guests:
+// Three of issue 14's CLI leftovers through the real `vmgmt` against a real daemon and real QEMU guests:
 // `vm stop` right after `vm start` goes to QMP quit at once (the guest has not enabled the ACPI power
 // button yet) and says so, while a booted guest still powers off by the button; `vm logs -f` ends when the
-// VM stops or crashes and follows on across an on-failure restart.
+// VM stops or crashes and follows on across an on-failure restart; `vm exec --tty` passes the terminal's
+// new size on (the CLI runs on a pseudo-terminal made with python3's pty module, which the test resizes).
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonFixture } from '../support/daemon-fixture.js';
 
@@ -14,7 +18,51 @@ const alive = (pid: number): boolean => {
   }
 };
 
-describe('vm stop after start, vm logs -f to the end (issue 14)', () => {
+/**
+ * Runs the CLI as the session leader of a new pseudo-terminal of 30x90 (pty.fork: it is its controlling
+ * terminal), waits for `ready`, resizes the terminal to 50x132 (the kernel sends the CLI SIGWINCH), then
+ * sends empty lines until the guest prints the new size (the resize and the typed lines travel apart), and `q`.
+ */
+const PTY_DRIVER = String.raw`
+import fcntl, json, os, pty, select, struct, sys, termios, time
+argv = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', 30, 90, 0, 0))
+    os.execv(argv[0], argv)
+out = b''
+def pump(until, seconds):
+    global out
+    end = time.time() + seconds
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            out += chunk
+        if until(out):
+            return True
+    return False
+ok_ready = pump(lambda o: b'ready' in o, 120)
+resized_at = len(out)
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 50, 132, 0, 0))
+ok_size = False
+for _ in range(60):
+    os.write(fd, b'\n')
+    if pump(lambda o: b'50 132' in o[resized_at:], 0.5):
+        ok_size = True
+        break
+os.write(fd, b'q\n')
+pump(lambda o: False, 30)
+_, status = os.waitpid(pid, 0)
+print(json.dumps({'readySeen': ok_ready, 'newSizeSeen': ok_size, 'resizedAt': resized_at, 'exitCode': os.waitstatus_to_exitcode(status), 'output': out.decode('utf-8', 'replace')}))
+`;
+
+describe('vm stop after start, vm logs -f to the end, vm exec --tty resizes (issue 14)', () => {
   let d: DaemonFixture;
   const vmgmt = (...args: string[]) => d.cli(...args);
 
@@ -112,5 +160,34 @@ describe('vm stop after start, vm logs -f to the end (issue 14)', () => {
     expect(end.code, end.stderr).toBe(0);
     expect(end.stderr).toMatch(/vmgmt: vm it-restart crashed \(.+\); the log ends here\n$/);
     expect((await d.api('GET', '/v1/vms/it-restart')).body).toMatchObject({ state: 'crashed', restartGaveUpAt: expect.any(String) });
+  });
+
+  it('vm exec --tty passes a resize of its terminal on: stty size in the guest reports the new size', async () => {
+    expect((await d.api('POST', '/v1/vms', { name: 'it-tty', accel: 'tcg' })).status).toBe(201);
+    expect((await vmgmt('vm', 'start', 'it-tty')).code).toBe(0);
+    await waitForAgent('it-tty');
+    const cmd = 'stty size; echo ready; while read l; do [ "$l" = q ] && exit 0; stty size; done';
+    const argv = [process.execPath, d.cliPath, '--socket', d.socketPath, 'vm', 'exec', 'it-tty', '--tty', '--', 'sh', '-c', cmd];
+    const raw = await new Promise<string>((resolve, reject) => {
+      const py = spawn('python3', ['-c', PTY_DRIVER, JSON.stringify(argv)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      py.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      py.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      py.on('error', reject);
+      py.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`the pty driver exited with ${code}: ${err}`))));
+    });
+    const r = JSON.parse(raw) as { readySeen: boolean; newSizeSeen: boolean; resizedAt: number; exitCode: number; output: string };
+    const output = r.output.replace(/\r/g, '');
+    expect(r.readySeen, output).toBe(true);
+    // The size at the start, then the new one after the resize.
+    expect(output.slice(0, output.indexOf('ready'))).toContain('30 90\n');
+    expect(r.newSizeSeen, output).toBe(true);
+    expect(r.exitCode, output).toBe(0);
+    // The size went the way this adds: the exec service pushed EXEC_RESIZE (once: one resize was made).
+    const services = (await d.api('GET', '/v1/vms/it-tty')).body.device.services as Record<string, Record<string, number>>;
+    expect(services['exec']?.['resizes']).toBe(1);
+    // The daemon log says nothing of a resize it could not send.
+    expect(readFileSync(path.join(d.stateDir, 'vms/it-tty/daemon.log'), 'utf8')).not.toMatch(/could not send EXEC_RESIZE/);
   });
 });
