@@ -28,11 +28,15 @@ export interface CommandContext {
 /** How often `vm logs -f` asks for what was added. */
 const FOLLOW_POLL_MS = 500;
 
-/** `vm web stopped (guest shut down)`: why `vm logs -f` ends, with the daemon's reason when it can say. */
-async function followEnd(client: ApiClient, name: string, state: VmStateName): Promise<string> {
+/**
+ * Why `vm logs -f` ends, with the daemon's reason when it can say: `vm web stopped (exit code 0)`,
+ * `vm web crashed: QEMU ended unexpectedly (killed by SIGKILL)`.
+ */
+export async function followEnd(client: Pick<ApiClient, 'inspect'>, name: string, state: VmStateName): Promise<string> {
   const why = await client.inspect(name).then((vm) => vm.stateReason, () => '');
+  if (why.startsWith(`${state} `)) return `vm ${name} ${why}`;
   const what = state === 'defined' ? 'has never been started' : state;
-  return `vm ${name} ${what}${why ? ` (${why})` : ''}`;
+  return `vm ${name} ${what}${why ? `: ${why}` : ''}`;
 }
 
 type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'vm-exec' } | { kind: 'cluster-keygen' } | ChatCommand | ObserveCommand>;
