@@ -20,6 +20,8 @@ export type { FieldProblem, VmDefinition, VmDefinitionInput };
 
 export const VM_STATES = ['defined', 'starting', 'running', 'paused', 'stopping', 'stopped', 'crashed'] as const;
 export type VmStateName = (typeof VM_STATES)[number];
+/** The states of a VM with a QEMU process (the state machine's isActive): its logs may still grow. */
+export const ACTIVE_VM_STATES: readonly VmStateName[] = ['starting', 'running', 'paused', 'stopping'];
 
 export const LOG_SOURCES = ['console', 'qemu', 'daemon'] as const;
 export type LogSource = (typeof LOG_SOURCES)[number];
@@ -101,6 +103,10 @@ export const logsQuerySchema = z
 
 /** The byte offset just past the text of a logs answer: the next `fromByte`. */
 export const LOG_END_HEADER = 'x-vmgmt-log-end';
+/** The VM's state when the logs answer was read: `vm logs -f` ends once it is neither active nor restarting. */
+export const LOG_VM_STATE_HEADER = 'x-vmgmt-vm-state';
+/** Present when the on-failure policy restarts the crashed VM: when (ISO time). */
+export const LOG_RESTART_AT_HEADER = 'x-vmgmt-vm-restart-at';
 export const MAX_LOG_CHUNK_BYTES = 1024 * 1024;
 
 export const MAX_GUEST_PATH_BYTES = 4096;
@@ -599,6 +605,7 @@ export const ANSWERS = {
   agentUpdate: { kind: 'json', schema: agentUpdateResultSchema },
   tree: { kind: 'json', schema: guestTreeSchema },
   mkdir: { kind: 'json', schema: mkdirResultSchema },
+  execResize: { kind: 'empty' },
 } as const satisfies Record<string, { kind: 'json'; schema: z.ZodType } | { kind: 'text' } | { kind: 'empty' }>;
 export type BufferedRouteId = keyof typeof ANSWERS;
 
@@ -626,6 +633,17 @@ export type ExecRequest = z.infer<typeof execRequestSchema>;
 export type ExecRequestInput = z.input<typeof execRequestSchema>;
 
 export const EXEC_FRAMES_CONTENT_TYPE = 'application/vnd.vmgmt.exec-frames';
+/** A --tty exec answer's header: the session's id, for `POST /v1/vms/:name/exec/:id/resize`. */
+export const EXEC_ID_HEADER = 'x-vmgmt-exec-id';
+export const EXEC_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** The body of `POST /v1/vms/:name/exec/:id/resize`: the client's terminal size now. */
+export const execResizeBodySchema = z
+  .object({
+    rows: z.number().int().min(1).max(65_535),
+    cols: z.number().int().min(1).max(65_535),
+  })
+  .strict();
+export type ExecResizeBody = z.infer<typeof execResizeBodySchema>;
 
 /** The exit frame's JSON: how the command ended. */
 export const execExitSchema = z.object({

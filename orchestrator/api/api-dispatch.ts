@@ -3,8 +3,9 @@
 // request path is testable with a fake manager.
 import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
-import { ANSWERS, LOG_END_HEADER, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type DashboardInfo, type FieldProblem, type VmFiguresList } from './api-contract.js';
+import { ANSWERS, LOG_END_HEADER, LOG_RESTART_AT_HEADER, LOG_VM_STATE_HEADER, chatData, checkContract, describeProblems, errorBodySchema, type BufferedRouteId, type DashboardInfo, type FieldProblem, type VmFiguresList } from './api-contract.js';
 import { parseApiRequest, type ApiAction, type RawApiRequest } from './api-requests.js';
+import type { ExecTerminals } from './exec-terminals.js';
 import { errorResponse, errorToResponse, jsonResponse, type ApiResponse } from './api-responses.js';
 
 export interface DispatchResult {
@@ -22,6 +23,8 @@ export interface DispatchOptions {
   figures?: () => VmFiguresList;
   /** The dashboard's address and token (`GET /v1/dashboard`); without it (metrics.enabled false) NOT_FOUND. */
   dashboard?: () => DashboardInfo;
+  /** The open --tty exec sessions (`POST /v1/vms/:name/exec/:id/resize`); without it NOT_FOUND. */
+  execTerminals?: ExecTerminals;
 }
 
 export async function dispatchApiRequest(
@@ -100,10 +103,20 @@ async function executeAction(manager: VmManagerApi, action: ApiAction, opts: Dis
     case 'logs': {
       const { kind: _kind, name, ...opts } = action;
       const chunk = await manager.logs(name, opts);
-      return { status: 200, kind: 'text', body: chunk.text, headers: { [LOG_END_HEADER]: String(chunk.endByte) } };
+      return {
+        status: 200,
+        kind: 'text',
+        body: chunk.text,
+        headers: { [LOG_END_HEADER]: String(chunk.endByte), [LOG_VM_STATE_HEADER]: chunk.vmState, ...(chunk.restartAt ? { [LOG_RESTART_AT_HEADER]: chunk.restartAt } : {}) },
+      };
     }
     case 'update':
       return jsonResponse(200, await manager.update(action.name, action.definition));
+    case 'execResize': {
+      if (!opts.execTerminals) throw new VmgmtError('NOT_FOUND', 'this API server has no exec sessions', {});
+      opts.execTerminals.resize(action.name, action.id, action.rows, action.cols);
+      return { status: 204, kind: 'empty' };
+    }
     case 'host':
       return jsonResponse(200, await manager.host());
     case 'chatPeers':

@@ -5,7 +5,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import type { VmManagerApi } from '../daemon/vm-manager-api.js';
-import { EXEC_FRAMES_CONTENT_TYPE, execRequestSchema, type ExecExit } from './api-contract.js';
+import { EXEC_FRAMES_CONTENT_TYPE, EXEC_ID_HEADER, execRequestSchema, type ExecExit } from './api-contract.js';
+import type { ExecTerminals } from './exec-terminals.js';
 import type { StreamOutcome } from './api-transfers.js';
 import { EXEC_FRAME, execFrameHeader } from './exec-frames.js';
 import { zodProblems } from './field-problems.js';
@@ -17,6 +18,8 @@ export const MAX_EXEC_REQUEST_LINE_BYTES = 1024 * 1024;
 export interface ExecContext {
   manager: VmManagerApi;
   log: CoreLogger;
+  /** Where a --tty session is registered for its resizes (exec-terminals.ts); without it none are taken. */
+  terminals?: ExecTerminals;
 }
 
 type Line = { ok: true; line: string; rest: Buffer | undefined } | { ok: false; reason: string };
@@ -60,8 +63,10 @@ export async function handleExec(name: string, req: IncomingMessage, res: Server
   res.on('close', () => {
     if (!res.writableFinished) aborter.abort(new Error('the client went away'));
   });
+  // A --tty session takes resizes: its id goes in the answer's header, sent as soon as the command runs.
+  const terminal = r.tty ? ctx.terminals?.open(name) : undefined;
   const startStream = (): void => {
-    if (!res.headersSent) res.writeHead(200, { 'Content-Type': EXEC_FRAMES_CONTENT_TYPE, 'Cache-Control': 'no-store' });
+    if (!res.headersSent) res.writeHead(200, { 'Content-Type': EXEC_FRAMES_CONTENT_TYPE, 'Cache-Control': 'no-store', ...(terminal ? { [EXEC_ID_HEADER]: terminal.id } : {}) });
   };
   const write = (kind: (typeof EXEC_FRAME)[keyof typeof EXEC_FRAME], payload: Uint8Array): Promise<void> => {
     startStream();
@@ -89,6 +94,15 @@ export async function handleExec(name: string, req: IncomingMessage, res: Server
       spec: { argv: r.argv, env: r.env, cwd: r.cwd ?? '', tty: r.tty, rows: r.rows, cols: r.cols },
       ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
       signal: aborter.signal,
+      ...(terminal
+        ? {
+            onAttached: (session: { resize(rows: number, cols: number): void }) => {
+              terminal.attach((rows, cols) => session.resize(rows, cols));
+              startStream();
+              res.flushHeaders();
+            },
+          }
+        : {}),
       io: {
         output: (stream, bytes) => write(stream === 'stdout' ? EXEC_FRAME.STDOUT : EXEC_FRAME.STDERR, bytes),
         input: async () => {
@@ -126,5 +140,7 @@ export async function handleExec(name: string, req: IncomingMessage, res: Server
     await write(EXEC_FRAME.ERROR, Buffer.from(JSON.stringify(body))).catch(() => {});
     res.end();
     return { kind: 'streamed', status: 200 };
+  } finally {
+    terminal?.close();
   }
 }

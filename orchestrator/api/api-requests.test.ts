@@ -196,4 +196,17 @@ describe('pause, resume and exec routes', () => {
     expect(parseStreamingRequest({ method: 'POST', url: '/v1/vms/web/exec?x=1' }).kind).toBe('error');
     expect(parseStreamingRequest({ method: 'POST', url: '/v1/vms/Bad%20Name/exec' }).kind).toBe('error');
   });
+
+  it('parses an exec resize: a UUID id, rows and cols within a u16; anything else refused with the field named', () => {
+    const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    const parsed = req('POST', `/v1/vms/web/exec/${id}/resize`, '{"rows":40,"cols":120}');
+    expect(parsed).toMatchObject({ ok: true, action: { kind: 'execResize', name: 'web', id, rows: 40, cols: 120 } });
+    expect(failure(req('POST', '/v1/vms/web/exec/not-an-id/resize', '{"rows":40,"cols":120}')).status).toBe(404);
+    const zero = failure(req('POST', `/v1/vms/web/exec/${id}/resize`, '{"rows":0,"cols":120}'));
+    expect(zero.status).toBe(400);
+    expect(zero.body.message).toContain('body.rows');
+    expect(failure(req('POST', `/v1/vms/web/exec/${id}/resize`, '{"rows":40,"cols":70000}')).body.message).toContain('body.cols');
+    expect(failure(req('POST', `/v1/vms/web/exec/${id}/resize`, '{"rows":40,"cols":80,"x":1}')).status).toBe(400);
+    expect(failure(req('GET', `/v1/vms/web/exec/${id}/resize`)).status).toBe(405);
+  });
 });

@@ -4,6 +4,9 @@
 import type { z } from 'zod';
 import {
   agentUpdateBodySchema,
+  EXEC_ID_HEADER,
+  EXEC_ID_PATTERN,
+  execResizeBodySchema,
   chatCallBodySchema,
   chatPolicyQuerySchema,
   chatReplyBodySchema,
@@ -54,7 +57,8 @@ export type ApiAction =
 
   | { kind: 'agentUpdate'; name: string; binary?: string; reportInMs?: number; probationMs?: number }
   | { kind: 'tree'; name: string; guestPath: string }
-  | { kind: 'mkdir'; name: string; guestPath: string; mode: number };
+  | { kind: 'mkdir'; name: string; guestPath: string; mode: number }
+  | { kind: 'execResize'; name: string; id: string; rows: number; cols: number };
 
 /** Actions of the streaming routes: the server hands these over before reading the request body. */
 export type StreamAction =
@@ -119,7 +123,7 @@ export function parseApiRequest(req: RawApiRequest): ParsedApiRequest {
 
   const query = parseQuery(queryText);
   if (!query.ok) return query;
-  return parseRouteRequest(match.route, match.params.name, query.values, req.bodyText);
+  return parseRouteRequest(match.route, match.params.name, query.values, req.bodyText, match.params.id);
 }
 
 function parseRouteRequest(
@@ -127,6 +131,7 @@ function parseRouteRequest(
   rawName: string | undefined,
   query: Record<string, string>,
   bodyText: string,
+  rawId?: string,
 ): ParsedApiRequest {
   let name = '';
   if (route.segments.includes(':name')) {
@@ -281,6 +286,17 @@ function parseRouteRequest(
       const problems = [...(parsed.success ? [] : prefixProblems('query', zodProblems(parsed.error))), ...checkNoBody(bodyText)];
       if (problems.length || !parsed.success) return invalid(route, problems);
       return ok({ kind: 'mkdir', name, guestPath: parsed.data.guestPath, mode: parseInt(parsed.data.mode ?? '755', 8) });
+    }
+    case 'execResize': {
+      const queryProblems = checkQuery(noQuerySchema, query);
+      if (queryProblems.length) return invalid(route, queryProblems);
+      const id = rawId ?? '';
+      if (!EXEC_ID_PATTERN.test(id)) return fail(errorResponse(404, 'NOT_FOUND', `no exec session ${JSON.stringify(id)}: exec ids are the UUIDs of a --tty exec answer's ${EXEC_ID_HEADER} header`, { id }));
+      const body = parseJsonBody(bodyText, { required: true });
+      if (!body.ok) return body;
+      const parsed = execResizeBodySchema.safeParse(body.value);
+      if (!parsed.success) return invalid(route, prefixProblems('body', zodProblems(parsed.error)));
+      return ok({ kind: 'execResize', name, id, ...parsed.data });
     }
     case 'push':
     case 'pull':

@@ -31,6 +31,7 @@ export const API_ROUTE_IDS = [
   'agentUpdate',
   'tree',
   'mkdir',
+  'execResize',
 ] as const;
 export type ApiRouteId = (typeof API_ROUTE_IDS)[number];
 
@@ -81,6 +82,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { id: 'tree', method: 'GET', segments: ['v1', 'vms', ':name', 'files', 'tree'] },
   /** `vmgmt cp -r` to a VM: makes the guest directory ?guestPath (&mode, octal). */
   { id: 'mkdir', method: 'POST', segments: ['v1', 'vms', ':name', 'files', 'mkdir'] },
+  /** `vmgmt vm exec --tty`: the client's terminal changed size (body {rows, cols}); :id is the exec answer's EXEC_ID_HEADER. */
+  { id: 'execResize', method: 'POST', segments: ['v1', 'vms', ':name', 'exec', ':id', 'resize'] },
 ];
 
 export interface RouteParams {

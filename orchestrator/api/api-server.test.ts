@@ -94,6 +94,9 @@ describe('startApiServer', () => {
     expect(logs.status).toBe(200);
     expect(logs.headers['content-type']).toBe('text/plain; charset=utf-8');
     expect(logs.text).toBe('line 2\n');
+    // `vm logs -f` learns from each answer whether the VM is still up (it ends once it is not).
+    expect(logs.headers['x-vmgmt-vm-state']).toBe('stopped');
+    expect(logs.headers['x-vmgmt-vm-restart-at']).toBeUndefined();
 
     const removed = await call(sock, 'DELETE', '/v1/vms/a?force=false');
     expect(removed.status).toBe(204);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { ChatApi, VmManagerApi } from '../daemon/vm-manager-api.js';
 import { handleEventStream } from './api-events.js';
 import { handleExec } from './api-exec.js';
+import { ExecTerminals } from './exec-terminals.js';
 import { ApiEventHub } from './event-hub.js';
 import { findRepoRoot } from '../vm/repo-root.js';
 import { dispatchApiRequest } from './api-dispatch.js';
@@ -72,6 +73,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     opts.maxPullBytes,
   );
   await store.open();
+  const terminals = new ExecTerminals();
   const server = createServer((req, res) => {
     void handle(req, res, false);
   });
@@ -102,7 +104,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
             : head.action.kind === 'events'
               ? handleEventStream(head.action, req, res, { events, log, ...(opts.chat ? { chat: opts.chat } : {}) })
               : head.action.kind === 'exec'
-                ? await handleExec(head.action.name, req, res, { manager, log })
+                ? await handleExec(head.action.name, req, res, { manager, log, terminals })
                 : await handleStreamAction(head.action, req, res, {
                 manager,
                 store,
@@ -138,6 +140,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
           ...(opts.chat ? { chat: opts.chat } : {}),
           ...(opts.figures ? { figures: opts.figures } : {}),
           ...(opts.dashboard ? { dashboard: opts.dashboard } : {}),
+          execTerminals: terminals,
         });
         response = result.response;
         if (result.unexpectedError !== undefined) {

@@ -7,7 +7,7 @@ import { readSync, writeSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { VmDefinition } from '../daemon/vm-definition.js';
 import type { AgentUpdateResult } from './api-contract.js';
-import type { HostCopyOptions, HostInfo, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from '../daemon/vm-manager-api.js';
+import type { HostCopyOptions, HostInfo, LogChunk, LogSource, StatsList, VmDetails, VmManagerApi, VmStats, VmSummary } from '../daemon/vm-manager-api.js';
 import { VmgmtError } from '../daemon/vmgmt-error.js';
 
 export interface FakeVmManagerCall {
@@ -171,12 +171,12 @@ export class FakeVmManager implements VmManagerApi {
     return { vms: [...this.vms.values()].map((vm) => ({ name: vm.name, state: vm.state, intervalMs: 1000, policyEnabled: true, accepted: 0, refused: 0, host: null, share: null, samples: [] })) };
   }
 
-  async logs(name: string, opts: { source: LogSource; tailBytes?: number; fromByte?: number }): Promise<{ text: string; endByte: number }> {
+  async logs(name: string, opts: { source: LogSource; tailBytes?: number; fromByte?: number }): Promise<LogChunk> {
     this.#enter('logs', [name, opts]);
-    this.#get(name);
+    const vm = this.#get(name);
     const all = `${opts.source} log of ${name}\nline 2\n`;
     const text = opts.fromByte !== undefined ? all.slice(opts.fromByte) : opts.tailBytes === undefined ? all : all.slice(-opts.tailBytes);
-    return { text, endByte: all.length };
+    return { text, endByte: all.length, vmState: vm.state, restartAt: null };
   }
 
   async update(name: string, definition: VmDefinition): Promise<VmDetails> {

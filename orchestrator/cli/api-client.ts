@@ -30,6 +30,11 @@ import {
   healthSchema,
   hostInfoSchema,
   LOG_END_HEADER,
+  LOG_RESTART_AT_HEADER,
+  LOG_VM_STATE_HEADER,
+  VM_STATES,
+  type VmStateName,
+  type ExecResizeBody,
   statsListSchema,
   vmDetailsSchema,
   vmListSchema,
@@ -111,10 +116,15 @@ export interface ApiClient {
   resume(name: string): Promise<VmDetails>;
   remove(name: string, opts?: { force?: boolean }): Promise<void>;
   logs(name: string, opts?: { source?: LogSource; tailBytes?: number }): Promise<string>;
-  /** A piece of a log (its tail, or from fromByte on) and the offset just past it, for `vm logs -f`. */
-  logChunk(name: string, opts: { source?: LogSource; tailBytes?: number; fromByte?: number }): Promise<{ text: string; endByte: number }>;
+  /**
+   * A piece of a log (its tail, or from fromByte on), the offset just past it, and the VM's state when it was
+   * read (with when a crashed VM restarts, if it does), for `vm logs -f`.
+   */
+  logChunk(name: string, opts: { source?: LogSource; tailBytes?: number; fromByte?: number }): Promise<{ text: string; endByte: number; vmState: VmStateName; restartAt: string | null }>;
   /** Replaces a stopped VM's definition (sent as is: the daemon validates it as at create). */
   update(name: string, definition: unknown): Promise<VmDetails>;
+  /** `vm exec --tty`: the terminal's new size, for the session whose answer carried EXEC_ID_HEADER `id`. */
+  execResize(name: string, id: string, size: ExecResizeBody): Promise<void>;
   host(): Promise<HostInfo>;
   /** The VM's stats series (newest `limit` samples), host figures and CPU share. */
   vmStats(name: string, opts?: { limit?: number }): Promise<VmStats>;
@@ -295,10 +305,18 @@ export function createApiClient(opts: { socketPath: string }): ApiClient {
       if (!Number.isSafeInteger(end) || end < 0) {
         throw new ApiError(reply.status, 'BAD_RESPONSE', `the daemon answered GET ${path} without a valid ${LOG_END_HEADER} header (an older daemon?)`, {});
       }
-      return { text: reply.text, endByte: end };
+      const vmState = reply.headers?.[LOG_VM_STATE_HEADER];
+      if (!(VM_STATES as readonly string[]).includes(String(vmState))) {
+        throw new ApiError(reply.status, 'BAD_RESPONSE', `the daemon answered GET ${path} without a valid ${LOG_VM_STATE_HEADER} header (an older daemon?)`, {});
+      }
+      const restartAt = reply.headers?.[LOG_RESTART_AT_HEADER];
+      return { text: reply.text, endByte: end, vmState: vmState as VmStateName, restartAt: typeof restartAt === 'string' && restartAt !== '' ? restartAt : null };
     },
     pause: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/pause'), {}),
     resume: (name) => json(vmDetailsSchema, 'POST', vmPath(name, '/resume'), {}),
+    async execResize(name, id, size) {
+      await call('POST', vmPath(name, `/exec/${encodeURIComponent(id)}/resize`), size);
+    },
     async remove(name, o = {}) {
       await call('DELETE', vmPath(name, `?force=${o.force === true}`));
     },

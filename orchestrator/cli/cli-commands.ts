@@ -12,6 +12,7 @@ import { formatActionResult, formatAgentUpdates, formatErrorLines, formatHostInf
 import type { AgentUpdateResult } from '../api/api-contract.js';
 import type { ConsoleStdin } from './console-attach.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
+import { ACTIVE_VM_STATES, type VmStateName } from '../api/api-contract.js';
 
 export interface CommandContext {
   client: ApiClient;
@@ -26,6 +27,17 @@ export interface CommandContext {
 
 /** How often `vm logs -f` asks for what was added. */
 const FOLLOW_POLL_MS = 500;
+
+/**
+ * Why `vm logs -f` ends, with the daemon's reason when it can say: `vm web stopped (exit code 0)`,
+ * `vm web crashed: QEMU ended unexpectedly (killed by SIGKILL)`.
+ */
+export async function followEnd(client: Pick<ApiClient, 'inspect'>, name: string, state: VmStateName): Promise<string> {
+  const why = await client.inspect(name).then((vm) => vm.stateReason, () => '');
+  if (why.startsWith(`${state} `)) return `vm ${name} ${why}`;
+  const what = state === 'defined' ? 'has never been started' : state;
+  return `vm ${name} ${what}${why ? `: ${why}` : ''}`;
+}
 
 type VmCommand = Exclude<CliCommand, { kind: 'help' } | { kind: 'completion' } | { kind: 'daemon' } | { kind: 'cp' } | { kind: 'vm-exec' } | { kind: 'cluster-keygen' } | ChatCommand | ObserveCommand>;
 
@@ -141,8 +153,10 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
         else out(text);
         return EXIT.OK;
       }
-      // -f: the tail, then what is added, until Ctrl-C (the CLI's default SIGINT ends the process).
-      // --json: one {"name","source","text"} line per piece.
+      // -f: the tail, then what is added, until the VM stops or crashes (as `docker logs -f` ends with its
+      // container), or Ctrl-C (the CLI's default SIGINT ends the process). A crashed VM that its on-failure
+      // policy restarts is followed on: the log goes on in the same file. --json: one
+      // {"name","source","text"} line per piece.
       const print = (text: string): void => {
         if (text === '') return;
         if (json) out(JSON.stringify({ name: command.name, source, text }) + '\n');
@@ -150,8 +164,19 @@ export async function runVmCommand(command: VmCommand, ctx: CommandContext): Pro
       };
       let chunk = await client.logChunk(command.name, opts);
       print(chunk.text);
+      let restartSaid: string | null = null;
       for (;;) {
-        await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        // The state is read before the log: once the VM is down, the log is whole, so read to its end.
+        const over = !ACTIVE_VM_STATES.includes(chunk.vmState) && chunk.restartAt === null;
+        if (over && chunk.text === '') {
+          ctx.stderr.write(`vmgmt: ${await followEnd(client, command.name, chunk.vmState)}; the log ends here\n`);
+          return EXIT.OK;
+        }
+        if (chunk.restartAt !== null && chunk.restartAt !== restartSaid) {
+          restartSaid = chunk.restartAt;
+          ctx.stderr.write(`vmgmt: vm ${command.name} ${chunk.vmState}; its on-failure policy restarts it at ${chunk.restartAt}: following on\n`);
+        }
+        if (!over) await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
         chunk = await client.logChunk(command.name, { source, fromByte: chunk.endByte });
         print(chunk.text);
       }

@@ -126,7 +126,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     args: 'NAME [--timeout MS]',
     summary: 'press the ACPI power button; `quit` QEMU after MS, then SIGKILL',
     description:
-      "A guest that is still booting has not set up its ACPI handler yet and ignores the power button, so a stop right after a start waits out the whole timeout (the definition's powerdownTimeoutMs, 30000 by default) before QEMU is told to quit. The answer says which way the VM stopped.",
+      "A guest that is still booting has not enabled the ACPI power button yet, and QEMU drops a press it has not enabled: the daemon reads the guest's ACPI registers first, and such a guest (a stop right after a start) is stopped with QEMU's quit at once. A guest that took the press gets the timeout (the definition's powerdownTimeoutMs, 30000 by default) to power off before QEMU is told to quit. The answer says which way the VM stopped, and why.",
     flags: [TIMEOUT_MS('how long the guest gets to power off, in ms (default: the definition\'s powerdownTimeoutMs)')],
     examples: ['vmgmt vm stop web', 'vmgmt vm stop web --timeout 5000'],
     complete: ['vm'],
@@ -154,7 +154,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     flags: [
       { flag: '--source', value: 'SOURCE', text: "console (the guest's serial port), qemu (QEMU's stderr) or daemon (what the daemon did)", choices: ['console', 'qemu', 'daemon'] },
       { flag: '--tail', value: 'BYTES', text: 'the last BYTES of the log, a whole number >= 1 (default 65536)' },
-      { flag: '-f, --follow', text: 'then keep printing what is added until Ctrl-C (--json: one {"name","source","text"} line per piece)' },
+      { flag: '-f, --follow', text: 'then keep printing what is added until the VM stops or crashes (exit 0, said on stderr) or Ctrl-C; a crash the on-failure policy restarts is followed on (--json: one {"name","source","text"} line per piece)' },
     ],
     examples: ['vmgmt vm logs web', 'vmgmt vm logs web --source daemon --tail 4096', 'vmgmt vm logs -f web'],
     complete: ['vm'],
@@ -190,7 +190,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     description:
       "stdin is forwarded, stdout and stderr are streamed as they come (no size cap), and the CLI exits with CMD's exit code (128+N: killed by signal N; 124: --timeout killed it). With --json: NDJSON {\"event\":\"output\",...} lines, then {\"event\":\"exit\",...}.",
     flags: [
-      { flag: '--tty', text: 'run CMD on a pseudo-terminal (an interactive shell: --tty -- sh)' },
+      { flag: '--tty', text: 'run CMD on a pseudo-terminal (an interactive shell: --tty -- sh) of this terminal\'s size; resizes of this terminal are passed on' },
       TIMEOUT_MS('kill CMD after MS milliseconds (exit 124)'),
       { flag: '--env', value: 'K=V', text: 'add NAME=VALUE to the environment; repeat for more', repeats: true },
       { flag: '--cwd', value: 'DIR', text: 'the absolute guest directory to run in' },

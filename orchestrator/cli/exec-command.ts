@@ -3,9 +3,10 @@
 // as they come, read only as fast as our stdout takes them (the daemon's back-pressure reaches the guest).
 // The CLI exits with the command's exit code (128 + N for a signal N, 124 when --timeout killed it).
 import { request } from 'node:http';
-import { EXEC_FRAMES_CONTENT_TYPE, execExitSchema, type ExecExit, type ExecRequestInput } from '../api/api-contract.js';
+import { EXEC_FRAMES_CONTENT_TYPE, EXEC_ID_HEADER, execExitSchema, type ExecExit, type ExecRequestInput } from '../api/api-contract.js';
 import { EXEC_FRAME, ExecFrameParser } from '../api/exec-frames.js';
-import { toApiError, unavailable } from './api-client.js';
+import { ApiError, toApiError, unavailable } from './api-client.js';
+import { resizeForwarder, type ResizeForwarder } from './exec-resize.js';
 import type { CliCommand } from './cli-args.js';
 import type { CommandContext } from './cli-commands.js';
 import { CliError } from './cli-error.js';
@@ -49,7 +50,31 @@ export function runExecCommand(command: ExecCommand, ctx: CommandContext & { soc
     let connected = false;
     let settled = false;
     const raw = command.tty && stdin.isTTY === true && typeof stdin.setRawMode === 'function';
+    let resizes: ResizeForwarder | undefined;
+    const onWinch = (): void => resizes?.changed();
+    // A terminal's size changes (SIGWINCH) go to the session in the guest, by the id its answer gave.
+    const forwardResizes = (execId: string): void => {
+      const term = [ctx.stdout, ctx.stderr].find((s) => (s as NodeJS.WriteStream).isTTY === true && typeof (s as NodeJS.WriteStream).getWindowSize === 'function') as NodeJS.WriteStream | undefined;
+      if (!term) return;
+      resizes = resizeForwarder({
+        read: () => {
+          const [cols, rows] = term.getWindowSize();
+          return { rows, cols };
+        },
+        send: (size) => ctx.client.execResize(command.name, execId, size),
+        ...(body.rows ? { initial: { rows: body.rows, cols: body.cols ?? 0 } } : {}),
+        onError: (err) => {
+          // NOT_FOUND: the command ended while the size was on its way.
+          if (!(err instanceof ApiError && err.code === 'NOT_FOUND')) ctx.stderr.write(`vmgmt: could not pass the terminal's new size on: ${(err as Error).message}\r\n`);
+        },
+      });
+      process.on('SIGWINCH', onWinch);
+      // It may have changed between the request and its answer.
+      resizes.changed();
+    };
     const cleanup = (): void => {
+      process.off('SIGWINCH', onWinch);
+      resizes?.stop();
       if (raw) stdin.setRawMode!(false);
       stdin.removeListener('data', onData);
       stdin.removeListener('end', onEnd);
@@ -72,6 +97,8 @@ export function runExecCommand(command: ExecCommand, ctx: CommandContext & { soc
         );
         return;
       }
+      const execId = res.headers[EXEC_ID_HEADER];
+      if (raw && typeof execId === 'string') forwardResizes(execId);
       const parser = new ExecFrameParser();
       let exit: ExecExit | undefined;
       const emit = (stream: 'stdout' | 'stderr', payload: Buffer): boolean => {

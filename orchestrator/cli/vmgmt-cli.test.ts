@@ -95,6 +95,10 @@ describe('vmgmt vm ... against the API server', () => {
     expect(await vmgmt('vm stop a --timeout 2500')).toMatchObject({ code: 0, stdout: 'stopped vm a (exit code 0)\n' });
     expect(manager.calls.find((c) => c.method === 'stop')?.args).toEqual(['a', { timeoutMs: 2500 }]);
     expect(await vmgmt('vm logs a --source qemu --tail 7')).toEqual({ code: 0, stdout: 'line 2\n', stderr: '' });
+    // -f of a VM that is down: the log, then the end, said on stderr (as docker logs -f of a stopped container).
+    const followed = await vmgmt('vm logs -f a');
+    expect(followed).toMatchObject({ code: 0, stdout: 'console log of a\nline 2\n' });
+    expect(followed.stderr).toMatch(/^vmgmt: vm a stopped.*; the log ends here\n$/);
     expect(await vmgmt('vm rm a')).toEqual({ code: 0, stdout: 'removed vm a\n', stderr: '' });
   });
 

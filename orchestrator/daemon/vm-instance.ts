@@ -16,6 +16,7 @@ import type { AgentUpdateService } from '../../device-backend/services/agent/age
 import type { AgentUpdateResult } from '../api/api-contract.js';
 import { agentUpdate } from './agent-update.js';
 import type { VmgmtNative } from '../../device-backend/native/index.js';
+import { readPowerButton } from '../qemu/acpi-power-button.js';
 import { attachQemu } from '../qemu/qemu-attach.js';
 import type { QemuExit, QemuProcess } from '../qemu/qemu-process.js';
 import type { ChatHub } from '../../device-backend/services/chat/chat-hub.js';
@@ -81,6 +82,8 @@ export class VmInstance {
   private qemu: QemuProcess | undefined;
   private device: ManagementDevice | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** When restartTimer fires (ISO time), until the restart begins or is called off. */
+  private restartDueAt: string | null = null;
   private stableTimer: NodeJS.Timeout | undefined;
   /** This VM's turn to boot (BootGate), held from launch until its agent is up. */
   private bootTurn: ReleaseTurn | undefined;
@@ -123,6 +126,11 @@ export class VmInstance {
 
   get state(): VmRecord['status']['state'] {
     return this.record.status.state;
+  }
+
+  /** When the on-failure policy restarts this crashed VM (ISO time), or null when no restart is due. */
+  get restartAt(): string | null {
+    return this.restartDueAt;
   }
 
   /** Runs lifecycle operations on this VM one at a time. */
@@ -207,6 +215,7 @@ export class VmInstance {
 
   start(opts: { resetRestarts?: boolean } = {}): Promise<VmDetails> {
     return this.serialize(async () => {
+      this.restartDueAt = null;
       this.apply({ type: 'start' });
       if (opts.resetRestarts ?? true) this.record = { ...this.record, restarts: 0, restartGaveUpAt: null };
       clearTimeout(this.restartTimer);
@@ -498,6 +507,7 @@ export class VmInstance {
     this.record.restarts += 1;
     this.persist();
     this.log.info(`restarting in ${delayMs} ms (restart ${this.record.restarts} of ${policy.maxRestarts}, policy on-failure)`);
+    this.restartDueAt = new Date(Date.now() + delayMs).toISOString();
     this.restartTimer = setTimeout(() => {
       this.start({ resetRestarts: false }).catch((err: unknown) => this.log.error('restart failed', { error: (err as Error).message }));
     }, delayMs);
@@ -525,20 +535,40 @@ export class VmInstance {
       const deadlineMs = opts.timeoutMs ?? this.definition.powerdownTimeoutMs;
       // A guest still booting has no ACPI handler yet: it ignores the power button until the deadline.
       const booting = !this.agentUp;
-      await qemu.qmp.execute('system_powerdown').catch((err: unknown) => this.log.warn('system_powerdown failed', { error: (err as Error).message }));
-      let deadline: NodeJS.Timeout | undefined;
-      const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => (deadline = setTimeout(() => r(false), deadlineMs)))]);
-      clearTimeout(deadline);
       let stoppedBy: 'powerdown' | 'quit' | 'kill' = 'powerdown';
       let stopNote = '';
-      if (!exited) {
-        stopNote =
-          `the guest did not power off within ${deadlineMs} ms of the ACPI power button` +
-          (booting ? ' (it was still booting: its agent was not up, and a guest ignores the button until its ACPI handler is set up)' : '') +
-          '; QEMU was told to quit';
-        this.log.warn(stopNote);
+      // QEMU drops a press the guest has not enabled (acpi-power-button.ts): then waiting is for nothing.
+      const button = await readPowerButton(qemu.qmp);
+      if (button.kind === 'disabled') {
+        stopNote = `vm ${this.name} was still booting (${button.why}): stopped it with quit at once`;
+        this.log.info(stopNote);
         await qemu.shutdown({ timeoutMs: QUIT_TIMEOUT_MS });
         stoppedBy = 'quit';
+      } else {
+        if (button.kind === 'unknown') this.log.debug(`could not tell whether the guest takes the power button: ${button.why}; pressing it`);
+        await qemu.qmp.execute('system_powerdown').catch((err: unknown) => this.log.warn('system_powerdown failed', { error: (err as Error).message }));
+        // Pressed while the guest was booting, the press may come before anything in the guest listens for
+        // it (the kernel took it, its userspace was not up): press once more when its agent comes up.
+        const agent = this.agent;
+        if (booting && agent) {
+          void agent.waitUntilUp(deadlineMs).then((up) => {
+            if (!up || this.qemu !== qemu || this.state !== 'stopping') return;
+            this.log.info('the guest agent came up while the VM was stopping: pressing the power button once more');
+            return qemu.qmp.execute('system_powerdown');
+          }).catch(() => {});
+        }
+        let deadline: NodeJS.Timeout | undefined;
+        const exited = await Promise.race([qemu.exited.then(() => true), new Promise<false>((r) => (deadline = setTimeout(() => r(false), deadlineMs)))]);
+        clearTimeout(deadline);
+        if (!exited) {
+          stopNote =
+            `the guest did not power off within ${deadlineMs} ms of the ACPI power button` +
+            (booting ? ' (it was still booting: its agent was not up, and a guest ignores the button until its ACPI handler is set up)' : '') +
+            '; QEMU was told to quit';
+          this.log.warn(stopNote);
+          await qemu.shutdown({ timeoutMs: QUIT_TIMEOUT_MS });
+          stoppedBy = 'quit';
+        }
       }
       const exit = await qemu.exited;
       if (stoppedBy === 'quit' && exit.signal === 'SIGKILL') {
@@ -646,6 +676,7 @@ export class VmInstance {
   /** `vm update`: the record to carry over to the instance that replaces this one (the VM is not active). */
   snapshotForReplace(): { record: VmRecord } {
     clearTimeout(this.restartTimer);
+    this.restartDueAt = null;
     return { record: this.record };
   }
 
@@ -653,6 +684,7 @@ export class VmInstance {
   detach(): void {
     this.detached = true;
     clearTimeout(this.restartTimer);
+    this.restartDueAt = null;
     clearTimeout(this.stableTimer);
     this.endBootTurn();
     this.qemu?.release();

@@ -1,7 +1,7 @@
 // What the control API needs from the daemon's VM manager. The API layer parses and validates, then
 // calls these; they throw VmgmtError.
 import type { GuestTree } from './guest-tree.js';
-import type { AgentUpdateResult, ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, HostInfo, LogSource, StatsList, VmDetails, VmStats, VmSummary } from '../api/api-contract.js';
+import type { AgentUpdateResult, ChatMessageEventData, ChatPeer, ChatPolicyCheck, ChatSendResult, HostInfo, LogSource, StatsList, VmDetails, VmStateName, VmStats, VmSummary } from '../api/api-contract.js';
 import type { VmDefinition } from './vm-definition.js';
 import type { ExecOptions, ExecResult } from '../../device-backend/services/exec/exec-service.js';
 
@@ -14,7 +14,7 @@ export interface VmManagerApi {
   list(): VmSummary[];
   inspect(name: string): VmDetails;
   start(name: string): Promise<VmDetails>;
-  /** ACPI power button, then `quit` after the definition's deadline (or timeoutMs), then SIGKILL. */
+  /** ACPI power button, then `quit` after the definition's deadline (or timeoutMs), then SIGKILL; `quit` at once when the guest has not enabled the button yet (still booting). */
   stop(name: string, opts?: { timeoutMs?: number }): Promise<VmDetails>;
   kill(name: string): Promise<VmDetails>;
   /**
@@ -61,6 +61,10 @@ export interface LogChunk {
   text: string;
   /** The byte offset in the log just past `text`. */
   endByte: number;
+  /** The VM's state when the log was read (read before it: a VM stopped then has its whole log in it). */
+  vmState: VmStateName;
+  /** When the on-failure policy restarts the crashed VM (ISO time), or null: `vm logs -f` follows on. */
+  restartAt: string | null;
 }
 
 export interface HostCopyOptions {

@@ -266,11 +266,15 @@ export class VmManager implements VmManagerApi {
   async logs(name: string, opts: { source: LogSource; tailBytes?: number; fromByte?: number }): Promise<LogChunk> {
     const vm = this.get(name);
     const file = opts.source === 'console' ? vm.paths.consoleLog : opts.source === 'qemu' ? vm.paths.qemuLog : path.join(this.store.vmDir(name), 'daemon.log');
-    return readLogChunk(file, {
+    // The state first: a VM that is stopped now has written all it will (QEMU exited before the state changed).
+    const vmState = vm.state;
+    const restartAt = vm.restartAt;
+    const chunk = readLogChunk(file, {
       tailBytes: Math.min(opts.tailBytes ?? DEFAULT_LOG_TAIL_BYTES, MAX_LOG_CHUNK_BYTES),
       ...(opts.fromByte === undefined ? {} : { fromByte: opts.fromByte }),
       maxBytes: MAX_LOG_CHUNK_BYTES,
     });
+    return { ...chunk, vmState, restartAt };
   }
 
   async update(name: string, definition: VmDefinition): Promise<VmDetails> {

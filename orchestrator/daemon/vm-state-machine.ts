@@ -1,5 +1,6 @@
 // The VM lifecycle as an explicit state machine. Pure: the VM instance feeds it events (requests, QMP
 // events, process exit) and acts on the state it returns.
+import { ACTIVE_VM_STATES } from '../api/api-contract.js';
 import type { VmStateName } from './vm-manager-api.js';
 
 export type VmEvent =
@@ -27,7 +28,7 @@ export interface VmStatus {
 
 export type Transition = { ok: true; status: VmStatus } | { ok: false; reason: string };
 
-const RUNNING_LIKE: ReadonlySet<VmStateName> = new Set(['starting', 'running', 'paused', 'stopping']);
+const RUNNING_LIKE: ReadonlySet<VmStateName> = new Set(ACTIVE_VM_STATES);
 
 export const isActive = (s: VmStateName): boolean => RUNNING_LIKE.has(s);
 

@@ -134,10 +134,12 @@ describe('vmgmt CLI for newcomers (issue 14)', () => {
       // A KVM guest can be far enough in 2 s to take the button: then the answer says that.
       expect(early.stdout).toMatch(/^stopped vm it-ux-2 by the power button/);
     } else {
-      // Under TCG it is still booting (seconds to its ACPI handler): quit, and why.
+      // Under TCG it is still booting (seconds to its ACPI handler): quit, and why. Mostly its kernel has not
+      // enabled the power button yet, and the stop goes to quit at once; a guest a little further on takes the
+      // press but nothing in it acts on it yet, and the stop waits the deadline (2000 ms).
       expect(early.stdout).toMatch(/^stopped vm it-ux-2 by QEMU quit \((signal|exit code)/);
-      expect(early.stdout).toContain('the guest did not power off within 2000 ms of the ACPI power button (it was still booting');
-      expect(json.lastExit).toMatchObject({ stoppedBy: 'quit', stopNote: expect.stringContaining('QEMU was told to quit') });
+      expect(early.stdout).toMatch(/vm it-ux-2 was still booting \(.+\): stopped it with quit at once|the guest did not power off within 2000 ms of the ACPI power button \(it was still booting/);
+      expect(json.lastExit).toMatchObject({ stoppedBy: 'quit', stopNote: expect.stringContaining('still booting') });
     }
   });
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../core/core-logger.js';
 import type { ChannelPort } from '../../core/message-service.js';
-import { EXEC_ATTACH_REQ, EXEC_EXIT_REQ, EXEC_IO_REQ, EXEC_IO_RESP, EXEC_SPEC, EXEC_START_REQ, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
+import { EXEC_ATTACH_REQ, EXEC_EXIT_REQ, EXEC_IO_REQ, EXEC_IO_RESP, EXEC_RESIZE_MSG, EXEC_SPEC, EXEC_START_REQ, MSG_TYPE, STATUS } from '../../layout/wire-layout.js';
 import { DataSlice } from '../../memory/data-slice.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import type { Message } from '../../protocol/message-codec.js';
@@ -156,6 +156,23 @@ describe('ExecService', () => {
     expect(new DataView(pushes[0]!.payload.buffer).getUint32(0, true)).toBe(9);
     await svc.handle(exit(-1, 9), port);
     expect(await running).toMatchObject({ timedOut: true, signal: 9 });
+  });
+
+  it('hands a running session its resize once attached: EXEC_RESIZE pushed with rows and cols', async () => {
+    const { svc, attach, port, pushes } = setup();
+    let resize: ((rows: number, cols: number) => void) | undefined;
+    const running = svc.run({ spec: { ...spec, tty: true, rows: 24, cols: 80 }, io: { output: async () => {} }, onAttached: (s) => (resize = s.resize) });
+    await attach();
+    while (!resize) await new Promise((r) => setTimeout(r, 1));
+    resize(50, 132);
+    expect(pushes.map((p) => p.type)).toEqual([MSG_TYPE.EXEC_RESIZE]);
+    const dv = new DataView(pushes[0]!.payload.buffer, pushes[0]!.payload.byteOffset);
+    expect([dv.getUint16(EXEC_RESIZE_MSG.offsets.rows, true), dv.getUint16(EXEC_RESIZE_MSG.offsets.cols, true)]).toEqual([50, 132]);
+    await svc.handle(exit(0), port);
+    await running;
+    // After the exit the session is gone: a late resize sends nothing.
+    resize(10, 10);
+    expect(pushes).toHaveLength(1);
   });
 
   it('close fails a running session at once with the reason', async () => {

@@ -41,6 +41,8 @@ export interface ExecOptions {
   attachWaitMs?: number;
   /** The client went away: the command is killed. */
   signal?: AbortSignal;
+  /** Called once the command runs (its exec process attached): a --tty session's resizes go through it. */
+  onAttached?: (session: { resize(rows: number, cols: number): void }) => void;
 }
 
 export interface ExecResult {
@@ -264,7 +266,10 @@ export class ExecService implements MessageService {
   /** Tells a --tty session's command the client's terminal size. */
   resize(token: string, rows: number, cols: number): void {
     const s = this.byToken.get(token);
-    if (s?.state === 'attached' && s.port) s.port.push(MSG_TYPE.EXEC_RESIZE, encodeResize(rows, cols));
+    if (s?.state !== 'attached' || !s.port) return;
+    const r = s.port.push(MSG_TYPE.EXEC_RESIZE, encodeResize(rows, cols));
+    if (r.ok) this.host?.counters.add('resizes');
+    else this.opts.log.warn('could not send EXEC_RESIZE', { reason: r.reason, rows, cols });
   }
 
   /** Runs a command in the guest through its agent; rejects with ExecError or AgentError. */
@@ -331,6 +336,7 @@ export class ExecService implements MessageService {
           attachTimer = setTimeout(() => reject(new ExecError('GUEST_REFUSED', `the guest's exec process did not attach within ${attachWaitMs} ms (no free channel?)`)), attachWaitMs);
         }),
       ]).finally(() => clearTimeout(attachTimer));
+      if (s.state === 'attached') opts.onAttached?.({ resize: (rows, cols) => this.resize(token, rows, cols) });
       if (opts.timeoutMs !== undefined) {
         timer = setTimeout(() => {
           s.timedOut = true;
