@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonFixture } from '../support/daemon-fixture.js';
+import { waitFor } from '../support/wait-for.js';
 
 const alive = (pid: number): boolean => {
   try {
@@ -75,13 +76,7 @@ describe('vm stop after start, vm logs -f to the end, vm exec --tty resizes (iss
   });
 
   const waitForAgent = async (name: string): Promise<void> => {
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      const info = await d.guest(name, 'vmgmt-guest info --json');
-      if (/"mode":"agent"/.test(info.stdout)) return;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    throw new Error(`the guest agent of ${name} did not come up`);
+    await waitFor(`the guest agent of ${name}`, async () => (/"mode":"agent"/.test((await d.guest(name, 'vmgmt-guest info --json')).stdout) ? true : undefined), 120_000, 500);
   };
 
   it('stop right after start goes to quit at once, says the VM was still booting, and leaves no QEMU', async () => {
@@ -112,9 +107,7 @@ describe('vm stop after start, vm logs -f to the end, vm exec --tty resizes (iss
     let seen = '';
     child.stdout!.on('data', (b: Buffer) => (seen += b.toString()));
     expect((await d.guest('it-follow', 'echo follow-$((40+2)) > /dev/ttyS0')).exitCode).toBe(0);
-    const deadline = Date.now() + 30_000;
-    while (!seen.includes('follow-42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(seen).toContain('follow-42');
+    await waitFor('follow-42 in the followed log', () => (seen.includes('follow-42') ? true : undefined), 30_000, 100);
 
     const stopped = await vmgmt('vm', 'stop', 'it-follow');
     expect(stopped.code, stopped.stderr).toBe(0);
@@ -150,9 +143,7 @@ describe('vm stop after start, vm logs -f to the end, vm exec --tty resizes (iss
     expect(err).toMatch(/vmgmt: vm it-restart crashed; its on-failure policy restarts it at \S+: following on\n/);
     // The follower is still there, and the restarted guest's output reaches it.
     expect((await d.guest('it-restart', 'echo after-restart-$((6*7)) > /dev/ttyS0')).exitCode).toBe(0);
-    const deadline = Date.now() + 30_000;
-    while (!seen.includes('after-restart-42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(seen).toContain('after-restart-42');
+    await waitFor('after-restart-42 in the followed log', () => (seen.includes('after-restart-42') ? true : undefined), 30_000, 100);
     expect(child.exitCode).toBeNull();
 
     // Its one restart is used: this crash is the end, and the follower says so.
