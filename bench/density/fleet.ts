@@ -7,9 +7,9 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { rawApiRequest, type RawApiAnswer } from '../../orchestrator/api/raw-api-request.js';
 import { GuestControlClient } from '../../orchestrator/guest-control/guest-control-client.js';
 import { findRepoRoot } from '../../orchestrator/vm/repo-root.js';
 import { hostCpuTicks, memfdAllocatedBytes, percentOfOneCore, processCpuTicks, processMemory, type ProcessMemory } from './proc-stats.js';
@@ -84,10 +84,6 @@ export interface FleetResult {
   lsCliMedianMs: number;
 }
 
-interface ApiAnswer {
-  status: number;
-  body: any;
-}
 
 const CONSOLE_UP = /vmgmt-init: up in ([\d.]+)s/;
 const CONSOLE_TAIL_BYTES = 1200;
@@ -376,30 +372,8 @@ export class Fleet {
     });
   }
 
-  private api(method: string, urlPath: string, body?: unknown, timeoutMs = 60_000): Promise<ApiAnswer> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(
-        { socketPath: this.socketPath, method, path: urlPath, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}, timeout: timeoutMs },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => {
-            const isJson = (res.headers['content-type'] ?? '').includes('json');
-            try {
-              resolve({ status: res.statusCode ?? 0, body: isJson && text ? JSON.parse(text) : text });
-            } catch (err) {
-              reject(err as Error);
-            }
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath} timed out after ${timeoutMs} ms`)));
-      req.on('error', reject);
-      if (payload) req.write(payload);
-      req.end();
-    });
+  private api(method: string, urlPath: string, body?: unknown, timeoutMs = 60_000): Promise<RawApiAnswer> {
+    return rawApiRequest(this.socketPath, method, urlPath, body, timeoutMs);
   }
 
   /** The daemon's last output, for a failure report. */

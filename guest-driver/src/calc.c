@@ -143,19 +143,29 @@ static int calc_call(struct fileop *f, uint16_t type, const void *req, uint32_t 
     return calc_check(f, a, need, function);
 }
 
+/* The channel in CALC mode, and the room for a buffer after the path area (at most max_bytes). */
+static int calc_start(struct fileop *f, struct session *s, const struct calc *c, uint32_t max_bytes, uint32_t *room)
+{
+    int rc = fileop_start_in_mode(f, &s->ch, c->common.timeout_ms, VMGMT_MODE_CALC, "calc");
+    if (rc)
+        return rc;
+    if (f->slice.size <= CALC_BUFFER_OFFSET)
+        return report_error(REPORT_EXIT_PROTOCOL, "calc: the data slice of %u bytes has no room for a buffer", f->slice.size);
+    *room = f->slice.size - CALC_BUFFER_OFFSET;
+    if (*room > max_bytes)
+        *room = max_bytes;
+    return REPORT_EXIT_OK;
+}
+
 /* calc --list: CALC_LIST pages into the slice, each vmgmt_calc_entry checked against the bytes the core
  * said it wrote before it is printed. */
 static int calc_list_body(struct session *s, struct calc *c)
 {
     struct fileop f;
-    int rc = fileop_start_in_mode(&f, &s->ch, c->common.timeout_ms, VMGMT_MODE_CALC, "calc");
+    uint32_t room = 0;
+    int rc = calc_start(&f, s, c, 65536, &room);
     if (rc)
         return rc;
-    if (f.slice.size <= CALC_BUFFER_OFFSET)
-        return report_error(REPORT_EXIT_PROTOCOL, "calc: the data slice of %u bytes has no room for a buffer", f.slice.size);
-    uint32_t room = f.slice.size - CALC_BUFFER_OFFSET;
-    if (room > 65536)
-        room = 65536;
     static uint8_t copy[65536];
     uint32_t cookie = 0, total = 0;
     do {
@@ -340,14 +350,10 @@ static int calc_body(struct session *s, void *ctx)
     if (c->list)
         return calc_list_body(s, c);
     struct fileop f;
-    int rc = fileop_start_in_mode(&f, &s->ch, c->common.timeout_ms, VMGMT_MODE_CALC, "calc");
+    uint32_t buf_bytes = 0;
+    int rc = calc_start(&f, s, c, CALC_MAX_BUFFER_BYTES, &buf_bytes);
     if (rc)
         return rc;
-    if (f.slice.size <= CALC_BUFFER_OFFSET)
-        return report_error(REPORT_EXIT_PROTOCOL, "calc: the data slice of %u bytes has no room for a buffer", f.slice.size);
-    uint32_t buf_bytes = f.slice.size - CALC_BUFFER_OFFSET;
-    if (buf_bytes > CALC_MAX_BUFFER_BYTES)
-        buf_bytes = CALC_MAX_BUFFER_BYTES;
     uint8_t *buf = slice_at(&f.slice, CALC_BUFFER_OFFSET);
 
     int in = -1, out = -1;

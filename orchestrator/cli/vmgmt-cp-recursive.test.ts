@@ -1,63 +1,28 @@
 // `vmgmt cp -r` end to end on the host side: runCli against the real API server on a UNIX socket, backed by
 // FakeVmManager's in-memory guest files (the guest side is test/integration/vmgmt-cp-recursive.test.ts).
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../api/api-server.js';
-import { FakeVmManager } from '../api/fake-vm-manager.js';
-import { vmDefinitionSchema } from '../daemon/vm-definition.js';
-import { runCli } from './cli-main.js';
+import type { FakeVmManager } from '../api/fake-vm-manager.js';
+import { CliHarness } from './cli-test-harness.js';
 
-class Sink extends Writable {
-  text = '';
-  constructor(readonly isTTY = false, readonly columns = 80) {
-    super();
-  }
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    done();
-  }
-}
-
+let h: CliHarness | undefined;
 let dir: string;
 let work: string;
-let transferDir: string;
-let sock: string;
 let manager: FakeVmManager;
-let server: ApiServer | undefined;
-const quiet = { info() {}, warn() {}, error() {} };
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'vmgmt-cp-'));
-  work = join(dir, 'work');
-  transferDir = join(dir, 'transfers');
-  await mkdir(work);
-  sock = join(dir, 'vmgmt.sock');
-  manager = new FakeVmManager(join(dir, 'vms'));
-  manager.copyChunkBytes = 256 * 1024;
-  server = await startApiServer({ socketPath: sock, manager, log: quiet, transferDir });
-  await manager.create(vmDefinitionSchema.parse({ name: 'vm1' }));
-  await manager.start('vm1');
+  h = await CliHarness.start();
+  ({ dir, work, manager } = h);
 });
 
 afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await rm(dir, { recursive: true, force: true });
+  await h?.close();
+  h = undefined;
 });
 
-
-async function vmgmt(args: string[], opts: { tty?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new Sink();
-  const stderr = new Sink(opts.tty === true, 100);
-  const stdin = new PassThrough();
-  stdin.end();
-  const code = await runCli(args, { stdin, stdout, stderr, env: { VMGMT_SOCKET: sock } });
-  return { code, stdout: stdout.text, stderr: stderr.text };
-}
+const vmgmt = (args: string[], opts: { tty?: boolean } = {}) => h!.vmgmt(args, opts);
 
 describe('vmgmt cp -r', () => {
   it('uploads a tree file by file, making guest directories, and skips a local symlink with a warning', async () => {

@@ -3,17 +3,14 @@
 // QEMU, socket or directory behind even when the daemon is dead.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GuestControlClient } from '../../orchestrator/guest-control/guest-control-client.js';
+import { rawApiRequest, type RawApiAnswer } from '../../orchestrator/api/raw-api-request.js';
 import { findRepoRoot } from '../../orchestrator/vm/repo-root.js';
 import { qemuProcessesMentioning } from './leftovers.js';
 
-export interface ApiResponse<T = any> {
-  status: number;
-  body: T;
-}
+export type ApiResponse<T = any> = RawApiAnswer<T>;
 
 export class DaemonFixture {
   private child: ChildProcess | undefined;
@@ -123,25 +120,7 @@ export class DaemonFixture {
   }
 
   api<T = any>(method: string, urlPath: string, body?: unknown, timeoutMs = 120_000): Promise<ApiResponse<T>> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(
-        { socketPath: this.socketPath, method, path: urlPath, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}, timeout: timeoutMs },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => {
-            const isJson = (res.headers['content-type'] ?? '').includes('json');
-            resolve({ status: res.statusCode ?? 0, body: (isJson && text ? JSON.parse(text) : text) as T });
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath} timed out after ${timeoutMs} ms`)));
-      req.on('error', reject);
-      if (payload) req.write(payload);
-      req.end();
-    });
+    return rawApiRequest<T>(this.socketPath, method, urlPath, body, timeoutMs);
   }
 
   async waitFor(name: string, done: (vm: any) => boolean, timeoutMs = 60_000): Promise<any> {
