@@ -22,6 +22,9 @@ const programs = (upperAllow: unknown) => [
   { name: 'fails', argv: ['/usr/bin/ls', '/nonexistent-{vm}-{inputBytes}'], allow: LAB },
   { name: 'secret', description: 'only for another VM', argv: ['/usr/bin/cat'], allow: { vms: ['someone-else'], groups: ['prod'] } },
   { name: 'first', description: 'the first N bytes (head -c N)', argv: ['/usr/bin/head', '-c', '{args}'], args: { max: 1, pattern: '[0-9]{1,9}' }, allow: LAB },
+  // zstd through Debian's zstd (scripts/setup.sh installs it): Node 20 has no zstd (docs/decisions/calc-programs.md).
+  { name: 'zstd', description: 'zstd -3 (Debian\'s zstd)', argv: ['/usr/bin/zstd', '-q', '-c', '-3'], allow: LAB },
+  { name: 'unzstd', description: 'zstd -d', argv: ['/usr/bin/zstd', '-q', '-d', '-c'], allow: LAB },
   { name: 'argv', description: 'its arguments, one a line', argv: ['/usr/bin/printf', '%s\\n', '{args}', 'in={inputBytes}'], args: { max: 4 }, allow: LAB },
 ];
 const config = (upperAllow: unknown = LAB) => ({ logLevel: 'info', calc: { outputBudgetBytes: 2 * 1024 * 1024, programs: programs(upperAllow) } });
@@ -72,6 +75,13 @@ describe('declared calculation programs through the real daemon', () => {
     expect((await sh('printf abc | vmgmt-guest calc upper 2>/dev/null')).stdout).toBe('ABC');
   });
 
+  it('zstd as a declared program: compressed on the host, decompressed on the host, the same bytes back', async () => {
+    const r = await sh('seq 1 100000 > /tmp/seq.txt; vmgmt-guest calc zstd < /tmp/seq.txt > /tmp/seq.zst 2>/dev/null && vmgmt-guest calc unzstd < /tmp/seq.zst 2>/dev/null | cmp - /tmp/seq.txt && wc -c < /tmp/seq.txt && wc -c < /tmp/seq.zst && head -c 4 /tmp/seq.zst | od -An -tx1');
+    const [plain, packed, magic] = r.stdout.trim().split('\n').map((l) => l.trim());
+    expect(Number(packed)).toBeLessThan(Number(plain) / 3);
+    expect(magic).toBe('28 b5 2f fd'); // the zstd frame magic
+  });
+
   it('a declared program gives its result; argv is the template, input on stdin', async () => {
     const r = await sh('printf "hello, calc programs" | vmgmt-guest calc upper 2>/dev/null');
     expect(r).toMatchObject({ exitCode: 0, stdout: 'HELLO, CALC PROGRAMS' });
@@ -97,7 +107,7 @@ describe('declared calculation programs through the real daemon', () => {
     const r = await sh('vmgmt-guest calc --list');
     expect(r.exitCode, r.stdout).toBe(0);
     const names = r.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]);
-    expect(names).toEqual(['sha256', 'sha512', 'crc32c', 'gzip', 'gunzip', 'upper', 'whoami', 'where', 'sleepy', 'flood', 'hold', 'fails', 'first', 'argv']);
+    expect(names).toEqual(['sha256', 'sha512', 'crc32c', 'gzip', 'gunzip', 'upper', 'whoami', 'where', 'sleepy', 'flood', 'hold', 'fails', 'first', 'zstd', 'unzstd', 'argv']);
     expect(r.stdout).toMatch(/^upper\s+program\s+the input in upper case \(tr a-z A-Z\)$/m);
     expect(r.stdout).toMatch(/^sha256\s+built-in\s+SHA-256 of the input: 32 bytes$/m);
     expect(r.stdout).toMatch(/^sleepy\s+program\s+host program \/usr\/bin\/sleep$/m);
