@@ -194,13 +194,18 @@ describe('cluster mode: two hosts in network namespaces, one NATS broker', () =>
       await new Promise((r) => setTimeout(r, 500));
       out.subscribe = errors.some((e) => /subscription/i.test(e) || /PERMISSIONS/i.test(e)) ? 'denied' : 'allowed: ' + errors.join(',');
       try { await nc.request('vmgmt.${HOST.b}.to.${HOST.a}', new Uint8Array(4), { timeout: 2000 }); out.own = 'answered'; } catch (e) { out.own = e.code; }
+      // The names bucket cannot be wiped with a host's credentials; reading it is allowed.
+      for (const [what, subject] of [['deleteBucket', '$JS.API.STREAM.DELETE.KV_${CLUSTER.bucket}'], ['purgeBucket', '$JS.API.STREAM.PURGE.KV_${CLUSTER.bucket}']]) {
+        try { await nc.request(subject, new Uint8Array(0), { timeout: 2000 }); out[what] = 'answered'; } catch (e) { out[what] = e.code; }
+      }
+      try { const info = JSON.parse(new TextDecoder().decode((await nc.request('$JS.API.STREAM.INFO.KV_${CLUSTER.bucket}', new Uint8Array(0), { timeout: 2000 })).data)); out.info = info.config ? 'read' : JSON.stringify(info); } catch (e) { out.info = e.code; }
       await nc.close();
       try { const anon = await connect({ servers: 'nats://${ADDR.a}:${PORT}', reconnect: false }); await anon.close(); out.anonymous = 'connected'; } catch (e) { out.anonymous = e.code; }
       console.log(JSON.stringify(out));`;
     const out = execFileSync('ip', ['netns', 'exec', NS.b, process.execPath, '--input-type=module', '-e', script, path.join(base, 'b.nk')], { encoding: 'utf8', cwd: process.cwd() });
     const r = JSON.parse(out.trim().split('\n').pop()!);
     // Publishing under A's subjects is refused by the broker; under its own, A's daemon answers (a malformed request, refused in words).
-    expect(r).toEqual({ forged: 'PERMISSIONS_VIOLATION', subscribe: 'denied', own: 'answered', anonymous: 'AUTHORIZATION_VIOLATION' });
+    expect(r).toEqual({ forged: 'PERMISSIONS_VIOLATION', subscribe: 'denied', own: 'answered', deleteBucket: 'PERMISSIONS_VIOLATION', purgeBucket: 'PERMISSIONS_VIOLATION', info: 'read', anonymous: 'AUTHORIZATION_VIOLATION' });
   });
 
   it('a name held on one host is refused to another', async () => {

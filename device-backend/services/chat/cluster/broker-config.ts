@@ -12,10 +12,13 @@ export interface BrokerHostUser {
   publicKey: string;
 }
 
-/** What one host's user may do. */
-export function hostPermissions(host: string, bucket: string): { publish: string[]; subscribe: string[] } {
+/** What one host's user may do. The JetStream API is open for the bucket's reads, watches and (on first
+ * use) its creation, but no host may delete or purge a stream or remove messages from one: a daemon's
+ * credentials cannot wipe every host's names at once. */
+export function hostPermissions(host: string, bucket: string): { publish: string[]; publishDeny: string[]; subscribe: string[] } {
   return {
     publish: [`vmgmt.${host}.>`, '$JS.API.>', `$KV.${bucket}.>`, '$JS.FC.>', '$JS.ACK.>'],
+    publishDeny: ['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.PURGE.>', '$JS.API.STREAM.MSG.DELETE.>'],
     subscribe: [SUBJECTS.requestsFor(host), `${SUBJECTS.inboxPrefix(host)}.>`],
   };
 }
@@ -24,7 +27,7 @@ export function brokerConfig(opts: { listen: string; storeDir: string; bucket: s
   const list = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
   const user = (u: BrokerHostUser): string => {
     const p = hostPermissions(u.host, opts.bucket);
-    return `    { nkey: ${u.publicKey}, permissions: { publish: { allow: ${list(p.publish)} }, subscribe: { allow: ${list(p.subscribe)} }, allow_responses: true } }`;
+    return `    { nkey: ${u.publicKey}, permissions: { publish: { allow: ${list(p.publish)}, deny: ${list(p.publishDeny)} }, subscribe: { allow: ${list(p.subscribe)} }, allow_responses: true } }`;
   };
   return [
     `listen: ${opts.listen}`,
