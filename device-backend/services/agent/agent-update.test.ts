@@ -56,12 +56,16 @@ function rig(onUpdate: (payload: Uint8Array, svc: AgentUpdateService) => number)
   return { svc, port, copies };
 }
 
-let dir: string | undefined;
+/** Every temp directory a test made (some make two), removed after it. */
+const dirs: string[] = [];
 afterEach(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = undefined;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-const tempDir = () => (dir = mkdtempSync(path.join(tmpdir(), 'vmgmt-agent-update-test-')));
+const tempDir = (): string => {
+  const d = mkdtempSync(path.join(tmpdir(), 'vmgmt-agent-update-test-'));
+  dirs.push(d);
+  return d;
+};
 
 describe('AgentUpdateService', () => {
   it('keeps the newest agent\'s hello and forgets it when its channel resets', () => {
