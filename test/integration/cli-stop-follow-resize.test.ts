@@ -75,9 +75,7 @@ describe('vm stop after start, vm logs -f to the end, vm exec --tty resizes (iss
     if (d) expect(await d.cleanup()).toEqual([]);
   });
 
-  const waitForAgent = async (name: string): Promise<void> => {
-    await waitFor(`the guest agent of ${name}`, async () => (/"mode":"agent"/.test((await d.guest(name, 'vmgmt-guest info --json')).stdout) ? true : undefined), 120_000, 500);
-  };
+  const waitForAgent = (name: string): Promise<void> => d.waitForAgent(name, 120_000);
 
   it('stop right after start goes to quit at once, says the VM was still booting, and leaves no QEMU', async () => {
     expect((await d.api('POST', '/v1/vms', { name: 'it-early', accel: 'tcg' })).status).toBe(201);

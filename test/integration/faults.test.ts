@@ -37,13 +37,8 @@ describe('faults during vmgmt cp', () => {
     const now = await d.api('GET', `/v1/vms/${VM}`);
     const r = now.body.state === 'running' ? now : await d.api('POST', `/v1/vms/${VM}/start`);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline) {
-      const info = await d.guest(VM, 'vmgmt-guest info --json', 90_000);
-      if (/"mode":"agent"/.test(info.stdout)) return r.body.pid as number;
-      await new Promise((res) => setTimeout(res, 300));
-    }
-    throw new Error('the guest agent did not come up');
+    await d.waitForAgent(VM, 90_000, 300);
+    return r.body.pid as number;
   }
 
   /** Runs `vmgmt cp --json ARGS`, calls act() once the guest stage has moved bytes, returns how the CLI ended. */
@@ -146,11 +141,7 @@ describe('faults during vmgmt cp', () => {
   it('kill -9 of the daemon during a copy: the VM keeps running, the next daemon sweeps the staging file and copies again', async () => {
     const pid = (await d.api('GET', `/v1/vms/${VM}`)).body.pid as number;
     // The agent re-claims its channel after the restart above.
-    const deadline = Date.now() + 60_000;
-    while (!/"mode":"agent"/.test((await d.guest(VM, 'vmgmt-guest info --json')).stdout)) {
-      if (Date.now() > deadline) throw new Error('the agent did not come back after the daemon restart');
-      await new Promise((res) => setTimeout(res, 300));
-    }
+    await d.waitForAgent(VM, 60_000, 300);
     const r = await copyAndInterrupt([bigLocal, `${VM}:/tmp/big`], () => d.kill9());
     expect(r.code).not.toBe(0);
     expect(processAlive(pid)).toBe(true);

@@ -42,13 +42,7 @@ describe('vmgmt vm exec', () => {
     expect((await d.api('POST', '/v1/vms', { name: VM, accel: 'tcg', memoryMiB: 256 })).status).toBe(201);
     const started = await d.cli('vm', 'start', VM);
     expect(started.code, started.stderr).toBe(0);
-    const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline) {
-      const info = await d.guest(VM, 'vmgmt-guest info --json');
-      if (/"mode":"agent"/.test(info.stdout)) return;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    throw new Error('the guest agent did not come up');
+    await d.waitForAgent(VM);
   });
 
   afterAll(async () => {

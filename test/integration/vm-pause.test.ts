@@ -14,13 +14,7 @@ describe('vm pause and resume', () => {
     expect((await d.api('POST', '/v1/vms', { name: vm, accel: 'tcg', memoryMiB: 256 })).status).toBe(201);
     const started = await d.cli('vm', 'start', vm);
     expect(started.code, started.stderr).toBe(0);
-    const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline) {
-      const info = await d.guest(vm, 'vmgmt-guest info --json');
-      if (/"mode":"agent"/.test(info.stdout)) return;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    throw new Error('the guest agent did not come up');
+    await d.waitForAgent(vm);
   });
 
   afterAll(async () => {

@@ -37,13 +37,7 @@ describe('vmgmt cp -r', () => {
     d = await DaemonFixture.start({ config: { transfers: { maxTreeDepth: MAX_DEPTH, maxTreeEntries: MAX_ENTRIES, maxPullBytes: MAX_PULL } } });
     expect((await d.api('POST', '/v1/vms', { name: VM, accel: 'tcg', memoryMiB: 512 })).status).toBe(201);
     expect((await d.api('POST', '/v1/vms/it-cpr/start')).status).toBe(200);
-    const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline) {
-      const info = await d.guest(VM, 'vmgmt-guest info --json');
-      if (/"mode":"agent"/.test(info.stdout)) return;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    throw new Error('the guest agent did not come up');
+    await d.waitForAgent(VM);
   });
 
   afterAll(async () => {

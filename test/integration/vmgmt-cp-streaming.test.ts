@@ -224,7 +224,7 @@ describe(`vmgmt cp of ${SIZE_BYTES / MiB} MiB streams both ways`, () => {
     mark('host file written and hashed', t);
     t = Date.now();
     // The agent is up once it has put a channel into AGENT mode.
-    await waitFor('the guest agent', async () => (/"mode":"agent"/.test((await d.guest(VM, 'vmgmt-guest info --json')).stdout) ? true : undefined), 120_000, 500);
+    await d.waitForAgent(VM, 120_000);
     mark('guest agent up', t);
     const mounted = await d.guest(VM, `mkdir -p ${GUEST_DIR} && mount -t tmpfs -o size=${SIZE_BYTES / MiB + 64}m,huge=within_size tmpfs ${GUEST_DIR} && echo mounted`);
     expect(mounted.stdout.trim()).toBe('mounted');

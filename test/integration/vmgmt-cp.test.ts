@@ -15,14 +15,7 @@ describe('vmgmt cp', () => {
     d = await DaemonFixture.start();
     expect((await d.api('POST', '/v1/vms', { name: 'it-cp', accel: 'tcg', memoryMiB: 512 })).status).toBe(201);
     expect((await d.api('POST', '/v1/vms/it-cp/start')).status).toBe(200);
-    // The agent is up once it has put a channel into AGENT mode.
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const info = await d.guest('it-cp', 'vmgmt-guest info --json');
-      if (/"mode":"agent"/.test(info.stdout)) return;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    throw new Error('the guest agent did not come up');
+    await d.waitForAgent('it-cp', 60_000);
   });
 
   afterAll(async () => {

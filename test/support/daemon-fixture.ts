@@ -9,6 +9,7 @@ import { GuestControlClient } from '../../orchestrator/guest-control/guest-contr
 import { rawApiRequest, type RawApiAnswer } from '../../orchestrator/api/raw-api-request.js';
 import { findRepoRoot } from '../../orchestrator/vm/repo-root.js';
 import { qemuProcessesMentioning } from './leftovers.js';
+import { waitFor } from './wait-for.js';
 
 export type ApiResponse<T = any> = RawApiAnswer<T>;
 
@@ -167,6 +168,11 @@ export class DaemonFixture {
   }
 
   /** Runs a command in the guest over its control channel (ttyS1). */
+  /** Waits until the VM's guest agent serves (it has put a channel into AGENT mode). */
+  async waitForAgent(name: string, timeoutMs = 90_000, everyMs = 500): Promise<void> {
+    await waitFor(`the guest agent of ${name}`, async () => (/"mode":"agent"/.test((await this.guest(name, 'vmgmt-guest info --json', timeoutMs)).stdout) ? true : undefined), timeoutMs, everyMs);
+  }
+
   async guest(name: string, command: string, timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string }> {
     const client = await GuestControlClient.connect(path.join(this.runtimeDir, 'vms', name, 'control.sock'), { timeoutMs: 10_000 });
     try {
