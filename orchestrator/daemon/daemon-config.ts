@@ -19,6 +19,7 @@ import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { VmgmtError } from './vmgmt-error.js';
 import type { CoreLogger } from '../../device-backend/core/core-logger.js';
 import { HOST_VM_SELECTOR, type ChatRule } from '../../device-backend/services/chat/chat-policy.js';
+import type { ClusterSettings } from '../../device-backend/services/chat/cluster/cluster-chat-hub.js';
 import type { CalcSettings } from '../../device-backend/services/calc/calc-program.js';
 import { calcConfigSchema, resolveCalcConfig } from './calc-config.js';
 
@@ -232,16 +233,7 @@ export interface DaemonConfig {
   cluster: ClusterConfig | undefined;
 }
 
-export interface ClusterConfig {
-  url: string;
-  host: string;
-  credentialsFile: string;
-  bucket: string;
-  heartbeatMs: number;
-  leaseMs: number;
-  requestTimeoutMs: number;
-  maxInFlight: number;
-}
+export type ClusterConfig = ClusterSettings;
 
 /** Flags of `vmgmt daemon`: relative paths are taken from the working directory. */
 export interface DaemonConfigOverrides {

@@ -1,18 +1,22 @@
 // The end of a log file, for `vmgmt vm logs` and for what a crashed VM's console said last.
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 
-export function readTail(file: string, tailBytes: number): string {
-  if (!existsSync(file)) return '';
-  const size = statSync(file).size;
-  const start = Math.max(0, size - tailBytes);
-  const buf = Buffer.alloc(size - start);
+/** Bytes start..end of a file. */
+function readRange(file: string, start: number, end: number): Buffer {
+  const buf = Buffer.alloc(end - start);
   const fd = openSync(file, 'r');
   try {
     readSync(fd, buf, 0, buf.length, start);
   } finally {
     closeSync(fd);
   }
-  return buf.toString('utf8');
+  return buf;
+}
+
+export function readTail(file: string, tailBytes: number): string {
+  if (!existsSync(file)) return '';
+  const size = statSync(file).size;
+  return readRange(file, Math.max(0, size - tailBytes), size).toString('utf8');
 }
 
 /** The last `lines` non-empty lines of a file (from its last 8 KiB), carriage returns dropped. */
@@ -33,14 +37,7 @@ export function readLogChunk(file: string, opts: { tailBytes: number; fromByte?:
   if (!existsSync(file)) return { text: '', endByte: 0 };
   const size = statSync(file).size;
   let start = opts.fromByte === undefined ? Math.max(0, size - opts.tailBytes) : opts.fromByte > size ? 0 : opts.fromByte;
-  const end = Math.min(size, start + opts.maxBytes);
-  const buf = Buffer.alloc(end - start);
-  const fd = openSync(file, 'r');
-  try {
-    readSync(fd, buf, 0, buf.length, start);
-  } finally {
-    closeSync(fd);
-  }
+  const buf = readRange(file, start, Math.min(size, start + opts.maxBytes));
   let from = 0;
   // A tail that starts inside a character drops its continuation bytes.
   if (opts.fromByte === undefined) while (from < buf.length && from < 3 && (buf[from]! & 0xc0) === 0x80) from++;

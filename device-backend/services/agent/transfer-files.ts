@@ -197,17 +197,9 @@ export class TransferFiles {
           done += n;
           continue;
         }
-        await new Promise<void>((resolve) => {
-          const watch = this.opts.native.watchReadable(fd, () => {
-            watch.stop();
-            s.wake = undefined;
-            resolve();
-          });
-          s.wake = () => {
-            watch.stop();
-            s.wake = undefined;
-            resolve();
-          };
+        await pipeWait(s, (done) => {
+          const watch = this.opts.native.watchReadable(fd, done);
+          return () => watch.stop();
         });
       }
       s.next += done;
@@ -229,16 +221,9 @@ export class TransferFiles {
           done += n;
           continue;
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            s.wake = undefined;
-            resolve();
-          }, PIPE_FULL_WAIT_MS);
-          s.wake = () => {
-            clearTimeout(timer);
-            s.wake = undefined;
-            resolve();
-          };
+        await pipeWait(s, (done) => {
+          const timer = setTimeout(done, PIPE_FULL_WAIT_MS);
+          return () => clearTimeout(timer);
         });
       }
       s.next += done;
@@ -314,4 +299,21 @@ export class TransferFiles {
     this.stopWatching();
     for (const channel of [...this.handles.keys()]) this.channelReset(channel);
   }
+}
+
+/**
+ * Waits for the pipe: until `arm`'s event fires, or until s.wake is called (the handle closes). `arm`
+ * starts the event with the function that ends the wait and returns what cancels it.
+ */
+function pipeWait(s: NonNullable<TransferHandle['stream']>, arm: (done: () => void) => () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let cancel = (): void => {};
+    const done = (): void => {
+      cancel();
+      s.wake = undefined;
+      resolve();
+    };
+    cancel = arm(done);
+    s.wake = done;
+  });
 }

@@ -17,10 +17,8 @@ import { decodeAnswer, decodeRequest, encodeAnswer, encodeRequest, senderOf, SUB
 import { claimStep, ClusterNames, encodeClaim, KEYS, type NameChange, type NameClaim } from './cluster-names.js';
 import { NatsLink, type RequestFailure } from './nats-link.js';
 
-export interface ClusterChatHubOptions {
-  /** This daemon's own hub (made with hostId = host). */
-  local: LocalChatHub;
-  log: CoreLogger;
+/** Cluster mode's settings, as the daemon's config resolves them. */
+export interface ClusterSettings {
   url: string;
   host: string;
   credentialsFile: string;
@@ -29,6 +27,12 @@ export interface ClusterChatHubOptions {
   leaseMs: number;
   requestTimeoutMs: number;
   maxInFlight: number;
+}
+
+export interface ClusterChatHubOptions extends ClusterSettings {
+  /** This daemon's own hub (made with hostId = host). */
+  local: LocalChatHub;
+  log: CoreLogger;
 }
 
 /** Requests from other hosts being handled at once; more are answered QUEUE_FULL. */
